@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// agent-runner: a supervisor (`agent-runner`) that claims architecture jobs from
+/// MongoDB and one sandboxed child (`agent-runner-job`) per job that generates,
+/// validates, commits and pushes the codebase. See README.md and DESIGN.md.
+let package = Package(
+    name: "agent-runner",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "agent-runner", targets: ["Supervisor"]),
+        .executable(name: "agent-runner-job", targets: ["JobChild"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // System libraries (Debian -dev packages).
+        .systemLibrary(name: "CMongoC", pkgConfig: "libmongoc-1.0",
+                       providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Tiny C shims: macros, variadics and fork/exec that Swift cannot express safely.
+        .target(name: "CShims", dependencies: ["CSeccomp", "CCurl"]),
+
+        // Shared model: configuration, job spec, child protocol, errors, redaction.
+        .target(name: "RunnerCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // MongoDB job store over libmongoc.
+        .target(name: "JobStore", dependencies: ["RunnerCore", "CMongoC",
+                                                 .product(name: "Logging", package: "swift-log")]),
+        // Self-confinement of the job child: Landlock, seccomp, rlimits.
+        .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
+        // Spec/instructions builders, generators and the safe tree writer.
+        .target(name: "Generation", dependencies: ["RunnerCore", "CShims"]),
+        // Commit and push with libgit2.
+        .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2"]),
+        // The supervisor's machinery: claim loop, child processes, CLI helpers.
+        .target(name: "SupervisorKit", dependencies: [
+            "RunnerCore", "JobStore", "CShims", "Sandbox",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "Supervisor", dependencies: [
+            "SupervisorKit", "RunnerCore", "JobStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "JobChild", dependencies: [
+            "RunnerCore", "Sandbox", "Generation", "Publishing",
+        ]),
+        .testTarget(name: "RunnerTests", dependencies: [
+            "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit",
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,158 @@
+/// The one JSON ticket the supervisor writes to a job child's stdin (then EOF).
+/// It carries everything the child may know; secrets travel only here.
+public struct JobTicket: Sendable, Codable {
+    /// The job id as text (ObjectId hex or the string id).
+    public var jobId: String
+    public var attempt: Int
+    public var projectName: String
+    /// The project's remote (githubRepoUrl), if it has one.
+    public var repoURL: String?
+    public var architectureSpec: JSONValue
+    public var workspace: String
+    public var settings: ChildSettings
+    public var secrets: ChildSecrets
+
+    public init(jobId: String, attempt: Int, projectName: String, repoURL: String?, architectureSpec: JSONValue,
+                workspace: String, settings: ChildSettings, secrets: ChildSecrets) {
+        self.jobId = jobId
+        self.attempt = attempt
+        self.projectName = projectName
+        self.repoURL = repoURL
+        self.architectureSpec = architectureSpec
+        self.workspace = workspace
+        self.settings = settings
+        self.secrets = secrets
+    }
+}
+
+/// Non-secret settings the child needs, copied from the runner's configuration.
+public struct ChildSettings: Sendable, Codable {
+    public var generators: [String]
+    public var clineEnabled: Bool
+    public var clineCommand: String
+    public var clineArgs: String
+    public var clineTimeoutSeconds: Int
+    public var geminiModel: String
+    public var geminiAPIBase: String
+    public var authorName: String
+    public var authorEmail: String
+    public var branch: String
+    public var remoteName: String
+    public var sandboxEnforced: Bool
+    public var sandboxReadPaths: [String]
+    public var memoryMB: Int
+    public var cpuSeconds: Int
+    public var maxFileMB: Int
+    public var maxFiles: Int
+    public var maxTotalMB: Int
+
+    public init(_ c: RunnerConfiguration) {
+        generators = c.generators
+        clineEnabled = c.clineEnabled
+        clineCommand = c.clineCommand
+        clineArgs = c.clineArgs
+        clineTimeoutSeconds = c.clineTimeoutSeconds
+        geminiModel = c.geminiModel
+        geminiAPIBase = c.geminiAPIBase
+        authorName = c.gitAuthorName
+        authorEmail = c.gitAuthorEmail
+        branch = c.defaultBranch
+        remoteName = c.remoteName
+        sandboxEnforced = c.sandboxEnforced
+        sandboxReadPaths = c.sandboxReadPaths
+        memoryMB = c.jobMemoryMB
+        cpuSeconds = c.jobCPUSeconds
+        maxFileMB = c.jobMaxFileMB
+        maxFiles = c.jobMaxFiles
+        maxTotalMB = c.jobMaxTotalMB
+    }
+}
+
+/// Secrets for one job. Never logged: `description` hides them.
+public struct ChildSecrets: Sendable, Codable, CustomStringConvertible {
+    public var githubToken: String?
+    public var geminiAPIKey: String?
+    public init(githubToken: String?, geminiAPIKey: String?) {
+        self.githubToken = githubToken
+        self.geminiAPIKey = geminiAPIKey
+    }
+    public var description: String { "ChildSecrets(redacted)" }
+    /// The secret values present, for exact-match redaction.
+    public var values: [String] { [githubToken, geminiAPIKey].compactMap { $0 } }
+}
+
+/// The job's `metadata` sub-document.
+public struct JobMetadata: Sendable, Codable, Hashable {
+    public var repoUrl: String?
+    public var branch: String?
+    public var commitSha: String?
+    public var parentSha: String?
+    public var unchanged: Bool?
+    public var pushSkipped: Bool?
+    public var pushSkippedReason: String?
+    public var alreadyPushed: Bool?
+    public var generator: String?
+    public var files: Int?
+    public var bytes: Int?
+    public init() {}
+
+    /// As a JSON object (absent fields omitted).
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [:]
+        if let repoUrl { o["repoUrl"] = .string(repoUrl) }
+        if let branch { o["branch"] = .string(branch) }
+        if let commitSha { o["commitSha"] = .string(commitSha) }
+        if let parentSha { o["parentSha"] = .string(parentSha) }
+        if let unchanged { o["unchanged"] = .bool(unchanged) }
+        if let pushSkipped { o["pushSkipped"] = .bool(pushSkipped) }
+        if let pushSkippedReason { o["pushSkippedReason"] = .string(pushSkippedReason) }
+        if let alreadyPushed { o["alreadyPushed"] = .bool(alreadyPushed) }
+        if let generator { o["generator"] = .string(generator) }
+        if let files { o["files"] = .int(Int64(files)) }
+        if let bytes { o["bytes"] = .int(Int64(bytes)) }
+        return .object(o)
+    }
+}
+
+/// Pipeline stages recorded in the job's `stage` field.
+public enum JobStage: String, Sendable, Codable {
+    case claimed, preparing, generating, validating, committing, pushing, finished
+}
+
+/// One NDJSON line on the child's stdout.
+public enum ChildEvent: Sendable, Codable, Equatable {
+    case log(String)
+    case stage(JobStage)
+    case succeeded(JobMetadata)
+    case failed(JobFailure)
+
+    private enum CodingKeys: String, CodingKey { case type, line, stage, ok, metadata, error }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        switch try c.decode(String.self, forKey: .type) {
+        case "log": self = .log(try c.decode(String.self, forKey: .line))
+        case "stage": self = .stage(try c.decode(JobStage.self, forKey: .stage))
+        case "result":
+            if try c.decode(Bool.self, forKey: .ok) {
+                self = .succeeded(try c.decode(JobMetadata.self, forKey: .metadata))
+            } else {
+                self = .failed(try c.decode(JobFailure.self, forKey: .error))
+            }
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown event type \(other)")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .log(let line): try c.encode("log", forKey: .type); try c.encode(line, forKey: .line)
+        case .stage(let s): try c.encode("stage", forKey: .type); try c.encode(s, forKey: .stage)
+        case .succeeded(let m):
+            try c.encode("result", forKey: .type); try c.encode(true, forKey: .ok); try c.encode(m, forKey: .metadata)
+        case .failed(let e):
+            try c.encode("result", forKey: .type); try c.encode(false, forKey: .ok); try c.encode(e, forKey: .error)
+        }
+    }
+}

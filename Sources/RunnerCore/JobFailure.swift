@@ -1,0 +1,45 @@
+/// Job error codes (DESIGN §6). Each has a default `retryable`.
+public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
+    case invalidSpec = "invalid_spec"
+    case generationFailed = "generation_failed"
+    case unsafeOutput = "unsafe_output"
+    case validationFailed = "validation_failed"
+    case pushAuthFailed = "push_auth_failed"
+    case pushRejected = "push_rejected"
+    case pushFailed = "push_failed"
+    case timeout
+    case resourceLimit = "resource_limit"
+    case sandboxViolation = "sandbox_violation"
+    case childCrashed = "child_crashed"
+    case leaseLost = "lease_lost"
+    case `internal`
+
+    /// Whether a failure with this code is worth another attempt by default.
+    public var retryable: Bool {
+        switch self {
+        case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal: true
+        case .invalidSpec, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
+             .resourceLimit, .sandboxViolation: false
+        }
+    }
+}
+
+/// A job's failure as recorded in the job document's `error` field.
+public struct JobFailure: Error, Sendable, Codable, Hashable, CustomStringConvertible {
+    public var code: JobErrorCode
+    public var message: String
+    public var retryable: Bool
+
+    public init(_ code: JobErrorCode, _ message: String, retryable: Bool? = nil) {
+        self.code = code
+        self.message = message
+        self.retryable = retryable ?? code.retryable
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    /// The `error` sub-document.
+    public var json: JSONValue {
+        ["code": .string(code.rawValue), "message": .string(message), "retryable": .bool(retryable)]
+    }
+}

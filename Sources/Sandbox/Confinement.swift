@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import RunnerCore
+
+/// Everything the job child applies to itself before it touches the job:
+/// rlimits, no-new-privs, not dumpable, Landlock, seccomp.
+public struct Confinement: Sendable {
+    public var rules: Landlock.Rules
+    public var memoryMB: Int
+    public var cpuSeconds: Int
+    /// The largest single file the child may write (RLIMIT_FSIZE).
+    public var maxWriteMB: Int
+    public var maxOpenFiles: Int
+    public var enforced: Bool
+
+    /// System paths readable (and executable) by every job.
+    public static let systemPaths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt",
+                                     "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
+                                     "/sys/devices/system/cpu", "/sys/fs/cgroup"]
+    /// Device files readable and writable by every job.
+    public static let devicePaths = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"]
+
+    /// CPU seconds past the soft limit before SIGKILL (the soft limit sends SIGXCPU).
+    public static let cpuGraceSeconds = 10
+
+    public init(rules: Landlock.Rules, memoryMB: Int, cpuSeconds: Int, maxWriteMB: Int, maxOpenFiles: Int = 4096,
+                enforced: Bool) {
+        self.rules = rules
+        self.memoryMB = memoryMB
+        self.cpuSeconds = cpuSeconds
+        self.maxWriteMB = maxWriteMB
+        self.maxOpenFiles = maxOpenFiles
+        self.enforced = enforced
+    }
+
+    /// Applies the confinement to the calling process. With `enforced` false
+    /// it applies nothing and says so. Returns a one-line summary for the log.
+    public func apply() throws -> String {
+        guard enforced else { return "SANDBOX=off: the job runs UNCONFINED (development only)" }
+        try setLimit(RLIMIT_DATA, UInt64(memoryMB) << 20)
+        try setLimit(RLIMIT_CPU, UInt64(cpuSeconds), hard: UInt64(cpuSeconds + Self.cpuGraceSeconds))
+        try setLimit(RLIMIT_FSIZE, UInt64(maxWriteMB) << 20)
+        try setLimit(RLIMIT_NOFILE, UInt64(maxOpenFiles))
+        try setLimit(RLIMIT_CORE, 0)
+        try checkingNegativeErrno("prctl(PR_SET_NO_NEW_PRIVS)") { cshims_set_no_new_privs() }
+        try checkingNegativeErrno("prctl(PR_SET_DUMPABLE)") { cshims_set_not_dumpable() }
+        let abi = try Landlock.enforce(rules)
+        try SyscallFilter.install()
+        return "sandbox: landlock ABI \(abi), seccomp filter, no-new-privs, rlimits data=\(memoryMB)MB cpu=\(cpuSeconds)s fsize=\(maxWriteMB)MB nofile=\(maxOpenFiles)"
+    }
+
+    private func setLimit(_ resource: __rlimit_resource, _ soft: UInt64, hard: UInt64? = nil) throws {
+        let resource = __rlimit_resource_t(resource.rawValue)
+        var current = rlimit()
+        getrlimit(resource, &current)
+        var lim = rlimit(rlim_cur: rlim_t(soft), rlim_max: rlim_t(hard ?? soft))
+        // Never raise above an existing hard limit (that needs privilege).
+        lim.rlim_max = min(lim.rlim_max, current.rlim_max)
+        lim.rlim_cur = min(lim.rlim_cur, lim.rlim_max)
+        guard setrlimit(resource, &lim) == 0 else { throw Errno(errno, "setrlimit(\(resource))") }
+    }
+}

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import RunnerCore
+
+/// Landlock filesystem confinement (unprivileged, stackable LSM). The child
+/// applies it to itself; everything it spawns inherits it.
+public enum Landlock {
+    // Access rights (linux/landlock.h), by the ABI that introduced them.
+    static let execute: UInt64 = 1 << 0
+    static let writeFile: UInt64 = 1 << 1
+    static let readFile: UInt64 = 1 << 2
+    static let readDir: UInt64 = 1 << 3
+    static let truncate: UInt64 = 1 << 14
+    static let ioctlDev: UInt64 = 1 << 15
+    static let scopeAbstractUnixSocket: UInt64 = 1 << 0
+    static let scopeSignal: UInt64 = 1 << 1
+
+    /// The kernel's Landlock ABI version, or nil when Landlock is unavailable.
+    public static func abiVersion() -> Int? {
+        let v = cshims_landlock_abi_version()
+        return v > 0 ? Int(v) : nil
+    }
+
+    /// Every filesystem right the given ABI knows.
+    static func handledRights(abi: Int) -> UInt64 {
+        var rights: UInt64 = (1 << 13) - 1 // ABI 1: EXECUTE … MAKE_SYM
+        if abi >= 2 { rights |= 1 << 13 } // REFER
+        if abi >= 3 { rights |= truncate }
+        if abi >= 5 { rights |= ioctlDev }
+        return rights
+    }
+
+    /// Rights that make sense on a non-directory.
+    static func fileRights(abi: Int) -> UInt64 {
+        handledRights(abi: abi) & (execute | writeFile | readFile | truncate | ioctlDev)
+    }
+
+    /// What the child may touch.
+    public struct Rules: Sendable {
+        /// Full access beneath these (the workspace; a local remote repository).
+        public var readWrite: [String]
+        /// Read and execute beneath these (system paths, CLINE_CMD's directory).
+        public var readExecute: [String]
+        /// Read and write these device files (e.g. /dev/null).
+        public var devices: [String]
+        public init(readWrite: [String], readExecute: [String], devices: [String]) {
+            self.readWrite = readWrite
+            self.readExecute = readExecute
+            self.devices = devices
+        }
+    }
+
+    /// Restricts the calling thread (call it before any other thread starts)
+    /// and its future children. Paths that do not exist are skipped.
+    /// Returns the ABI enforced.
+    @discardableResult
+    public static func enforce(_ rules: Rules) throws -> Int {
+        guard let abi = abiVersion() else { throw Errno(ENOSYS, "landlock_create_ruleset") }
+        let handled = handledRights(abi: abi)
+        let scoped = abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0
+        let ruleset = try checkingNegativeErrno("landlock_create_ruleset") {
+            cshims_landlock_create_ruleset(handled, scoped)
+        }
+        defer { close(ruleset) }
+        func add(_ path: String, _ rights: UInt64) throws {
+            let fd = open(path, cshims_o_path() | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT || errno == ENOTDIR || errno == EACCES { return }
+                throw Errno(errno, "open \(path)")
+            }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw Errno(errno, "fstat \(path)") }
+            let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+            let allowed = isDir ? rights & handled : rights & fileRights(abi: abi)
+            try checkingNegativeErrno("landlock_add_rule \(path)") {
+                cshims_landlock_add_path_rule(ruleset, fd, allowed)
+            }
+        }
+        for p in rules.readWrite { try add(p, handled) }
+        for p in rules.readExecute { try add(p, execute | readFile | readDir) }
+        for p in rules.devices { try add(p, readFile | writeFile | truncate | ioctlDev) }
+        try checkingNegativeErrno("landlock_restrict_self") { cshims_landlock_restrict_self(ruleset) }
+        return abi
+    }
+}

@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSeccomp
+import CShims
+import RunnerCore
+
+/// The seccomp filter: allow by default, refuse the dangerous set of Docker's
+/// default profile with EPERM, `clone3` with ENOSYS (glibc then falls back to
+/// `clone`, whose flags can be inspected), and other architectures' calls
+/// (x32, i386) by libseccomp's bad-arch action.
+public enum SyscallFilter {
+    /// System calls refused with EPERM.
+    public static let refused = [
+        "mount", "umount", "umount2", "pivot_root", "chroot", "ptrace", "process_vm_readv", "process_vm_writev",
+        "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "create_module",
+        "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "unshare", "setns", "userfaultfd",
+        "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct", "settimeofday",
+        "clock_settime", "clock_adjtime", "adjtimex", "stime", "syslog", "iopl", "ioperm",
+        "io_uring_setup", "io_uring_enter", "io_uring_register", "fsopen", "fsconfig", "fsmount", "fspick",
+        "move_mount", "open_tree", "mount_setattr", "quotactl", "quotactl_fd", "lookup_dcookie", "vhangup",
+        "nfsservctl", "uselib", "get_kernel_syms", "query_module", "vm86", "vm86old", "kcmp",
+        "fanotify_init", "pidfd_getfd",
+    ]
+
+    /// clone(2) flags that create namespaces.
+    static let namespaceFlags: [UInt64] = [
+        0x0002_0000, 0x0200_0000, 0x0400_0000, 0x0800_0000, 0x1000_0000, 0x2000_0000, 0x4000_0000, 0x80,
+    ]
+
+    /// personality(2) flags that weaken the process (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC).
+    static let personalityFlags: [UInt64] = [0x0040000, 0x0400000]
+
+    /// Loads the filter for all threads of the process.
+    public static func install() throws {
+        guard let ctx = seccomp_init(SCMP_ACT_ALLOW) else { throw Errno(ENOMEM, "seccomp_init") }
+        defer { seccomp_release(ctx) }
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)
+        let eperm = cshims_scmp_act_errno(UInt16(EPERM))
+        for name in refused {
+            let nr = seccomp_syscall_resolve_name(name)
+            if nr == __NR_SCMP_ERROR { continue }
+            try check(seccomp_rule_add_array(ctx, eperm, nr, 0, nil), "seccomp_rule_add \(name)")
+        }
+        func masked(_ syscall: String, _ flags: [UInt64]) throws {
+            let nr = seccomp_syscall_resolve_name(syscall)
+            guard nr != __NR_SCMP_ERROR else { return }
+            for flag in flags {
+                var cmp = scmp_arg_cmp(arg: 0, op: SCMP_CMP_MASKED_EQ, datum_a: flag, datum_b: flag)
+                try check(seccomp_rule_add_array(ctx, eperm, nr, 1, &cmp), "seccomp_rule_add \(syscall)")
+            }
+        }
+        try masked("clone", namespaceFlags)
+        try masked("personality", personalityFlags)
+        let clone3 = seccomp_syscall_resolve_name("clone3")
+        if clone3 != __NR_SCMP_ERROR {
+            try check(seccomp_rule_add_array(ctx, cshims_scmp_act_errno(UInt16(ENOSYS)), clone3, 0, nil),
+                      "seccomp_rule_add clone3")
+        }
+        try check(seccomp_load(ctx), "seccomp_load")
+    }
+
+    private static func check(_ rc: Int32, _ what: String) throws {
+        if rc < 0 { throw Errno(-rc, what) }
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what `make test` and `make demo` need on a Debian machine:
+# the -dev packages for the C libraries, and a local virtualenv holding
+# SecantusDB (a MongoDB-wire server) for the test database.
+# Idempotent and quick when everything is already present.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
+          libseccomp-dev pkg-config git python3-venv ca-certificates)
+SECANTUS_VERSION="0.7.0b3"
+
+# Root runs apt-get directly; others go through sudo when it exists.
+SUDO=()
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+fi
+
+# 1. Debian packages: install only the missing ones, updating the index once.
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# 2. Virtualenv with the database server (and pymongo, its dependency).
+VENV="$ROOT/.venv"
+if [[ ! -x "$VENV/bin/secantusd-py" ]]; then
+  echo "bootstrap: installing SecantusDB $SECANTUS_VERSION into .venv"
+  [[ -x "$VENV/bin/python" ]] || "${PYTHON:-python3}" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "SecantusDB==$SECANTUS_VERSION"
+fi
+echo "bootstrap: ok"
