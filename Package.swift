@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // Tiny C shims: macros, variadics and fork/exec that Swift cannot express safely.
-        .target(name: "CShims", dependencies: ["CSeccomp", "CCurl"]),
+        .target(name: "CShims", dependencies: ["CSeccomp", "CCurl", "CGit2"]),
 
         // Shared model: configuration, job spec, child protocol, errors, redaction.
         .target(name: "RunnerCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
@@ -36,7 +36,7 @@ let package = Package(
         // Spec/instructions builders, generators and the safe tree writer.
         .target(name: "Generation", dependencies: ["RunnerCore", "CShims"]),
         // Commit and push with libgit2.
-        .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2"]),
+        .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.
         .target(name: "SupervisorKit", dependencies: [
             "RunnerCore", "JobStore", "CShims", "Sandbox",

@@ -196,3 +196,7 @@ CURLcode cshims_curl_setopt_off(CURL *h, CURLoption opt, curl_off_t value) {
 CURLcode cshims_curl_getinfo_long(CURL *h, CURLINFO info, long *out) {
     return curl_easy_getinfo(h, info, out);
 }
+
+int cshims_git_disable_owner_validation(void) {
+    return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <curl/curl.h>
+#include <git2.h>
 
 // MARK: process control
 
@@ -74,5 +75,11 @@ CURLcode cshims_curl_setopt_write(CURL *h, size_t (*fn)(char *, size_t, size_t, 
 CURLcode cshims_curl_setopt_off(CURL *h, CURLoption opt, curl_off_t value);
 /// curl_easy_getinfo for a long result (variadic).
 CURLcode cshims_curl_getinfo_long(CURL *h, CURLINFO info, long *out);
+
+// MARK: libgit2 (git_libgit2_opts is variadic)
+
+/// Turns off libgit2's repository-ownership check: the runner's workspaces and
+/// local remotes may belong to another uid (JOB_UID_RANGE) by design.
+int cshims_git_disable_owner_validation(void);
 
 #endif

@@ -1,0 +1,96 @@
+import CGit2
+import Foundation
+import RunnerCore
+
+/// Per-operation state reached from libgit2's C callbacks through `payload`.
+final class RemoteCallbackState {
+    let token: String?
+    let maxAuthAttempts: Int
+    var authAttempts = 0
+    var authExhausted = false
+    var rejections: [String] = []
+
+    init(token: String?, maxAuthAttempts: Int) {
+        self.token = token
+        self.maxAuthAttempts = maxAuthAttempts
+    }
+}
+
+/// libgit2 asks for credentials: answer `x-access-token` + the token, a
+/// bounded number of times, so a wrong token fails fast instead of looping.
+private let credentialCallback: git_credential_acquire_cb = { out, _, _, allowed, payload in
+    let state = Unmanaged<RemoteCallbackState>.fromOpaque(payload!).takeUnretainedValue()
+    guard let token = state.token, allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0 else {
+        return GIT_PASSTHROUGH.rawValue
+    }
+    state.authAttempts += 1
+    if state.authAttempts > state.maxAuthAttempts {
+        state.authExhausted = true
+        git_error_set_str(Int32(GIT_ERROR_NET.rawValue), "authentication failed after \(state.maxAuthAttempts) attempts")
+        return GIT_EAUTH.rawValue
+    }
+    return git_credential_userpass_plaintext_new(out, "x-access-token", token)
+}
+
+/// The server's verdict on each pushed reference; a non-nil status is a rejection.
+private let pushUpdateCallback: git_push_update_reference_cb = { refname, status, payload in
+    if let status {
+        let state = Unmanaged<RemoteCallbackState>.fromOpaque(payload!).takeUnretainedValue()
+        state.rejections.append("\(refname.map { String(cString: $0) } ?? "?"): \(String(cString: status))")
+    }
+    return 0
+}
+
+/// Owns one `git_remote *`. The URL it stores never carries credentials.
+final class GitRemote {
+    private let handle: OpaquePointer
+    let state: RemoteCallbackState
+
+    /// Creates remote `name` for `url` in `repo`, fetching `refs/heads/*`.
+    init(repo: GitRepository, name: String, url: String, token: String?, maxAuthAttempts: Int = 3) throws {
+        var remote: OpaquePointer?
+        try repo.withHandle { h in
+            try git("add remote", git_remote_create_with_fetchspec(&remote, h, name, url,
+                                                                    "+refs/heads/*:refs/remotes/\(name)/*"))
+        }
+        handle = remote!
+        state = RemoteCallbackState(token: token, maxAuthAttempts: maxAuthAttempts)
+    }
+
+    deinit { git_remote_free(handle) }
+
+    private func callbacks() -> git_remote_callbacks {
+        var cb = git_remote_callbacks()
+        git_remote_init_callbacks(&cb, UInt32(GIT_REMOTE_CALLBACKS_VERSION))
+        cb.credentials = credentialCallback
+        cb.push_update_reference = pushUpdateCallback
+        cb.payload = Unmanaged.passUnretained(state).toOpaque()
+        return cb
+    }
+
+    /// Fetches exactly `refspec` (e.g. `+refs/heads/main:refs/remotes/origin/main`).
+    /// A branch the remote lacks is not an error: nothing is fetched.
+    func fetch(_ refspec: String) throws {
+        var opts = git_fetch_options()
+        git_fetch_options_init(&opts, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        opts.callbacks = callbacks()
+        opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        try withExtendedLifetime(state) {
+            try withStrArray([refspec]) { specs in
+                try git("fetch", git_remote_fetch(handle, specs, &opts, "fetch"))
+            }
+        }
+    }
+
+    /// Pushes `refspec`; rejections reported by the server are collected in `state.rejections`.
+    func push(_ refspec: String) throws {
+        var opts = git_push_options()
+        git_push_options_init(&opts, UInt32(GIT_PUSH_OPTIONS_VERSION))
+        opts.callbacks = callbacks()
+        try withExtendedLifetime(state) {
+            try withStrArray([refspec]) { specs in
+                try git("push", git_remote_push(handle, specs, &opts))
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import CGit2
+import CShims
+import Foundation
+import RunnerCore
+
+/// Owns one `git_repository *` (freed in deinit) and the few operations the
+/// publisher needs. Not thread-safe; the child uses it from one thread.
+final class GitRepository {
+    private let handle: OpaquePointer
+
+    private static let initialized: Bool = {
+        git_libgit2_init()
+        _ = cshims_git_disable_owner_validation()
+        return true
+    }()
+
+    /// `git init` in `path` (which may already hold the files to commit),
+    /// with HEAD on `branch`.
+    init(initAt path: String, branch: String) throws {
+        _ = Self.initialized
+        var repo: OpaquePointer?
+        try git("git init", git_repository_init(&repo, path, 0))
+        handle = repo!
+        try git("set HEAD", git_repository_set_head(handle, "refs/heads/\(branch)"))
+    }
+
+    deinit { git_repository_free(handle) }
+
+    /// Scoped access to the raw handle; it must not escape the closure.
+    func withHandle<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T { try body(handle) }
+
+    /// The commit id a reference points at, or nil when it does not exist.
+    func resolve(_ refName: String) throws -> git_oid? {
+        var oid = git_oid()
+        let rc = git_reference_name_to_id(&oid, handle, refName)
+        if rc == GIT_ENOTFOUND.rawValue { return nil }
+        try git("resolve \(refName)", rc)
+        return oid
+    }
+
+    /// Stages the whole working tree (honouring .gitignore) and writes its tree.
+    /// Returns the tree id and the number of files staged.
+    func writeWorkingTree() throws -> (tree: git_oid, files: Int) {
+        var index: OpaquePointer?
+        try git("open index", git_repository_index(&index, handle))
+        defer { git_index_free(index) }
+        try withStrArray(["*"]) { spec in
+            try git("git add", git_index_add_all(index, spec, GIT_INDEX_ADD_DEFAULT.rawValue, nil, nil))
+        }
+        try git("write index", git_index_write(index))
+        var tree = git_oid()
+        try git("write tree", git_index_write_tree(&tree, index))
+        return (tree, Int(git_index_entrycount(index)))
+    }
+
+    /// The tree id of commit `commit`.
+    func treeOf(commit: git_oid) throws -> git_oid {
+        var c: OpaquePointer?
+        var id = commit
+        try git("lookup commit", git_commit_lookup(&c, handle, &id))
+        defer { git_commit_free(c) }
+        return git_commit_tree_id(c).pointee
+    }
+
+    /// Walks first-parent history from `tip` (at most `limit` commits) and
+    /// returns the first commit whose message contains `needle`.
+    func findCommit(from tip: git_oid, containing needle: String, limit: Int) throws -> git_oid? {
+        var walk: OpaquePointer?
+        try git("revwalk", git_revwalk_new(&walk, handle))
+        defer { git_revwalk_free(walk) }
+        var start = tip
+        try git("revwalk push", git_revwalk_push(walk, &start))
+        git_revwalk_simplify_first_parent(walk)
+        var oid = git_oid()
+        var seen = 0
+        while seen < limit, git_revwalk_next(&oid, walk) == 0 {
+            seen += 1
+            var c: OpaquePointer?
+            guard git_commit_lookup(&c, handle, &oid) == 0 else { continue }
+            defer { git_commit_free(c) }
+            if let msg = git_commit_message(c), String(cString: msg).contains(needle) { return oid }
+        }
+        return nil
+    }
+
+    /// Creates a commit of `tree` on `refName` with an optional parent.
+    func commit(tree treeID: git_oid, parent: git_oid?, refName: String, authorName: String, authorEmail: String,
+                message: String) throws -> git_oid {
+        var sig: UnsafeMutablePointer<git_signature>?
+        try git("signature", git_signature_now(&sig, authorName, authorEmail))
+        defer { git_signature_free(sig) }
+        var tree: OpaquePointer?
+        var tid = treeID
+        try git("lookup tree", git_tree_lookup(&tree, handle, &tid))
+        defer { git_tree_free(tree) }
+        var parentCommit: OpaquePointer?
+        if var p = parent { try git("lookup parent", git_commit_lookup(&parentCommit, handle, &p)) }
+        defer { if parentCommit != nil { git_commit_free(parentCommit) } }
+        var out = git_oid()
+        var parents: [OpaquePointer?] = parentCommit.map { [$0] } ?? []
+        try parents.withUnsafeMutableBufferPointer { buf in
+            try git("commit", git_commit_create(&out, handle, refName, sig, sig, "UTF-8", message, tree,
+                                                buf.count, buf.baseAddress))
+        }
+        return out
+    }
+}
+
+/// Runs `body` with a `git_strarray` view of `strings`.
+func withStrArray<T>(_ strings: [String], _ body: (UnsafeMutablePointer<git_strarray>) throws -> T) rethrows -> T {
+    var cStrings: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    defer { cStrings.forEach { free($0) } }
+    return try cStrings.withUnsafeMutableBufferPointer { buf in
+        var array = git_strarray(strings: buf.baseAddress, count: buf.count)
+        return try body(&array)
+    }
+}
+
+extension git_oid {
+    /// The 40-hex-digit id.
+    var hex: String {
+        var copy = self
+        var buf = [CChar](repeating: 0, count: 41)
+        git_oid_fmt(&buf, &copy)
+        buf[40] = 0
+        return String(cString: buf)
+    }
+
+    static func == (a: git_oid, b: git_oid) -> Bool {
+        var x = a, y = b
+        return git_oid_equal(&x, &y) != 0
+    }
+}
