@@ -1,0 +1,98 @@
+import CMongoC
+import RunnerCore
+
+/// Synchronous libmongoc collection calls (run them through `MongoPool.run`).
+/// Each converts libmongoc's `bson_error_t` into `MongoError` at the call site.
+enum CollectionOps {
+    /// findAndModify; returns the document after the update, or nil.
+    static func findAndModify(_ coll: OpaquePointer, query: JSONValue, sortJSON: String?, update: JSONValue,
+                              fields: JSONValue? = nil) throws -> JSONValue? {
+        let q = try BSONDocument(query)
+        let u = try BSONDocument(update)
+        let opts = mongoc_find_and_modify_opts_new()!
+        defer { mongoc_find_and_modify_opts_destroy(opts) }
+        var sortDoc: OpaquePointer?
+        if let sortJSON {
+            var error = bson_error_t()
+            sortDoc = bson_new_from_json(sortJSON, sortJSON.utf8.count, &error)
+            guard sortDoc != nil else { throw MongoError(error, "sort") }
+            mongoc_find_and_modify_opts_set_sort(opts, sortDoc)
+        }
+        defer { if let sortDoc { bson_destroy(sortDoc) } }
+        let f = try fields.map(BSONDocument.init)
+        if let f { mongoc_find_and_modify_opts_set_fields(opts, f.pointer) }
+        mongoc_find_and_modify_opts_set_update(opts, u.pointer)
+        mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW)
+        return try withReply { reply in
+            var error = bson_error_t()
+            guard mongoc_collection_find_and_modify_with_opts(coll, q.pointer, opts, reply, &error) else {
+                throw MongoError(error, "findAndModify")
+            }
+            let value = try BSONDocument.json(of: reply)["value"]
+            return value?.isNull == false ? value : nil
+        }
+    }
+
+    /// updateOne (or updateMany); returns the number of matched documents.
+    @discardableResult
+    static func update(_ coll: OpaquePointer, filter: JSONValue, update: JSONValue, many: Bool = false,
+                       upsert: Bool = false) throws -> Int {
+        let f = try BSONDocument(filter)
+        let u = try BSONDocument(update)
+        let o = try BSONDocument(upsert ? ["upsert": true] : [:])
+        return try withReply { reply in
+            var error = bson_error_t()
+            let ok = many ? mongoc_collection_update_many(coll, f.pointer, u.pointer, o.pointer, reply, &error)
+                : mongoc_collection_update_one(coll, f.pointer, u.pointer, o.pointer, reply, &error)
+            guard ok else { throw MongoError(error, many ? "updateMany" : "updateOne") }
+            return Int(try BSONDocument.json(of: reply)["matchedCount"]?.intValue ?? 0)
+        }
+    }
+
+    /// insertOne.
+    static func insert(_ coll: OpaquePointer, _ doc: JSONValue) throws {
+        let d = try BSONDocument(doc)
+        try withReply { reply in
+            var error = bson_error_t()
+            guard mongoc_collection_insert_one(coll, d.pointer, nil, reply, &error) else {
+                throw MongoError(error, "insertOne")
+            }
+        }
+    }
+
+    /// find with an optional sort (as ordered JSON text), limit and projection.
+    static func find(_ coll: OpaquePointer, filter: JSONValue, sortJSON: String? = nil, limit: Int = 0,
+                     projection: JSONValue? = nil) throws -> [JSONValue] {
+        let f = try BSONDocument(filter)
+        var optsText = "{"
+        var parts: [String] = []
+        if let sortJSON { parts.append("\"sort\": \(sortJSON)") }
+        if limit > 0 { parts.append("\"limit\": \(limit)") }
+        if let projection { parts.append("\"projection\": \(projection.jsonString)") }
+        optsText += parts.joined(separator: ",") + "}"
+        var error = bson_error_t()
+        guard let opts = bson_new_from_json(optsText, optsText.utf8.count, &error) else { throw MongoError(error, "find opts") }
+        defer { bson_destroy(opts) }
+        let cursor = mongoc_collection_find_with_opts(coll, f.pointer, opts, nil)!
+        defer { mongoc_cursor_destroy(cursor) }
+        var docs: [JSONValue] = []
+        var doc: OpaquePointer?
+        while mongoc_cursor_next(cursor, &doc) {
+            docs.append(try BSONDocument.json(of: doc!))
+        }
+        if mongoc_cursor_error(cursor, &error) { throw MongoError(error, "find") }
+        return docs
+    }
+
+    /// A write command on the collection's database (e.g. createIndexes).
+    static func writeCommand(_ coll: OpaquePointer, _ cmd: String) throws {
+        var error = bson_error_t()
+        guard let c = bson_new_from_json(cmd, cmd.utf8.count, &error) else { throw MongoError(error, "command") }
+        defer { bson_destroy(c) }
+        try withReply { reply in
+            guard mongoc_collection_write_command_with_opts(coll, c, nil, reply, &error) else {
+                throw MongoError(error, "command")
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import RunnerCore
+
+/// Operator and web-app side operations: seeding, listing, retry, cancel.
+extension JobStore {
+    /// Inserts a project; returns its string `_id`.
+    public func insertProject(name: String, repoURL: String?) async throws -> String {
+        let id = ObjectIDText.make()
+        var doc: [String: JSONValue] = ["_id": .string(id), "name": .string(name), "jobIds": [],
+                                        "createdAt": .date(Date())]
+        if let repoURL { doc["githubRepoUrl"] = .string(repoURL) }
+        let document = JSONValue.object(doc)
+        try await pool.run(Self.projects) { try CollectionOps.insert($0, document) }
+        return id
+    }
+
+    /// Inserts a pending job for `projectId` with `spec`; returns its string `_id`.
+    public func insertJob(projectId: String, spec: JSONValue, priority: Int? = nil, id: JSONValue? = nil) async throws -> String {
+        let jobId = id ?? .string(ObjectIDText.make())
+        var doc: [String: JSONValue] = ["_id": jobId, "projectId": .string(projectId), "architecture_spec": spec,
+                                        "status": "pending", "logs": [], "createdAt": .date(Date())]
+        if let priority { doc["priority"] = .int(Int64(priority)) }
+        let document = JSONValue.object(doc)
+        try await pool.run(Self.jobs) { try CollectionOps.insert($0, document) }
+        return Self.idText(jobId)
+    }
+
+    /// One job by its id text, or nil.
+    public func job(_ idText: String) async throws -> JSONValue? {
+        let filter = Self.idFilter(idText)
+        return try await pool.run(Self.jobs) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
+    }
+
+    /// Jobs, newest first, optionally with one status.
+    public func jobs(status: String?, limit: Int) async throws -> [JSONValue] {
+        let filter: JSONValue = status.map { ["status": .string($0)] } ?? [:]
+        return try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: filter, sortJSON: #"{"createdAt": -1}"#, limit: limit,
+                                   projection: ["logs": 0, "architecture_spec": 0])
+        }
+    }
+
+    /// failed or cancelled → pending with attempts reset. False when not in such a state.
+    public func retry(_ idText: String) async throws -> Bool {
+        guard case .object(var filter) = Self.idFilter(idText) else { return false }
+        filter["status"] = ["$in": ["failed", "cancelled"]]
+        let update: JSONValue = ["$set": ["status": "pending", "attempts": 0, "updatedAt": .date(Date())],
+                                 "$unset": ["error": "", "notBefore": "", "cancelRequested": "", "finishedAt": "",
+                                            "lease": ""]]
+        let f = JSONValue.object(filter)
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: f, update: update) } == 1
+    }
+
+    /// Asks for cancellation: a pending job ends `cancelled` at once; a running
+    /// one is stopped by its runner. False when the job is already finished.
+    public func requestCancel(_ idText: String) async throws -> Bool {
+        guard case .object(var filter) = Self.idFilter(idText) else { return false }
+        let now = JSONValue.date(Date())
+        filter["status"] = "pending"
+        let pendingFilter = JSONValue.object(filter)
+        let cancelPending: JSONValue = ["$set": [
+            "status": "cancelled", "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now,
+            "error": ["code": "cancelled", "message": "cancelled before it ran", "retryable": false]]]
+        if try await pool.run(Self.jobs, { try CollectionOps.update($0, filter: pendingFilter, update: cancelPending) }) == 1 {
+            return true
+        }
+        filter["status"] = "running"
+        let runningFilter = JSONValue.object(filter)
+        let flag: JSONValue = ["$set": ["cancelRequested": true, "updatedAt": now]]
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: runningFilter, update: flag) } == 1
+    }
+}
+
+/// ObjectId-shaped ids for documents the runner creates (the seed app uses
+/// `str(ObjectId())`): 4 bytes of time, 8 random bytes, as 24 hex digits.
+public enum ObjectIDText {
+    public static func make() -> String {
+        let time = UInt32(Date().timeIntervalSince1970)
+        var bytes = withUnsafeBytes(of: time.bigEndian) { Array($0) }
+        for _ in 0..<8 { bytes.append(UInt8.random(in: 0...255)) }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}

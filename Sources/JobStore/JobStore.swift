@@ -1,0 +1,183 @@
+import Foundation
+import RunnerCore
+
+/// A job this runner holds the lease of.
+public struct ClaimedJob: Sendable {
+    /// `_id` exactly as stored (a string, or `{"$oid": …}`), written back as is.
+    public let id: JSONValue
+    /// The whole document after the claim.
+    public let document: JSONValue
+    /// The lease token that fences every write of this attempt.
+    public let token: String
+    public var idText: String { JobStore.idText(id) }
+    public var attempt: Int { Int(document["attempts"]?.intValue ?? 1) }
+    public var projectId: JSONValue? { document["projectId"] }
+    public var cancelRequested: Bool { document["cancelRequested"]?.boolValue == true }
+}
+
+/// How an attempt ended, as written to the job document.
+public enum JobOutcome: Sendable {
+    case done(JobMetadata)
+    case failed(JobFailure)
+    /// A retryable failure: back to `pending` until `notBefore`.
+    case retry(JobFailure, notBefore: Date)
+    case cancelled(String)
+    /// Shutdown: back to `pending` without counting the attempt.
+    case requeued
+}
+
+/// The jobs and projects collections (DESIGN §2) over libmongoc. Every
+/// method is async and runs its blocking calls on the pool's own threads.
+public final class JobStore: Sendable {
+    public let pool: MongoPool
+    public let logCap: Int
+    static let jobs = "jobs"
+    static let projects = "projects"
+    /// The claim order: priority desc, then oldest first.
+    static let claimSort = #"{"priority": -1, "createdAt": 1}"#
+
+    public init(pool: MongoPool, logCap: Int) {
+        self.pool = pool
+        self.logCap = logCap
+    }
+
+    /// The text form of an `_id`: the ObjectId's hex, or the string.
+    public static func idText(_ id: JSONValue) -> String {
+        id["$oid"]?.stringValue ?? id.stringValue ?? id.jsonString
+    }
+
+    /// A filter matching `_id` given as text: the string, or an ObjectId when it looks like one.
+    public static func idFilter(_ text: String) -> JSONValue {
+        if text.count == 24, text.allSatisfy(\.isHexDigit) {
+            return ["_id": ["$in": [["$oid": .string(text.lowercased())], .string(text)]]]
+        }
+        return ["_id": .string(text)]
+    }
+
+    /// Pings the server; returns its version.
+    public func ping() async throws -> String {
+        _ = try await pool.command(["ping": 1])
+        return try await pool.command(["buildInfo": 1])["version"]?.stringValue ?? "unknown"
+    }
+
+    /// Creates the indexes the claim, the lease recovery and the operator views use.
+    public func ensureIndexes() async throws {
+        try await pool.run(Self.jobs) { coll in
+            try CollectionOps.writeCommand(coll, """
+            {"createIndexes": "jobs", "indexes": [
+              {"key": {"status": 1, "priority": -1, "createdAt": 1}, "name": "claim_order"},
+              {"key": {"status": 1, "lease.expiresAt": 1}, "name": "lease_expiry"},
+              {"key": {"projectId": 1, "status": 1}, "name": "project_status"}
+            ]}
+            """)
+        }
+    }
+
+    /// Atomically claims the next runnable job (DESIGN §2): a pending one whose
+    /// `notBefore` has passed, or a running one whose lease expired.
+    public func claim(owner: String, leaseSeconds: Int, now: Date = Date()) async throws -> ClaimedJob? {
+        let token = UUID().uuidString
+        let nowJSON = JSONValue.date(now)
+        let query: JSONValue = ["$or": [
+            ["status": "pending", "cancelRequested": ["$ne": true],
+             "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": nowJSON]]]],
+            ["status": "running", "lease.expiresAt": ["$lt": nowJSON]],
+        ]]
+        let update: JSONValue = [
+            "$set": ["status": "running", "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
+                     "lease": ["owner": .string(owner), "token": .string(token),
+                               "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]],
+            "$inc": ["attempts": 1],
+            "$unset": ["notBefore": "", "finishedAt": ""],
+        ]
+        let doc = try await pool.run(Self.jobs) { coll in
+            try CollectionOps.findAndModify(coll, query: query, sortJSON: Self.claimSort, update: update)
+        }
+        guard let doc, let id = doc["_id"] else { return nil }
+        return ClaimedJob(id: id, document: doc, token: token)
+    }
+
+    private func fenced(_ job: ClaimedJob) -> JSONValue { ["_id": job.id, "lease.token": .string(job.token)] }
+
+    /// Appends log lines (capped to the last `logCap`). False when the lease is lost.
+    public func appendLogs(_ job: ClaimedJob, _ lines: [String]) async throws -> Bool {
+        guard !lines.isEmpty else { return true }
+        let update: JSONValue = [
+            "$push": ["logs": ["$each": .array(lines.map { .string($0) }), "$slice": .int(-Int64(logCap))]],
+            "$set": ["updatedAt": .date(Date())],
+        ]
+        let filter = fenced(job)
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+    }
+
+    /// Records the stage. False when the lease is lost.
+    public func setStage(_ job: ClaimedJob, _ stage: JobStage) async throws -> Bool {
+        let update: JSONValue = ["$set": ["stage": .string(stage.rawValue), "updatedAt": .date(Date())]]
+        let filter = fenced(job)
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+    }
+
+    /// Extends the lease; returns whether cancellation was requested, or nil when the lease is lost.
+    public func heartbeat(_ job: ClaimedJob, leaseSeconds: Int) async throws -> Bool? {
+        let now = Date()
+        let update: JSONValue = ["$set": ["lease.expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds))),
+                                          "updatedAt": .date(now)]]
+        let filter = fenced(job)
+        let doc = try await pool.run(Self.jobs) { coll in
+            try CollectionOps.findAndModify(coll, query: filter, sortJSON: nil, update: update,
+                                            fields: ["cancelRequested": 1])
+        }
+        guard let doc else { return nil }
+        return doc["cancelRequested"]?.boolValue == true
+    }
+
+    /// Writes the attempt's outcome, fenced on the lease. False when the lease is lost.
+    public func finish(_ job: ClaimedJob, _ outcome: JobOutcome) async throws -> Bool {
+        let now = JSONValue.date(Date())
+        var set: [String: JSONValue] = ["updatedAt": now]
+        var update: [String: JSONValue] = ["$unset": ["lease": ""]]
+        switch outcome {
+        case .done(let meta):
+            set.merge(["status": "done", "stage": "finished", "finishedAt": now, "metadata": meta.json]) { $1 }
+            update["$unset"] = ["lease": "", "error": "", "cancelRequested": ""]
+        case .failed(let f):
+            set.merge(["status": "failed", "stage": "finished", "finishedAt": now, "error": f.json]) { $1 }
+        case .retry(let f, let notBefore):
+            set.merge(["status": "pending", "error": f.json, "notBefore": .date(notBefore)]) { $1 }
+        case .cancelled(let why):
+            set.merge(["status": "cancelled", "stage": "finished", "finishedAt": now,
+                       "error": ["code": "cancelled", "message": .string(why), "retryable": false]]) { $1 }
+        case .requeued:
+            set["status"] = "pending"
+            update["$inc"] = ["attempts": -1]
+        }
+        switch outcome {
+        case .failed(let f), .retry(let f, _):
+            var entry = f.json.objectValue ?? [:]
+            entry["at"] = now
+            entry["attempt"] = .int(Int64(job.attempt))
+            update["$push"] = ["errors": ["$each": [.object(entry)], "$slice": -20]]
+        default: break
+        }
+        update["$set"] = .object(set)
+        let filter = fenced(job)
+        let doc = JSONValue.object(update)
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: doc) } == 1
+    }
+
+    /// The project with `_id` equal to `id` (stored as string or ObjectId).
+    public func project(_ id: JSONValue) async throws -> JSONValue? {
+        var ids: [JSONValue] = [id]
+        if let s = id.stringValue, s.count == 24, s.allSatisfy(\.isHexDigit) { ids.append(["$oid": .string(s.lowercased())]) }
+        if let oid = id["$oid"]?.stringValue { ids.append(.string(oid)) }
+        let filter: JSONValue = ["_id": ["$in": .array(ids)]]
+        return try await pool.run(Self.projects) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
+    }
+
+    /// After a successful job: the project's `lastUpdated` and `jobIds`.
+    public func recordSuccess(projectId: JSONValue, jobId: JSONValue) async throws {
+        let update: JSONValue = ["$set": ["lastUpdated": .date(Date())], "$addToSet": ["jobIds": jobId]]
+        let filter: JSONValue = ["_id": projectId]
+        try await pool.run(Self.projects) { try CollectionOps.update($0, filter: filter, update: update) }
+    }
+}

@@ -1,0 +1,156 @@
+import CMongoC
+import Dispatch
+import Foundation
+import RunnerCore
+
+/// A libmongoc or libbson failure, converted at the call site.
+public struct MongoError: Error, Sendable, CustomStringConvertible {
+    public let domain: UInt32
+    public let code: UInt32
+    public let message: String
+    public let operation: String
+
+    init(_ e: bson_error_t, _ operation: String) {
+        var copy = e
+        domain = e.domain
+        code = e.code
+        message = withUnsafeBytes(of: &copy.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        self.operation = operation
+    }
+
+    init(message: String, operation: String) {
+        domain = 0
+        code = 0
+        self.message = message
+        self.operation = operation
+    }
+
+    public var description: String { "\(operation): \(message)" }
+}
+
+/// Owns one heap `bson_t` built from Extended JSON; destroyed in deinit.
+final class BSONDocument {
+    let pointer: OpaquePointer
+
+    init(_ json: JSONValue) throws {
+        let text = json.jsonString
+        var error = bson_error_t()
+        guard let p = bson_new_from_json(text, text.utf8.count, &error) else { throw MongoError(error, "bson_new_from_json") }
+        pointer = p
+    }
+
+    deinit { bson_destroy(pointer) }
+
+    /// Relaxed Extended JSON of a borrowed `bson_t`.
+    static func json(of doc: OpaquePointer) throws -> JSONValue {
+        var length = 0
+        guard let cString = bson_as_relaxed_extended_json(doc, &length) else {
+            throw MongoError(message: "document is not representable as JSON", operation: "bson_as_json")
+        }
+        defer { bson_free(cString) }
+        return try JSONValue.parse(Data(bytes: cString, count: length))
+    }
+}
+
+/// Runs `body` with a correctly aligned, caller-owned `bson_t` for
+/// libmongoc's out-parameter replies, destroying it afterwards. `bson_t` is
+/// 128 bytes aligned to 128 (libbson ABI); Swift sees it as opaque.
+func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+    let reply = OpaquePointer(raw)
+    bson_init(reply)
+    defer {
+        bson_destroy(reply)
+        raw.deallocate()
+    }
+    return try body(reply)
+}
+
+/// Owns the `mongoc_client_pool_t` (thread-safe) and the dedicated threads
+/// that run every blocking libmongoc call, so none runs on Swift's
+/// cooperative pool. Clients are popped per operation and pushed back.
+public final class MongoPool: @unchecked Sendable {
+    private let pool: OpaquePointer
+    private let uri: OpaquePointer
+    private let queue = DispatchQueue(label: "agent-runner.mongo", attributes: .concurrent)
+    public let databaseName: String
+
+    private static let initialized: Bool = {
+        mongoc_init()
+        return true
+    }()
+
+    /// Parses `uriString` (server selection defaults to 5 s when unset).
+    public init(uri uriString: String, databaseName: String, appName: String = "agent-runner") throws {
+        _ = Self.initialized
+        var error = bson_error_t()
+        guard let u = mongoc_uri_new_with_error(uriString, &error) else {
+            throw MongoError(error, "MONGODB_URI")
+        }
+        if !uriString.lowercased().contains("serverselectiontimeoutms") {
+            mongoc_uri_set_option_as_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000)
+        }
+        if !uriString.lowercased().contains("connecttimeoutms") {
+            mongoc_uri_set_option_as_int32(u, MONGOC_URI_CONNECTTIMEOUTMS, 3000)
+        }
+        mongoc_uri_set_appname(u, appName)
+        guard let p = mongoc_client_pool_new(u) else {
+            mongoc_uri_destroy(u)
+            throw MongoError(message: "cannot create a client pool", operation: "mongoc_client_pool_new")
+        }
+        mongoc_client_pool_set_error_api(p, 2)
+        mongoc_client_pool_max_size(p, 32)
+        pool = p
+        uri = u
+        self.databaseName = databaseName
+    }
+
+    deinit {
+        mongoc_client_pool_destroy(pool)
+        mongoc_uri_destroy(uri)
+    }
+
+    /// Runs `body` with a client, synchronously, on the calling thread.
+    /// Use `run` from async code.
+    func withClient<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+        let client = mongoc_client_pool_pop(pool)!
+        defer { mongoc_client_pool_push(pool, client) }
+        return try body(client)
+    }
+
+    /// Runs `body` with a collection handle on a dedicated thread.
+    func run<T: Sendable>(_ collection: String, _ body: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in
+            queue.async {
+                cont.resume(with: Result {
+                    try self.withClient { client in
+                        let coll = mongoc_client_get_collection(client, self.databaseName, collection)!
+                        defer { mongoc_collection_destroy(coll) }
+                        return try body(coll)
+                    }
+                })
+            }
+        }
+    }
+
+    /// Runs a database command (on `databaseName`) on a dedicated thread.
+    public func command(_ cmd: JSONValue) async throws -> JSONValue {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, Error>) in
+            queue.async {
+                cont.resume(with: Result {
+                    try self.withClient { client in
+                        let doc = try BSONDocument(cmd)
+                        return try withReply { reply in
+                            var error = bson_error_t()
+                            guard mongoc_client_command_simple(client, self.databaseName, doc.pointer, nil, reply, &error)
+                            else { throw MongoError(error, "command") }
+                            return try BSONDocument.json(of: reply)
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
