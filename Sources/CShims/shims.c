@@ -114,6 +114,8 @@ pid_t cshims_spawn(const char *path, char *const argv[], char *const envp[],
     return pid;
 }
 
+int cshims_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
 int cshims_wifexited(int status) { return WIFEXITED(status); }
 int cshims_wexitstatus(int status) { return WEXITSTATUS(status); }
 int cshims_wifsignaled(int status) { return WIFSIGNALED(status); }

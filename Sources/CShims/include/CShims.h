@@ -28,6 +28,9 @@ pid_t cshims_spawn(const char *path, char *const argv[], char *const envp[],
                    int stdin_fd, int stdout_fd, int stderr_fd,
                    int uid, int gid, const char *cwd);
 
+/// pipe2(fds, O_CLOEXEC): glibc declares pipe2 only under _GNU_SOURCE.
+int cshims_pipe_cloexec(int fds[2]);
+
 /// The wait(2) status macros, exported as functions.
 int cshims_wifexited(int status);
 int cshims_wexitstatus(int status);

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import JobStore
+import Logging
+import RunnerCore
+import ServiceLifecycle
+import SupervisorKit
+
+/// `agent-runner`: the daemon (`run`, the default) and operator subcommands.
+@main
+struct AgentRunner: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent-runner",
+        abstract: "Claims Architex jobs from MongoDB and turns their architectures into Git repositories.",
+        subcommands: [Run.self, Seed.self, Jobs.self, Show.self, Logs.self, Retry.self, Cancel.self, Doctor.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "Read KEY=VALUE settings from this file (default: ./.env when present).")
+    var envFile: String?
+
+    /// The validated configuration, or exit 78 naming the bad variable.
+    func configuration() throws -> RunnerConfiguration {
+        do {
+            let path = envFile ?? (FileManager.default.fileExists(atPath: ".env") ? ".env" : nil)
+            let env = try RunnerConfiguration.environment(envFile: path, process: ProcessInfo.processInfo.environment)
+            return try RunnerConfiguration(environment: env)
+        } catch let e as ConfigurationError {
+            FileHandle.standardError.write(Data("agent-runner: \(e)\n".utf8))
+            throw ExitCode(78)
+        }
+    }
+
+    /// A store connected to the configured database (exit 69 when impossible).
+    func store(_ config: RunnerConfiguration) throws -> JobStore {
+        do {
+            return JobStore(pool: try MongoPool(uri: config.mongoURI, databaseName: config.databaseName),
+                            logCap: config.logCap)
+        } catch {
+            FileHandle.standardError.write(Data("agent-runner: configuration error: MONGODB_URI: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+    }
+}
+
+/// Prints a one-line error and exits non-zero.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data("agent-runner: \(message)\n".utf8))
+    return ExitCode(code)
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the supervisor daemon.")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Child slots (overrides RUNNER_CONCURRENCY).") var concurrency: Int?
+    @Flag(help: "Exit 0 once nothing is claimable and no job runs.") var exitWhenIdle = false
+
+    func run() async throws {
+        var config = try common.configuration()
+        if let concurrency {
+            guard (1...256).contains(concurrency) else { throw fail("--concurrency must be 1...256", code: 78) }
+            config.concurrency = concurrency
+        }
+        LogSetup.bootstrap(config)
+        let logger = Logger(label: "agent-runner")
+        if !config.sandboxEnforced { logger.warning("SANDBOX=off: job children run UNCONFINED (development only)") }
+        guard let childPath = ChildLocator.path(config) else {
+            throw fail("cannot find agent-runner-job; set AGENT_RUNNER_JOB_PATH", code: 69)
+        }
+        let store = try common.store(config)
+        do {
+            let version = try await Startup.connect(store, logger: logger)
+            logger.info("database reachable", metadata: ["server": "\(version)", "db": "\(config.databaseName)"])
+        } catch {
+            throw fail("cannot reach the database: \(error)", code: 69)
+        }
+        let supervisor = Supervisor(config: config, store: store, childPath: childPath, logger: logger,
+                                    exitWhenIdle: exitWhenIdle)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Start-up checks: reach the database (bounded retries) and create indexes.
+enum Startup {
+    static func connect(_ store: JobStore, logger: Logger) async throws -> String {
+        var lastError: Error?
+        for attempt in 1...5 {
+            do {
+                let version = try await store.ping()
+                try await store.ensureIndexes()
+                return version
+            } catch {
+                lastError = error
+                logger.warning("database not reachable yet", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                try await Task.sleep(for: .seconds(Double(attempt)))
+            }
+        }
+        throw lastError!
+    }
+}
+
+/// Finds the job child executable: AGENT_RUNNER_JOB_PATH, else beside this binary.
+enum ChildLocator {
+    static func path(_ config: RunnerConfiguration) -> String? {
+        if let p = config.jobExecutablePath { return access(p, X_OK) == 0 ? p : nil }
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let sibling = (me as NSString).deletingLastPathComponent + "/agent-runner-job"
+        return access(sibling, X_OK) == 0 ? sibling : nil
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import RunnerCore
+
+/// Bootstraps swift-log once, for the executable only: one line per event on
+/// stderr, JSON or text (with systemd's `<N>` priority prefixes), redacted.
+enum LogSetup {
+    static func bootstrap(_ config: RunnerConfiguration) {
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        let json = config.logFormat == "json"
+        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
+        LoggingSystem.bootstrap { label in
+            var h = LineLogHandler(label: label, json: json, redactor: redactor)
+            h.logLevel = level
+            return h
+        }
+    }
+}
+
+/// Writes one line per log event to stderr.
+struct LineLogHandler: LogHandler {
+    let label: String
+    let json: Bool
+    let redactor: Redactor
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        var all = metadata
+        if let extra { all.merge(extra) { $1 } }
+        let text: String
+        if json {
+            var o: [String: JSONValue] = ["ts": .string(Date().formatted(.iso8601)), "level": .string(level.rawValue),
+                                          "msg": .string(redactor.redact(message.description))]
+            for (k, v) in all { o[k] = .string(redactor.redact("\(v)")) }
+            text = JSONValue.object(o).jsonString
+        } else {
+            let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            text = "<\(Self.priority(level))>\(level.rawValue): " + redactor.redact(message.description + (fields.isEmpty ? "" : " " + fields))
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// syslog priorities, as systemd's journal reads them from a `<N>` prefix.
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+}

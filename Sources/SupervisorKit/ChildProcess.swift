@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import Foundation
+import RunnerCore
+
+/// How a child process ended. A non-zero exit is a value, not an error.
+public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var description: String {
+        switch self {
+        case .exited(let c): return "exit code \(c)"
+        case .signaled(let s): return "signal \(s) (\(Self.signalName(s)))"
+        }
+    }
+
+    /// SIGKILL → "SIGKILL", etc.
+    public static func signalName(_ s: Int32) -> String {
+        let names: [Int32: String] = [SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL",
+                                      SIGTRAP: "SIGTRAP", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE",
+                                      SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", SIGPIPE: "SIGPIPE", SIGTERM: "SIGTERM",
+                                      SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS"]
+        return names[s] ?? "SIG\(s)"
+    }
+}
+
+/// One line of a child's output.
+public enum ChildOutput: Sendable {
+    case stdout(String)
+    case stderr(String)
+}
+
+/// A spawned child: leader of its own session and process group. Its pipes
+/// are read and its exit is awaited on dedicated threads, never on Swift's
+/// cooperative pool.
+public final class ChildProcess: Sendable {
+    public let pid: pid_t
+    /// Every line the child writes, stdout and stderr; finishes when both close.
+    public let output: AsyncStream<ChildOutput>
+    private let exit: AsyncStream<ExitStatus>
+
+    /// Spawns `executable` with exactly `environment`, writes `stdin` then
+    /// closes it. `uid`/`gid` switch identity before exec when set.
+    public init(executable: String, arguments: [String], environment: [String: String], stdin: [UInt8],
+                workingDirectory: String? = nil, uid: Int32? = nil, gid: Int32? = nil) throws {
+        var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        try retryingEINTR("pipe2") { cshims_pipe_cloexec(&inPipe) }
+        try retryingEINTR("pipe2") { cshims_pipe_cloexec(&outPipe) }
+        try retryingEINTR("pipe2") { cshims_pipe_cloexec(&errPipe) }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        let pid = cshims_spawn(executable, argv, envp, inPipe[0], outPipe[1], errPipe[1],
+                               uid ?? -1, gid ?? -1, workingDirectory)
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        guard pid > 0 else {
+            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            throw Errno(-pid, "spawn \(executable)")
+        }
+        self.pid = pid
+        let (output, outCont) = AsyncStream.makeStream(of: ChildOutput.self)
+        let (exit, exitCont) = AsyncStream.makeStream(of: ExitStatus.self, bufferingPolicy: .bufferingNewest(1))
+        self.output = output
+        self.exit = exit
+        let writeFD = inPipe[1]
+        Thread.detachNewThread {
+            try? writeAll(writeFD, stdin)
+            close(writeFD)
+        }
+        let open = OpenStreams(count: 2, continuation: outCont)
+        for (fd, isErr) in [(outPipe[0], false), (errPipe[0], true)] {
+            Thread.detachNewThread {
+                Self.readLines(fd) { outCont.yield(isErr ? .stderr($0) : .stdout($0)) }
+                close(fd)
+                open.closeOne()
+            }
+        }
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            exitCont.yield(cshims_wifsignaled(status) != 0 ? .signaled(cshims_wtermsig(status))
+                : .exited(cshims_wexitstatus(status)))
+            exitCont.finish()
+        }
+    }
+
+    /// Waits (without blocking the cooperative pool) for the leader to exit.
+    public func waitForExit() async -> ExitStatus {
+        for await s in exit { return s }
+        return .exited(-1)
+    }
+
+    /// Sends `signal` to the child's whole process group.
+    public func signalGroup(_ signal: Int32) {
+        _ = kill(-pid, signal)
+    }
+
+    /// Splits a byte stream into lines (long lines are cut at 64 KiB).
+    static func readLines(_ fd: Int32, _ emit: (String) -> Void) {
+        var pending = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            pending += buf[0..<n]
+            while let nl = pending.firstIndex(of: 0x0A) {
+                emit(String(decoding: pending[..<nl], as: UTF8.self))
+                pending.removeSubrange(...nl)
+            }
+            if pending.count > 65536 {
+                emit(String(decoding: pending, as: UTF8.self))
+                pending.removeAll()
+            }
+        }
+        if !pending.isEmpty { emit(String(decoding: pending, as: UTF8.self)) }
+    }
+}
+
+/// Finishes the output stream when the last reader closes.
+private final class OpenStreams: @unchecked Sendable {
+    private var remaining: Int
+    private let lock = NSLock()
+    private let continuation: AsyncStream<ChildOutput>.Continuation
+    init(count: Int, continuation: AsyncStream<ChildOutput>.Continuation) {
+        remaining = count
+        self.continuation = continuation
+    }
+    func closeOne() {
+        lock.lock()
+        remaining -= 1
+        let done = remaining == 0
+        lock.unlock()
+        if done { continuation.finish() }
+    }
+}

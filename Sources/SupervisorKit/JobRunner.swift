@@ -1,0 +1,218 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import JobStore
+import Logging
+import RunnerCore
+
+/// Why the supervisor stopped a child early.
+enum StopReason: Sendable, Equatable {
+    case cancelled, timeout, leaseLost, shutdown
+}
+
+/// Runs one claimed job: spawns its child, relays events to the database
+/// (fenced on the lease), heartbeats, enforces cancel and timeout, and writes
+/// the outcome.
+struct JobRunner: Sendable {
+    let config: RunnerConfiguration
+    let store: JobStore
+    let childPath: String
+    let logger: Logger
+    let shutdown: ShutdownSignal
+
+    func run(_ job: ClaimedJob) async {
+        var logger = logger
+        logger[metadataKey: "job"] = "\(job.idText)"
+        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
+        let workspace = config.workdirRoot + "/" + ArchitectureSafeName.of(job.idText)
+        do {
+            logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
+            if job.cancelRequested { return await write(job, .cancelled("cancelled before it ran"), logger) }
+            let ticket = try await makeTicket(job, workspace: workspace)
+            try? FileManager.default.removeItem(atPath: workspace)
+            try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
+            let child = try ChildProcess(executable: childPath, arguments: [], environment: childEnvironment(workspace),
+                                         stdin: Array(try JSONEncoder().encode(ticket)))
+            let outcome = await supervise(job, child, redactor: redactor, logger: logger)
+            if let outcome { await write(job, outcome, logger) }
+            cleanWorkspace(workspace, outcome: outcome)
+        } catch let failure as JobFailure {
+            await write(job, decide(job, failure), logger)
+        } catch {
+            await write(job, decide(job, JobFailure(.internal, redactor.redact("\(error)"))), logger)
+        }
+    }
+
+    /// The ticket: the job, its project, settings and secrets.
+    func makeTicket(_ job: ClaimedJob, workspace: String) async throws -> JobTicket {
+        guard let spec = job.document["architecture_spec"], !spec.isNull else {
+            throw JobFailure(.invalidSpec, "the job has no architecture_spec")
+        }
+        guard let projectId = job.projectId, !projectId.isNull else {
+            throw JobFailure(.invalidSpec, "the job has no projectId")
+        }
+        guard let project = try await store.project(projectId) else {
+            throw JobFailure(.invalidSpec, "project \(JobStore.idText(projectId)) does not exist")
+        }
+        let repo = (project["githubRepoUrl"] ?? project["github_repo_url"])?.stringValue
+        return JobTicket(jobId: job.idText, attempt: job.attempt,
+                         projectName: project["name"]?.stringValue ?? "project", repoURL: repo,
+                         architectureSpec: spec, workspace: workspace, settings: ChildSettings(config),
+                         secrets: ChildSecrets(githubToken: config.githubToken, geminiAPIKey: config.geminiAPIKey))
+    }
+
+    /// The child's environment, built from nothing: no database URI, no tokens.
+    func childEnvironment(_ workspace: String) -> [String: String] {
+        ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home", "TMPDIR": workspace + "/tmp",
+         "LANG": "C.UTF-8"]
+    }
+
+    /// Relays the child's events until it exits; returns the outcome to
+    /// record, or nil when the lease was lost (nothing more may be written).
+    func supervise(_ job: ClaimedJob, _ child: ChildProcess, redactor: Redactor, logger: Logger) async -> JobOutcome? {
+        let logs = LogBatcher(store: store, job: job)
+        let control = ChildControl()
+        let result = ResultBox()
+        let started = ContinuousClock.now
+        let leaseSeconds = config.leaseSeconds
+        let deadline = started + .seconds(config.jobTimeoutSeconds)
+        let grace = Duration.seconds(2)
+        return await withTaskGroup(of: Void.self) { group in
+            // Events from the child.
+            group.addTask {
+                for await line in child.output {
+                    switch line {
+                    case .stderr(let text): await logs.add("[stderr] " + redactor.redact(text))
+                    case .stdout(let text):
+                        guard let event = try? JSONDecoder().decode(ChildEvent.self, from: Data(text.utf8)) else {
+                            await logs.add("[child] " + redactor.redact(text)); continue
+                        }
+                        switch event {
+                        case .log(let l): await logs.add(redactor.redact(l))
+                        case .stage(let s):
+                            await logs.flush()
+                            if (try? await store.setStage(job, s)) == false { control.stop(.leaseLost) }
+                        case .succeeded, .failed: result.set(event)
+                        }
+                    }
+                }
+            }
+            // Heartbeat, cancel, timeout, shutdown and log flushing.
+            group.addTask {
+                var lastBeat = ContinuousClock.now
+                var stopSent: ContinuousClock.Instant?
+                while !control.exited {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    await logs.flushIfDue()
+                    let now = ContinuousClock.now
+                    if now - lastBeat >= .seconds(Double(leaseSeconds) / 3) {
+                        lastBeat = now
+                        do {
+                            switch try await store.heartbeat(job, leaseSeconds: leaseSeconds) {
+                            case nil: control.stop(.leaseLost)
+                            case true?: control.stop(.cancelled)
+                            case false?: break
+                            }
+                        } catch {
+                            logger.warning("heartbeat failed; will retry", metadata: ["error": "\(error)"])
+                        }
+                    }
+                    if now >= deadline { control.stop(.timeout) }
+                    if shutdown.isForced { control.stop(.shutdown) }
+                    if let reason = control.reason {
+                        if stopSent == nil {
+                            logger.notice("stopping child", metadata: ["reason": "\(reason)"])
+                            child.signalGroup(SIGTERM)
+                            stopSent = now
+                        } else if now - stopSent! >= grace {
+                            child.signalGroup(SIGKILL)
+                        }
+                    }
+                }
+            }
+            let status = await child.waitForExit()
+            child.signalGroup(SIGKILL) // stragglers of the group
+            control.markExited()
+            await group.waitForAll()
+            await logs.add("child exited: \(status)")
+            await logs.flush()
+            logger.info("child exited", metadata: ["status": "\(status)"])
+            return outcome(job, status: status, result: result.value, stop: control.reason)
+        }
+    }
+
+    /// The outcome from the child's exit, its result event and any stop reason.
+    func outcome(_ job: ClaimedJob, status: ExitStatus, result: ChildEvent?, stop: StopReason?) -> JobOutcome? {
+        switch stop {
+        case .leaseLost: return nil
+        case .cancelled: return .cancelled("cancelled while running")
+        case .shutdown: return .requeued
+        case .timeout:
+            return decide(job, JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(config.jobTimeoutSeconds)"))
+        case nil: break
+        }
+        switch result {
+        case .succeeded(let meta): return .done(meta)
+        case .failed(let f): return decide(job, f)
+        default: break
+        }
+        switch status {
+        case .signaled(SIGSYS):
+            return decide(job, JobFailure(.sandboxViolation, "the child was killed by SIGSYS: a forbidden system call"))
+        case .signaled(SIGXCPU):
+            return decide(job, JobFailure(.resourceLimit, "CPU limit JOB_CPU_SECONDS=\(config.jobCPUSeconds) exceeded (SIGXCPU)"))
+        case .signaled(SIGXFSZ):
+            return decide(job, JobFailure(.resourceLimit, "file size limit exceeded (SIGXFSZ)"))
+        default:
+            return decide(job, JobFailure(.childCrashed, "the job child ended without a result: \(status)"))
+        }
+    }
+
+    /// Retry (back to pending with backoff) or fail, by retryability and attempts.
+    func decide(_ job: ClaimedJob, _ failure: JobFailure) -> JobOutcome {
+        let max = Int(job.document["maxAttempts"]?.intValue ?? Int64(config.maxAttempts))
+        guard failure.retryable, job.attempt < max else { return .failed(failure) }
+        let base = min(pow(Double(job.attempt), 4), 3600)
+        return .retry(failure, notBefore: Date().addingTimeInterval(base + Double.random(in: 0...(base / 4 + 1))))
+    }
+
+    func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger) async {
+        do {
+            guard try await store.finish(job, outcome) else {
+                logger.warning("lease lost before the outcome was written; another runner owns the job")
+                return
+            }
+            switch outcome {
+            case .done(let meta):
+                logger.info("done", metadata: ["commit": "\(meta.commitSha ?? "-")"])
+                if let p = job.projectId { try await store.recordSuccess(projectId: p, jobId: job.id) }
+            case .failed(let f): logger.warning("failed", metadata: ["code": "\(f.code.rawValue)", "error": "\(f.message)"])
+            case .retry(let f, let at): logger.warning("will retry", metadata: ["code": "\(f.code.rawValue)", "at": "\(at)"])
+            case .cancelled: logger.info("cancelled")
+            case .requeued: logger.info("requeued for another runner")
+            }
+        } catch {
+            logger.error("cannot record the outcome", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func cleanWorkspace(_ path: String, outcome: JobOutcome?) {
+        let keep: Bool
+        switch (config.keepWorkspaces, outcome) {
+        case (.always, _): keep = true
+        case (.never, _): keep = false
+        case (.failed, .some(.done)), (.failed, .some(.requeued)): keep = false
+        case (.failed, _): keep = true
+        }
+        if !keep { try? FileManager.default.removeItem(atPath: path) }
+    }
+}
+
+/// Job ids as workspace folder names: safe characters only.
+enum ArchitectureSafeName {
+    static func of(_ id: String) -> String {
+        let safe = String(id.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_" })
+        return String(safe.prefix(100))
+    }
+}

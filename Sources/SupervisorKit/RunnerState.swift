@@ -1,0 +1,72 @@
+import Foundation
+import JobStore
+import RunnerCore
+
+/// A mutex-guarded value shared between a job's tasks.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
+
+/// The first reason to stop a child, and whether it has exited.
+final class ChildControl: Sendable {
+    private let state = Locked<(reason: StopReason?, exited: Bool)>((nil, false))
+    func stop(_ r: StopReason) { state.withLock { if $0.reason == nil { $0.reason = r } } }
+    var reason: StopReason? { state.withLock { $0.reason } }
+    func markExited() { state.withLock { $0.exited = true } }
+    var exited: Bool { state.withLock { $0.exited } }
+}
+
+/// The child's single result event (the first one wins).
+final class ResultBox: Sendable {
+    private let state = Locked<ChildEvent?>(nil)
+    func set(_ e: ChildEvent) { state.withLock { if $0 == nil { $0 = e } } }
+    var value: ChildEvent? { state.withLock { $0 } }
+}
+
+/// Supervisor-wide shutdown state: stop claiming, then force running jobs to stop.
+public final class ShutdownSignal: Sendable {
+    private let state = Locked<(draining: Bool, forced: Bool)>((false, false))
+    public init() {}
+    public func drain() { state.withLock { $0.draining = true } }
+    public func force() { state.withLock { $0.forced = true; $0.draining = true } }
+    public var isDraining: Bool { state.withLock { $0.draining } }
+    public var isForced: Bool { state.withLock { $0.forced } }
+}
+
+/// Batches a job's log lines: a job that prints thousands of lines costs a
+/// few database round-trips (flush at 200 lines or every half second).
+actor LogBatcher {
+    let store: JobStore
+    let job: ClaimedJob
+    private var pending: [String] = []
+    private var lastFlush = ContinuousClock.now
+
+    init(store: JobStore, job: ClaimedJob) {
+        self.store = store
+        self.job = job
+    }
+
+    func add(_ line: String) async {
+        pending.append(String(line.prefix(4000)))
+        if pending.count >= 200 { await flush() }
+    }
+
+    func flushIfDue() async {
+        if !pending.isEmpty, ContinuousClock.now - lastFlush >= .milliseconds(500) { await flush() }
+    }
+
+    func flush() async {
+        lastFlush = ContinuousClock.now
+        guard !pending.isEmpty else { return }
+        let lines = pending
+        pending.removeAll()
+        _ = try? await store.appendLogs(job, lines)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import JobStore
+import Logging
+import RunnerCore
+import ServiceLifecycle
+
+/// The daemon: claims jobs while a slot is free and runs each in its own
+/// child. A `Service`: on graceful shutdown it stops claiming, lets running
+/// jobs finish for SHUTDOWN_GRACE_SECONDS, then stops and requeues the rest.
+public final class Supervisor: Service, Sendable {
+    let config: RunnerConfiguration
+    let store: JobStore
+    let childPath: String
+    let logger: Logger
+    let exitWhenIdle: Bool
+    let owner: String
+    public let shutdown = ShutdownSignal()
+
+    public init(config: RunnerConfiguration, store: JobStore, childPath: String, logger: Logger, exitWhenIdle: Bool) {
+        self.config = config
+        self.store = store
+        self.childPath = childPath
+        self.logger = logger
+        self.exitWhenIdle = exitWhenIdle
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        owner = "\(String(cString: host)):\(getpid()):\(UUID().uuidString.prefix(8))"
+    }
+
+    public func run() async throws {
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let running = Locked(0)
+        let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown)
+        logger.info("supervisor started", metadata: ["owner": "\(owner)", "slots": "\(config.concurrency)"])
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { [config] in
+                    // The poll tick: wakes the claim loop even when nothing else does.
+                    while !Task.isCancelled && !self.shutdown.isDraining {
+                        try? await Task.sleep(for: .seconds(config.pollSeconds))
+                        wake.yield()
+                    }
+                }
+                var backoff = 0.5
+                wake.yield()
+                for await _ in wakeups {
+                    if shutdown.isDraining {
+                        if running.withLock({ $0 }) == 0 { break }
+                        continue
+                    }
+                    var idle = false
+                    while running.withLock({ $0 }) < config.concurrency, !shutdown.isDraining {
+                        let job: ClaimedJob?
+                        do {
+                            job = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds)
+                            backoff = 0.5
+                        } catch {
+                            logger.error("claim failed; backing off", metadata: ["error": "\(error)", "seconds": "\(backoff)"])
+                            try? await Task.sleep(for: .seconds(backoff))
+                            backoff = min(backoff * 2, 30)
+                            break
+                        }
+                        guard let job else { idle = true; break }
+                        running.withLock { $0 += 1 }
+                        group.addTask {
+                            await runner.run(job)
+                            running.withLock { $0 -= 1 }
+                            wake.yield()
+                        }
+                    }
+                    if exitWhenIdle, idle, running.withLock({ $0 }) == 0 {
+                        logger.info("nothing to claim and no job running; exiting (--exit-when-idle)")
+                        shutdown.drain()
+                        break
+                    }
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: { [shutdown, logger, config] in
+            logger.notice("shutdown requested: no new claims; waiting for running jobs",
+                          metadata: ["grace": "\(config.shutdownGraceSeconds)s"])
+            shutdown.drain()
+            wake.yield()
+            Task {
+                try? await Task.sleep(for: .seconds(config.shutdownGraceSeconds))
+                if !shutdown.isForced {
+                    logger.notice("shutdown grace over: stopping running jobs and requeueing them")
+                    shutdown.force()
+                }
+            }
+        }
+        logger.info("supervisor stopped")
+    }
+}
