@@ -13,9 +13,9 @@ public struct Redactor: Sendable {
 
     private static let patterns: [(NSRegularExpression, String)] = [
         (#"(?i)\b(authorization|proxy-authorization|x-goog-api-key|x-api-key)(\s*[:=]\s*)[^\r\n]+"#, "$1$2[REDACTED]"),
-        (#"\bgithub_pat_[A-Za-z0-9_]{20,}"#, "[REDACTED]"),
-        (#"\bgh[pousr]_[A-Za-z0-9]{20,}"#, "[REDACTED]"),
-        (#"\bAIza[0-9A-Za-z_\-]{30,}"#, "[REDACTED]"),
+        (#"github_pat_[A-Za-z0-9_]{20,}"#, "[REDACTED]"),
+        (#"gh[pousr]_[A-Za-z0-9]{20,}"#, "[REDACTED]"),
+        (#"AIza[0-9A-Za-z_\-]{30,}"#, "[REDACTED]"),
         (#"(?i)([a-z][a-z0-9+.\-]*://)[^/@\s:]*:[^/@\s]*@"#, "$1[REDACTED]@"),
         (#"(?i)([a-z][a-z0-9+.\-]*://)(x-access-token|oauth2|[^/@\s:]{20,})@"#, "$1[REDACTED]@"),
         (#"(?i)([?&](key|access_token|token)=)[^&\s]+"#, "$1[REDACTED]"),

@@ -1,0 +1,154 @@
+import Foundation
+import JobStore
+import RunnerCore
+import Testing
+
+/// The real pipeline: real server, real supervisor and child binaries, real
+/// sandbox, real git remotes.
+@Suite(.serialized) struct EndToEndTests {
+    @Test func pendingJobEndsDoneWithItsCommitOnTheRemote() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let id = try await h.seed(try TestEnv.exampleSpec("webapp-custom-shape.json"))
+        #expect(try await h.job(id)["status"]?.stringValue == "pending")
+        let run = try await h.agentRunner(["run", "--exit-when-idle"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(job.prettyString)")
+        #expect(job["stage"]?.stringValue == "finished")
+        #expect(job["attempts"]?.intValue == 1)
+        #expect(job["lease"] == nil)
+        let head = try await Git.run(["-C", h.remote, "rev-parse", "main"])
+        #expect(job["metadata"]?["commitSha"]?.stringValue == head)
+        #expect(job["metadata"]?["generator"]?.stringValue == "scaffold")
+        #expect(job["metadata"]?["branch"]?.stringValue == "main")
+        let message = try await Git.run(["-C", h.remote, "log", "-1", "--format=%B", "main"])
+        #expect(message.contains("Architex-Job: \(id)"))
+        let tree = try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"])
+        #expect(tree.contains("README.md") && tree.contains("docker-compose.yml"))
+        let logs = job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(logs.contains { $0.contains("landlock ABI") }, "the child must report its sandbox")
+        // The project records the success.
+        let project = try await h.store.project(job["projectId"]!)
+        #expect(project?["jobIds"]?.arrayValue?.contains(.string(id)) == true)
+        #expect(project?["lastUpdated"]?.dateValue != nil)
+        // The token-free remote URL is all .git/config holds.
+        let config = try String(contentsOfFile: h.workdir + "/\(id)/repo/.git/config", encoding: .utf8)
+        #expect(config.contains("file://"))
+    }
+
+    @Test func twoJobsRunWithConcurrencyTwoAndTheSecondCommitsOnTop() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let a = try await h.seed(tinySpec, project: "P1")
+        let other = h.root + "/other.git"
+        try await Git.initBare(other)
+        let b = try await h.seed(try TestEnv.exampleSpec("ecommerce-seed-shape.json"), repo: other, project: "P2")
+        let run = try await h.agentRunner(["run", "--exit-when-idle", "--concurrency", "2"])
+        #expect(run.status == 0, "\(run.stderr)")
+        for id in [a, b] { #expect(try await h.job(id)["status"]?.stringValue == "done") }
+        // A later job of the same project commits on top of the first.
+        let first = try await Git.run(["-C", h.remote, "rev-parse", "main"])
+        var changed = tinySpec.objectValue!
+        changed["name"] = "Tiny v2"
+        let projectId = try await h.job(a)["projectId"]!.stringValue!
+        let c = try await h.store.insertJob(projectId: projectId, spec: .object(changed))
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"]).status == 0)
+        let job = try await h.job(c)
+        #expect(job["status"]?.stringValue == "done")
+        #expect(job["metadata"]?["parentSha"]?.stringValue == first)
+        let parent = try await Git.run(["-C", h.remote, "rev-parse", "main^"])
+        #expect(parent == first)
+    }
+
+    @Test func malformedJobFailsAndTheNextStillSucceeds() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let bad = try await h.seed(["nodes": [["id": "a"]], "edges": [["source": "a", "target": "ghost"]]])
+        let good = try await h.seed(tinySpec)
+        let run = try await h.agentRunner(["run", "--exit-when-idle"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let failed = try await h.job(bad)
+        #expect(failed["status"]?.stringValue == "failed")
+        #expect(failed["error"]?["code"]?.stringValue == "invalid_spec")
+        #expect(failed["error"]?["message"]?.stringValue?.contains("ghost") == true)
+        #expect(failed["error"]?["retryable"]?.boolValue == false)
+        #expect(try await h.job(good)["status"]?.stringValue == "done")
+    }
+
+    @Test func objectIdAndStringIdsAreBothHandledAndKeptAsTheyAre() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let projectId = try await h.store.insertProject(name: "Ids", repoURL: "file://" + h.remote)
+        let oid = ObjectIDText.make()
+        _ = try await h.store.insertJob(projectId: projectId, spec: tinySpec, id: ["$oid": .string(oid)])
+        let stringId = try await h.store.insertJob(projectId: projectId, spec: tinySpec, id: "job-as-a-string")
+        // One slot: both jobs push to the same branch (the per-project lock is issue 5's).
+        #expect(try await h.agentRunner(["run", "--exit-when-idle", "--concurrency", "1"]).status == 0)
+        let byOid = try await h.job(oid)
+        #expect(byOid["_id"]?["$oid"]?.stringValue == oid, "the ObjectId _id must stay an ObjectId")
+        #expect(byOid["status"]?.stringValue == "done")
+        let byString = try await h.job(stringId)
+        #expect(byString["_id"]?.stringValue == "job-as-a-string")
+        #expect(byString["status"]?.stringValue == "done")
+        let project = try await h.store.project(.string(projectId))
+        #expect(project?["jobIds"]?.arrayValue?.contains(["$oid": .string(oid)]) == true)
+    }
+
+    @Test func childKilledBySignalFailsWithChildCrashed() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let script = h.root + "/crashing-child"
+        try "#!/bin/sh\nread -r ticket\nkill -KILL $$\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let id = try await h.seed(tinySpec)
+        let run = try await h.agentRunner(["run", "--exit-when-idle"],
+                                          env: ["AGENT_RUNNER_JOB_PATH": script, "JOB_MAX_ATTEMPTS": "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["code"]?.stringValue == "child_crashed")
+        #expect(job["error"]?["message"]?.stringValue?.contains("SIGKILL") == true)
+    }
+
+    @Test func retryableFailureGoesBackToPendingWithBackoff() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let script = h.root + "/crashing-child"
+        try "#!/bin/sh\nexit 3\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let id = try await h.seed(tinySpec)
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"], env: ["AGENT_RUNNER_JOB_PATH": script]).status == 0)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "pending")
+        #expect(job["error"]?["code"]?.stringValue == "child_crashed")
+        #expect(job["error"]?["message"]?.stringValue?.contains("exit code 3") == true)
+        #expect(job["notBefore"]?.dateValue.map { $0 > Date() } == true)
+        #expect(job["errors"]?.arrayValue?.count == 1)
+    }
+
+    @Test func httpRemoteWithoutTokenIsDoneWithPushSkipped() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let id = try await h.seed(tinySpec, repo: "https://github.com/example/never-pushed.git")
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"]).status == 0)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done")
+        #expect(job["metadata"]?["pushSkipped"]?.boolValue == true)
+        #expect(job["metadata"]?["pushSkippedReason"]?.stringValue?.contains("GITHUB_TOKEN") == true)
+    }
+
+    @Test func badConfigurationExits78NamingTheVariable() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: ["RUNNER_CONCURRENCY": "lots"])
+        #expect(r.status == 78)
+        #expect(r.stderr.contains("RUNNER_CONCURRENCY"))
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import JobStore
+import RunnerCore
+import Testing
+
+/// Shared helpers: the real MongoDB-wire server (MONGODB_URI from
+/// scripts/with-db.sh), real git, and the real built binaries.
+enum TestEnv {
+    /// The server started by `make test`.
+    static var mongoURI: String {
+        guard let uri = ProcessInfo.processInfo.environment["MONGODB_URI"] else {
+            fatalError("MONGODB_URI is not set: run the tests with `make test` (scripts/with-db.sh)")
+        }
+        return uri
+    }
+
+    /// The directory holding agent-runner and agent-runner-job (next to the test bundle).
+    static var binDir: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        var dir = (exe as NSString).deletingLastPathComponent
+        while !dir.isEmpty, dir != "/", !FileManager.default.fileExists(atPath: dir + "/agent-runner-job") {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir
+    }
+
+    /// A fresh temporary directory.
+    static func tempDir(_ tag: String = "t") -> String {
+        let path = NSTemporaryDirectory() + "agent-runner-test-\(tag)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func exampleSpec(_ name: String) throws -> JSONValue {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return try JSONValue.parse(Data(contentsOf: root.appendingPathComponent("examples/\(name)")))
+    }
+}
+
+/// The result of a finished process.
+struct ProcessResult {
+    var status: Int32
+    var reason: Process.TerminationReason
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a real process to completion without blocking the cooperative pool.
+func runProcess(_ path: String, _ args: [String], env: [String: String]? = nil, cwd: String? = nil,
+                timeout: Double = 120) async throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let env { p.environment = env }
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    let outData = Locked(Data()), errData = Locked(Data())
+    out.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; outData.withLock { $0.append(d) } }
+    err.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; errData.withLock { $0.append(d) } }
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+        p.terminationHandler = { _ in c.resume() }
+        do { try p.run() } catch { c.resume(throwing: error); return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { if p.isRunning { p.terminate() } }
+    }
+    out.fileHandleForReading.readabilityHandler = nil
+    err.fileHandleForReading.readabilityHandler = nil
+    let restOut = out.fileHandleForReading.readDataToEndOfFile()
+    let restErr = err.fileHandleForReading.readDataToEndOfFile()
+    return ProcessResult(status: p.terminationStatus, reason: p.terminationReason,
+                         stdout: String(decoding: outData.withLock { $0 } + restOut, as: UTF8.self),
+                         stderr: String(decoding: errData.withLock { $0 } + restErr, as: UTF8.self))
+}
+
+/// A small lock for test helpers.
+final class Locked<V>: @unchecked Sendable {
+    private var v: V
+    private let l = NSLock()
+    init(_ v: V) { self.v = v }
+    func withLock<T>(_ f: (inout V) -> T) -> T { l.lock(); defer { l.unlock() }; return f(&v) }
+}
+
+/// Real git on the command line, for checking what was pushed.
+enum Git {
+    static func run(_ args: [String]) async throws -> String {
+        let r = try await runProcess("/usr/bin/git", args)
+        guard r.status == 0 else { throw GitCLIError(message: "git \(args.joined(separator: " ")): \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func initBare(_ path: String) async throws {
+        _ = try await run(["init", "-q", "--bare", "-b", "main", path])
+    }
+
+    struct GitCLIError: Error { let message: String }
+}
+
+/// One test's world: a private database, a workspace root and a bare remote.
+struct Harness {
+    let dbName = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+    let root = TestEnv.tempDir("h")
+    var remote: String { root + "/remote.git" }
+    var workdir: String { root + "/work" }
+    let store: JobStore
+
+    init() throws {
+        store = JobStore(pool: try MongoPool(uri: TestEnv.mongoURI, databaseName: dbName), logCap: 1000)
+    }
+
+    func makeRemote() async throws { try await Git.initBare(remote) }
+
+    /// The environment of a supervisor run against this harness.
+    func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var env = [
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "MONGODB_URI": TestEnv.mongoURI, "MONGO_DB_NAME": dbName,
+            "WORKDIR_ROOT": workdir, "GENERATORS": "scaffold", "CLINE_ENABLED": "false",
+            "RUNNER_POLL_SECONDS": "0.2", "AGENT_RUNNER_JOB_PATH": TestEnv.binDir + "/agent-runner-job",
+            "KEEP_WORKSPACES": "always",
+        ]
+        env.merge(extra) { $1 }
+        return env
+    }
+
+    /// Runs `agent-runner <args>` (from the harness directory, so no .env is read).
+    func agentRunner(_ args: [String], env extra: [String: String] = [:], timeout: Double = 120) async throws -> ProcessResult {
+        try await runProcess(TestEnv.binDir + "/agent-runner", args, env: environment(extra), cwd: root, timeout: timeout)
+    }
+
+    /// Seeds a project (remote = the bare repo) and a job; returns the job id text.
+    func seed(_ spec: JSONValue, repo: String? = nil, project: String = "Test project") async throws -> String {
+        let projectId = try await store.insertProject(name: project, repoURL: repo ?? "file://" + remote)
+        return try await store.insertJob(projectId: projectId, spec: spec)
+    }
+
+    func job(_ id: String) async throws -> JSONValue {
+        guard let j = try await store.job(id) else { throw Git.GitCLIError(message: "no job \(id)") }
+        return j
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// A minimal valid spec.
+let tinySpec: JSONValue = [
+    "name": "Tiny", "nodes": [["id": "a", "type": "frontend", "data": ["label": "Web", "framework": "react"]],
+                              ["id": "b", "type": "backend", "data": ["label": "API", "framework": "express"]]],
+    "edges": [["id": "e", "source": "a", "target": "b"]],
+]
