@@ -15,28 +15,45 @@ struct GeneratorChain {
     func run() throws -> String {
         var reasons: [String] = []
         for name in ticket.settings.generators {
-            switch name {
-            case "scaffold":
-                let files = ScaffoldGenerator.files(for: spec).map { ($0.path, Array($0.content.utf8)) }
-                let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings)).write(files)
-                log("generator scaffold: wrote \(summary.files.count) files")
-                return "scaffold"
-            default:
-                let reason = "generator \(name): not available in this build"
-                log(reason)
-                reasons.append(reason)
+            do {
+                switch name {
+                case "scaffold":
+                    let files = ScaffoldGenerator.files(for: spec).map { ($0.path, Array($0.content.utf8)) }
+                    let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings)).write(files)
+                    log("generator scaffold: wrote \(summary.files.count) files")
+                    return "scaffold"
+                case "cline":
+                    let cline = ClineGenerator(settings: ticket.settings, workspace: ticket.workspace, log: log)
+                    if let why = cline.unavailableReason() {
+                        reasons.append("cline skipped: \(why)")
+                        log("generator cline skipped: \(why)")
+                        continue
+                    }
+                    log("generator cline: running \(ticket.settings.clineCommand)")
+                    try cline.run()
+                    // Whatever the agent left must pass the tree rules before anything else.
+                    _ = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
+                    log("generator cline: finished")
+                    return "cline"
+                default:
+                    let why = ticket.secrets.geminiAPIKey == nil ? "GOOGLE_GEMINI_API_KEY is not set"
+                        : "the Gemini client is not in this build yet"
+                    reasons.append("\(name) skipped: \(why)")
+                    log("generator \(name) skipped: \(why)")
+                }
+            } catch let f as JobFailure where f.code == .generationFailed {
+                reasons.append(f.message)
+                log("generator \(name) failed: \(f.message); trying the next one")
+                try clearRepo()
             }
         }
         throw JobFailure(.generationFailed, "no generator produced a tree: " + reasons.joined(separator: "; "))
     }
 
-    /// The absolute path of `command` (as given, or found on PATH), if executable.
-    static func resolveExecutable(_ command: String) -> String? {
-        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") where access("\(dir)/\(command)", X_OK) == 0 {
-            return "\(dir)/\(command)"
+    /// Empties repo/ after a failed generator (links are removed, never followed).
+    func clearRepo() throws {
+        for entry in try FileManager.default.contentsOfDirectory(atPath: repoDir) {
+            try FileManager.default.removeItem(atPath: repoDir + "/" + entry)
         }
-        return nil
     }
 }

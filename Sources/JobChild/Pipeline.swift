@@ -69,7 +69,7 @@ struct Pipeline {
         var readWrite = [workspace]
         if let url = ticket.repoURL, case .local(let path) = Publisher.kind(of: url) { readWrite.append(path) }
         var readExecute = Confinement.systemPaths + s.sandboxReadPaths
-        if let cline = GeneratorChain.resolveExecutable(s.clineCommand) {
+        if s.clineEnabled, let cline = ClineGenerator.resolve(s.clineCommand) {
             readExecute.append((cline as NSString).deletingLastPathComponent)
         }
         return Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute, devices: Confinement.devicePaths),

@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import Foundation
+import RunnerCore
+
+/// A generator subprocess inside the job child (which is synchronous and
+/// single-job, so it waits on its own thread with poll(2)). The process leads
+/// its own session; a timeout stops the whole group: SIGTERM, 2 s, SIGKILL.
+struct AgentProcess {
+    enum Status: Equatable { case exited(Int32), signaled(Int32), timedOut }
+
+    let pid: pid_t
+    let outFD: Int32
+    let errFD: Int32
+
+    init(executable: String, arguments: [String], environment: [String: String], cwd: String) throws {
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        try retryingEINTR("pipe2") { cshims_pipe_cloexec(&outPipe) }
+        try retryingEINTR("pipe2") { cshims_pipe_cloexec(&errPipe) }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        let pid = cshims_spawn(executable, argv, envp, -1, outPipe[1], errPipe[1], -1, -1, cwd)
+        close(outPipe[1]); close(errPipe[1])
+        guard pid > 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw JobFailure(.generationFailed, "cannot start \(executable): \(Errno(-pid))")
+        }
+        self.pid = pid
+        outFD = outPipe[0]
+        errFD = errPipe[0]
+    }
+
+    /// Relays output lines until both pipes close and the process exits, or the timeout.
+    func run(timeoutSeconds: Int, onLine: (String, Bool) -> Void) -> Status {
+        let deadline = Date().addingTimeInterval(Double(timeoutSeconds))
+        var buffers: [Int32: [UInt8]] = [outFD: [], errFD: []]
+        var open: Set<Int32> = [outFD, errFD]
+        var timedOut = false
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 { timedOut = true; break }
+            var fds = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let n = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000))
+            if n < 0 && errno != EINTR { break }
+            for p in fds where p.revents != 0 {
+                let got = read(p.fd, &chunk, chunk.count)
+                if got <= 0 {
+                    if got < 0 && errno == EINTR { continue }
+                    open.remove(p.fd)
+                    if let rest = buffers[p.fd], !rest.isEmpty { onLine(String(decoding: rest, as: UTF8.self), p.fd == errFD) }
+                    continue
+                }
+                buffers[p.fd, default: []] += chunk[0..<got]
+                while let nl = buffers[p.fd]!.firstIndex(of: 0x0A) {
+                    onLine(String(decoding: buffers[p.fd]![..<nl], as: UTF8.self), p.fd == errFD)
+                    buffers[p.fd]!.removeSubrange(...nl)
+                }
+            }
+        }
+        close(outFD); close(errFD)
+        if timedOut {
+            kill(-pid, SIGTERM)
+            let stop = Date().addingTimeInterval(2)
+            var status: Int32 = 0
+            while Date() < stop {
+                if waitpid(pid, &status, WNOHANG) == pid { kill(-pid, SIGKILL); return .timedOut }
+                usleep(50_000)
+            }
+            kill(-pid, SIGKILL)
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return .timedOut
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        kill(-pid, SIGKILL) // anything the agent left running in its group
+        return cshims_wifsignaled(status) != 0 ? .signaled(cshims_wtermsig(status)) : .exited(cshims_wexitstatus(status))
+    }
+}
