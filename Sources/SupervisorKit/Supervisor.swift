@@ -15,6 +15,7 @@ public final class Supervisor: Service, Sendable {
     let exitWhenIdle: Bool
     let owner: String
     public let shutdown = ShutdownSignal()
+    let systemd = SystemdNotifier()
 
     public init(config: RunnerConfiguration, store: JobStore, childPath: String, logger: Logger, exitWhenIdle: Bool) {
         self.config = config
@@ -32,6 +33,9 @@ public final class Supervisor: Service, Sendable {
         let running = Locked(0)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown)
         logger.info("supervisor started", metadata: ["owner": "\(owner)", "slots": "\(config.concurrency)"])
+        systemd.notify("READY=1\nSTATUS=0/\(config.concurrency) slots busy")
+        let watchdog = systemd.watchdogInterval
+        var lastWatchdog = ContinuousClock.now
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { [config] in
@@ -44,6 +48,11 @@ public final class Supervisor: Service, Sendable {
                 var backoff = 0.5
                 wake.yield()
                 for await _ in wakeups {
+                    // The watchdog is fed by the claim loop's own progress.
+                    if let watchdog, ContinuousClock.now - lastWatchdog >= watchdog {
+                        systemd.notify("WATCHDOG=1")
+                        lastWatchdog = .now
+                    }
                     if shutdown.isDraining {
                         if running.withLock({ $0 }) == 0 { break }
                         continue
@@ -61,10 +70,12 @@ public final class Supervisor: Service, Sendable {
                             break
                         }
                         guard let job else { idle = true; break }
-                        running.withLock { $0 += 1 }
-                        group.addTask {
+                        let busy = running.withLock { $0 += 1; return $0 }
+                        systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
+                        group.addTask { [systemd, config] in
                             await runner.run(job)
-                            running.withLock { $0 -= 1 }
+                            let busy = running.withLock { $0 -= 1; return $0 }
+                            systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
                             wake.yield()
                         }
                     }
@@ -76,7 +87,8 @@ public final class Supervisor: Service, Sendable {
                 }
                 group.cancelAll()
             }
-        } onGracefulShutdown: { [shutdown, logger, config] in
+        } onGracefulShutdown: { [shutdown, logger, config, systemd] in
+            systemd.notify("STOPPING=1\nSTATUS=draining")
             logger.notice("shutdown requested: no new claims; waiting for running jobs",
                           metadata: ["grace": "\(config.shutdownGraceSeconds)s"])
             shutdown.drain()
