@@ -59,8 +59,8 @@ extension JobStore {
         filter["status"] = "pending"
         let pendingFilter = JSONValue.object(filter)
         let cancelPending: JSONValue = ["$set": [
-            "status": "cancelled", "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now,
-            "error": ["code": "cancelled", "message": "cancelled before it ran", "retryable": false]]]
+            "status": "cancelled", "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now],
+            "$push": ["logs": "cancelled before it ran"]]
         if try await pool.run(Self.jobs, { try CollectionOps.update($0, filter: pendingFilter, update: cancelPending) }) == 1 {
             return true
         }

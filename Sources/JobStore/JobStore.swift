@@ -145,8 +145,8 @@ public final class JobStore: Sendable {
         case .retry(let f, let notBefore):
             set.merge(["status": "pending", "error": f.json, "notBefore": .date(notBefore)]) { $1 }
         case .cancelled(let why):
-            set.merge(["status": "cancelled", "stage": "finished", "finishedAt": now,
-                       "error": ["code": "cancelled", "message": .string(why), "retryable": false]]) { $1 }
+            set.merge(["status": "cancelled", "stage": "finished", "finishedAt": now]) { $1 }
+            update["$push"] = ["logs": ["$each": [.string(why)], "$slice": .int(-Int64(logCap))]]
         case .requeued:
             set["status"] = "pending"
             update["$inc"] = ["attempts": -1]

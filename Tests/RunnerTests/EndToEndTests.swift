@@ -151,4 +151,24 @@ import Testing
         #expect(r.status == 78)
         #expect(r.stderr.contains("RUNNER_CONCURRENCY"))
     }
+
+    @Test func cancelPendingThenRetryThroughTheCommandLine() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let id = try await h.seed(tinySpec)
+        let cancel = try await h.agentRunner(["cancel", id])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(try await h.job(id)["status"]?.stringValue == "cancelled")
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"]).status == 0)
+        #expect(try await h.job(id)["status"]?.stringValue == "cancelled", "a cancelled job must not run")
+        #expect(try await h.agentRunner(["retry", id]).status == 0)
+        #expect(try await h.job(id)["status"]?.stringValue == "pending")
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"]).status == 0)
+        #expect(try await h.job(id)["status"]?.stringValue == "done")
+        let unknown = try await h.agentRunner(["show", "no-such-job"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no job with id no-such-job"))
+        let list = try await h.agentRunner(["jobs", "--json"])
+        #expect(list.stdout.contains(id))
+    }
 }
