@@ -34,7 +34,7 @@ let package = Package(
         // Self-confinement of the job child: Landlock, seccomp, rlimits.
         .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
         // Spec/instructions builders, generators and the safe tree writer.
-        .target(name: "Generation", dependencies: ["RunnerCore", "CShims"]),
+        .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl"]),
         // Commit and push with libgit2.
         .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.

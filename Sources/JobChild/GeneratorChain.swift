@@ -14,6 +14,7 @@ struct GeneratorChain {
     /// Runs the chain; returns the name of the generator whose tree is in repo/.
     func run() throws -> String {
         var reasons: [String] = []
+        var retryable = false
         for name in ticket.settings.generators {
             do {
                 switch name {
@@ -35,19 +36,33 @@ struct GeneratorChain {
                     _ = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
                     log("generator cline: finished")
                     return "cline"
+                case "gemini":
+                    guard let key = ticket.secrets.geminiAPIKey else {
+                        reasons.append("gemini skipped: GOOGLE_GEMINI_API_KEY is not set")
+                        log("generator gemini skipped: GOOGLE_GEMINI_API_KEY is not set")
+                        continue
+                    }
+                    let gemini = GeminiGenerator(settings: ticket.settings, apiKey: key, log: log)
+                    log("generator gemini: asking \(ticket.settings.geminiModel)")
+                    let files = try gemini.generate(
+                        instructions: try String(contentsOfFile: inputDir + "/instructions.md", encoding: .utf8),
+                        spec: try String(contentsOfFile: inputDir + "/spec.json", encoding: .utf8))
+                    let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings))
+                        .write(files.map { ($0.path, Array($0.content.utf8)) })
+                    log("generator gemini: wrote \(summary.files.count) files")
+                    return "gemini"
                 default:
-                    let why = ticket.secrets.geminiAPIKey == nil ? "GOOGLE_GEMINI_API_KEY is not set"
-                        : "the Gemini client is not in this build yet"
-                    reasons.append("\(name) skipped: \(why)")
-                    log("generator \(name) skipped: \(why)")
+                    throw JobFailure(.internal, "unknown generator \(name)")
                 }
             } catch let f as JobFailure where f.code == .generationFailed {
                 reasons.append(f.message)
+                retryable = retryable || f.retryable
                 log("generator \(name) failed: \(f.message); trying the next one")
                 try clearRepo()
             }
         }
-        throw JobFailure(.generationFailed, "no generator produced a tree: " + reasons.joined(separator: "; "))
+        throw JobFailure(.generationFailed, "no generator produced a tree: " + reasons.joined(separator: "; "),
+                         retryable: retryable)
     }
 
     /// Empties repo/ after a failed generator (links are removed, never followed).

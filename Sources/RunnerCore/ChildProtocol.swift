@@ -34,6 +34,7 @@ public struct ChildSettings: Sendable, Codable {
     public var clineTimeoutSeconds: Int
     public var geminiModel: String
     public var geminiAPIBase: String
+    public var geminiTimeoutSeconds: Int
     public var authorName: String
     public var authorEmail: String
     public var branch: String
@@ -54,6 +55,7 @@ public struct ChildSettings: Sendable, Codable {
         clineTimeoutSeconds = c.clineTimeoutSeconds
         geminiModel = c.geminiModel
         geminiAPIBase = c.geminiAPIBase
+        geminiTimeoutSeconds = c.geminiTimeoutSeconds
         authorName = c.gitAuthorName
         authorEmail = c.gitAuthorEmail
         branch = c.defaultBranch

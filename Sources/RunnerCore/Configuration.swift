@@ -25,6 +25,7 @@ public struct RunnerConfiguration: Sendable {
     public var geminiAPIKey: String?
     public var geminiModel: String
     public var geminiAPIBase: String
+    public var geminiTimeoutSeconds: Int
     public var githubToken: String?
     public var pollSeconds: Double
     public var workdirRoot: String
@@ -64,7 +65,7 @@ public struct RunnerConfiguration: Sendable {
     public static let defaults: [(name: String, value: String)] = [
         ("MONGODB_URI", ""), ("MONGO_DB_NAME", "architex"),
         ("GOOGLE_GEMINI_API_KEY", ""), ("GEMINI_MODEL", "gemini-flash-latest"),
-        ("GEMINI_API_BASE", "https://generativelanguage.googleapis.com"),
+        ("GEMINI_API_BASE", "https://generativelanguage.googleapis.com"), ("GEMINI_TIMEOUT_SECONDS", "300"),
         ("GITHUB_TOKEN", ""), ("RUNNER_POLL_SECONDS", "2"), ("WORKDIR_ROOT", "/tmp/agent-runner"),
         ("GIT_AUTHOR_NAME", "Architex Bot"), ("GIT_AUTHOR_EMAIL", "bot@architex.local"),
         ("CLONE_DEFAULT_BRANCH", "main"), ("CLONE_REMOTE_NAME", "origin"),
@@ -94,6 +95,7 @@ public struct RunnerConfiguration: Sendable {
         guard geminiAPIBase.hasPrefix("https://") || geminiAPIBase.hasPrefix("http://") else {
             throw ConfigurationError("GEMINI_API_BASE", "must be an http(s) URL")
         }
+        geminiTimeoutSeconds = try r.int("GEMINI_TIMEOUT_SECONDS", 1...3600)
         githubToken = r.optional("GITHUB_TOKEN")
         pollSeconds = try r.double("RUNNER_POLL_SECONDS", 0.05...3600)
         workdirRoot = r.string("WORKDIR_ROOT")

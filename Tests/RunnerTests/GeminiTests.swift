@@ -1,0 +1,145 @@
+import Foundation
+import Generation
+import RunnerCore
+import Testing
+
+/// A real loopback HTTP server that answers like the Gemini API.
+final class FakeGemini: @unchecked Sendable {
+    let process = Process()
+    let log: String
+    var port = 0
+
+    init(scenario: String, dir: String) async throws {
+        log = dir + "/gemini-requests.jsonl"
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_gemini.py").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, scenario, log]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let line: String = await withCheckedContinuation { c in
+            DispatchQueue.global().async {
+                var bytes = Data()
+                while let b = try? out.fileHandleForReading.read(upToCount: 1), !b.isEmpty, b != Data([0x0A]) { bytes += b }
+                c.resume(returning: String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        port = Int(line) ?? 0
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    /// Every request the server saw.
+    func requests() throws -> [JSONValue] {
+        guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { return [] }
+        return try text.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+    }
+
+    func stop() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+}
+
+@Suite(.serialized) struct GeminiTests {
+    static let key = "AIzaFAKEfakeFAKEfakeFAKEfakeFAKEfake12345"
+
+    /// Runs one job against the fake server; returns the job document and the requests seen.
+    func runJob(_ scenario: String, generators: String = "gemini", extra: [String: String] = [:])
+        async throws -> (job: JSONValue, requests: [JSONValue], harness: Harness) {
+        let h = try Harness()
+        try await h.makeRemote()
+        let server = try await FakeGemini(scenario: scenario, dir: h.root)
+        defer { server.stop() }
+        #expect(server.port > 0)
+        let id = try await h.seed(try TestEnv.exampleSpec("ecommerce-seed-shape.json"))
+        let env = ["GENERATORS": generators, "GEMINI_API_BASE": server.base, "GOOGLE_GEMINI_API_KEY": Self.key,
+                   "GEMINI_MODEL": "gemini-test-model", "JOB_MAX_ATTEMPTS": "1"].merging(extra) { $1 }
+        let run = try await h.agentRunner(["run", "--exit-when-idle"], env: env)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(!run.stderr.contains(Self.key), "the key must never reach the supervisor's log")
+        return (try await h.job(id), try server.requests(), h)
+    }
+
+    func logs(_ job: JSONValue) -> [String] { job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+
+    @Test func answeredJobIsDoneWithItsFilesInThePushedCommit() async throws {
+        let (job, requests, h) = try await runJob("ok")
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "done", "\(logs(job))")
+        #expect(job["metadata"]?["generator"]?.stringValue == "gemini")
+        let tree = try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"])
+        #expect(tree.split(separator: "\n").map(String.init).sorted() == ["README.md", "api/main.py", "web/index.html"])
+        #expect(requests.count == 1)
+        let r = requests[0]
+        #expect(r["path"]?.stringValue == "/v1beta/models/gemini-test-model:generateContent")
+        #expect(r["headers"]?["x-goog-api-key"]?.stringValue == Self.key)
+        #expect(r["query"]?.stringValue?.contains(Self.key) == false)
+        #expect(r["query"]?.stringValue == "")
+        #expect(r["body"]?["generationConfig"]?["responseMimeType"]?.stringValue == "application/json")
+        #expect(r["body"]?["generationConfig"]?["responseSchema"]?["required"] == ["files"])
+        #expect(r["body"]?["systemInstruction"] != nil)
+        #expect(r["body"]?.jsonString.contains("Demo shop") == true, "the spec and instructions are sent")
+        #expect(!logs(job).joined().contains(Self.key))
+    }
+
+    @Test func quotaErrorIsRetriedAfterRetryInfoDelay() async throws {
+        let (job, requests, h) = try await runJob("retry")
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "done", "\(logs(job))")
+        #expect(requests.count == 2)
+        #expect(logs(job).contains { $0.contains("RESOURCE_EXHAUSTED") && $0.contains("retrying in 0.4 s") })
+    }
+
+    @Test func seedMapFormInACodeFenceIsAccepted() async throws {
+        let (job, _, h) = try await runJob("seedmap")
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "done", "\(logs(job))")
+        #expect(try await Git.run(["-C", h.remote, "show", "main:src/app.js"]) == "1;")
+    }
+
+    @Test func hostilePathsFailWithUnsafeOutputAndNothingEscapes() async throws {
+        let (job, _, h) = try await runJob("hostile")
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["code"]?.stringValue == "unsafe_output")
+        let message = job["error"]?["message"]?.stringValue ?? ""
+        #expect(message.contains("../escape.txt") && message.contains(".GIT/config") && message.contains("/etc/evil"))
+        #expect(!FileManager.default.fileExists(atPath: h.workdir + "/escape.txt"))
+        #expect(!FileManager.default.fileExists(atPath: "/etc/evil"))
+    }
+
+    @Test(arguments: [
+        ("invalid", "HTTP 400 INVALID_ARGUMENT: API key not valid"),
+        ("maxtokens", "truncated (finishReason MAX_TOKENS)"),
+        ("safety", "the prompt was blocked (SAFETY)"),
+    ])
+    func failuresAreNamedAndNotRetried(scenario: String, expected: String) async throws {
+        let (job, requests, h) = try await runJob(scenario)
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["code"]?.stringValue == "generation_failed")
+        #expect(job["error"]?["message"]?.stringValue?.contains(expected) == true, "\(job["error"]?.jsonString ?? "")")
+        #expect(job["error"]?["retryable"]?.boolValue == false)
+        #expect(requests.count == 1, "a non-retryable answer is not asked again")
+    }
+
+    @Test func slowServerTimesOutAndTheChainFallsBack() async throws {
+        let (job, _, h) = try await runJob("slow", generators: "gemini,scaffold", extra: ["GEMINI_TIMEOUT_SECONDS": "2"])
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "done")
+        #expect(job["metadata"]?["generator"]?.stringValue == "scaffold")
+        #expect(logs(job).contains { $0.contains("no answer within GEMINI_TIMEOUT_SECONDS=2") })
+    }
+
+    @Test func oversizedBodyIsRefused() async throws {
+        let (job, _, h) = try await runJob("huge", extra: ["JOB_MAX_TOTAL_MB": "1"])
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["message"]?.stringValue?.contains("larger than the cap") == true, "\(job["error"]?.jsonString ?? "")")
+    }
+
+    @Test func parsingForms() throws {
+        #expect(try GeminiGenerator.files(fromText: #"{"files":[{"path":"a","content":"b"}]}"#).map(\.path) == ["a"])
+        #expect(try GeminiGenerator.files(fromText: "```json\n{\"files\":{\"x\":\"y\"}}\n```").map(\.content) == ["y"])
+        #expect(throws: JobFailure.self) { try GeminiGenerator.files(fromText: "sorry, I cannot") }
+    }
+}
