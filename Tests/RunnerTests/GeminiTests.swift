@@ -43,16 +43,18 @@ final class FakeGemini: @unchecked Sendable {
     static let key = "AIzaFAKEfakeFAKEfakeFAKEfakeFAKEfake12345"
 
     /// Runs one job against the fake server; returns the job document and the requests seen.
-    func runJob(_ scenario: String, generators: String = "gemini", extra: [String: String] = [:])
+    func runJob(_ scenario: String, generators: String = "gemini", extra: [String: String] = [:],
+                prepare: (Harness) throws -> [String: String] = { _ in [:] })
         async throws -> (job: JSONValue, requests: [JSONValue], harness: Harness) {
         let h = try Harness()
+        let prepared = try prepare(h)
         try await h.makeRemote()
         let server = try await FakeGemini(scenario: scenario, dir: h.root)
         defer { server.stop() }
         #expect(server.port > 0)
         let id = try await h.seed(try TestEnv.exampleSpec("ecommerce-seed-shape.json"))
         let env = ["GENERATORS": generators, "GEMINI_API_BASE": server.base, "GOOGLE_GEMINI_API_KEY": Self.key,
-                   "GEMINI_MODEL": "gemini-test-model", "JOB_MAX_ATTEMPTS": "1"].merging(extra) { $1 }
+                   "GEMINI_MODEL": "gemini-test-model", "JOB_MAX_ATTEMPTS": "1"].merging(extra) { $1 }.merging(prepared) { $1 }
         let run = try await h.agentRunner(["run", "--exit-when-idle"], env: env)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(!run.stderr.contains(Self.key), "the key must never reach the supervisor's log")
@@ -79,6 +81,21 @@ final class FakeGemini: @unchecked Sendable {
         #expect(r["body"]?["systemInstruction"] != nil)
         #expect(r["body"]?.jsonString.contains("Demo shop") == true, "the spec and instructions are sent")
         #expect(!logs(job).joined().contains(Self.key))
+    }
+
+    @Test func failingClineFallsBackToGemini() async throws {
+        let (job, requests, h) = try await runJob("ok", generators: "cline,gemini,scaffold") { h in
+            try FileManager.default.createDirectory(atPath: h.root + "/bin", withIntermediateDirectories: true)
+            try "#!/bin/sh\necho 'agent crashed' >&2\nexit 2\n".write(toFile: h.root + "/bin/cline", atomically: true, encoding: .utf8)
+            chmod(h.root + "/bin/cline", 0o755)
+            return ["CLINE_CMD": h.root + "/bin/cline", "CLINE_ENABLED": "true"]
+        }
+        defer { h.cleanup() }
+        #expect(job["status"]?.stringValue == "done", "\(logs(job))")
+        #expect(job["metadata"]?["generator"]?.stringValue == "gemini")
+        #expect(logs(job).contains("cline stderr: agent crashed"))
+        #expect(logs(job).contains { $0.contains("generator cline failed: cline: exited with code 2") })
+        #expect(requests.count == 1)
     }
 
     @Test func quotaErrorIsRetriedAfterRetryInfoDelay() async throws {
