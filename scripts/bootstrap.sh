@@ -7,7 +7,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
-          libseccomp-dev pkg-config git python3-venv ca-certificates)
+          libseccomp-dev pkg-config git python3-venv ca-certificates openssl)
 SECANTUS_VERSION="0.7.0b3"
 
 # Root runs apt-get directly; others go through sudo when it exists.

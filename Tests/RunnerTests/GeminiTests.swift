@@ -4,39 +4,19 @@ import RunnerCore
 import Testing
 
 /// A real loopback HTTP server that answers like the Gemini API.
-final class FakeGemini: @unchecked Sendable {
-    let process = Process()
+final class FakeGemini: Sendable {
+    let server: FixtureServer
     let log: String
-    var port = 0
 
     init(scenario: String, dir: String) async throws {
         log = dir + "/gemini-requests.jsonl"
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_gemini.py").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, scenario, log]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let line: String = await withCheckedContinuation { c in
-            DispatchQueue.global().async {
-                var bytes = Data()
-                while let b = try? out.fileHandleForReading.read(upToCount: 1), !b.isEmpty, b != Data([0x0A]) { bytes += b }
-                c.resume(returning: String(decoding: bytes, as: UTF8.self))
-            }
-        }
-        port = Int(line) ?? 0
+        server = try await FixtureServer("fake_gemini.py", [scenario, log])
     }
 
+    var port: Int { server.port }
     var base: String { "http://127.0.0.1:\(port)" }
-
-    /// Every request the server saw.
-    func requests() throws -> [JSONValue] {
-        guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { return [] }
-        return try text.split(separator: "\n").map { try JSONValue.parse(String($0)) }
-    }
-
-    func stop() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    func requests() throws -> [JSONValue] { try FixtureServer.jsonLines(log) }
+    func stop() { server.stop() }
 }
 
 @Suite(.serialized) struct GeminiTests {

@@ -149,3 +149,42 @@ let tinySpec: JSONValue = [
                               ["id": "b", "type": "backend", "data": ["label": "API", "framework": "express"]]],
     "edges": [["id": "e", "source": "a", "target": "b"]],
 ]
+
+/// A Python fixture server from Tests/Fixtures, started on a free loopback
+/// port (it prints the port first) and killed by `stop()`.
+final class FixtureServer: Sendable {
+    let process: Process
+    let port: Int
+
+    init(_ script: String, _ args: [String]) async throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/\(script)").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", path] + args
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        process = p
+        let line: String = await withCheckedContinuation { c in
+            DispatchQueue.global().async {
+                var bytes = Data()
+                while let b = try? out.fileHandleForReading.read(upToCount: 1), !b.isEmpty, b != Data([0x0A]) { bytes += b }
+                c.resume(returning: String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        port = Int(line) ?? 0
+    }
+
+    /// SIGKILL: the test process may have SIGTERM ignored, which children inherit.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// A JSON-lines request log written by a fixture.
+    static func jsonLines(_ path: String) throws -> [JSONValue] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return try text.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+    }
+}
