@@ -58,6 +58,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Exit 0 once nothing is claimable and no job runs.") var exitWhenIdle = false
 
     func run() async throws {
+        // A child that closes its stdin early must not kill the supervisor
+        // with SIGPIPE: the write fails with EPIPE instead.
+        signal(SIGPIPE, SIG_IGN)
         var config = try common.configuration()
         if let concurrency {
             guard (1...256).contains(concurrency) else { throw fail("--concurrency must be 1...256", code: 78) }

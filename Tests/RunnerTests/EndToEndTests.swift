@@ -171,4 +171,22 @@ import Testing
         let list = try await h.agentRunner(["jobs", "--json"])
         #expect(list.stdout.contains(id))
     }
+
+    @Test func childThatNeverReadsItsTicketDoesNotKillTheSupervisor() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let script = h.root + "/deaf-child"
+        try "#!/bin/sh\nexec 0<&-\nsleep 0.2\nexit 4\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        var big = tinySpec.objectValue!
+        big["description"] = .string(String(repeating: "x", count: 512 * 1024)) // far beyond a pipe buffer
+        let id = try await h.seed(.object(big))
+        let run = try await h.agentRunner(["run", "--exit-when-idle"],
+                                          env: ["AGENT_RUNNER_JOB_PATH": script, "JOB_MAX_ATTEMPTS": "1"])
+        #expect(run.status == 0, "the supervisor must survive EPIPE: \(run.reason) \(run.stderr)")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["message"]?.stringValue?.contains("exit code 4") == true)
+    }
 }
