@@ -42,6 +42,7 @@ let package = Package(
             "RunnerCore", "JobStore", "CShims", "Sandbox",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "Supervisor", dependencies: [
             "SupervisorKit", "RunnerCore", "JobStore",

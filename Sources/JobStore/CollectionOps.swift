@@ -6,7 +6,7 @@ import RunnerCore
 enum CollectionOps {
     /// findAndModify; returns the document after the update, or nil.
     static func findAndModify(_ coll: OpaquePointer, query: JSONValue, sortJSON: String?, update: JSONValue,
-                              fields: JSONValue? = nil) throws -> JSONValue? {
+                              fields: JSONValue? = nil, upsert: Bool = false) throws -> JSONValue? {
         let q = try BSONDocument(query)
         let u = try BSONDocument(update)
         let opts = mongoc_find_and_modify_opts_new()!
@@ -22,7 +22,9 @@ enum CollectionOps {
         let f = try fields.map(BSONDocument.init)
         if let f { mongoc_find_and_modify_opts_set_fields(opts, f.pointer) }
         mongoc_find_and_modify_opts_set_update(opts, u.pointer)
-        mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW)
+        mongoc_find_and_modify_opts_set_flags(opts, upsert
+            ? mongoc_find_and_modify_flags_t(MONGOC_FIND_AND_MODIFY_RETURN_NEW.rawValue | MONGOC_FIND_AND_MODIFY_UPSERT.rawValue)
+            : MONGOC_FIND_AND_MODIFY_RETURN_NEW)
         return try withReply { reply in
             var error = bson_error_t()
             guard mongoc_collection_find_and_modify_with_opts(coll, q.pointer, opts, reply, &error) else {
@@ -46,6 +48,17 @@ enum CollectionOps {
                 : mongoc_collection_update_one(coll, f.pointer, u.pointer, o.pointer, reply, &error)
             guard ok else { throw MongoError(error, many ? "updateMany" : "updateOne") }
             return Int(try BSONDocument.json(of: reply)["matchedCount"]?.intValue ?? 0)
+        }
+    }
+
+    /// deleteOne; returns the number deleted.
+    @discardableResult
+    static func delete(_ coll: OpaquePointer, filter: JSONValue) throws -> Int {
+        let f = try BSONDocument(filter)
+        return try withReply { reply in
+            var error = bson_error_t()
+            guard mongoc_collection_delete_one(coll, f.pointer, nil, reply, &error) else { throw MongoError(error, "deleteOne") }
+            return Int(try BSONDocument.json(of: reply)["deletedCount"]?.intValue ?? 0)
         }
     }
 

@@ -75,12 +75,18 @@ public final class JobStore: Sendable {
 
     /// Atomically claims the next runnable job (DESIGN §2): a pending one whose
     /// `notBefore` has passed, or a running one whose lease expired.
-    public func claim(owner: String, leaseSeconds: Int, now: Date = Date()) async throws -> ClaimedJob? {
+    /// Jobs of `busyProjects` are skipped (one job per project at a time).
+    public func claim(owner: String, leaseSeconds: Int, busyProjects: [JSONValue] = [],
+                      now: Date = Date()) async throws -> ClaimedJob? {
         let token = UUID().uuidString
         let nowJSON = JSONValue.date(now)
+        var pending: [String: JSONValue] = [
+            "status": "pending", "cancelRequested": ["$ne": true],
+            "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": nowJSON]]],
+        ]
+        if !busyProjects.isEmpty { pending["projectId"] = ["$nin": .array(busyProjects)] }
         let query: JSONValue = ["$or": [
-            ["status": "pending", "cancelRequested": ["$ne": true],
-             "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": nowJSON]]]],
+            .object(pending),
             ["status": "running", "lease.expiresAt": ["$lt": nowJSON]],
         ]]
         let update: JSONValue = [
@@ -88,7 +94,7 @@ public final class JobStore: Sendable {
                      "lease": ["owner": .string(owner), "token": .string(token),
                                "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]],
             "$inc": ["attempts": 1],
-            "$unset": ["notBefore": "", "finishedAt": ""],
+            "$unset": ["notBefore": "", "finishedAt": "", "waitingForProject": ""],
         ]
         let doc = try await pool.run(Self.jobs) { coll in
             try CollectionOps.findAndModify(coll, query: query, sortJSON: Self.claimSort, update: update)

@@ -28,6 +28,9 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(operation): \(message)" }
+
+    /// A duplicate-key error (E11000): the document another writer created first.
+    public var isDuplicateKey: Bool { code == 11000 || message.contains("E11000") || message.lowercased().contains("duplicate key") }
 }
 
 /// Owns one heap `bson_t` built from Extended JSON; destroyed in deinit.

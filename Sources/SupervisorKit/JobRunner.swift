@@ -29,6 +29,12 @@ struct JobRunner: Sendable {
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
             if job.cancelRequested { return await write(job, .cancelled("cancelled before it ran"), logger) }
+            if let projectId = job.projectId, !projectId.isNull,
+               try await !store.acquireProjectLock(job, projectId: projectId, leaseSeconds: config.leaseSeconds) {
+                logger.info("another job of this project is running; deferred until it ends")
+                _ = try await store.deferForProject(job, leaseSeconds: config.leaseSeconds)
+                return
+            }
             let ticket = try await makeTicket(job, workspace: workspace)
             try? FileManager.default.removeItem(atPath: workspace)
             try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
@@ -101,6 +107,7 @@ struct JobRunner: Sendable {
             // Heartbeat, cancel, timeout, shutdown and log flushing.
             group.addTask {
                 var lastBeat = ContinuousClock.now
+                var lastCancelCheck = ContinuousClock.now
                 var stopSent: ContinuousClock.Instant?
                 while !control.exited {
                     try? await Task.sleep(for: .milliseconds(200))
@@ -114,8 +121,17 @@ struct JobRunner: Sendable {
                             case true?: control.stop(.cancelled)
                             case false?: break
                             }
+                            if let p = job.projectId, !p.isNull {
+                                try await store.extendProjectLock(job, projectId: p, leaseSeconds: leaseSeconds)
+                            }
                         } catch {
                             logger.warning("heartbeat failed; will retry", metadata: ["error": "\(error)"])
+                        }
+                    } else if now - lastCancelCheck >= .seconds(1), control.reason == nil {
+                        // A cheap read each second, so a cancel stops the child within 2 s.
+                        lastCancelCheck = now
+                        if let requested = try? await store.cancelRequested(job) {
+                            if requested { control.stop(.cancelled) }
                         }
                     }
                     if now >= deadline { control.stop(.timeout) }
@@ -177,12 +193,34 @@ struct JobRunner: Sendable {
         return .retry(failure, notBefore: Date().addingTimeInterval(base + Double.random(in: 0...(base / 4 + 1))))
     }
 
+    /// Records the outcome, retrying through a database outage (capped
+    /// backoff, up to 15 minutes; the write stays fenced, so a lease that
+    /// lapsed meanwhile makes it a no-op), then releases the project lock.
     func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger) async {
-        do {
-            guard try await store.finish(job, outcome) else {
-                logger.warning("lease lost before the outcome was written; another runner owns the job")
-                return
+        var delay = 0.5
+        let giveUp = ContinuousClock.now + .seconds(900)
+        while true {
+            do {
+                let written = try await store.finish(job, outcome)
+                if written, let p = job.projectId, !p.isNull { try? await store.releaseProjectLock(job, projectId: p) }
+                guard written else {
+                    logger.warning("lease lost before the outcome was written; another runner owns the job")
+                    return
+                }
+                break
+            } catch {
+                if ContinuousClock.now >= giveUp {
+                    logger.error("cannot record the outcome; the lease will expire and the job be retried",
+                                 metadata: ["error": "\(error)"])
+                    return
+                }
+                logger.warning("database unavailable; will retry writing the outcome",
+                               metadata: ["error": "\(error)", "seconds": "\(delay)"])
+                try? await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, 10)
             }
+        }
+        do {
             switch outcome {
             case .done(let meta):
                 logger.info("done", metadata: ["commit": "\(meta.commitSha ?? "-")"])

@@ -62,11 +62,22 @@ actor LogBatcher {
         if !pending.isEmpty, ContinuousClock.now - lastFlush >= .milliseconds(500) { await flush() }
     }
 
+    /// Writes the pending lines; on a database error they stay buffered
+    /// (bounded: the oldest are dropped past 5000, with a marker).
     func flush() async {
         lastFlush = ContinuousClock.now
         guard !pending.isEmpty else { return }
         let lines = pending
         pending.removeAll()
-        _ = try? await store.appendLogs(job, lines)
+        do {
+            _ = try await store.appendLogs(job, lines)
+        } catch {
+            pending = lines + pending
+            if pending.count > 5000 {
+                let dropped = pending.count - 5000
+                pending.removeFirst(dropped)
+                pending[0] = "[\(dropped) log lines dropped while the database was unavailable]"
+            }
+        }
     }
 }

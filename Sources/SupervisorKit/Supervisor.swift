@@ -3,6 +3,7 @@ import JobStore
 import Logging
 import RunnerCore
 import ServiceLifecycle
+import UnixSignals
 
 /// The daemon: claims jobs while a slot is free and runs each in its own
 /// child. A `Service`: on graceful shutdown it stops claiming, lets running
@@ -58,13 +59,22 @@ public final class Supervisor: Service, Sendable {
                         continue
                     }
                     var idle = false
+                    if running.withLock({ $0 }) < config.concurrency {
+                        // Pending jobs the web app cancelled directly end `cancelled` without running.
+                        _ = try? await store.sweepCancelledPending()
+                    }
                     while running.withLock({ $0 }) < config.concurrency, !shutdown.isDraining {
                         let job: ClaimedJob?
                         do {
-                            job = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds)
+                            job = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds,
+                                                        busyProjects: try await store.busyProjects())
+                            if backoff > 0.5 { logger.notice("database reachable again; claiming resumed") }
                             backoff = 0.5
                         } catch {
-                            logger.error("claim failed; backing off", metadata: ["error": "\(error)", "seconds": "\(backoff)"])
+                            if backoff == 0.5 {
+                                logger.error("database unavailable; claiming paused, backing off",
+                                             metadata: ["error": "\(error)"])
+                            }
                             try? await Task.sleep(for: .seconds(backoff))
                             backoff = min(backoff * 2, 30)
                             break
@@ -93,6 +103,18 @@ public final class Supervisor: Service, Sendable {
                           metadata: ["grace": "\(config.shutdownGraceSeconds)s"])
             shutdown.drain()
             wake.yield()
+            Task {
+                // A second SIGTERM or SIGINT skips the wait (jobs are still requeued).
+                var seen = 0
+                for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    seen += 1
+                    if seen >= 1 {
+                        logger.notice("second signal: stopping running jobs now and requeueing them")
+                        shutdown.force()
+                        break
+                    }
+                }
+            }
             Task {
                 try? await Task.sleep(for: .seconds(config.shutdownGraceSeconds))
                 if !shutdown.isForced {

@@ -87,8 +87,8 @@ import Testing
         let oid = ObjectIDText.make()
         _ = try await h.store.insertJob(projectId: projectId, spec: tinySpec, id: ["$oid": .string(oid)])
         let stringId = try await h.store.insertJob(projectId: projectId, spec: tinySpec, id: "job-as-a-string")
-        // One slot: both jobs push to the same branch (the per-project lock is issue 5's).
-        #expect(try await h.agentRunner(["run", "--exit-when-idle", "--concurrency", "1"]).status == 0)
+        // Two slots, one project: the project lock runs them one after the other.
+        #expect(try await h.agentRunner(["run", "--exit-when-idle", "--concurrency", "2"]).status == 0)
         let byOid = try await h.job(oid)
         #expect(byOid["_id"]?["$oid"]?.stringValue == oid, "the ObjectId _id must stay an ObjectId")
         #expect(byOid["status"]?.stringValue == "done")

@@ -1,0 +1,86 @@
+import Foundation
+import RunnerCore
+
+/// One job per project at a time, across every supervisor: a lease-style lock
+/// document per project in `project_locks` (`_id` = the project id), held by
+/// the job's lease token, extended by its heartbeat, released at its end.
+/// A job that finds its project busy is deferred (not counted as an attempt)
+/// and woken when the lock is released, so nothing spins.
+extension JobStore {
+    static let locks = "project_locks"
+
+    /// Projects whose lock is live now (the claim skips their jobs).
+    public func busyProjects(now: Date = Date()) async throws -> [JSONValue] {
+        let filter: JSONValue = ["expiresAt": ["$gt": .date(now)]]
+        return try await pool.run(Self.locks) { coll in
+            try CollectionOps.find(coll, filter: filter, projection: ["_id": 1]).compactMap { $0["_id"] }
+        }
+    }
+
+    /// Takes the project's lock for `job`. False when another live job holds it.
+    public func acquireProjectLock(_ job: ClaimedJob, projectId: JSONValue, leaseSeconds: Int) async throws -> Bool {
+        let now = Date()
+        let query: JSONValue = ["_id": projectId, "$or": [["expiresAt": ["$lt": .date(now)]], ["token": .string(job.token)]]]
+        let update: JSONValue = ["$set": ["token": .string(job.token), "jobId": job.id,
+                                          "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]]
+        do {
+            return try await pool.run(Self.locks) { coll in
+                try CollectionOps.findAndModify(coll, query: query, sortJSON: nil, update: update, upsert: true)
+            } != nil
+        } catch let e as MongoError where e.isDuplicateKey {
+            return false
+        }
+    }
+
+    /// Extends the project lock with the job's heartbeat (fenced on its token).
+    public func extendProjectLock(_ job: ClaimedJob, projectId: JSONValue, leaseSeconds: Int) async throws {
+        let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
+        let update: JSONValue = ["$set": ["expiresAt": .date(Date().addingTimeInterval(Double(leaseSeconds)))]]
+        try await pool.run(Self.locks) { try CollectionOps.update($0, filter: filter, update: update) }
+    }
+
+    /// Releases the lock (if still ours) and wakes the project's deferred jobs.
+    public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
+        let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
+        try await pool.run(Self.locks) { try CollectionOps.delete($0, filter: filter) }
+        let waiting: JSONValue = ["projectId": projectId, "status": "pending", "waitingForProject": true]
+        let wake: JSONValue = ["$unset": ["notBefore": "", "waitingForProject": ""]]
+        try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
+    }
+
+    /// Puts a claimed job back because its project is busy: pending, the
+    /// attempt not counted, due again when the lock's lease would have lapsed
+    /// (or at once when the holder releases it).
+    public func deferForProject(_ job: ClaimedJob, leaseSeconds: Int) async throws -> Bool {
+        let now = Date()
+        let update: JSONValue = [
+            "$set": ["status": "pending", "waitingForProject": true, "updatedAt": .date(now),
+                     "notBefore": .date(now.addingTimeInterval(Double(leaseSeconds)))],
+            "$inc": ["attempts": -1],
+            "$unset": ["lease": "", "stage": ""],
+        ]
+        let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+    }
+
+    /// Ends pending jobs whose cancellation was requested directly in the
+    /// database (the web app sets `cancelRequested`). Returns how many.
+    @discardableResult
+    public func sweepCancelledPending() async throws -> Int {
+        let now = JSONValue.date(Date())
+        let filter: JSONValue = ["status": "pending", "cancelRequested": true]
+        let update: JSONValue = ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
+                                 "$push": ["logs": "cancelled before it ran"]]
+        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update, many: true) }
+    }
+
+    /// Whether cancellation was requested, or nil when the lease is lost (a read, no write).
+    public func cancelRequested(_ job: ClaimedJob) async throws -> Bool? {
+        let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
+        let docs = try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: filter, limit: 1, projection: ["cancelRequested": 1])
+        }
+        guard let doc = docs.first else { return nil }
+        return doc["cancelRequested"]?.boolValue == true
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""A stand-in job child for queue tests: speaks the child protocol without
+doing real work, and records when each job ran.
+
+Usage: fake_child.py SECONDS RUN_LOG
+Reads the ticket on stdin, appends "start <jobId> <project> <time>" to
+RUN_LOG, sleeps SECONDS (SIGTERM ends it), appends "end …", then prints a
+successful result event.
+"""
+import json
+import sys
+import time
+
+seconds, log = float(sys.argv[1]), sys.argv[2]
+ticket = json.load(sys.stdin)
+
+
+def record(what):
+    with open(log, "a") as f:
+        f.write(f"{what} {ticket['jobId']} {ticket['projectName'].replace(' ', '_')} {time.time():.3f}\n")
+
+
+record("start")
+print(json.dumps({"type": "stage", "stage": "generating"}), flush=True)
+time.sleep(seconds)
+record("end")
+print(json.dumps({"type": "result", "ok": True, "metadata": {"generator": "fake"}}), flush=True)

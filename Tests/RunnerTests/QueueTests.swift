@@ -1,0 +1,173 @@
+import Foundation
+@testable import JobStore
+import RunnerCore
+import Testing
+
+/// Queue reliability against the real server: cancel, timeout, graceful
+/// stop, one job per project, many supervisors.
+@Suite(.serialized) struct QueueTests {
+    /// A child that records its runs in `<root>/runs.log` and sleeps `seconds`.
+    func fakeChild(_ h: Harness, seconds: Double) throws -> String {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_child.py").path
+        let path = h.root + "/fake-child-\(seconds)"
+        try "#!/bin/sh\nexec /usr/bin/python3 \(script) \(seconds) \(h.root)/runs.log\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// (kind, jobId, project, time) for each line of the run log.
+    func runs(_ h: Harness) -> [(kind: String, job: String, project: String, time: Double)] {
+        let text = (try? String(contentsOfFile: h.root + "/runs.log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            let f = line.split(separator: " ").map(String.init)
+            return (f[0], f[1], f[2], Double(f[3]) ?? 0)
+        }
+    }
+
+    /// Starts `agent-runner run` in the background.
+    func startSupervisor(_ h: Harness, _ env: [String: String], args: [String] = []) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestEnv.binDir + "/agent-runner")
+        p.arguments = ["run"] + args
+        p.environment = h.environment(env)
+        p.currentDirectoryURL = URL(fileURLWithPath: h.root)
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        return p
+    }
+
+    func waitFor(_ what: String, timeout: Double = 30, _ condition: () async throws -> Bool) async throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    func waitExit(_ p: Process, timeout: Double = 30) async throws -> Int32? {
+        let end = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < end { try await Task.sleep(for: .milliseconds(100)) }
+        return p.isRunning ? nil : p.terminationStatus
+    }
+
+    @Test func cancellingARunningJobStopsItWithinTwoSeconds() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let id = try await h.seed(tinySpec)
+        let p = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300)])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
+        let asked = Date()
+        #expect(try await h.agentRunner(["cancel", id]).status == 0)
+        try await waitFor("cancelled", timeout: 10) { try await h.job(id)["status"]?.stringValue == "cancelled" }
+        #expect(Date().timeIntervalSince(asked) < 3.0, "cancel took \(Date().timeIntervalSince(asked)) s")
+        #expect(!runs(h).contains { $0.kind == "end" }, "the child must have been stopped")
+        p.terminate()
+        #expect(try await waitExit(p) == 0)
+    }
+
+    @Test func pendingJobCancelledInTheDatabaseNeverRuns() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let id = try await h.seed(tinySpec)
+        try await h.store.pool.run("jobs") { coll in
+            try CollectionTestOps.setField(coll, id: id, field: "cancelRequested", value: true)
+        }
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"], env: ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 0)]).status == 0)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "cancelled")
+        #expect(job["attempts"] == nil || job["attempts"]?.intValue == 0)
+        #expect(runs(h).isEmpty)
+    }
+
+    @Test func timeoutStopsTheGroupAndFailsTheJob() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let id = try await h.seed(tinySpec)
+        let started = Date()
+        let r = try await h.agentRunner(["run", "--exit-when-idle"],
+                                        env: ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "JOB_TIMEOUT_SECONDS": "2"])
+        #expect(r.status == 0)
+        #expect(Date().timeIntervalSince(started) < 20)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["code"]?.stringValue == "timeout")
+    }
+
+    @Test func sigtermDrainsThenRequeuesWithoutCountingTheAttempt() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let id = try await h.seed(tinySpec)
+        let p = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "SHUTDOWN_GRACE_SECONDS": "1"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
+        p.terminate()
+        #expect(try await waitExit(p, timeout: 20) == 0, "a graceful stop exits 0")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "pending")
+        #expect(job["attempts"]?.intValue == 0, "a requeued attempt is not counted")
+        #expect(job["lease"] == nil)
+    }
+
+    @Test func jobsOfOneProjectNeverOverlap() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let a = try await h.store.insertProject(name: "ProjA", repoURL: nil)
+        let b = try await h.store.insertProject(name: "ProjB", repoURL: nil)
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try await h.store.insertJob(projectId: a, spec: tinySpec)) }
+        ids.append(try await h.store.insertJob(projectId: b, spec: tinySpec))
+        let child = try fakeChild(h, seconds: 1)
+        // Two supervisors with spare slots race for the same project's jobs.
+        let s1 = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "3"], args: ["--exit-when-idle"])
+        let s2 = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "3"], args: ["--exit-when-idle"])
+        defer { for p in [s1, s2] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await waitFor("all jobs done", timeout: 90) {
+            var all = true
+            for id in ids where try await h.job(id)["status"]?.stringValue != "done" { all = false }
+            return all
+        }
+        let log = runs(h).filter { $0.project == "ProjA" }
+        var intervals: [(Double, Double)] = []
+        for start in log where start.kind == "start" {
+            let end = log.first { $0.kind == "end" && $0.job == start.job }?.time ?? .infinity
+            intervals.append((start.time, end))
+        }
+        #expect(intervals.count == 3)
+        intervals.sort { $0.0 < $1.0 }
+        for (x, y) in zip(intervals, intervals.dropFirst()) {
+            #expect(x.1 <= y.0, "project jobs overlapped: \(x) and \(y)")
+        }
+    }
+
+    @Test func twoSupervisorsAndManyJobsRunEachExactlyOnce() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        var ids: [String] = []
+        for i in 0..<100 {
+            let p = try await h.store.insertProject(name: "P\(i)", repoURL: nil)
+            ids.append(try await h.store.insertJob(projectId: p, spec: tinySpec))
+        }
+        let child = try fakeChild(h, seconds: 0)
+        let env = ["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "2"]
+        let s1 = try startSupervisor(h, env, args: ["--exit-when-idle"])
+        let s2 = try startSupervisor(h, env, args: ["--exit-when-idle"])
+        defer { for p in [s1, s2] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        #expect(try await waitExit(s1, timeout: 240) == 0)
+        #expect(try await waitExit(s2, timeout: 240) == 0)
+        let starts = runs(h).filter { $0.kind == "start" }.map(\.job)
+        #expect(starts.count == 100, "\(starts.count) runs for 100 jobs")
+        #expect(Set(starts).count == 100, "a job ran twice")
+        for id in ids { #expect(try await h.job(id)["status"]?.stringValue == "done") }
+    }
+}
+
+/// Direct document edits standing in for the web app.
+enum CollectionTestOps {
+    static func setField(_ coll: OpaquePointer, id: String, field: String, value: JSONValue) throws {
+        try CollectionOps.update(coll, filter: ["_id": .string(id)], update: ["$set": [field: value]])
+    }
+}
