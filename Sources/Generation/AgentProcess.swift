@@ -42,7 +42,7 @@ struct AgentProcess {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             let remaining = deadline.timeIntervalSinceNow
-            if remaining <= 0 { timedOut = true; break }
+            if remaining <= 0 || ParentWatch.orphaned { timedOut = true; break }
             var fds = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000))
             if n < 0 && errno != EINTR { break }

@@ -39,6 +39,9 @@ struct Pipeline {
         }
         out.log("validated \(summary.files.count) files, \(summary.bytes) bytes")
 
+        guard !ParentWatch.orphaned else {
+            throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
+        }
         out.stage(.committing)
         let s = ticket.settings
         let req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,

@@ -8,6 +8,7 @@ import Foundation
 import RunnerCore
 
 signal(SIGPIPE, SIG_IGN)
+ParentWatch.start()
 var input = [UInt8]()
 var buffer = [UInt8](repeating: 0, count: 65536)
 while true {
