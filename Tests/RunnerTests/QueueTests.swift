@@ -112,6 +112,21 @@ import Testing
         #expect(job["lease"] == nil)
     }
 
+    @Test func secondSignalSkipsTheGraceAndStillRequeues() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let id = try await h.seed(tinySpec)
+        let p = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "SHUTDOWN_GRACE_SECONDS": "120"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
+        p.terminate()
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(p.isRunning, "the first signal waits for the running job")
+        p.terminate()
+        #expect(try await waitExit(p, timeout: 15) == 0, "the second signal must not wait out the 120 s grace")
+        #expect(try await h.job(id)["status"]?.stringValue == "pending")
+    }
+
     @Test func jobsOfOneProjectNeverOverlap() async throws {
         let h = try Harness()
         defer { h.cleanup() }
