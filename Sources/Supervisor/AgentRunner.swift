@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import JobStore
 import Logging
+import Metrics
+import Prometheus
 import RunnerCore
 import ServiceLifecycle
 import SupervisorKit
@@ -81,8 +83,23 @@ struct Run: AsyncParsableCommand {
         }
         let supervisor = Supervisor(config: config, store: store, childPath: childPath, logger: logger,
                                     exitWhenIdle: exitWhenIdle)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup)]
+        if let address = config.metricsAddress {
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            do {
+                let server = try HealthServer(
+                    address: address, health: supervisor.health,
+                    maxSilence: .seconds(max(config.pollSeconds * 3, 10)), logger: logger,
+                    metricsText: { var out: [UInt8] = []; registry.emit(into: &out); return out })
+                services.append(.init(service: server))
+            } catch let e as ConfigurationError {
+                throw fail("\(e)", code: 78)
+            }
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

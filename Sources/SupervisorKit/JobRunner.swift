@@ -148,6 +148,14 @@ struct JobRunner: Sendable {
                 }
             }
             let status = await child.waitForExit()
+            RunnerMetrics.childExit({
+                switch status {
+                case .exited(0): return "exit_0"
+                case .exited: return "exit_nonzero"
+                case .signaled(let sig): return ExitStatus.signalName(sig).lowercased()
+                }
+            }())
+            RunnerMetrics.jobDuration(ContinuousClock.now - started)
             child.signalGroup(SIGKILL) // stragglers of the group
             control.markExited()
             await group.waitForAll()
@@ -219,6 +227,13 @@ struct JobRunner: Sendable {
                 try? await Task.sleep(for: .seconds(delay))
                 delay = min(delay * 2, 10)
             }
+        }
+        switch outcome {
+        case .done: RunnerMetrics.finished(status: "done", code: "")
+        case .failed(let f): RunnerMetrics.finished(status: "failed", code: f.code.rawValue)
+        case .retry(let f, _): RunnerMetrics.finished(status: "retry", code: f.code.rawValue)
+        case .cancelled: RunnerMetrics.finished(status: "cancelled", code: "")
+        case .requeued: RunnerMetrics.finished(status: "requeued", code: "")
         }
         do {
             switch outcome {

@@ -17,6 +17,8 @@ public final class Supervisor: Service, Sendable {
     let owner: String
     public let shutdown = ShutdownSignal()
     let systemd = SystemdNotifier()
+    /// What `/healthz` reports.
+    public let health = HealthState()
 
     public init(config: RunnerConfiguration, store: JobStore, childPath: String, logger: Logger, exitWhenIdle: Bool) {
         self.config = config
@@ -49,6 +51,7 @@ public final class Supervisor: Service, Sendable {
                 var backoff = 0.5
                 wake.yield()
                 for await _ in wakeups {
+                    health.tick()
                     // The watchdog is fed by the claim loop's own progress.
                     if let watchdog, ContinuousClock.now - lastWatchdog >= watchdog {
                         systemd.notify("WATCHDOG=1")
@@ -70,7 +73,10 @@ public final class Supervisor: Service, Sendable {
                                                         busyProjects: try await store.busyProjects())
                             if backoff > 0.5 { logger.notice("database reachable again; claiming resumed") }
                             backoff = 0.5
+                            health.database(ok: true)
                         } catch {
+                            health.database(ok: false)
+                            RunnerMetrics.databaseError()
                             if backoff == 0.5 {
                                 logger.error("database unavailable; claiming paused, backing off",
                                              metadata: ["error": "\(error)"])
@@ -82,10 +88,15 @@ public final class Supervisor: Service, Sendable {
                         guard let job else { idle = true; break }
                         let busy = running.withLock { $0 += 1; return $0 }
                         systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
+                        RunnerMetrics.claimed()
+                        RunnerMetrics.running(busy, slots: config.concurrency)
+                        let queuedSince = job.document["notBefore"]?.dateValue ?? job.document["createdAt"]?.dateValue
+                        if let queuedSince, job.attempt == 1 { RunnerMetrics.claimLatency(Date().timeIntervalSince(queuedSince)) }
                         group.addTask { [systemd, config] in
                             await runner.run(job)
                             let busy = running.withLock { $0 -= 1; return $0 }
                             systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
+                            RunnerMetrics.running(busy, slots: config.concurrency)
                             wake.yield()
                         }
                     }

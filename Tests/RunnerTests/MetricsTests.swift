@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+@testable import JobStore
+
+/// `/metrics` and `/healthz` served on METRICS_ADDR by a real supervisor.
+@Suite(.serialized) struct MetricsTests {
+    let queue = QueueTests()
+
+    func get(_ url: String) async throws -> (status: Int, body: String) {
+        let r = try await runProcess("/usr/bin/curl", ["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    @Test func metricsCountJobsAndHealthFollowsTheDatabase() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let db = try await PrivateDatabase(dir: h.root + "/db")
+        defer { db.stop() }
+        let port = freePort()
+        let env = ["MONGODB_URI": db.uri, "MONGO_DB_NAME": "metrics", "METRICS_ADDR": "127.0.0.1:\(port)",
+                   "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0), "RUNNER_POLL_SECONDS": "0.2"]
+        let p = try queue.startSupervisor(h, env)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let base = "http://127.0.0.1:\(port)"
+        try await queue.waitFor("the health endpoint") { (try? await get(base + "/healthz"))?.status == 200 }
+
+        let store = JobStore(pool: try MongoPool(uri: db.uri, databaseName: "metrics"), logCap: 100)
+        let project = try await store.insertProject(name: "M", repoURL: nil)
+        let id = try await store.insertJob(projectId: project, spec: tinySpec)
+        try await queue.waitFor("the job to finish") { try await store.job(id)?["status"]?.stringValue == "done" }
+        try await Task.sleep(for: .milliseconds(300))
+        let metrics = try await get(base + "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("agent_runner_jobs_claimed_total 1"))
+        #expect(metrics.body.contains(#"agent_runner_jobs_finished_total{status="done",code=""} 1"#)
+                || metrics.body.contains(#"agent_runner_jobs_finished_total{code="",status="done"} 1"#), "\(metrics.body)")
+        #expect(metrics.body.contains("agent_runner_job_duration_seconds"))
+        #expect(metrics.body.contains("agent_runner_claim_latency_seconds"))
+        #expect(metrics.body.contains("agent_runner_jobs_running 0"))
+        #expect(metrics.body.contains(#"agent_runner_child_exits_total{reason="exit_0"} 1"#))
+
+        db.stop()
+        try await queue.waitFor("/healthz to report the outage", timeout: 30) {
+            (try? await get(base + "/healthz"))?.status == 503
+        }
+        #expect(try await get(base + "/healthz").body.contains("database unreachable"))
+        try await db.start()
+        try await queue.waitFor("/healthz to recover", timeout: 60) { (try? await get(base + "/healthz"))?.status == 200 }
+        p.terminate()
+        #expect(try await queue.waitExit(p) == 0)
+    }
+}
