@@ -81,3 +81,14 @@ public enum ObjectIDText {
         return bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
+
+extension JobStore {
+    /// When the earliest deferred pending job becomes due, if any.
+    public func nextDue(after now: Date = Date()) async throws -> Date? {
+        let filter: JSONValue = ["status": "pending", "notBefore": ["$gt": .date(now)]]
+        return try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: filter, sortJSON: #"{"notBefore": 1}"#, limit: 1,
+                                   projection: ["notBefore": 1]).first?["notBefore"]?.dateValue
+        }
+    }
+}

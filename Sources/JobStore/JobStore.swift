@@ -67,7 +67,8 @@ public final class JobStore: Sendable {
             {"createIndexes": "jobs", "indexes": [
               {"key": {"status": 1, "priority": -1, "createdAt": 1}, "name": "claim_order"},
               {"key": {"status": 1, "lease.expiresAt": 1}, "name": "lease_expiry"},
-              {"key": {"projectId": 1, "status": 1}, "name": "project_status"}
+              {"key": {"projectId": 1, "status": 1}, "name": "project_status"},
+              {"key": {"status": 1, "notBefore": 1}, "name": "deferred_due"}
             ]}
             """)
         }

@@ -35,17 +35,34 @@ public final class Supervisor: Service, Sendable {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let running = Locked(0)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown)
+        let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
+        let watcher = ChangeWatcher(pool: store.pool)
+        watcher.start(onWake: { wake.yield() }, onState: { [logger] ok, why in
+            schedule.withLock { $0.streaming = ok }
+            if ok { logger.info("change stream open: new jobs are picked up at once") }
+            else { logger.warning("change stream unavailable; polling", metadata: ["reason": "\(why)"]) }
+        })
+        defer { watcher.stop() }
         logger.info("supervisor started", metadata: ["owner": "\(owner)", "slots": "\(config.concurrency)"])
         systemd.notify("READY=1\nSTATUS=0/\(config.concurrency) slots busy")
         let watchdog = systemd.watchdogInterval
         var lastWatchdog = ContinuousClock.now
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                group.addTask { [config] in
-                    // The poll tick: wakes the claim loop even when nothing else does.
+                group.addTask { [config, schedule] in
+                    // The tick: polls every RUNNER_POLL_SECONDS while the change stream is
+                    // down (a slow safety poll while it works), and wakes the loop when
+                    // the earliest deferred job becomes due. Timers only; no database call.
+                    var lastPoll = ContinuousClock.now
                     while !Task.isCancelled && !self.shutdown.isDraining {
-                        try? await Task.sleep(for: .seconds(config.pollSeconds))
-                        wake.yield()
+                        try? await Task.sleep(for: .milliseconds(250))
+                        let (streaming, due) = schedule.withLock { ($0.streaming, $0.nextDue) }
+                        let interval = streaming ? max(config.pollSeconds, 30) : config.pollSeconds
+                        if ContinuousClock.now - lastPoll >= .seconds(interval) || (due.map { $0 <= Date() } ?? false) {
+                            lastPoll = .now
+                            schedule.withLock { $0.nextDue = nil }
+                            wake.yield()
+                        }
                     }
                 }
                 var backoff = 0.5
@@ -99,6 +116,9 @@ public final class Supervisor: Service, Sendable {
                             RunnerMetrics.running(busy, slots: config.concurrency)
                             wake.yield()
                         }
+                    }
+                    if idle, let due = try? await store.nextDue() {
+                        schedule.withLock { $0.nextDue = due }
                     }
                     if exitWhenIdle, idle, running.withLock({ $0 }) == 0 {
                         logger.info("nothing to claim and no job running; exiting (--exit-when-idle)")

@@ -1,0 +1,77 @@
+import CMongoC
+import Foundation
+import RunnerCore
+
+/// Watches the jobs collection with a change stream on a dedicated thread
+/// (libmongoc's `mongoc_change_stream_next` blocks) and calls `onWake` for
+/// every change that can make a job claimable: an insert, a job put back to
+/// `pending`, a deferred job woken. `onState` reports whether the stream
+/// works (false: the server lacks change streams or it broke; the caller
+/// polls meanwhile). The stream is re-opened with a capped backoff.
+public final class ChangeWatcher: Sendable {
+    private let pool: MongoPool
+    private let stopped = LockedFlag()
+
+    public init(pool: MongoPool) { self.pool = pool }
+
+    /// The filter: inserts, replacements, and updates that set `status:
+    /// pending` or remove `notBefore`.
+    static let pipeline = """
+    {"pipeline": [{"$match": {"$or": [
+      {"operationType": {"$in": ["insert", "replace"]}},
+      {"updateDescription.updatedFields.status": "pending"},
+      {"updateDescription.removedFields": "notBefore"}
+    ]}}]}
+    """
+
+    /// Starts the watching thread.
+    public func start(onWake: @escaping @Sendable () -> Void, onState: @escaping @Sendable (Bool, String) -> Void) {
+        Thread.detachNewThread { [self] in
+            var backoff = 0.5
+            var healthy: Bool?
+            while !stopped.value {
+                let error = pool.withClient { client -> String in
+                    let coll = mongoc_client_get_collection(client, pool.databaseName, "jobs")!
+                    defer { mongoc_collection_destroy(coll) }
+                    var err = bson_error_t()
+                    let optsJSON = #"{"maxAwaitTimeMS": 1000}"#
+                    guard let pipeline = bson_new_from_json(Self.pipeline, Self.pipeline.utf8.count, &err),
+                          let opts = bson_new_from_json(optsJSON, optsJSON.utf8.count, &err) else {
+                        return MongoError(err, "change stream pipeline").description
+                    }
+                    defer { bson_destroy(pipeline); bson_destroy(opts) }
+                    guard let stream = mongoc_collection_watch(coll, pipeline, opts) else { return "watch failed" }
+                    defer { mongoc_change_stream_destroy(stream) }
+                    var doc: OpaquePointer?
+                    while !stopped.value {
+                        if mongoc_change_stream_next(stream, &doc) {
+                            onWake()
+                            continue
+                        }
+                        var reply: OpaquePointer?
+                        if mongoc_change_stream_error_document(stream, &err, &reply) {
+                            return MongoError(err, "change stream").description
+                        }
+                        if healthy != true { healthy = true; backoff = 0.5; onState(true, "change stream open") }
+                    }
+                    return ""
+                }
+                if stopped.value { break }
+                if healthy != false { healthy = false; onState(false, error) }
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(backoff * 2, 30)
+            }
+        }
+    }
+
+    /// Stops the thread within about a second.
+    public func stop() { stopped.set() }
+}
+
+/// A flag set once, read from any thread.
+final class LockedFlag: @unchecked Sendable {
+    private var flag = false
+    private let lock = NSLock()
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+    func set() { lock.lock(); flag = true; lock.unlock() }
+}
