@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -112,6 +113,10 @@ pid_t cshims_spawn(const char *path, char *const argv[], char *const envp[],
         return -err;
     }
     return pid;
+}
+
+int cshims_unshare_user_namespace(void) {
+    return unshare(CLONE_NEWUSER) == 0 ? 0 : -errno;
 }
 
 int cshims_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

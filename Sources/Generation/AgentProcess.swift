@@ -11,6 +11,13 @@ import RunnerCore
 struct AgentProcess {
     enum Status: Equatable { case exited(Int32), signaled(Int32), timedOut }
 
+    /// How the process ended and the CPU time it used (user + system, its
+    /// own plus that of the descendants it waited for), from wait4(2).
+    struct Ended: Equatable {
+        var status: Status
+        var cpuSeconds: Double
+    }
+
     let pid: pid_t
     let outFD: Int32
     let errFD: Int32
@@ -34,7 +41,7 @@ struct AgentProcess {
     }
 
     /// Relays output lines until both pipes close and the process exits, or the timeout.
-    func run(timeoutSeconds: Int, onLine: (String, Bool) -> Void) -> Status {
+    func run(timeoutSeconds: Int, onLine: (String, Bool) -> Void) -> Ended {
         let deadline = Date().addingTimeInterval(Double(timeoutSeconds))
         var buffers: [Int32: [UInt8]] = [outFD: [], errFD: []]
         var open: Set<Int32> = [outFD, errFD]
@@ -65,18 +72,31 @@ struct AgentProcess {
         if timedOut {
             kill(-pid, SIGTERM)
             let stop = Date().addingTimeInterval(2)
-            var status: Int32 = 0
             while Date() < stop {
-                if waitpid(pid, &status, WNOHANG) == pid { kill(-pid, SIGKILL); return .timedOut }
+                if let ended = reap(blocking: false) {
+                    kill(-pid, SIGKILL)
+                    return Ended(status: .timedOut, cpuSeconds: ended.cpuSeconds)
+                }
                 usleep(50_000)
             }
             kill(-pid, SIGKILL)
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            return .timedOut
+            return Ended(status: .timedOut, cpuSeconds: reap(blocking: true)?.cpuSeconds ?? 0)
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let ended = reap(blocking: true) ?? Ended(status: .exited(-1), cpuSeconds: 0)
         kill(-pid, SIGKILL) // anything the agent left running in its group
-        return cshims_wifsignaled(status) != 0 ? .signaled(cshims_wtermsig(status)) : .exited(cshims_wexitstatus(status))
+        return ended
+    }
+
+    /// wait4 on the agent: nil while it still runs (non-blocking) or on error.
+    private func reap(blocking: Bool) -> Ended? {
+        var status: Int32 = 0
+        var usage = rusage()
+        var r: pid_t
+        repeat { r = wait4(pid, &status, blocking ? 0 : WNOHANG, &usage) } while r < 0 && errno == EINTR
+        guard r == pid else { return nil }
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+        let s: Status = cshims_wifsignaled(status) != 0 ? .signaled(cshims_wtermsig(status)) : .exited(cshims_wexitstatus(status))
+        return Ended(status: s, cpuSeconds: cpu)
     }
 }

@@ -1,12 +1,16 @@
 // agent-runner-job: runs one job in a confined process. Reads one JSON ticket
 // on stdin, writes NDJSON events on stdout, ends with exactly one `result`
 // event. It never talks to MongoDB; secrets arrive only in the ticket.
+// `agent-runner-job --self-test` instead proves the confinement on this host
+// (run by `agent-runner doctor`): see SandboxSelfTest.
 #if canImport(Glibc)
 import Glibc
 #endif
 import Foundation
 import RunnerCore
+import Sandbox
 
+if CommandLine.arguments.dropFirst().first == "--self-test" { exit(SandboxSelfTest.run()) }
 signal(SIGPIPE, SIG_IGN)
 ParentWatch.start()
 var input = [UInt8]()

@@ -56,6 +56,10 @@ public struct RunnerConfiguration: Sendable {
     public var logLevel: String
     public var jobExecutablePath: String?
     public var logCap: Int
+    /// JOB_UID_RANGE: when set (and the supervisor runs as root), each job
+    /// child runs as its own uid = gid from this range; nil: children share
+    /// the supervisor's uid.
+    public var jobUIDRange: ClosedRange<Int>?
 
     /// The recognised generator names.
     public static let knownGenerators = ["cline", "gemini", "scaffold"]
@@ -77,6 +81,7 @@ public struct RunnerConfiguration: Sendable {
         ("JOB_MAX_FILE_MB", "1"), ("JOB_MAX_FILES", "2000"), ("JOB_MAX_TOTAL_MB", "50"),
         ("SANDBOX", "enforce"), ("SANDBOX_READ_PATHS", ""), ("METRICS_ADDR", ""),
         ("LOG_FORMAT", "text"), ("LOG_LEVEL", "info"), ("AGENT_RUNNER_JOB_PATH", ""), ("JOB_LOG_CAP", "1000"),
+        ("JOB_UID_RANGE", ""),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -151,6 +156,24 @@ public struct RunnerConfiguration: Sendable {
         }
         jobExecutablePath = r.optional("AGENT_RUNNER_JOB_PATH")
         logCap = try r.int("JOB_LOG_CAP", 10...1_000_000)
+        jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
+    }
+
+    /// Parses JOB_UID_RANGE, `A-B` with 1000 <= A <= B < 2^31. Ranges holding
+    /// 65534 (nobody) or 65535 (an invalid uid for 16-bit interfaces) are refused.
+    public static func parseUIDRange(_ text: String) throws -> ClosedRange<Int> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let low = Int(parts[0]), let high = Int(parts[1]) else {
+            throw ConfigurationError("JOB_UID_RANGE", "'\(text)' is not a range A-B of uids (for example 61000-61999)")
+        }
+        guard 1000 <= low, low <= high, high < 1 << 31 else {
+            throw ConfigurationError("JOB_UID_RANGE", "'\(text)' must satisfy 1000 <= A <= B < 2147483648")
+        }
+        guard !(low...high).contains(65534), !(low...high).contains(65535) else {
+            throw ConfigurationError("JOB_UID_RANGE", "'\(text)' must not include 65534 (nobody) or 65535")
+        }
+        return low...high
     }
 
     /// A conservative check for branch and remote names (git check-ref-format subset).

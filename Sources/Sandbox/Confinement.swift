@@ -7,12 +7,17 @@ import RunnerCore
 /// Everything the job child applies to itself before it touches the job:
 /// rlimits, no-new-privs, not dumpable, Landlock, seccomp.
 public struct Confinement: Sendable {
+    /// What Landlock lets the job touch.
     public var rules: Landlock.Rules
+    /// RLIMIT_DATA in MB (JOB_MEMORY_MB); not RLIMIT_AS, which V8's reservations break.
     public var memoryMB: Int
+    /// RLIMIT_CPU soft limit in seconds (JOB_CPU_SECONDS); the hard limit adds `cpuGraceSeconds`.
     public var cpuSeconds: Int
     /// The largest single file the child may write (RLIMIT_FSIZE).
     public var maxWriteMB: Int
+    /// RLIMIT_NOFILE.
     public var maxOpenFiles: Int
+    /// False with SANDBOX=off: `apply()` then applies nothing.
     public var enforced: Bool
 
     /// System paths readable (and executable) by every job.
@@ -25,6 +30,7 @@ public struct Confinement: Sendable {
     /// CPU seconds past the soft limit before SIGKILL (the soft limit sends SIGXCPU).
     public static let cpuGraceSeconds = 10
 
+    /// A confinement; nothing happens until `apply()`.
     public init(rules: Landlock.Rules, memoryMB: Int, cpuSeconds: Int, maxWriteMB: Int, maxOpenFiles: Int = 4096,
                 enforced: Bool) {
         self.rules = rules
@@ -35,10 +41,16 @@ public struct Confinement: Sendable {
         self.enforced = enforced
     }
 
+    /// The line every job logs when `SANDBOX=off`: loud on purpose, since it
+    /// means an LLM-steered agent runs with the supervisor's full access.
+    public static let unconfinedWarning = "WARNING: SANDBOX=off: this job runs UNCONFINED: no Landlock, no seccomp, "
+        + "no rlimits; it can read and write anything the runner's user can (development only, never in production)"
+
     /// Applies the confinement to the calling process. With `enforced` false
-    /// it applies nothing and says so. Returns a one-line summary for the log.
+    /// it applies nothing and returns `unconfinedWarning`. Returns a one-line
+    /// summary for the log.
     public func apply() throws -> String {
-        guard enforced else { return "SANDBOX=off: the job runs UNCONFINED (development only)" }
+        guard enforced else { return Self.unconfinedWarning }
         try setLimit(RLIMIT_DATA, UInt64(memoryMB) << 20)
         try setLimit(RLIMIT_CPU, UInt64(cpuSeconds), hard: UInt64(cpuSeconds + Self.cpuGraceSeconds))
         try setLimit(RLIMIT_FSIZE, UInt64(maxWriteMB) << 20)

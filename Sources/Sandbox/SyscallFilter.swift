@@ -8,7 +8,8 @@ import RunnerCore
 /// The seccomp filter: allow by default, refuse the dangerous set of Docker's
 /// default profile with EPERM, `clone3` with ENOSYS (glibc then falls back to
 /// `clone`, whose flags can be inspected), and other architectures' calls
-/// (x32, i386) by libseccomp's bad-arch action.
+/// (x32, i386) by the bad-arch action, which kills the whole process with
+/// SIGSYS (the supervisor reports that as `sandbox_violation`).
 public enum SyscallFilter {
     /// System calls refused with EPERM.
     public static let refused = [
@@ -36,6 +37,11 @@ public enum SyscallFilter {
         guard let ctx = seccomp_init(SCMP_ACT_ALLOW) else { throw Errno(ENOMEM, "seccomp_init") }
         defer { seccomp_release(ctx) }
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)
+        // libseccomp's default bad-arch action kills only the calling thread,
+        // which can leave a multi-threaded agent (Node) hanging: kill the process.
+        if seccomp_api_get() >= 3 {
+            try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "seccomp_attr_set BADARCH")
+        }
         let eperm = cshims_scmp_act_errno(UInt16(EPERM))
         for name in refused {
             let nr = seccomp_syscall_resolve_name(name)
@@ -58,6 +64,25 @@ public enum SyscallFilter {
                       "seccomp_rule_add clone3")
         }
         try check(seccomp_load(ctx), "seccomp_load")
+    }
+
+    /// libseccomp's view of the kernel: 0 when seccomp filters are unusable,
+    /// 3 or more when SCMP_ACT_KILL_PROCESS is supported (see seccomp_api_get(3)).
+    public static func apiLevel() -> Int { Int(seccomp_api_get()) }
+
+    /// The seccomp mode of this process from /proc/self/status (0 none,
+    /// 1 strict, 2 filter), or nil when the kernel reports no seccomp at all.
+    public static func currentMode() -> Int? {
+        guard let fd = fopen("/proc/self/status", "r") else { return nil }
+        defer { fclose(fd) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, Int32(line.count), fd) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.hasPrefix("Seccomp:") {
+                return Int(String(text.dropFirst("Seccomp:".count).filter(\.isNumber)))
+            }
+        }
+        return nil
     }
 
     private static func check(_ rc: Int32, _ what: String) throws {

@@ -3,6 +3,7 @@ import Foundation
 import JobStore
 import RunnerCore
 import Sandbox
+import SupervisorKit
 
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check configuration, database, generators and sandbox.")
@@ -22,11 +23,32 @@ struct Doctor: AsyncParsableCommand {
         } catch {
             report("fail", "database: \(error)")
         }
+        let sandboxFail = config.sandboxEnforced ? "fail" : "warn"
         if let abi = Landlock.abiVersion() { report("ok", "Landlock ABI \(abi)") }
-        else { report(config.sandboxEnforced ? "fail" : "warn", "Landlock unavailable in this kernel") }
-        if !config.sandboxEnforced { report("warn", "SANDBOX=off: jobs run unconfined") }
+        else { report(sandboxFail, "Landlock unavailable in this kernel") }
+        switch (SyscallFilter.currentMode(), SyscallFilter.apiLevel()) {
+        case (nil, _): report(sandboxFail, "seccomp: not supported by this kernel (no Seccomp field in /proc/self/status)")
+        case (_, let api) where api < 1: report(sandboxFail, "seccomp: filters unavailable (libseccomp API level \(api))")
+        case (let mode?, let api):
+            report("ok", "seccomp: filters supported (libseccomp API level \(api)); this process: "
+                + (mode == 0 ? "unfiltered" : "already filtered (mode \(mode), e.g. a container runtime's profile)"))
+        }
+        if !config.sandboxEnforced { report("warn", "SANDBOX=off: jobs run UNCONFINED (each job's log says so)") }
+        if let range = config.jobUIDRange {
+            if geteuid() == 0 {
+                report("ok", "JOB_UID_RANGE \(range.lowerBound)-\(range.upperBound): each job child runs as its own uid")
+            } else {
+                report("fail", "JOB_UID_RANGE is set but this process is not root (euid \(geteuid())): jobs will fail")
+            }
+        } else {
+            report("ok", "JOB_UID_RANGE unset: job children run as uid \(geteuid())")
+        }
         let childPath = ChildLocator.path(config)
         report(childPath == nil ? "fail" : "ok", "job child: \(childPath ?? "not found (set AGENT_RUNNER_JOB_PATH)")")
+        if let childPath {
+            let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
+            report(state == "ok" ? "ok" : sandboxFail, line)
+        }
         var isDir: ObjCBool = false
         let root = config.workdirRoot
         if FileManager.default.fileExists(atPath: root, isDirectory: &isDir) {
@@ -37,5 +59,39 @@ struct Doctor: AsyncParsableCommand {
         report(config.geminiAPIKey == nil ? "warn" : "ok", "Gemini API key \(config.geminiAPIKey == nil ? "not set" : "set")")
         report(config.githubToken == nil ? "warn" : "ok", "GITHUB_TOKEN \(config.githubToken == nil ? "not set: http(s) pushes are skipped" : "set")")
         if failed { throw ExitCode(1) }
+    }
+}
+
+/// Runs `agent-runner-job --self-test` (see SandboxSelfTest) with a clean
+/// environment and TMPDIR = WORKDIR_ROOT when it exists and is writable (so
+/// the probe runs where jobs run), else /tmp.
+enum SelfTestRun {
+    static let success = "sandbox self-test: writes outside the workspace and namespace creation refused"
+
+    /// ("ok" or "fail", the line to print).
+    static func run(childPath: String, config: RunnerConfiguration) async -> (String, String) {
+        var isDir: ObjCBool = false
+        let root = config.workdirRoot
+        let tmp = FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && isDir.boolValue
+            && access(root, W_OK | X_OK) == 0 ? root : "/tmp"
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(executable: childPath, arguments: ["--self-test"],
+                                     environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": tmp], stdin: [])
+        } catch {
+            return ("fail", "sandbox self-test: cannot start \(childPath): \(error)")
+        }
+        var lines: [String] = []
+        for await line in child.output {
+            switch line {
+            case .stdout(let text), .stderr(let text): lines.append(text)
+            }
+        }
+        let status = await child.waitForExit()
+        let json = lines.last { $0.hasPrefix("{") } ?? ""
+        if status == .exited(0), (try? JSONValue.parse(json))?["ok"]?.boolValue == true {
+            return ("ok", success)
+        }
+        return ("fail", "sandbox self-test (\(status)): \(lines.isEmpty ? "no output" : lines.joined(separator: " | "))")
     }
 }

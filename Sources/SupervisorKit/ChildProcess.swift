@@ -137,3 +137,68 @@ private final class OpenStreams: @unchecked Sendable {
         if done { continuation.finish() }
     }
 }
+
+/// The unprivileged identity a job child runs as under JOB_UID_RANGE: uid =
+/// gid, picked by hashing the job id (FNV-1a, stable across restarts) and
+/// probing past uids held by this supervisor's other running children. The
+/// supervisor creates the workspace and gives it to that uid before spawning.
+public struct ChildIdentity: Sendable {
+    /// The uid (and gid) of the child.
+    public let uid: Int32
+
+    /// Claims a uid for `jobId` and creates `workspace` (mode 0700) owned by
+    /// it. Throws `internal` when the supervisor is not root or cannot chown.
+    /// Call `release()` once the child has exited.
+    public static func claim(range: ClosedRange<Int>, jobId: String, workspace: String) throws -> ChildIdentity {
+        guard geteuid() == 0 else {
+            throw JobFailure(.internal, "JOB_UID_RANGE is set but the supervisor is not root (euid \(geteuid())): "
+                + "it cannot run job children as other uids; unset JOB_UID_RANGE or run it as root")
+        }
+        let uid = inUse.claim(range: range, start: Int(fnv1a(jobId) % UInt64(range.count)))
+        let identity = ChildIdentity(uid: Int32(uid))
+        do {
+            if mkdir(workspace, 0o700) != 0 { throw Errno(errno, "mkdir \(workspace)") }
+            if chown(workspace, uid_t(uid), gid_t(uid)) != 0 { throw Errno(errno, "chown \(workspace) to \(uid)") }
+        } catch {
+            identity.release()
+            throw JobFailure(.internal, "JOB_UID_RANGE: cannot give the workspace to uid \(uid): \(error)")
+        }
+        return identity
+    }
+
+    /// Returns the uid to the pool.
+    public func release() { Self.inUse.release(Int(uid)) }
+
+    static let inUse = UIDPool()
+
+    static func fnv1a(_ s: String) -> UInt64 {
+        s.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0100_0000_01b3 }
+    }
+}
+
+/// The uids held by running children of this process.
+final class UIDPool: @unchecked Sendable {
+    private var held: [Int: Int] = [:]
+    private let lock = NSLock()
+
+    /// The first uid from `range.lowerBound + start` (wrapping) that no
+    /// running child holds; when every one is held, the first one (shared).
+    func claim(range: ClosedRange<Int>, start: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let count = range.count
+        var chosen = range.lowerBound + start
+        for i in 0..<min(count, 4096) {
+            let uid = range.lowerBound + (start + i) % count
+            if held[uid, default: 0] == 0 { chosen = uid; break }
+        }
+        held[chosen, default: 0] += 1
+        return chosen
+    }
+
+    func release(_ uid: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let n = held[uid] { held[uid] = n > 1 ? n - 1 : nil }
+    }
+}

@@ -38,8 +38,14 @@ struct JobRunner: Sendable {
             let ticket = try await makeTicket(job, workspace: workspace)
             try? FileManager.default.removeItem(atPath: workspace)
             try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
+            // JOB_UID_RANGE: the workspace is created for the child's own uid, set before exec.
+            let identity = try config.jobUIDRange.map {
+                try ChildIdentity.claim(range: $0, jobId: job.idText, workspace: workspace)
+            }
+            defer { identity?.release() }
             let child = try ChildProcess(executable: childPath, arguments: [], environment: childEnvironment(workspace),
-                                         stdin: Array(try JSONEncoder().encode(ticket)))
+                                         stdin: Array(try JSONEncoder().encode(ticket)),
+                                         uid: identity?.uid, gid: identity?.uid)
             let outcome = await supervise(job, child, redactor: redactor, logger: logger)
             if let outcome { await write(job, outcome, logger) }
             cleanWorkspace(workspace, outcome: outcome)
@@ -187,7 +193,8 @@ struct JobRunner: Sendable {
         case .signaled(SIGXCPU):
             return decide(job, JobFailure(.resourceLimit, "CPU limit JOB_CPU_SECONDS=\(config.jobCPUSeconds) exceeded (SIGXCPU)"))
         case .signaled(SIGXFSZ):
-            return decide(job, JobFailure(.resourceLimit, "file size limit exceeded (SIGXFSZ)"))
+            return decide(job, JobFailure(.resourceLimit, "file size limit exceeded: RLIMIT_FSIZE = JOB_MAX_TOTAL_MB+64 = "
+                + "\(config.jobMaxTotalMB + 64) MB (SIGXFSZ)"))
         default:
             return decide(job, JobFailure(.childCrashed, "the job child ended without a result: \(status)"))
         }

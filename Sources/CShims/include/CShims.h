@@ -28,6 +28,11 @@ pid_t cshims_spawn(const char *path, char *const argv[], char *const envp[],
                    int stdin_fd, int stdout_fd, int stderr_fd,
                    int uid, int gid, const char *cwd);
 
+/// unshare(CLONE_NEWUSER): glibc declares unshare and CLONE_* only under
+/// _GNU_SOURCE. Used by `agent-runner-job --self-test` to prove that the
+/// seccomp filter refuses namespace creation. Returns 0 or -errno.
+int cshims_unshare_user_namespace(void);
+
 /// pipe2(fds, O_CLOEXEC): glibc declares pipe2 only under _GNU_SOURCE.
 int cshims_pipe_cloexec(int fds[2]);
 
