@@ -3,7 +3,7 @@
 # (scripts/with-db.sh exports MONGODB_URI for the duration of one command).
 SWIFT ?= swift
 
-.PHONY: all build bootstrap test demo clean
+.PHONY: all build bootstrap test demo bench clean
 
 all: build
 
@@ -21,6 +21,11 @@ test: bootstrap
 demo: bootstrap
 	$(SWIFT) build -c release
 	scripts/with-db.sh scripts/demo.sh
+
+# Release build, then one JSON line of figures (scripts/bench.py) against a private database.
+bench: bootstrap
+	$(SWIFT) build -c release
+	scripts/with-db.sh .venv/bin/python scripts/bench.py
 
 clean:
 	scripts/db.sh stop >/dev/null 2>&1 || true

@@ -18,17 +18,27 @@ struct Pipeline {
 
     /// Runs every stage; returns the metadata or throws a `JobFailure`.
     func run() throws -> JobMetadata {
+        var timings: [String: Int] = [:]
+        var mark = ContinuousClock.now
+        func lap(_ name: String) {
+            let now = ContinuousClock.now
+            let d = (now - mark).components
+            timings[name] = Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)
+            mark = now
+        }
         out.stage(.preparing)
         try prepareWorkspace()
         out.log(try confinement().apply())
         let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName)
         out.log("architecture '\(spec.name)': \(spec.components.count) components, \(spec.connections.count) connections")
         try writeInputs(spec)
+        lap("sandboxMs")
 
         out.stage(.generating)
         let generator = try GeneratorChain(ticket: ticket, spec: spec, inputDir: inputDir, repoDir: repoDir,
                                            log: out.log).run()
 
+        lap("generateMs")
         out.stage(.validating)
         let summary = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
         guard summary.files.contains("README.md") else {
@@ -38,6 +48,7 @@ struct Pipeline {
             throw JobFailure(.validationFailed, "the generated tree has only README.md; at least one other file is required")
         }
         out.log("validated \(summary.files.count) files, \(summary.bytes) bytes")
+        lap("validateMs")
 
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
@@ -52,6 +63,8 @@ struct Pipeline {
         meta.generator = generator
         meta.files = meta.files ?? summary.files.count
         meta.bytes = summary.bytes
+        lap("publishMs")
+        meta.timings = timings
         return meta
     }
 

@@ -96,6 +96,10 @@ public struct JobMetadata: Sendable, Codable, Hashable {
     public var generator: String?
     public var files: Int?
     public var bytes: Int?
+    /// Milliseconds per phase: spawnMs (spawn to the child's first event) and
+    /// databaseMs from the supervisor; sandboxMs, generateMs, validateMs and
+    /// publishMs from the child.
+    public var timings: [String: Int]?
     public init() {}
 
     /// As a JSON object (absent fields omitted).
@@ -112,6 +116,7 @@ public struct JobMetadata: Sendable, Codable, Hashable {
         if let generator { o["generator"] = .string(generator) }
         if let files { o["files"] = .int(Int64(files)) }
         if let bytes { o["bytes"] = .int(Int64(bytes)) }
+        if let timings { o["timings"] = .object(timings.mapValues { .int(Int64($0)) }) }
         return .object(o)
     }
 }

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""agent-runner benchmark: drives the release binaries against the database
+that scripts/with-db.sh started (MONGODB_URI) and prints ONE JSON line.
+
+Measures (see README "Performance"):
+  throughput      100 queued jobs, scaffold generator, sandbox on, pushes to
+                  local bare repositories, concurrency 2 -> jobs/s
+  baseline        the seed's design: one job at a time, a 2 s poll loop,
+                  the same files committed and pushed with the git CLI
+  claim latency   20 jobs arriving one at a time into an idle supervisor
+                  (insert -> startedAt), p50 and p99
+  memory and CPU  supervisor RSS idle and while 2 children run; idle CPU %
+  time split      per job: spawn+sandbox, generation, commit+push, database
+  database rate   the server's own claim-and-finish rate (findAndModify +
+                  update, one client) and throughput as a fraction of it
+  claim scaling   one claim's time with 100 and with 100,000 pending jobs
+  log batching    database updates for a job that prints 5,000 lines
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+import pymongo
+from bson import ObjectId
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, os.environ.get("BIN_DIR", ".build/release"))
+URI = os.environ["MONGODB_URI"]
+client = pymongo.MongoClient(URI)
+TMP = tempfile.mkdtemp(prefix="agent-runner-bench.")
+SPEC = json.load(open(os.path.join(ROOT, "examples/ecommerce-seed-shape.json")))
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def env(db, **extra):
+    e = {"PATH": "/usr/local/bin:/usr/bin:/bin", "MONGODB_URI": URI, "MONGO_DB_NAME": db,
+         "WORKDIR_ROOT": os.path.join(TMP, "work-" + db), "GENERATORS": "scaffold", "CLINE_ENABLED": "false",
+         "AGENT_RUNNER_JOB_PATH": os.path.join(BIN, "agent-runner-job"), "KEEP_WORKSPACES": "never",
+         "LOG_LEVEL": "warning"}
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def seed(db, n, remotes=True, spec=SPEC):
+    ids = []
+    for i in range(n):
+        repo = None
+        if remotes:
+            repo = os.path.join(TMP, db, f"r{i}.git")
+            subprocess.run(["git", "init", "-q", "--bare", "-b", "main", repo], check=True)
+            repo = "file://" + repo
+        pid = str(ObjectId())
+        client[db].projects.insert_one({"_id": pid, "name": f"P{i}", "githubRepoUrl": repo})
+        jid = str(ObjectId())
+        client[db].jobs.insert_one({"_id": jid, "projectId": pid, "architecture_spec": spec, "status": "pending",
+                                    "logs": [], "createdAt": datetime.now(timezone.utc)})
+        ids.append(jid)
+    return ids
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_ticks(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def throughput():
+    db = "bench_tp"
+    ids = seed(db, 100)
+    sup = subprocess.Popen([os.path.join(BIN, "agent-runner"), "run", "--exit-when-idle", "--concurrency", "2"],
+                           env=env(db), cwd=TMP, stderr=subprocess.DEVNULL)
+    start = time.monotonic()
+    peak = 0
+    while sup.poll() is None:
+        peak = max(peak, rss_kb(sup.pid))
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    docs = list(client[db].jobs.find({"_id": {"$in": ids}}))
+    done = [d for d in docs if d["status"] == "done"]
+    timings = [d["metadata"].get("timings", {}) for d in done]
+
+    def med(key):
+        vals = [t[key] for t in timings if key in t]
+        return round(statistics.median(vals), 1) if vals else None
+    return {"jobs": len(ids), "done": len(done), "seconds": round(elapsed, 2),
+            "jobs_per_s": round(len(done) / elapsed, 2), "rss_mb_with_2_children": round(peak / 1024, 1),
+            "split_ms_median": {"spawn_and_sandbox": med("spawnMs"), "generation": med("generateMs"),
+                                "commit_and_push": med("publishMs"), "database_writes": med("databaseMs")}}
+
+
+def baseline(n=10):
+    """The seed's loop: claim one job, do it with the git CLI, sleep 2 s."""
+    db = "bench_base"
+    seed(db, n)
+    tree = os.path.join(TMP, "tree")
+    first = client["bench_tp"].projects.find_one({"githubRepoUrl": {"$ne": None}})["githubRepoUrl"][7:]
+    subprocess.run(["git", "clone", "-q", first, tree], check=True)
+    shutil.rmtree(os.path.join(tree, ".git"))
+    start = time.monotonic()
+    finished = 0
+    while finished < n:
+        job = client[db].jobs.find_one_and_update({"status": "pending"}, {"$set": {"status": "running"}},
+                                                  sort=[("createdAt", 1)])
+        if job:
+            project = client[db].projects.find_one({"_id": job["projectId"]})
+            work = os.path.join(TMP, "base-" + job["_id"])
+            shutil.copytree(tree, work)
+            git = ["git", "-C", work, "-c", "user.name=Bot", "-c", "user.email=b@x"]
+            subprocess.run(["git", "init", "-q", "-b", "main", work], check=True)
+            subprocess.run(git + ["add", "-A"], check=True)
+            subprocess.run(git + ["commit", "-q", "-m", "Generate"], check=True)
+            subprocess.run(git + ["push", "-q", project["githubRepoUrl"], "main"], check=True)
+            client[db].jobs.update_one({"_id": job["_id"]}, {"$set": {"status": "done"}})
+            finished += 1
+        time.sleep(2)
+    elapsed = time.monotonic() - start
+    return {"jobs": n, "seconds": round(elapsed, 2), "jobs_per_s": round(n / elapsed, 3)}
+
+
+def latency_and_idle():
+    db = "bench_lat"
+    sup = subprocess.Popen([os.path.join(BIN, "agent-runner"), "run", "--concurrency", "2"],
+                           env=env(db, RUNNER_POLL_SECONDS=2), cwd=TMP, stderr=subprocess.DEVNULL)
+    time.sleep(3)
+    idle_rss = rss_kb(sup.pid)
+    t0, c0 = time.monotonic(), cpu_ticks(sup.pid)
+    time.sleep(10)
+    idle_cpu = (cpu_ticks(sup.pid) - c0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0) * 100
+    latencies = []
+    for _ in range(20):
+        [jid] = seed(db, 1)
+        created = client[db].jobs.find_one({"_id": jid})["createdAt"]
+        while True:
+            d = client[db].jobs.find_one({"_id": jid}, {"startedAt": 1, "status": 1})
+            if d.get("startedAt") and d["status"] in ("done", "failed", "pending"):
+                latencies.append((d["startedAt"] - created).total_seconds() * 1000)
+                break
+            time.sleep(0.02)
+        time.sleep(0.3)
+    sup.terminate()
+    sup.wait(30)
+    latencies.sort()
+    return {"claim_latency_ms_p50": round(statistics.median(latencies), 1),
+            "claim_latency_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+            "idle_rss_mb": round(idle_rss / 1024, 1), "idle_cpu_percent": round(idle_cpu, 2)}
+
+
+CLAIM_QUERY = lambda now: {"$or": [
+    {"status": "pending", "cancelRequested": {"$ne": True},
+     "$or": [{"notBefore": {"$exists": False}}, {"notBefore": None}, {"notBefore": {"$lte": now}}]},
+    {"status": "running", "lease.expiresAt": {"$lt": now}}]}
+
+
+def database_rate(n=200):
+    db = "bench_db"
+    coll = client[db].jobs
+    coll.create_index([("status", 1), ("priority", -1), ("createdAt", 1)])
+    coll.insert_many([{"status": "pending", "createdAt": datetime.now(timezone.utc), "architecture_spec": SPEC}
+                      for _ in range(n)])
+    start = time.monotonic()
+    for _ in range(n):
+        now = datetime.now(timezone.utc)
+        d = coll.find_one_and_update(CLAIM_QUERY(now), {"$set": {"status": "running", "lease": {"token": "t"}}},
+                                     sort=[("priority", -1), ("createdAt", 1)])
+        coll.update_one({"_id": d["_id"], "lease.token": "t"}, {"$set": {"status": "done"}, "$unset": {"lease": ""}})
+    return round(n / (time.monotonic() - start), 1)
+
+
+def claim_time(pending):
+    db = f"bench_scale_{pending}"
+    coll = client[db].jobs
+    coll.create_index([("status", 1), ("priority", -1), ("createdAt", 1)])
+    coll.create_index([("status", 1), ("lease.expiresAt", 1)])
+    batch = []
+    for i in range(pending):
+        batch.append({"status": "pending", "createdAt": datetime.now(timezone.utc), "n": i})
+        if len(batch) == 5000:
+            coll.insert_many(batch)
+            batch = []
+    if batch:
+        coll.insert_many(batch)
+    times = []
+    for _ in range(20):
+        now = datetime.now(timezone.utc)
+        t = time.monotonic()
+        coll.find_one_and_update(CLAIM_QUERY(now), {"$set": {"status": "running"}}, sort=[("priority", -1), ("createdAt", 1)])
+        times.append((time.monotonic() - t) * 1000)
+    client.drop_database(db)
+    return round(statistics.median(times), 2)
+
+
+def log_batching():
+    db = "bench_logs"
+    bindir = os.path.join(TMP, "chatty")
+    os.makedirs(bindir)
+    cline = os.path.join(bindir, "cline")
+    with open(cline, "w") as f:
+        f.write("#!/bin/sh\ni=0\nwhile [ $i -lt 5000 ]; do echo \"line $i\"; i=$((i+1)); done\n"
+                "echo '# chatty' > README.md\necho x > a.txt\n")
+    os.chmod(cline, 0o755)
+    [jid] = seed(db, 1)
+    before = client.admin.command("serverStatus")["opcounters"]["update"]
+    subprocess.run([os.path.join(BIN, "agent-runner"), "run", "--exit-when-idle"], cwd=TMP, check=True,
+                   env=env(db, GENERATORS="cline,scaffold", CLINE_ENABLED="true", CLINE_CMD=cline),
+                   stderr=subprocess.DEVNULL)
+    after = client.admin.command("serverStatus")["opcounters"]["update"]
+    d = client[db].jobs.find_one({"_id": jid})
+    return {"status": d["status"], "lines_printed": 5000, "log_lines_kept": len(d.get("logs", [])),
+            "database_updates_for_the_job": after - before}
+
+
+def main():
+    log("throughput: 100 jobs")
+    tp = throughput()
+    log("baseline: the seed's 2 s poll loop with the git CLI")
+    base = baseline()
+    log("claim latency, idle RSS and CPU")
+    lat = latency_and_idle()
+    log("database claim-and-finish rate")
+    rate = database_rate()
+    log("claim time at 100 and 100,000 pending jobs")
+    small, large = claim_time(100), claim_time(100_000)
+    log("log batching: a job printing 5,000 lines")
+    logs = log_batching()
+    out = {
+        "jobs_per_s": tp["jobs_per_s"], "throughput": tp,
+        "baseline_jobs_per_s": base["jobs_per_s"],
+        "speedup_vs_baseline": round(tp["jobs_per_s"] / base["jobs_per_s"], 1),
+        **lat,
+        "supervisor_rss_mb_with_2_children": tp["rss_mb_with_2_children"],
+        "per_job_split_ms_median": tp["split_ms_median"],
+        "database_claim_finish_per_s": rate,
+        "jobs_per_s_fraction_of_database": round(tp["jobs_per_s"] / rate, 3),
+        "claim_ms_at_100_pending": small, "claim_ms_at_100000_pending": large,
+        "log_batching": logs,
+        "targets": {
+            "claim_latency_p50_le_50ms": lat["claim_latency_ms_p50"] <= 50,
+            "claim_latency_p99_le_200ms": lat["claim_latency_ms_p99"] <= 200,
+            "throughput_ge_5x_baseline": tp["jobs_per_s"] >= 5 * base["jobs_per_s"],
+            "idle_rss_le_30mb": lat["idle_rss_mb"] <= 30,
+            "idle_cpu_le_1_percent": lat["idle_cpu_percent"] <= 1,
+        },
+    }
+    print(json.dumps(out))
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
