@@ -84,6 +84,7 @@ struct JobRunner: Sendable {
     /// record, or nil when the lease was lost (nothing more may be written).
     func supervise(_ job: ClaimedJob, _ child: ChildProcess, redactor: Redactor, logger: Logger) async -> JobOutcome? {
         let logs = LogBatcher(store: store, job: job)
+        let firstEvent = Locked<ContinuousClock.Instant?>(nil)
         let control = ChildControl()
         let result = ResultBox()
         let started = ContinuousClock.now
@@ -94,6 +95,7 @@ struct JobRunner: Sendable {
             // Events from the child.
             group.addTask {
                 for await line in child.output {
+                    firstEvent.withLock { if $0 == nil { $0 = .now } }
                     switch line {
                     case .stderr(let text): await logs.add("[stderr] " + redactor.redact(text))
                     case .stdout(let text):
@@ -104,7 +106,9 @@ struct JobRunner: Sendable {
                         case .log(let l): await logs.add(redactor.redact(l))
                         case .stage(let s):
                             await logs.flush()
+                            let t = ContinuousClock.now
                             if (try? await store.setStage(job, s)) == false { control.stop(.leaseLost) }
+                            await logs.addDatabaseTime(ContinuousClock.now - t)
                         case .succeeded, .failed: result.set(event)
                         }
                     }
@@ -168,7 +172,14 @@ struct JobRunner: Sendable {
             await logs.add("child exited: \(status)")
             await logs.flush()
             logger.info("child exited", metadata: ["status": "\(status)"])
-            return outcome(job, status: status, result: result.value, stop: control.reason)
+            let decided = outcome(job, status: status, result: result.value, stop: control.reason)
+            guard case .done(var meta)? = decided else { return decided }
+            // The supervisor's share of the per-phase timings.
+            var timings = meta.timings ?? [:]
+            if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
+            timings["databaseMs"] = await logs.databaseTime.milliseconds
+            meta.timings = timings
+            return .done(meta)
         }
     }
 

@@ -33,6 +33,8 @@ enum RunnerMetrics {
 }
 
 extension Duration {
+    var milliseconds: Int { Int(nanoseconds / 1_000_000) }
+
     var nanoseconds: Int64 {
         let (s, atto) = components
         return s * 1_000_000_000 + atto / 1_000_000_000

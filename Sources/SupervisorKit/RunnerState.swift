@@ -47,6 +47,10 @@ actor LogBatcher {
     let job: ClaimedJob
     private var pending: [String] = []
     private var lastFlush = ContinuousClock.now
+    /// Time this job's relay spent in database writes (logs and stages).
+    private(set) var databaseTime = Duration.zero
+
+    func addDatabaseTime(_ d: Duration) { databaseTime += d }
 
     init(store: JobStore, job: ClaimedJob) {
         self.store = store
@@ -69,6 +73,8 @@ actor LogBatcher {
         guard !pending.isEmpty else { return }
         let lines = pending
         pending.removeAll()
+        let t = ContinuousClock.now
+        defer { databaseTime += ContinuousClock.now - t }
         do {
             _ = try await store.appendLogs(job, lines)
         } catch {
