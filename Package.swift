@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "FlyingFox", package: "FlyingFox"),
         ]),
         .executableTarget(name: "Supervisor", dependencies: [
-            "SupervisorKit", "RunnerCore", "JobStore", "Sandbox",
+            "SupervisorKit", "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import JobStore
 import RunnerCore
+import Generation
+import Publishing
 import Sandbox
 import SupervisorKit
 
@@ -20,6 +22,19 @@ struct Doctor: AsyncParsableCommand {
         do {
             let store = try common.store(config)
             report("ok", "database reachable, server \(try await store.ping())")
+            // A database without a jobs collection yet has no indexes either (`run` creates both).
+            let indexes = (try? await store.pool.command(["listIndexes": "jobs"]))?["cursor"]?["firstBatch"]?.arrayValue?
+                .compactMap { $0["name"]?.stringValue } ?? []
+            let wanted = ["claim_order", "lease_expiry", "project_status", "deferred_due"]
+            let missing = wanted.filter { !indexes.contains($0) }
+            report(missing.isEmpty ? "ok" : "warn", missing.isEmpty ? "indexes present: \(wanted.joined(separator: ", "))"
+                : "indexes missing (created when `run` starts): \(missing.joined(separator: ", "))")
+            let hello = try await store.pool.command(["hello": 1])
+            if hello["setName"]?.stringValue != nil || hello["msg"]?.stringValue == "isdbgrid" {
+                report("ok", "change streams supported: new jobs are picked up at once")
+            } else {
+                report("warn", "no change streams (standalone server): the runner polls every RUNNER_POLL_SECONDS")
+            }
         } catch {
             report("fail", "database: \(error)")
         }
@@ -56,7 +71,25 @@ struct Doctor: AsyncParsableCommand {
         } else {
             report("warn", "workspace root \(root) does not exist yet (created on first job)")
         }
-        report(config.geminiAPIKey == nil ? "warn" : "ok", "Gemini API key \(config.geminiAPIKey == nil ? "not set" : "set")")
+        if config.generators.contains("cline") {
+            if !config.clineEnabled { report("warn", "cline: disabled (CLINE_ENABLED=false)") }
+            else if let cline = ClineGenerator.resolve(config.clineCommand) {
+                report("ok", "cline: \(cline) \(await ToolVersion.of(cline))")
+            } else {
+                report("warn", "cline: '\(config.clineCommand)' not found; jobs fall back to the next generator")
+            }
+        }
+        if config.generators.contains("gemini") {
+            report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
+                + "model \(config.geminiModel) at \(config.geminiAPIBase) (no network call made)")
+        }
+        report("ok", "libgit2 \(GitInfo.description)")
+        var fs = statvfs()
+        let probe = FileManager.default.fileExists(atPath: root) ? root : (root as NSString).deletingLastPathComponent
+        if statvfs(probe, &fs) == 0 {
+            let freeMB = Int(fs.f_bavail) * Int(fs.f_frsize) / 1_048_576
+            report(freeMB < 1024 ? "warn" : "ok", "free space under \(probe): \(freeMB) MB")
+        }
         report(config.githubToken == nil ? "warn" : "ok", "GITHUB_TOKEN \(config.githubToken == nil ? "not set: http(s) pushes are skipped" : "set")")
         if failed { throw ExitCode(1) }
     }
@@ -93,5 +126,21 @@ enum SelfTestRun {
             return ("ok", success)
         }
         return ("fail", "sandbox self-test (\(status)): \(lines.isEmpty ? "no output" : lines.joined(separator: " | "))")
+    }
+}
+
+/// `<tool> --version`, first line, bounded to 5 s.
+enum ToolVersion {
+    static func of(_ path: String) async -> String {
+        guard let child = try? ChildProcess(executable: path, arguments: ["--version"],
+                                            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"], stdin: []) else { return "" }
+        let timer = Task { try await Task.sleep(for: .seconds(5)); child.signalGroup(SIGKILL) }
+        var first = ""
+        for await line in child.output where first.isEmpty {
+            if case .stdout(let text) = line { first = text }
+        }
+        _ = await child.waitForExit()
+        timer.cancel()
+        return first.isEmpty ? "" : "(\(first.prefix(80)))"
     }
 }

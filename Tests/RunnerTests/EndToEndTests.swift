@@ -189,4 +189,21 @@ import Testing
         #expect(job["status"]?.stringValue == "failed")
         #expect(job["error"]?["message"]?.stringValue?.contains("exit code 4") == true)
     }
+
+    @Test func doctorReportsTheDatabaseAndToolsAndBadArgumentsFailClearly() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        _ = try await h.seed(tinySpec)
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"]).status == 0) // creates the indexes
+        let doctor = try await h.agentRunner(["doctor"])
+        for line in ["ok    database reachable", "ok    indexes present", "ok    change streams supported",
+                     "ok    libgit2 1.", "ok    free space under"] {
+            #expect(doctor.stdout.contains(line), "doctor should print \(line):\n\(doctor.stdout)")
+        }
+        let bad = try await h.agentRunner(["jobs", "--status", "bogus"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--status must be"))
+        #expect(bad.stderr.split(separator: "\n").count == 1, "one line: \(bad.stderr)")
+    }
 }
