@@ -86,6 +86,20 @@ public struct GeminiGenerator {
         throw JobFailure(.generationFailed, "gemini: no answer")
     }
 
+    /// One GET of the model's description: proves the base URL, the key and
+    /// the model name (for `doctor --online`). Returns nil when fine, else why not.
+    public func checkModel() -> String? {
+        var base = settings.geminiAPIBase
+        while base.hasSuffix("/") { base.removeLast() }
+        do {
+            let r = try CurlEasy().post("\(base)/v1beta/models/\(settings.geminiModel)", headers: ["x-goog-api-key: \(apiKey)"],
+                                        body: nil, connectTimeout: 10, totalTimeout: 20, maxResponseBytes: 1 << 20)
+            return r.status == 200 ? nil : Self.errorMessage(try? JSONValue.parse(r.body), status: r.status)
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// Google's error `status: message`, or the HTTP status.
     static func errorMessage(_ json: JSONValue?, status: Int) -> String {
         let e = json?["error"]

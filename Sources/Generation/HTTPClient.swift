@@ -60,14 +60,15 @@ final class CurlEasy {
         if rc != CURLE_OK { throw CurlError(code: rc.rawValue, message: "\(what): \(String(cString: curl_easy_strerror(rc)))") }
     }
 
-    /// POSTs `body` to `url` with `headers`; returns the response (any status).
-    func post(_ url: String, headers: [String], body: Data, connectTimeout: Int, totalTimeout: Int,
+    /// POSTs `body` to `url` with `headers` (a GET when `body` is nil);
+    /// returns the response (any status).
+    func post(_ url: String, headers: [String], body: Data?, connectTimeout: Int, totalTimeout: Int,
               maxResponseBytes: Int) throws -> HTTPResponse {
         var list: UnsafeMutablePointer<curl_slist>?
         for h in headers { list = curl_slist_append(list, h) }
         defer { curl_slist_free_all(list) }
         let sink = BodySink(cap: maxResponseBytes)
-        let payload = [UInt8](body)
+        let payload = [UInt8](body ?? Data())
         return try withExtendedLifetime(sink) {
             try payload.withUnsafeBytes { raw in
                 try check(cshims_curl_setopt_ptr(handle, CURLOPT_URL, url), "url")
@@ -79,8 +80,12 @@ final class CurlEasy {
                 try check(cshims_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeout), "connect timeout")
                 try check(cshims_curl_setopt_long(handle, CURLOPT_TIMEOUT, totalTimeout), "timeout")
                 try check(cshims_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, list), "headers")
-                try check(cshims_curl_setopt_ptr(handle, CURLOPT_POSTFIELDS, raw.baseAddress), "body")
-                try check(cshims_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count)), "body size")
+                if body == nil {
+                    try check(cshims_curl_setopt_long(handle, CURLOPT_HTTPGET, 1), "get")
+                } else {
+                    try check(cshims_curl_setopt_ptr(handle, CURLOPT_POSTFIELDS, raw.baseAddress), "body")
+                    try check(cshims_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count)), "body size")
+                }
                 try check(cshims_curl_setopt_write(handle, writeCallback), "write callback")
                 try check(cshims_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()), "write data")
                 let rc = curl_easy_perform(handle)

@@ -10,6 +10,7 @@ import SupervisorKit
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check configuration, database, generators and sandbox.")
     @OptionGroup var common: CommonOptions
+    @Flag(help: "Also call the Gemini API once (GET the model) to check the key and model.") var online = false
 
     func run() async throws {
         var failed = false
@@ -80,8 +81,19 @@ struct Doctor: AsyncParsableCommand {
             }
         }
         if config.generators.contains("gemini") {
-            report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
-                + "model \(config.geminiModel) at \(config.geminiAPIBase) (no network call made)")
+            if online, let key = config.geminiAPIKey {
+                let settings = ChildSettings(config)
+                let problem = await withCheckedContinuation { c in
+                    Thread.detachNewThread { // blocking libcurl: its own thread
+                        c.resume(returning: GeminiGenerator(settings: settings, apiKey: key, log: { _ in }).checkModel())
+                    }
+                }
+                report(problem == nil ? "ok" : "fail", "gemini: model \(config.geminiModel) at \(config.geminiAPIBase) "
+                    + (problem.map { "refused: \($0)" } ?? "answered"))
+            } else {
+                report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
+                    + "model \(config.geminiModel) at \(config.geminiAPIBase) (no network call; --online makes one)")
+            }
         }
         report("ok", "libgit2 \(GitInfo.description)")
         var fs = statvfs()

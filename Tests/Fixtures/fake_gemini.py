@@ -87,6 +87,18 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
+    def do_GET(self):
+        """The model description (doctor --online); 403 for the `invalid` scenario."""
+        ok = self.headers.get("x-goog-api-key", "").startswith("AIza") and SCENARIO != "invalid"
+        status, payload = (200, {"name": "models" + self.path.split("/models")[-1]}) if ok else \
+            error(403, "PERMISSION_DENIED", "API key not valid.")
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def log_message(self, *args):
         pass
 

@@ -134,6 +134,19 @@ final class FakeGemini: Sendable {
         #expect(job["error"]?["message"]?.stringValue?.contains("larger than the cap") == true, "\(job["error"]?.jsonString ?? "")")
     }
 
+    @Test(arguments: [("ok", "ok    gemini: model gemini-test-model", 0), ("invalid", "fail  gemini: model gemini-test-model", 1)])
+    func doctorOnlineAsksTheModel(scenario: String, line: String, exit: Int32) async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let server = try await FakeGemini(scenario: scenario, dir: h.root)
+        defer { server.stop() }
+        let r = try await h.agentRunner(["doctor", "--online"], env: ["GEMINI_API_BASE": server.base, "GENERATORS": "gemini,scaffold",
+                                                                     "GOOGLE_GEMINI_API_KEY": Self.key, "GEMINI_MODEL": "gemini-test-model"])
+        #expect(r.stdout.contains(line), "\(r.stdout)")
+        if exit == 0 { #expect(r.stdout.contains("answered")) } else { #expect(r.status != 0 && r.stdout.contains("API key not valid")) }
+        #expect(!r.stdout.contains(Self.key) && !r.stderr.contains(Self.key))
+    }
+
     @Test func parsingForms() throws {
         #expect(try GeminiGenerator.files(fromText: #"{"files":[{"path":"a","content":"b"}]}"#).map(\.path) == ["a"])
         #expect(try GeminiGenerator.files(fromText: "```json\n{\"files\":{\"x\":\"y\"}}\n```").map(\.content) == ["y"])
