@@ -88,7 +88,8 @@ struct Pipeline {
         if s.clineEnabled, let cline = ClineGenerator.resolve(s.clineCommand) {
             readExecute.append((cline as NSString).deletingLastPathComponent)
         }
-        return Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute, devices: Confinement.devicePaths),
+        return Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute, devices: Confinement.devicePaths,
+                                        hidden: s.sandboxHiddenPaths),
                            memoryMB: s.memoryMB, cpuSeconds: s.cpuSeconds,
                            maxWriteMB: s.maxTotalMB + 64, enforced: s.sandboxEnforced)
     }

@@ -60,7 +60,7 @@ extension JobStore {
         let pendingFilter = JSONValue.object(filter)
         let cancelPending: JSONValue = ["$set": [
             "status": "cancelled", "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now],
-            "$push": ["logs": "cancelled before it ran"]]
+            "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
         if try await pool.run(Self.jobs, { try CollectionOps.update($0, filter: pendingFilter, update: cancelPending) }) == 1 {
             return true
         }

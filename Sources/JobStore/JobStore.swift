@@ -153,6 +153,7 @@ public final class JobStore: Sendable {
             set.merge(["status": "pending", "error": f.json, "notBefore": .date(notBefore)]) { $1 }
         case .cancelled(let why):
             set.merge(["status": "cancelled", "stage": "finished", "finishedAt": now]) { $1 }
+            update["$unset"] = ["lease": "", "error": ""]
             update["$push"] = ["logs": ["$each": [.string(why)], "$slice": .int(-Int64(logCap))]]
         case .requeued:
             set["status"] = "pending"

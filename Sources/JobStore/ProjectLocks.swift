@@ -70,7 +70,7 @@ extension JobStore {
         let now = JSONValue.date(Date())
         let filter: JSONValue = ["status": "pending", "cancelRequested": true]
         let update: JSONValue = ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
-                                 "$push": ["logs": "cancelled before it ran"]]
+                                 "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
         return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update, many: true) }
     }
 

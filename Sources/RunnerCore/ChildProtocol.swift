@@ -41,6 +41,8 @@ public struct ChildSettings: Sendable, Codable {
     public var remoteName: String
     public var sandboxEnforced: Bool
     public var sandboxReadPaths: [String]
+    /// Paths the child must never read (the runner's env file, /etc/agent-runner).
+    public var sandboxHiddenPaths: [String]
     public var memoryMB: Int
     public var cpuSeconds: Int
     public var maxFileMB: Int
@@ -62,6 +64,7 @@ public struct ChildSettings: Sendable, Codable {
         remoteName = c.remoteName
         sandboxEnforced = c.sandboxEnforced
         sandboxReadPaths = c.sandboxReadPaths
+        sandboxHiddenPaths = ["/etc/agent-runner"] + (c.envFilePath.map { [$0] } ?? [])
         memoryMB = c.jobMemoryMB
         cpuSeconds = c.jobCPUSeconds
         maxFileMB = c.jobMaxFileMB

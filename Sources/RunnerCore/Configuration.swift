@@ -51,6 +51,9 @@ public struct RunnerConfiguration: Sendable {
     public var jobMaxTotalMB: Int
     public var sandboxEnforced: Bool
     public var sandboxReadPaths: [String]
+    /// The absolute path of the `.env` file the settings came from, if any
+    /// (hidden from job children).
+    public var envFilePath: String?
     public var metricsAddress: String?
     public var logFormat: String
     public var logLevel: String

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CShims
+import Foundation
 import RunnerCore
 
 /// Landlock filesystem confinement (unprivileged, stackable LSM). The child
@@ -45,10 +46,37 @@ public enum Landlock {
         public var readExecute: [String]
         /// Read and write these device files (e.g. /dev/null).
         public var devices: [String]
-        public init(readWrite: [String], readExecute: [String], devices: [String]) {
+        /// Paths inside a read-execute tree that stay unreachable (the runner's
+        /// own configuration). Landlock only grants, so the tree above each is
+        /// granted entry by entry, leaving the hidden one out.
+        public var hidden: [String]
+        public init(readWrite: [String], readExecute: [String], devices: [String], hidden: [String] = []) {
             self.readWrite = readWrite
             self.readExecute = readExecute
             self.devices = devices
+            self.hidden = hidden
+        }
+
+        /// `readExecute` with every tree that contains a hidden path replaced
+        /// by its entries (recursively down to the hidden path's parent).
+        public func expandedReadExecute() -> [String] {
+            let hiddenPaths = hidden.map { ($0 as NSString).standardizingPath }
+            func expand(_ dir: String) -> [String] {
+                guard hiddenPaths.contains(where: { $0.hasPrefix(dir + "/") }) else { return [dir] }
+                let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+                return entries.sorted().flatMap { name -> [String] in
+                    let path = dir == "/" ? "/" + name : dir + "/" + name
+                    if hiddenPaths.contains(path) { return [] }
+                    var isDir: ObjCBool = false
+                    // Never follow a link into a hidden tree: a link is granted as its target would be.
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue,
+                       (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) == nil {
+                        return expand(path)
+                    }
+                    return [path]
+                }
+            }
+            return readExecute.flatMap { expand(($0 as NSString).standardizingPath) }
         }
     }
 
@@ -80,7 +108,7 @@ public enum Landlock {
             }
         }
         for p in rules.readWrite { try add(p, handled) }
-        for p in rules.readExecute { try add(p, execute | readFile | readDir) }
+        for p in rules.expandedReadExecute() { try add(p, execute | readFile | readDir) }
         for p in rules.devices { try add(p, readFile | writeFile | truncate | ioctlDev) }
         try checkingNegativeErrno("landlock_restrict_self") { cshims_landlock_restrict_self(ruleset) }
         return abi

@@ -28,7 +28,9 @@ struct CommonOptions: ParsableArguments {
         do {
             let path = envFile ?? (FileManager.default.fileExists(atPath: ".env") ? ".env" : nil)
             let env = try RunnerConfiguration.environment(envFile: path, process: ProcessInfo.processInfo.environment)
-            return try RunnerConfiguration(environment: env)
+            var config = try RunnerConfiguration(environment: env)
+            config.envFilePath = path.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            return config
         } catch let e as ConfigurationError {
             FileHandle.standardError.write(Data("agent-runner: \(e)\n".utf8))
             throw ExitCode(78)
@@ -91,7 +93,7 @@ struct Run: AsyncParsableCommand {
             do {
                 let server = try HealthServer(
                     address: address, health: supervisor.health,
-                    maxSilence: .seconds(max(config.pollSeconds * 3, 10)), logger: logger,
+                    maxSilence: .seconds(Supervisor.maxLoopInterval(config) * 2 + 10), logger: logger,
                     metricsText: { var out: [UInt8] = []; registry.emit(into: &out); return out })
                 services.append(.init(service: server))
             } catch let e as ConfigurationError {

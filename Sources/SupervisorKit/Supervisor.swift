@@ -31,6 +31,16 @@ public final class Supervisor: Service, Sendable {
         owner = "\(String(cString: host)):\(getpid()):\(UUID().uuidString.prefix(8))"
     }
 
+    /// The longest the claim loop stays asleep while the change stream works:
+    /// a 30 s safety poll (at least RUNNER_POLL_SECONDS), shortened to half
+    /// the systemd watchdog interval so the loop's own progress feeds it.
+    public static func maxLoopInterval(_ config: RunnerConfiguration, watchdog: Duration? = nil) -> Double {
+        let base = max(config.pollSeconds, 30)
+        guard let watchdog else { return base }
+        let (s, atto) = watchdog.components
+        return min(base, max(0.5, (Double(s) + Double(atto) / 1e18) / 2))
+    }
+
     public func run() async throws {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let running = Locked(0)
@@ -49,7 +59,7 @@ public final class Supervisor: Service, Sendable {
         var lastWatchdog = ContinuousClock.now
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                group.addTask { [config, schedule] in
+                group.addTask { [config, schedule, watchdog] in
                     // The tick: polls every RUNNER_POLL_SECONDS while the change stream is
                     // down (a slow safety poll while it works), and wakes the loop when
                     // the earliest deferred job becomes due. Timers only; no database call.
@@ -57,7 +67,7 @@ public final class Supervisor: Service, Sendable {
                     while !Task.isCancelled && !self.shutdown.isDraining {
                         try? await Task.sleep(for: .milliseconds(250))
                         let (streaming, due) = schedule.withLock { ($0.streaming, $0.nextDue) }
-                        let interval = streaming ? max(config.pollSeconds, 30) : config.pollSeconds
+                        let interval = streaming ? Supervisor.maxLoopInterval(config, watchdog: watchdog) : config.pollSeconds
                         if ContinuousClock.now - lastPoll >= .seconds(interval) || (due.map { $0 <= Date() } ?? false) {
                             lastPoll = .now
                             schedule.withLock { $0.nextDue = nil }

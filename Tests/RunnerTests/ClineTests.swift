@@ -136,6 +136,40 @@ import Testing
         #expect(!stolen.contains("top secret"), "Landlock must stop reads outside")
     }
 
+    @Test func nodeRunsConfinedAndCannotReadTheRunnersEnvOtherJobsOrOtherProcesses() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let shared = h.root + "/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        try "visible-marker\n".write(toFile: shared + "/visible.txt", atomically: true, encoding: .utf8)
+        try "JOB_LOG_CAP=1000\n# envfile-secret-marker\n".write(toFile: shared + "/runner.env", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: h.workdir + "/otherjob/input", withIntermediateDirectories: true)
+        try "otherjob-secret-marker".write(toFile: h.workdir + "/otherjob/input/spec.json", atomically: true, encoding: .utf8)
+        let cline = try fakeCline(h, """
+        /usr/bin/node -e "require('fs').writeFileSync('README.md', '# written by node ' + process.version + '\\n')"
+        cat \(shared)/visible.txt > visible.txt 2>&1
+        cat \(shared)/runner.env > env.txt 2>&1
+        cat /proc/1/environ > environ.txt 2>&1
+        cat \(h.workdir)/otherjob/input/spec.json > other.txt 2>&1
+        ls \(h.workdir) > ls.txt 2>&1
+        exit 0
+        """)
+        let id = try await h.seed(tinySpec)
+        let r = try await h.agentRunner(["run", "--exit-when-idle", "--env-file", shared + "/runner.env"],
+                                        env: env(cline, ["SANDBOX_READ_PATHS": shared]))
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try await h.job(id)
+        #expect(job["metadata"]?["generator"]?.stringValue == "cline", "\(logs(job))")
+        func committed(_ file: String) async throws -> String { try await Git.run(["-C", h.remote, "show", "main:\(file)"]) }
+        #expect(try await committed("README.md").hasPrefix("# written by node v"), "Node must run under the sandbox")
+        #expect(try await committed("visible.txt") == "visible-marker", "SANDBOX_READ_PATHS is readable")
+        #expect(!(try await committed("env.txt")).contains("envfile-secret-marker"), "the runner's env file is hidden")
+        #expect((try await committed("environ.txt")).contains("Permission denied"))
+        #expect(!(try await committed("other.txt")).contains("otherjob-secret-marker"), "other jobs are out of reach")
+        #expect(!(try await committed("ls.txt")).contains("otherjob"))
+    }
+
     @Test func templateSplittingAndNDJSONFormatting() {
         #expect(ClineGenerator.readable(#"{"type":"say","say":"tool","text":"write a.txt"}"#) == "cline [tool]: write a.txt")
         #expect(ClineGenerator.readable("not json") == "cline: not json")
