@@ -26,10 +26,9 @@ struct AgentProcess {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&outPipe) }
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&errPipe) }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        let pid = cshims_spawn(executable, argv, envp, -1, outPipe[1], errPipe[1], -1, -1, cwd)
+        let argv = CStringArray([executable] + arguments)
+        let envp = CStringArray(environment: environment)
+        let pid = cshims_spawn(executable, argv.pointers, envp.pointers, -1, outPipe[1], errPipe[1], -1, -1, cwd)
         close(outPipe[1]); close(errPipe[1])
         guard pid > 0 else {
             close(outPipe[0]); close(errPipe[0])

@@ -10,7 +10,7 @@ import RunnerCore
 /// polls meanwhile). The stream is re-opened with a capped backoff.
 public final class ChangeWatcher: Sendable {
     private let pool: MongoPool
-    private let stopped = LockedFlag()
+    private let stopped = Locked(false)
 
     public init(pool: MongoPool) { self.pool = pool }
 
@@ -29,7 +29,7 @@ public final class ChangeWatcher: Sendable {
         Thread.detachNewThread { [self] in
             var backoff = 0.5
             var healthy: Bool?
-            while !stopped.value {
+            while !stopped.withLock { $0 } {
                 let error = pool.withClient { client -> String in
                     let coll = mongoc_client_get_collection(client, pool.databaseName, "jobs")!
                     defer { mongoc_collection_destroy(coll) }
@@ -43,7 +43,7 @@ public final class ChangeWatcher: Sendable {
                     guard let stream = mongoc_collection_watch(coll, pipeline, opts) else { return "watch failed" }
                     defer { mongoc_change_stream_destroy(stream) }
                     var doc: OpaquePointer?
-                    while !stopped.value {
+                    while !stopped.withLock { $0 } {
                         if mongoc_change_stream_next(stream, &doc) {
                             onWake()
                             continue
@@ -56,7 +56,7 @@ public final class ChangeWatcher: Sendable {
                     }
                     return ""
                 }
-                if stopped.value { break }
+                if stopped.withLock { $0 } { break }
                 if healthy != false { healthy = false; onState(false, error) }
                 Thread.sleep(forTimeInterval: backoff)
                 backoff = min(backoff * 2, 30)
@@ -65,13 +65,5 @@ public final class ChangeWatcher: Sendable {
     }
 
     /// Stops the thread within about a second.
-    public func stop() { stopped.set() }
-}
-
-/// A flag set once, read from any thread.
-final class LockedFlag: @unchecked Sendable {
-    private var flag = false
-    private let lock = NSLock()
-    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
-    func set() { lock.lock(); flag = true; lock.unlock() }
+    public func stop() { stopped.withLock { $0 = true } }
 }

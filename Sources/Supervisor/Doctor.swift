@@ -83,10 +83,8 @@ struct Doctor: AsyncParsableCommand {
         if config.generators.contains("gemini") {
             if online, let key = config.geminiAPIKey {
                 let settings = ChildSettings(config)
-                let problem = await withCheckedContinuation { c in
-                    Thread.detachNewThread { // blocking libcurl: its own thread
-                        c.resume(returning: GeminiGenerator(settings: settings, apiKey: key, log: { _ in }).checkModel())
-                    }
+                let problem = try await onDedicatedThread { // blocking libcurl
+                    GeminiGenerator(settings: settings, apiKey: key, log: { _ in }).checkModel()
                 }
                 report(problem == nil ? "ok" : "fail", "gemini: model \(config.geminiModel) at \(config.geminiAPIBase) "
                     + (problem.map { "refused: \($0)" } ?? "answered"))

@@ -122,9 +122,7 @@ struct Retry: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        let config = try common.configuration()
-        let store = try common.store(config)
-        guard try await store.job(job) != nil else { throw fail("no job with id \(job)") }
+        let store = try await common.storeWithJob(job)
         guard try await store.retry(job) else { throw fail("job \(job) is not failed or cancelled") }
         print("job \(job) is pending again")
     }
@@ -136,10 +134,17 @@ struct Cancel: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        let config = try common.configuration()
-        let store = try common.store(config)
-        guard try await store.job(job) != nil else { throw fail("no job with id \(job)") }
+        let store = try await common.storeWithJob(job)
         guard try await store.requestCancel(job) else { throw fail("job \(job) has already finished") }
         print("cancellation requested for job \(job)")
+    }
+}
+
+extension CommonOptions {
+    /// The store, after checking that job `id` exists (a one-line error otherwise).
+    func storeWithJob(_ id: String) async throws -> JobStore {
+        let store = try store(try configuration())
+        guard try await store.job(id) != nil else { throw fail("no job with id \(id)") }
+        return store
     }
 }

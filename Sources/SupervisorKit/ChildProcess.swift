@@ -50,10 +50,9 @@ public final class ChildProcess: Sendable {
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&inPipe) }
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&outPipe) }
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&errPipe) }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        let pid = cshims_spawn(executable, argv, envp, inPipe[0], outPipe[1], errPipe[1],
+        let argv = CStringArray([executable] + arguments)
+        let envp = CStringArray(environment: environment)
+        let pid = cshims_spawn(executable, argv.pointers, envp.pointers, inPipe[0], outPipe[1], errPipe[1],
                                uid ?? -1, gid ?? -1, workingDirectory)
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard pid > 0 else {

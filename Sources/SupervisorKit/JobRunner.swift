@@ -35,20 +35,28 @@ struct JobRunner: Sendable {
                 _ = try await store.deferForProject(job, leaseSeconds: config.leaseSeconds)
                 return
             }
-            let ticket = try await makeTicket(job, workspace: workspace)
-            try? FileManager.default.removeItem(atPath: workspace)
-            try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
-            // JOB_UID_RANGE: the workspace is created for the child's own uid, set before exec.
-            let identity = try config.jobUIDRange.map {
-                try ChildIdentity.claim(range: $0, jobId: job.idText, workspace: workspace)
+            let ticket = Array(try JSONEncoder().encode(try await makeTicket(job, workspace: workspace)))
+            // Workspace preparation and fork/exec block: they run on a thread of their own.
+            let (child, identity) = try await onDedicatedThread { [config, childPath] in
+                try? FileManager.default.removeItem(atPath: workspace)
+                try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
+                // JOB_UID_RANGE: the workspace is created for the child's own uid, set before exec.
+                let identity = try config.jobUIDRange.map {
+                    try ChildIdentity.claim(range: $0, jobId: job.idText, workspace: workspace)
+                }
+                do {
+                    let child = try ChildProcess(executable: childPath, arguments: [], environment: childEnvironment(workspace),
+                                                 stdin: ticket, uid: identity?.uid, gid: identity?.uid)
+                    return (child, identity)
+                } catch {
+                    identity?.release()
+                    throw error
+                }
             }
             defer { identity?.release() }
-            let child = try ChildProcess(executable: childPath, arguments: [], environment: childEnvironment(workspace),
-                                         stdin: Array(try JSONEncoder().encode(ticket)),
-                                         uid: identity?.uid, gid: identity?.uid)
             let outcome = await supervise(job, child, redactor: redactor, logger: logger)
             if let outcome { await write(job, outcome, logger) }
-            cleanWorkspace(workspace, outcome: outcome)
+            _ = try? await onDedicatedThread { cleanWorkspace(workspace, outcome: outcome) }
         } catch let failure as JobFailure {
             await write(job, decide(job, failure), logger)
         } catch {

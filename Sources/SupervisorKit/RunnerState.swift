@@ -2,18 +2,6 @@ import Foundation
 import JobStore
 import RunnerCore
 
-/// A mutex-guarded value shared between a job's tasks.
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
-}
-
 /// The first reason to stop a child, and whether it has exited.
 final class ChildControl: Sendable {
     private let state = Locked<(reason: StopReason?, exited: Bool)>((nil, false))

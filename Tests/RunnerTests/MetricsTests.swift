@@ -1,4 +1,5 @@
 import Foundation
+import RunnerCore
 import Testing
 @testable import JobStore
 

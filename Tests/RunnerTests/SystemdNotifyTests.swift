@@ -1,4 +1,5 @@
 import Foundation
+import RunnerCore
 import Testing
 
 /// A real datagram socket standing in for systemd's notify socket.

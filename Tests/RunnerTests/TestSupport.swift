@@ -58,30 +58,29 @@ func runProcess(_ path: String, _ args: [String], env: [String: String]? = nil, 
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
-    let outData = Locked(Data()), errData = Locked(Data())
-    out.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; outData.withLock { $0.append(d) } }
-    err.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; errData.withLock { $0.append(d) } }
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-        p.terminationHandler = { _ in c.resume() }
-        do { try p.run() } catch { c.resume(throwing: error); return }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { if p.isRunning { p.terminate() } }
+    try p.run()
+    let deadline = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: deadline)
+    // Blocking reads and the wait run on threads of their own (not the cooperative
+    // pool, and no dispatch read sources on descriptors that close under them).
+    let (stdout, stderr) = try await onDedicatedThread { () -> (Data, Data) in
+        let errData = Locked(Data())
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            errData.withLock { $0 = data }
+            done.signal()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
+        p.waitUntilExit()
+        return (outData, errData.withLock { $0 })
     }
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    let restOut = out.fileHandleForReading.readDataToEndOfFile()
-    let restErr = err.fileHandleForReading.readDataToEndOfFile()
+    deadline.cancel()
     return ProcessResult(status: p.terminationStatus, reason: p.terminationReason,
-                         stdout: String(decoding: outData.withLock { $0 } + restOut, as: UTF8.self),
-                         stderr: String(decoding: errData.withLock { $0 } + restErr, as: UTF8.self))
+                         stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
 }
 
-/// A small lock for test helpers.
-final class Locked<V>: @unchecked Sendable {
-    private var v: V
-    private let l = NSLock()
-    init(_ v: V) { self.v = v }
-    func withLock<T>(_ f: (inout V) -> T) -> T { l.lock(); defer { l.unlock() }; return f(&v) }
-}
 
 /// Real git on the command line, for checking what was pushed.
 enum Git {
@@ -166,12 +165,10 @@ final class FixtureServer: Sendable {
         p.standardOutput = out
         try p.run()
         process = p
-        let line: String = await withCheckedContinuation { c in
-            DispatchQueue.global().async {
-                var bytes = Data()
-                while let b = try? out.fileHandleForReading.read(upToCount: 1), !b.isEmpty, b != Data([0x0A]) { bytes += b }
-                c.resume(returning: String(decoding: bytes, as: UTF8.self))
-            }
+        let line = try await onDedicatedThread { () -> String in
+            var bytes = Data()
+            while let b = try? out.fileHandleForReading.read(upToCount: 1), !b.isEmpty, b != Data([0x0A]) { bytes += b }
+            return String(decoding: bytes, as: UTF8.self)
         }
         port = Int(line) ?? 0
     }
