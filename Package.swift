@@ -4,6 +4,15 @@ import PackageDescription
 /// agent-runner: a supervisor (`agent-runner`) that claims architecture jobs from
 /// MongoDB and one sandboxed child (`agent-runner-job`) per job that generates,
 /// validates, commits and pushes the codebase. See README.md and DESIGN.md.
+/// Release executables link with lld and packed relative relocations (RELR,
+/// glibc >= 2.36): a position-independent binary's relocation table shrinks
+/// from megabytes to kilobytes, which the loader would otherwise read at every
+/// start. Together with `--static-swift-stdlib` (see Makefile) this keeps the
+/// idle supervisor small (README, Performance).
+let releaseLinking: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "agent-runner",
     platforms: [.macOS(.v13)],
@@ -17,7 +26,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.20.0"),
     ],
     targets: [
         // System libraries (Debian -dev packages).
@@ -27,7 +35,11 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // Tiny C shims: macros, variadics and fork/exec that Swift cannot express safely.
-        .target(name: "CShims", dependencies: ["CSeccomp", "CCurl", "CGit2"]),
+        .target(name: "CShims", dependencies: ["CSeccomp"]),
+        // Typed wrappers for variadic libcurl and libgit2 calls, kept apart so that
+        // only the job child links those libraries (the supervisor stays small).
+        .target(name: "CCurlShims", dependencies: ["CCurl"]),
+        .target(name: "CGitShims", dependencies: ["CGit2"]),
 
         // Shared model: configuration, job spec, child protocol, errors, redaction.
         .target(name: "RunnerCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
@@ -37,9 +49,9 @@ let package = Package(
         // Self-confinement of the job child: Landlock, seccomp, rlimits.
         .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
         // Spec/instructions builders, generators and the safe tree writer.
-        .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl"]),
+        .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
         // Commit and push with libgit2.
-        .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CShims"]),
+        .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.
         .target(name: "SupervisorKit", dependencies: [
             "RunnerCore", "JobStore", "CShims", "Sandbox",
@@ -47,19 +59,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "FlyingFox", package: "FlyingFox"),
         ]),
         .executableTarget(name: "Supervisor", dependencies: [
-            "SupervisorKit", "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing",
+            "SupervisorKit", "RunnerCore", "JobStore", "Sandbox",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        ], linkerSettings: releaseLinking),
         .executableTarget(name: "JobChild", dependencies: [
             "RunnerCore", "Sandbox", "Generation", "Publishing",
-        ]),
+        ], linkerSettings: releaseLinking),
         .testTarget(name: "RunnerTests", dependencies: [
             "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit",
         ]),

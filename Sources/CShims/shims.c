@@ -3,6 +3,7 @@
 #include "CShims.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/openat2.h>
@@ -188,22 +189,4 @@ int cshims_openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) 
 
 int cshims_o_path(void) { return O_PATH; }
 
-CURLcode cshims_curl_setopt_long(CURL *h, CURLoption opt, long value) {
-    return curl_easy_setopt(h, opt, value);
-}
-CURLcode cshims_curl_setopt_ptr(CURL *h, CURLoption opt, const void *value) {
-    return curl_easy_setopt(h, opt, value);
-}
-CURLcode cshims_curl_setopt_write(CURL *h, size_t (*fn)(char *, size_t, size_t, void *)) {
-    return curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fn);
-}
-CURLcode cshims_curl_setopt_off(CURL *h, CURLoption opt, curl_off_t value) {
-    return curl_easy_setopt(h, opt, value);
-}
-CURLcode cshims_curl_getinfo_long(CURL *h, CURLINFO info, long *out) {
-    return curl_easy_getinfo(h, info, out);
-}
-
-int cshims_git_disable_owner_validation(void) {
-    return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-}
+int cshims_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }

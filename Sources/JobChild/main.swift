@@ -2,7 +2,8 @@
 // on stdin, writes NDJSON events on stdout, ends with exactly one `result`
 // event. It never talks to MongoDB; secrets arrive only in the ticket.
 // `agent-runner-job --self-test` instead proves the confinement on this host
-// (run by `agent-runner doctor`): see SandboxSelfTest.
+// (run by `agent-runner doctor`): see SandboxSelfTest; `--probe` runs the
+// doctor's checks of cline, Gemini and libgit2: see ToolProbe.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,7 @@ import RunnerCore
 import Sandbox
 
 if CommandLine.arguments.dropFirst().first == "--self-test" { exit(SandboxSelfTest.run()) }
+if CommandLine.arguments.dropFirst().first == "--probe" { exit(ToolProbe.run()) }
 signal(SIGPIPE, SIG_IGN)
 ParentWatch.start()
 var input = [UInt8]()

@@ -1,5 +1,5 @@
 import CGit2
-import CShims
+import CGitShims
 import Foundation
 import RunnerCore
 

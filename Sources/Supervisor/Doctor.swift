@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import JobStore
 import RunnerCore
-import Generation
-import Publishing
 import Sandbox
 import SupervisorKit
 
@@ -72,28 +70,9 @@ struct Doctor: AsyncParsableCommand {
         } else {
             report("warn", "workspace root \(root) does not exist yet (created on first job)")
         }
-        if config.generators.contains("cline") {
-            if !config.clineEnabled { report("warn", "cline: disabled (CLINE_ENABLED=false)") }
-            else if let cline = ClineGenerator.resolve(config.clineCommand) {
-                report("ok", "cline: \(cline) \(await ToolVersion.of(cline))")
-            } else {
-                report("warn", "cline: '\(config.clineCommand)' not found; jobs fall back to the next generator")
-            }
+        if let childPath {
+            await checkTools(childPath: childPath, config: config, report: report)
         }
-        if config.generators.contains("gemini") {
-            if online, let key = config.geminiAPIKey {
-                let settings = ChildSettings(config)
-                let problem = try await onDedicatedThread { // blocking libcurl
-                    GeminiGenerator(settings: settings, apiKey: key, log: { _ in }).checkModel()
-                }
-                report(problem == nil ? "ok" : "fail", "gemini: model \(config.geminiModel) at \(config.geminiAPIBase) "
-                    + (problem.map { "refused: \($0)" } ?? "answered"))
-            } else {
-                report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
-                    + "model \(config.geminiModel) at \(config.geminiAPIBase) (no network call; --online makes one)")
-            }
-        }
-        report("ok", "libgit2 \(GitInfo.description)")
         var fs = statvfs()
         let probe = FileManager.default.fileExists(atPath: root) ? root : (root as NSString).deletingLastPathComponent
         if statvfs(probe, &fs) == 0 {
@@ -102,6 +81,41 @@ struct Doctor: AsyncParsableCommand {
         }
         report(config.githubToken == nil ? "warn" : "ok", "GITHUB_TOKEN \(config.githubToken == nil ? "not set: http(s) pushes are skipped" : "set")")
         if failed { throw ExitCode(1) }
+    }
+
+    /// cline, Gemini and libgit2 are checked by `agent-runner-job --probe`:
+    /// the supervisor links neither libcurl nor libgit2.
+    private func checkTools(childPath: String, config: RunnerConfiguration,
+                            report: (String, String) -> Void) async {
+        let wantsCline = config.generators.contains("cline") && config.clineEnabled
+        let wantsGemini = config.generators.contains("gemini")
+        let request = ToolProbeRequest(settings: ChildSettings(config), clineCommand: wantsCline ? config.clineCommand : nil,
+                                       geminiAPIKey: wantsGemini ? config.geminiAPIKey : nil, online: online)
+        let probe: ToolProbeReport
+        do {
+            probe = try await ToolProbeRun.run(childPath: childPath, request: request)
+        } catch {
+            report("fail", "tool probe (\(childPath) --probe): \(error)")
+            return
+        }
+        if config.generators.contains("cline") {
+            if !config.clineEnabled { report("warn", "cline: disabled (CLINE_ENABLED=false)") }
+            else if let cline = probe.clinePath {
+                report("ok", "cline: \(cline) \(await ToolVersion.of(cline))")
+            } else {
+                report("warn", "cline: '\(config.clineCommand)' not found; jobs fall back to the next generator")
+            }
+        }
+        if wantsGemini {
+            if probe.geminiChecked {
+                report(probe.geminiProblem == nil ? "ok" : "fail", "gemini: model \(config.geminiModel) at \(config.geminiAPIBase) "
+                    + (probe.geminiProblem.map { "refused: \($0)" } ?? "answered"))
+            } else {
+                report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
+                    + "model \(config.geminiModel) at \(config.geminiAPIBase) (no network call; --online makes one)")
+            }
+        }
+        report("ok", "libgit2 \(probe.libgit2)")
     }
 }
 
@@ -152,5 +166,29 @@ enum ToolVersion {
         _ = await child.waitForExit()
         timer.cancel()
         return first.isEmpty ? "" : "(\(first.prefix(80)))"
+    }
+}
+
+/// Runs `agent-runner-job --probe` with a clean environment; the request
+/// (which may hold the Gemini key) goes on stdin, never in argv.
+enum ToolProbeRun {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    static func run(childPath: String, request: ToolProbeRequest) async throws -> ToolProbeReport {
+        let child = try ChildProcess(executable: childPath, arguments: ["--probe"],
+                                     environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"],
+                                     stdin: Array(try JSONEncoder().encode(request)))
+        var lines: [String] = []
+        for await line in child.output {
+            switch line {
+            case .stdout(let text), .stderr(let text): lines.append(text)
+            }
+        }
+        let status = await child.waitForExit()
+        guard status == .exited(0), let json = lines.last(where: { $0.hasPrefix("{") }),
+              let report = try? JSONDecoder().decode(ToolProbeReport.self, from: Data(json.utf8)) else {
+            throw Failure(description: "\(status): \(lines.isEmpty ? "no output" : lines.joined(separator: " | "))")
+        }
+        return report
     }
 }

@@ -1,4 +1,3 @@
-import FlyingFox
 import Foundation
 import Logging
 import RunnerCore
@@ -22,7 +21,8 @@ public final class HealthState: Sendable {
 }
 
 /// `/metrics` (Prometheus text) and `/healthz` (200 or 503) on METRICS_ADDR,
-/// served by FlyingFox. Runs until its task is cancelled.
+/// served by `TinyHTTPServer` on a thread of its own. Runs until graceful
+/// shutdown (or its task is cancelled).
 public struct HealthServer: Service, Sendable {
     let logger: Logger
     let host: String
@@ -47,23 +47,25 @@ public struct HealthServer: Service, Sendable {
     }
 
     public func run() async throws {
-        let server = HTTPServer(address: try .inet(ip4: host, port: port), logger: .disabled)
-        await server.appendRoute("GET /metrics") { [metricsText] _ in
-            HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: Data(metricsText()))
+        let server = try TinyHTTPServer(host: host, port: port) { [metricsText, health, maxSilence] method, path in
+            guard method == "GET" || method == "HEAD" else {
+                return .init(status: 405, body: Array("only GET\n".utf8))
+            }
+            switch path {
+            case "/metrics":
+                return .init(status: 200, contentType: "text/plain; version=0.0.4", body: metricsText())
+            case "/healthz":
+                let h = health.healthy(maxSilence: maxSilence)
+                return .init(status: h.ok ? 200 : 503, body: Array((h.reason + "\n").utf8))
+            default:
+                return .init(status: 404, body: Array("not found: /metrics and /healthz are served\n".utf8))
+            }
         }
-        await server.appendRoute("GET /healthz") { [health, maxSilence] _ in
-            let h = health.healthy(maxSilence: maxSilence)
-            return HTTPResponse(statusCode: h.ok ? .ok : .serviceUnavailable, body: Data((h.reason + "\n").utf8))
-        }
+        try server.start()
         logger.info("serving /metrics and /healthz", metadata: ["address": "\(host):\(port)"])
-        // On graceful shutdown the server task is cancelled: a clean stop, not a failure.
-        do {
-            try await cancelWhenGracefulShutdown { try await server.run() }
-        } catch where Task.isCancelled || error is CancellationError {
-            logger.debug("health server stopped")
-        } catch {
-            if Task.isShuttingDownGracefully { return }
-            throw error
-        }
+        // Serve until graceful shutdown or cancellation, then stop the thread.
+        try? await gracefulShutdown() // returns at graceful shutdown, throws when cancelled
+        server.stop()
+        logger.debug("health server stopped")
     }
 }

@@ -7,8 +7,6 @@
 
 #include <stdint.h>
 #include <sys/types.h>
-#include <curl/curl.h>
-#include <git2.h>
 
 // MARK: process control
 
@@ -35,6 +33,9 @@ int cshims_unshare_user_namespace(void);
 
 /// pipe2(fds, O_CLOEXEC): glibc declares pipe2 only under _GNU_SOURCE.
 int cshims_pipe_cloexec(int fds[2]);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC): also _GNU_SOURCE-only in glibc. The
+/// health endpoint's connections must not leak into job children.
+int cshims_accept_cloexec(int fd);
 
 /// The wait(2) status macros, exported as functions.
 int cshims_wifexited(int status);
@@ -70,24 +71,5 @@ int cshims_openat2_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
 /// O_PATH is only visible to C under _GNU_SOURCE; Swift's Glibc module hides it.
 int cshims_o_path(void);
-
-// MARK: libcurl (curl_easy_setopt is variadic)
-
-/// curl_easy_setopt with a long argument.
-CURLcode cshims_curl_setopt_long(CURL *h, CURLoption opt, long value);
-/// curl_easy_setopt with a pointer (string, slist, userdata) argument.
-CURLcode cshims_curl_setopt_ptr(CURL *h, CURLoption opt, const void *value);
-/// curl_easy_setopt for CURLOPT_WRITEFUNCTION.
-CURLcode cshims_curl_setopt_write(CURL *h, size_t (*fn)(char *, size_t, size_t, void *));
-/// curl_easy_setopt with a curl_off_t argument (CURLOPT_*_LARGE).
-CURLcode cshims_curl_setopt_off(CURL *h, CURLoption opt, curl_off_t value);
-/// curl_easy_getinfo for a long result (variadic).
-CURLcode cshims_curl_getinfo_long(CURL *h, CURLINFO info, long *out);
-
-// MARK: libgit2 (git_libgit2_opts is variadic)
-
-/// Turns off libgit2's repository-ownership check: the runner's workspaces and
-/// local remotes may belong to another uid (JOB_UID_RANGE) by design.
-int cshims_git_disable_owner_validation(void);
 
 #endif

@@ -1,0 +1,41 @@
+/// `agent-runner-job --probe`: the checks of `agent-runner doctor` that need
+/// the generation and publishing libraries (libcurl, libgit2). They run in the
+/// job child's binary so that the supervisor links neither. The request
+/// arrives as one JSON document on stdin (it may hold the Gemini key, which
+/// must never be in argv); the report is one JSON line on stdout.
+public struct ToolProbeRequest: Sendable, Codable {
+    /// Generator settings from the runner's configuration.
+    public var settings: ChildSettings
+    /// The cline command to resolve, or nil when cline is not configured.
+    public var clineCommand: String?
+    /// The Gemini key; with `online`, one GET of the model checks it.
+    public var geminiAPIKey: String?
+    /// Make the one network call (`doctor --online`).
+    public var online: Bool
+
+    public init(settings: ChildSettings, clineCommand: String?, geminiAPIKey: String?, online: Bool) {
+        self.settings = settings
+        self.clineCommand = clineCommand
+        self.geminiAPIKey = geminiAPIKey
+        self.online = online
+    }
+}
+
+/// What the probe found.
+public struct ToolProbeReport: Sendable, Codable, Equatable {
+    /// "1.5.1 (https, ssh, threads)".
+    public var libgit2: String
+    /// The resolved cline executable, or nil when not found (or not asked).
+    public var clinePath: String?
+    /// With `online` and a key: nil when the model answered, else why not.
+    public var geminiProblem: String?
+    /// Whether the Gemini call was made.
+    public var geminiChecked: Bool
+
+    public init(libgit2: String, clinePath: String?, geminiProblem: String?, geminiChecked: Bool) {
+        self.libgit2 = libgit2
+        self.clinePath = clinePath
+        self.geminiProblem = geminiProblem
+        self.geminiChecked = geminiChecked
+    }
+}
