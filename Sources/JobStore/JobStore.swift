@@ -36,6 +36,9 @@ public final class JobStore: Sendable {
     /// The claim order: priority desc, then oldest first.
     static let claimSort = #"{"priority": -1, "createdAt": 1}"#
 
+    /// What this process has learned about the queue's shape (ClaimSearch).
+    let claimSearch = ClaimSearch()
+
     public init(pool: MongoPool, logCap: Int) {
         self.pool = pool
         self.logCap = logCap
@@ -75,21 +78,13 @@ public final class JobStore: Sendable {
     }
 
     /// Atomically claims the next runnable job (DESIGN §2): a pending one whose
-    /// `notBefore` has passed, or a running one whose lease expired.
-    /// Jobs of `busyProjects` are skipped (one job per project at a time).
+    /// `notBefore` has passed, or a running one whose lease expired, in the order
+    /// `priority desc, createdAt asc`. Jobs of `busyProjects` are skipped (one job
+    /// per project at a time). See `ClaimSearch` for how the cost stays flat.
     public func claim(owner: String, leaseSeconds: Int, busyProjects: [JSONValue] = [],
                       now: Date = Date()) async throws -> ClaimedJob? {
         let token = UUID().uuidString
         let nowJSON = JSONValue.date(now)
-        var pending: [String: JSONValue] = [
-            "status": "pending", "cancelRequested": ["$ne": true],
-            "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": nowJSON]]],
-        ]
-        if !busyProjects.isEmpty { pending["projectId"] = ["$nin": .array(busyProjects)] }
-        let query: JSONValue = ["$or": [
-            .object(pending),
-            ["status": "running", "lease.expiresAt": ["$lt": nowJSON]],
-        ]]
         let update: JSONValue = [
             "$set": ["status": "running", "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
                      "lease": ["owner": .string(owner), "token": .string(token),
@@ -97,11 +92,34 @@ public final class JobStore: Sendable {
             "$inc": ["attempts": 1],
             "$unset": ["notBefore": "", "finishedAt": "", "waitingForProject": ""],
         ]
-        let doc = try await pool.run(Self.jobs) { coll in
-            try CollectionOps.findAndModify(coll, query: query, sortJSON: Self.claimSort, update: update)
+        let search = claimSearch
+        let doc = try await pool.run(Self.jobs) { coll -> JSONValue? in
+            let id = try search.next(coll, now: now, busy: Set(busyProjects.map(\.jsonString)),
+                tryClaim: { id, conditions in
+                    // `_id` sorts first in the filter, so the server looks up one document.
+                    var filter = conditions
+                    filter["_id"] = id
+                    return try CollectionOps.update(coll, filter: .object(filter), update: update) == 1
+                },
+                fallback: {
+                    try CollectionOps.findAndModify(coll, query: Self.fullClaimQuery(now: nowJSON, busy: busyProjects),
+                                                    sortJSON: Self.claimSort, update: update, fields: ["_id": 1])?["_id"]
+                })
+            guard let id else { return nil }
+            return try CollectionOps.find(coll, filter: ["_id": id, "lease.token": .string(token)], limit: 1).first
         }
         guard let doc, let id = doc["_id"] else { return nil }
         return ClaimedJob(id: id, document: doc, token: token)
+    }
+
+    /// The whole claim condition as one query (ClaimSearch's fallback).
+    static func fullClaimQuery(now: JSONValue, busy: [JSONValue]) -> JSONValue {
+        var pending: [String: JSONValue] = [
+            "status": "pending", "cancelRequested": ["$ne": true],
+            "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": now]]],
+        ]
+        if !busy.isEmpty { pending["projectId"] = ["$nin": .array(busy)] }
+        return ["$or": [.object(pending), ["status": "running", "lease.expiresAt": ["$lt": now]]]]
     }
 
     private func fenced(_ job: ClaimedJob) -> JSONValue { ["_id": job.id, "lease.token": .string(job.token)] }

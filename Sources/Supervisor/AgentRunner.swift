@@ -14,7 +14,8 @@ struct AgentRunner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-runner",
         abstract: "Claims Architex jobs from MongoDB and turns their architectures into Git repositories.",
-        subcommands: [Run.self, Seed.self, Jobs.self, Show.self, Logs.self, Retry.self, Cancel.self, Doctor.self],
+        subcommands: [Run.self, Seed.self, Jobs.self, Show.self, Logs.self, Retry.self, Cancel.self, Doctor.self,
+                      BenchClaim.self],
         defaultSubcommand: Run.self)
 }
 

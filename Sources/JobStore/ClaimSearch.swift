@@ -1,0 +1,195 @@
+import Foundation
+import RunnerCore
+
+/// Finds and claims the next runnable job with index range scans whose cost
+/// does not grow with the queue (README, Performance).
+///
+/// Why not one findAndModify sorted by `priority desc, createdAt asc`: a
+/// MongoDB-wire server may satisfy that sort from `claim_order`, but SecantusDB
+/// (the server the tests and the benchmark use) materialises and sorts every
+/// pending job, and its findAndModify re-scans the collection to write. What
+/// stays cheap everywhere is a scan bounded on both index prefixes:
+/// `{status: "pending", priority: p, createdAt: {$lt: X}}` on `claim_order`,
+/// followed by an `updateOne` on `_id` that re-checks the claim conditions, so
+/// the claim stays atomic.
+///
+/// The search keeps, per process, the priorities it has seen and, per priority,
+/// a hint: the `createdAt` of the last job it claimed there. Each claim
+/// 1. takes a running job whose lease expired (range on `lease_expiry`);
+/// 2. probes for priorities it does not know yet (ranges between the known ones);
+/// 3. walks the priorities from the highest, jobs without one last, and in each
+///    looks below `hint + w`, growing `w` fourfold until a window holds a claimable job.
+///    The window has no lower bound, so older jobs (retries keep their
+///    `createdAt`) are always seen; its cost is the number of pending jobs
+///    older than the window's end, normally a handful;
+/// 4. when all that finds nothing, runs the plain sorted findAndModify: it
+///    covers documents the ranges cannot see (a `createdAt` that is not a date,
+///    a fractional priority). When it finds nothing either, it waits
+///    `fallbackInterval` before running again, so an idle or blocked queue
+///    does not pay for a full scan on every wake-up.
+/// The first claim of a process reads every pending job's priority and
+/// `createdAt` once to learn the priorities and where each starts.
+final class ClaimSearch: Sendable {
+    private struct State {
+        var warm = false
+        /// Known integer priorities, highest first.
+        var bands: [Int64] = []
+        /// Per priority (nil: none), the createdAt (ms) to start looking from.
+        var hints: [Int64?: Int64] = [:]
+        var lastFallback: ContinuousClock.Instant?
+        var fallbacks = 0
+    }
+
+    private let state = Locked(State())
+    static let fallbackInterval = Duration.seconds(30)
+    /// What eligibility needs of a candidate (not its spec or logs).
+    static let fields: JSONValue = ["_id": 1, "createdAt": 1, "notBefore": 1, "cancelRequested": 1, "projectId": 1]
+    /// Ends of windows past now + this are not searched (only the fallback sees them).
+    static let horizonMs: Int64 = 86_400_000
+
+    /// Claims one job or returns nil. Runs synchronously on a pool thread.
+    /// `guardFor` gives the conditions the claiming updateOne re-checks, `apply`
+    /// performs it on one `_id` (true when this runner won it).
+    func next(_ coll: OpaquePointer, now: Date, busy: Set<String>,
+              tryClaim: (_ id: JSONValue, _ guard: [String: JSONValue]) throws -> Bool,
+              fallback: () throws -> JSONValue?) throws -> JSONValue? {
+        let nowJSON = JSONValue.date(now)
+        // 1. A dead runner's job first: it has waited longest.
+        let expired = try CollectionOps.find(coll, filter: ["status": "running", "lease.expiresAt": ["$lt": nowJSON]],
+                                             sortJSON: #"{"lease.expiresAt": 1}"#, limit: 5, projection: ["_id": 1])
+        for doc in expired {
+            if let id = doc["_id"], try tryClaim(id, ["status": "running", "lease.expiresAt": ["$lt": nowJSON]]) { return id }
+        }
+        // 2. Priorities: learn all once, then probe the gaps for new ones.
+        if !state.withLock({ $0.warm }) {
+            learn(try CollectionOps.find(coll, filter: ["status": "pending"], projection: ["priority": 1, "createdAt": 1]))
+            state.withLock { $0.warm = true }
+        }
+        for range in gapRanges() {
+            learn(try CollectionOps.find(coll, filter: ["status": "pending", "priority": range],
+                                         projection: ["priority": 1, "createdAt": 1]))
+        }
+        // 3. Each priority, highest first, then the jobs without one.
+        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
+        let pendingGuard: [String: JSONValue] = ["status": "pending", "cancelRequested": ["$ne": true],
+                                                 "notBefore": ["$not": ["$gt": nowJSON]]]
+        for band in state.withLock({ $0.bands.map { Optional($0) } }) + [nil] {
+            let priority: JSONValue = band.map { .int($0) } ?? .null
+            // Jobs without a createdAt sort first (as in MongoDB's order).
+            var candidates = try CollectionOps.find(coll, filter: ["status": "pending", "priority": priority,
+                                                                   "createdAt": .null], projection: Self.fields)
+            var start = state.withLock { $0.hints[band] } ?? nowMs - 60_000
+            var width: Int64 = 64
+            var seen = !candidates.isEmpty
+            while true {
+                for doc in candidates where eligible(doc, nowMs: nowMs, busy: busy) {
+                    guard let id = doc["_id"], try tryClaim(id, pendingGuard) else { continue }
+                    if let ms = Self.milliseconds(doc["createdAt"]) { state.withLock { $0.hints[band] = ms } }
+                    return id
+                }
+                let end = start + width
+                if end > nowMs + Self.horizonMs { break }
+                candidates = try CollectionOps.find(coll, filter: ["status": "pending", "priority": priority,
+                                                                   "createdAt": ["$lt": .date(Self.date(end))]],
+                                                 projection: Self.fields)
+                candidates.sort { (Self.milliseconds($0["createdAt"]) ?? 0) < (Self.milliseconds($1["createdAt"]) ?? 0) }
+                seen = seen || !candidates.isEmpty
+                // Geometric growth bounds the probes per priority (about 15 up to the horizon).
+                start = end
+                width *= 4
+            }
+            // Nothing claimable here: forget an empty priority (the gap probes find
+            // it again), and start the next search near now.
+            state.withLock { s in
+                if !seen, let band { s.bands.removeAll { $0 == band }; s.hints[band] = nil }
+                else if !seen { s.hints[nil] = nowMs - 60_000 }
+            }
+        }
+        // 4. Rarely, the full sorted claim for what the ranges cannot see.
+        let due = state.withLock { s -> Bool in
+            guard s.lastFallback.map({ ContinuousClock.now - $0 >= Self.fallbackInterval }) ?? true else { return false }
+            s.lastFallback = .now
+            s.fallbacks += 1
+            return true
+        }
+        guard due, let id = try fallback() else { return nil }
+        // It found something the ranges missed: there may be more, so the next
+        // empty search may fall back again at once.
+        state.withLock { $0.lastFallback = nil }
+        return id
+    }
+
+    /// How many times the full sorted claim ran (for tests).
+    var fallbackCount: Int { state.withLock { $0.fallbacks } }
+
+    /// Forgets what was learned (a later claim reads the queue again).
+    func reset() { state.withLock { $0 = State() } }
+
+    private func eligible(_ doc: JSONValue, nowMs: Int64, busy: Set<String>) -> Bool {
+        if doc["cancelRequested"]?.boolValue == true { return false }
+        if let notBefore = Self.milliseconds(doc["notBefore"]), notBefore > nowMs { return false }
+        if let project = doc["projectId"], busy.contains(project.jsonString) { return false }
+        return true
+    }
+
+    /// Records priorities and the oldest createdAt of each from projected documents.
+    private func learn(_ docs: [JSONValue]) {
+        guard !docs.isEmpty else { return }
+        state.withLock { s in
+            for doc in docs {
+                let band: Int64? = doc["priority"].flatMap { $0.isNull ? nil : $0.intValue }
+                if doc["priority"]?.isNull == false, band == nil { continue } // not an integer: the fallback's
+                if let band, !s.bands.contains(band) { s.bands.append(band) }
+                if let ms = Self.milliseconds(doc["createdAt"]) { s.hints[band] = min(s.hints[band] ?? ms, ms) }
+            }
+            s.bands.sort(by: >)
+        }
+    }
+
+    /// Priority ranges holding no known priority: above, between and below them.
+    private func gapRanges() -> [JSONValue] {
+        let bands = state.withLock { $0.bands }
+        guard let top = bands.first, let bottom = bands.last else {
+            return [["$gte": ["$numberDouble": "-Infinity"]]]
+        }
+        var ranges: [JSONValue] = [["$gt": .int(top)]]
+        for (high, low) in zip(bands, bands.dropFirst()) where high - low > 1 {
+            ranges.append(["$gt": .int(low), "$lt": .int(high)])
+        }
+        ranges.append(["$lt": .int(bottom)])
+        return ranges
+    }
+
+    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+
+    /// Milliseconds since the epoch of an Extended JSON date; fast for the
+    /// relaxed `YYYY-MM-DDTHH:MM:SS[.mmm]Z` form libbson writes.
+    static func milliseconds(_ value: JSONValue?) -> Int64? {
+        guard let inner = value?["$date"] else { return nil }
+        if let ms = inner.intValue { return ms }
+        guard let s = inner.stringValue else { return nil }
+        let u = Array(s.utf8)
+        func num(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= u.count else { return nil }
+            var n = 0
+            for c in u[from..<from + count] {
+                guard c >= 48, c <= 57 else { return nil }
+                n = n * 10 + Int(c - 48)
+            }
+            return n
+        }
+        guard u.count >= 20, u.last == UInt8(ascii: "Z"), let year = num(0, 4), let month = num(5, 2), let day = num(8, 2),
+              let hour = num(11, 2), let minute = num(14, 2), let second = num(17, 2) else {
+            return value?.dateValue.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+        }
+        let millis = u.count >= 24 && u[19] == UInt8(ascii: ".") ? (num(20, 3) ?? 0) : 0
+        // Days from the civil date (Howard Hinnant's algorithm), no time zone involved.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Int64(((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + Int64(millis)
+    }
+}
