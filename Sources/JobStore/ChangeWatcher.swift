@@ -29,7 +29,7 @@ public final class ChangeWatcher: Sendable {
         Thread.detachNewThread { [self] in
             var backoff = 0.5
             var healthy: Bool?
-            while !stopped.withLock { $0 } {
+            while !stopped.withLock({ $0 }) {
                 let error = pool.withClient { client -> String in
                     let coll = mongoc_client_get_collection(client, pool.databaseName, "jobs")!
                     defer { mongoc_collection_destroy(coll) }
@@ -43,7 +43,7 @@ public final class ChangeWatcher: Sendable {
                     guard let stream = mongoc_collection_watch(coll, pipeline, opts) else { return "watch failed" }
                     defer { mongoc_change_stream_destroy(stream) }
                     var doc: OpaquePointer?
-                    while !stopped.withLock { $0 } {
+                    while !stopped.withLock({ $0 }) {
                         if mongoc_change_stream_next(stream, &doc) {
                             onWake()
                             continue
@@ -56,7 +56,7 @@ public final class ChangeWatcher: Sendable {
                     }
                     return ""
                 }
-                if stopped.withLock { $0 } { break }
+                if stopped.withLock({ $0 }) { break }
                 if healthy != false { healthy = false; onState(false, error) }
                 Thread.sleep(forTimeInterval: backoff)
                 backoff = min(backoff * 2, 30)

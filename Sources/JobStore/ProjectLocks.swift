@@ -36,16 +36,16 @@ extension JobStore {
     public func extendProjectLock(_ job: ClaimedJob, projectId: JSONValue, leaseSeconds: Int) async throws {
         let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
         let update: JSONValue = ["$set": ["expiresAt": .date(Date().addingTimeInterval(Double(leaseSeconds)))]]
-        try await pool.run(Self.locks) { try CollectionOps.update($0, filter: filter, update: update) }
+        _ = try await pool.run(Self.locks) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 
     /// Releases the lock (if still ours) and wakes the project's deferred jobs.
     public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
         let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
-        try await pool.run(Self.locks) { try CollectionOps.delete($0, filter: filter) }
+        _ = try await pool.run(Self.locks) { try CollectionOps.delete($0, filter: filter) }
         let waiting: JSONValue = ["projectId": projectId, "status": "pending", "waitingForProject": true]
         let wake: JSONValue = ["$unset": ["notBefore": "", "waitingForProject": ""]]
-        try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
+        _ = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
     }
 
     /// Puts a claimed job back because its project is busy: pending, the
