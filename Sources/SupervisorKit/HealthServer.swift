@@ -65,7 +65,8 @@ public struct HealthServer: Service, Sendable {
         logger.info("serving /metrics and /healthz", metadata: ["address": "\(host):\(port)"])
         // Serve until graceful shutdown or cancellation, then stop the thread.
         try? await gracefulShutdown() // returns at graceful shutdown, throws when cancelled
-        server.stop()
+        // Joining may wait for a request in progress (up to its socket timeouts): not on the pool.
+        _ = try? await onDedicatedThread { server.stop() }
         logger.debug("health server stopped")
     }
 }
