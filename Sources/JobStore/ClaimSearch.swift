@@ -46,6 +46,9 @@ final class ClaimSearch: Sendable {
     static let fields: JSONValue = ["_id": 1, "createdAt": 1, "notBefore": 1, "cancelRequested": 1, "projectId": 1]
     /// Ends of windows past now + this are not searched (only the fallback sees them).
     static let horizonMs: Int64 = 86_400_000
+    /// Where a priority without a hint starts: a minute ago (the window has no
+    /// lower bound, so older jobs are seen all the same).
+    static let recentMs: Int64 = 60_000
 
     /// Claims one job or returns nil. Runs synchronously on a pool thread.
     /// `guardFor` gives the conditions the claiming updateOne re-checks, `apply`
@@ -78,13 +81,13 @@ final class ClaimSearch: Sendable {
             // Jobs without a createdAt sort first (as in MongoDB's order).
             var candidates = try CollectionOps.find(coll, filter: ["status": "pending", "priority": priority,
                                                                    "createdAt": .null], projection: Self.fields)
-            var start = state.withLock { $0.hints[band] } ?? nowMs - 60_000
+            var start = state.withLock { $0.hints[band] } ?? nowMs - Self.recentMs
             var width: Int64 = 64
             var seen = !candidates.isEmpty
             while true {
                 for doc in candidates where eligible(doc, nowMs: nowMs, busy: busy) {
                     guard let id = doc["_id"], try tryClaim(id, pendingGuard) else { continue }
-                    if let ms = Self.milliseconds(doc["createdAt"]) { state.withLock { $0.hints[band] = ms } }
+                    if let ms = doc["createdAt"]?.dateMilliseconds { state.withLock { $0.hints[band] = ms } }
                     return id
                 }
                 let end = start + width
@@ -92,7 +95,7 @@ final class ClaimSearch: Sendable {
                 candidates = try CollectionOps.find(coll, filter: ["status": "pending", "priority": priority,
                                                                    "createdAt": ["$lt": .date(Self.date(end))]],
                                                  projection: Self.fields)
-                candidates.sort { (Self.milliseconds($0["createdAt"]) ?? 0) < (Self.milliseconds($1["createdAt"]) ?? 0) }
+                candidates.sort { ($0["createdAt"]?.dateMilliseconds ?? 0) < ($1["createdAt"]?.dateMilliseconds ?? 0) }
                 seen = seen || !candidates.isEmpty
                 // Geometric growth bounds the probes per priority (about 15 up to the horizon).
                 start = end
@@ -100,9 +103,11 @@ final class ClaimSearch: Sendable {
             }
             // Nothing claimable here: forget an empty priority (the gap probes find
             // it again), and start the next search near now.
-            state.withLock { s in
-                if !seen, let band { s.bands.removeAll { $0 == band }; s.hints[band] = nil }
-                else if !seen { s.hints[nil] = nowMs - 60_000 }
+            if !seen {
+                state.withLock { s in
+                    if let band { s.bands.removeAll { $0 == band } }
+                    s.hints[band] = nil
+                }
             }
         }
         // 4. Rarely, the full sorted claim for what the ranges cannot see.
@@ -122,12 +127,9 @@ final class ClaimSearch: Sendable {
     /// How many times the full sorted claim ran (for tests).
     var fallbackCount: Int { state.withLock { $0.fallbacks } }
 
-    /// Forgets what was learned (a later claim reads the queue again).
-    func reset() { state.withLock { $0 = State() } }
-
     private func eligible(_ doc: JSONValue, nowMs: Int64, busy: Set<String>) -> Bool {
         if doc["cancelRequested"]?.boolValue == true { return false }
-        if let notBefore = Self.milliseconds(doc["notBefore"]), notBefore > nowMs { return false }
+        if let notBefore = doc["notBefore"]?.dateMilliseconds, notBefore > nowMs { return false }
         if let project = doc["projectId"], busy.contains(project.jsonString) { return false }
         return true
     }
@@ -140,7 +142,7 @@ final class ClaimSearch: Sendable {
                 let band: Int64? = doc["priority"].flatMap { $0.isNull ? nil : $0.intValue }
                 if doc["priority"]?.isNull == false, band == nil { continue } // not an integer: the fallback's
                 if let band, !s.bands.contains(band) { s.bands.append(band) }
-                if let ms = Self.milliseconds(doc["createdAt"]) { s.hints[band] = min(s.hints[band] ?? ms, ms) }
+                if let ms = doc["createdAt"]?.dateMilliseconds { s.hints[band] = min(s.hints[band] ?? ms, ms) }
             }
             s.bands.sort(by: >)
         }
@@ -161,35 +163,4 @@ final class ClaimSearch: Sendable {
     }
 
     static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
-
-    /// Milliseconds since the epoch of an Extended JSON date; fast for the
-    /// relaxed `YYYY-MM-DDTHH:MM:SS[.mmm]Z` form libbson writes.
-    static func milliseconds(_ value: JSONValue?) -> Int64? {
-        guard let inner = value?["$date"] else { return nil }
-        if let ms = inner.intValue { return ms }
-        guard let s = inner.stringValue else { return nil }
-        let u = Array(s.utf8)
-        func num(_ from: Int, _ count: Int) -> Int? {
-            guard from + count <= u.count else { return nil }
-            var n = 0
-            for c in u[from..<from + count] {
-                guard c >= 48, c <= 57 else { return nil }
-                n = n * 10 + Int(c - 48)
-            }
-            return n
-        }
-        guard u.count >= 20, u.last == UInt8(ascii: "Z"), let year = num(0, 4), let month = num(5, 2), let day = num(8, 2),
-              let hour = num(11, 2), let minute = num(14, 2), let second = num(17, 2) else {
-            return value?.dateValue.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
-        }
-        let millis = u.count >= 24 && u[19] == UInt8(ascii: ".") ? (num(20, 3) ?? 0) : 0
-        // Days from the civil date (Howard Hinnant's algorithm), no time zone involved.
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Int64(((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + Int64(millis)
-    }
 }

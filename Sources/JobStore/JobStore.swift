@@ -204,6 +204,6 @@ public final class JobStore: Sendable {
     public func recordSuccess(projectId: JSONValue, jobId: JSONValue) async throws {
         let update: JSONValue = ["$set": ["lastUpdated": .date(Date())], "$addToSet": ["jobIds": jobId]]
         let filter: JSONValue = ["_id": projectId]
-        try await pool.run(Self.projects) { try CollectionOps.update($0, filter: filter, update: update) }
+        _ = try await pool.run(Self.projects) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 }

@@ -174,15 +174,48 @@ extension JSONValue {
 
     /// Reads an Extended JSON date in relaxed (ISO string) or canonical form.
     public var dateValue: Date? {
+        dateMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+    }
+
+    /// Milliseconds since the epoch of an Extended JSON date. The relaxed
+    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` form libbson writes is parsed directly
+    /// (the claim reads many); other ISO forms go through ISO8601DateFormatter.
+    public var dateMilliseconds: Int64? {
         guard let inner = self["$date"] else { return nil }
-        if let ms = inner.intValue { return Date(timeIntervalSince1970: Double(ms) / 1000) }
-        if let s = inner.stringValue {
-            let f = ISO8601DateFormatter()
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            if let d = f.date(from: s) { return d }
-            f.formatOptions = [.withInternetDateTime]
-            return f.date(from: s)
+        if let ms = inner.intValue { return ms }
+        guard let s = inner.stringValue else { return nil }
+        if let ms = Self.utcMilliseconds(s) { return ms }
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: s) { return Int64((d.timeIntervalSince1970 * 1000).rounded()) }
+        f.formatOptions = [.withInternetDateTime]
+        return f.date(from: s).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` to milliseconds, or nil for any other shape.
+    private static func utcMilliseconds(_ s: String) -> Int64? {
+        let u = Array(s.utf8)
+        func num(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= u.count else { return nil }
+            var n = 0
+            for c in u[from..<from + count] {
+                guard c >= 48, c <= 57 else { return nil }
+                n = n * 10 + Int(c - 48)
+            }
+            return n
         }
-        return nil
+        guard u.count == 20 || (u.count == 24 && u[19] == UInt8(ascii: ".")), u.last == UInt8(ascii: "Z"),
+              u[4] == UInt8(ascii: "-"), u[10] == UInt8(ascii: "T"),
+              let year = num(0, 4), let month = num(5, 2), let day = num(8, 2),
+              let hour = num(11, 2), let minute = num(14, 2), let second = num(17, 2) else { return nil }
+        let millis = u.count == 24 ? (num(20, 3) ?? 0) : 0
+        // Days from the civil date (Howard Hinnant's algorithm), no time zone involved.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Int64(((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + Int64(millis)
     }
 }

@@ -24,8 +24,7 @@ struct BenchClaim: AsyncParsableCommand {
         for _ in 0..<count {
             let start = ContinuousClock.now
             let job = try await store.claim(owner: "bench-claim", leaseSeconds: 3600)
-            let elapsed = ContinuousClock.now - start
-            times.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+            times.append((ContinuousClock.now - start) / .milliseconds(1))
             if job != nil { claimed += 1 }
         }
         let out: JSONValue = ["claimed": .int(Int64(claimed)), "ms": .array(times.map { .double(($0 * 100).rounded() / 100) })]

@@ -131,25 +131,41 @@ enum SelfTestRun {
         let root = config.workdirRoot
         let tmp = FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && isDir.boolValue
             && access(root, W_OK | X_OK) == 0 ? root : "/tmp"
-        let child: ChildProcess
+        let run: ChildRun
         do {
-            child = try ChildProcess(executable: childPath, arguments: ["--self-test"],
-                                     environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": tmp], stdin: [])
+            run = try await ChildRun.collect(childPath, ["--self-test"],
+                                             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": tmp])
         } catch {
             return ("fail", "sandbox self-test: cannot start \(childPath): \(error)")
         }
+        if run.status == .exited(0), (try? JSONValue.parse(run.lastJSONLine ?? ""))?["ok"]?.boolValue == true {
+            return ("ok", success)
+        }
+        return ("fail", "sandbox self-test (\(run.status)): \(run.summary)")
+    }
+}
+
+/// One short run of the job child in a doctor mode: its output lines (stdout
+/// and stderr, in order) and how it ended.
+struct ChildRun {
+    var lines: [String]
+    var status: ExitStatus
+
+    /// The last line that looks like a JSON object (the mode's report).
+    var lastJSONLine: String? { lines.last { $0.hasPrefix("{") } }
+    /// All the output on one line, for a failure message.
+    var summary: String { lines.isEmpty ? "no output" : lines.joined(separator: " | ") }
+
+    static func collect(_ path: String, _ arguments: [String], environment: [String: String],
+                        stdin: [UInt8] = []) async throws -> ChildRun {
+        let child = try ChildProcess(executable: path, arguments: arguments, environment: environment, stdin: stdin)
         var lines: [String] = []
         for await line in child.output {
             switch line {
             case .stdout(let text), .stderr(let text): lines.append(text)
             }
         }
-        let status = await child.waitForExit()
-        let json = lines.last { $0.hasPrefix("{") } ?? ""
-        if status == .exited(0), (try? JSONValue.parse(json))?["ok"]?.boolValue == true {
-            return ("ok", success)
-        }
-        return ("fail", "sandbox self-test (\(status)): \(lines.isEmpty ? "no output" : lines.joined(separator: " | "))")
+        return ChildRun(lines: lines, status: await child.waitForExit())
     }
 }
 
@@ -175,19 +191,12 @@ enum ToolProbeRun {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     static func run(childPath: String, request: ToolProbeRequest) async throws -> ToolProbeReport {
-        let child = try ChildProcess(executable: childPath, arguments: ["--probe"],
-                                     environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"],
-                                     stdin: Array(try JSONEncoder().encode(request)))
-        var lines: [String] = []
-        for await line in child.output {
-            switch line {
-            case .stdout(let text), .stderr(let text): lines.append(text)
-            }
-        }
-        let status = await child.waitForExit()
-        guard status == .exited(0), let json = lines.last(where: { $0.hasPrefix("{") }),
+        let run = try await ChildRun.collect(childPath, ["--probe"],
+                                             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"],
+                                             stdin: Array(try JSONEncoder().encode(request)))
+        guard run.status == .exited(0), let json = run.lastJSONLine,
               let report = try? JSONDecoder().decode(ToolProbeReport.self, from: Data(json.utf8)) else {
-            throw Failure(description: "\(status): \(lines.isEmpty ? "no output" : lines.joined(separator: " | "))")
+            throw Failure(description: "\(run.status): \(run.summary)")
         }
         return report
     }

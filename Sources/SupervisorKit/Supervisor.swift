@@ -28,7 +28,7 @@ public final class Supervisor: Service, Sendable {
         self.exitWhenIdle = exitWhenIdle
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        owner = "\(String(cString: host)):\(getpid()):\(UUID().uuidString.prefix(8))"
+        owner = "\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(getpid()):\(UUID().uuidString.prefix(8))"
     }
 
     /// The longest the claim loop stays asleep while the change stream works:

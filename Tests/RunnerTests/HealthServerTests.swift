@@ -7,14 +7,6 @@ import Testing
 /// The hand-written HTTP responder behind `/metrics` and `/healthz`: routes,
 /// methods, malformed requests, a silent client, and a clean stop.
 @Suite struct HealthServerTests {
-    /// (status, body) of one request made with curl.
-    func request(_ url: String, _ extra: [String] = []) async throws -> (status: Int, body: String) {
-        let r = try await runProcess("/usr/bin/curl", ["-s", "-m", "8", "-w", "\n%{http_code}"] + extra + [url])
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        let body = lines.dropLast().joined(separator: "\n")
-        return (Int(lines.last ?? "") ?? 0, body.trimmingCharacters(in: .newlines))
-    }
-
     @Test func servesTheTwoRoutesAndRefusesTheRest() async throws {
         let port = freePort()
         let health = HealthState()
@@ -24,17 +16,17 @@ import Testing
         let base = "http://127.0.0.1:\(port)"
         var up = false
         for _ in 0..<50 where !up {
-            up = (try? await request(base + "/healthz"))?.status == 200
+            up = (try? await httpRequest(base + "/healthz"))?.status == 200
             if !up { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(up)
-        #expect(try await request(base + "/healthz").body == "ok")
-        let metrics = try await request(base + "/metrics?x=1")
+        #expect(try await httpRequest(base + "/healthz").body == "ok")
+        let metrics = try await httpRequest(base + "/metrics?x=1")
         #expect(metrics.status == 200 && metrics.body == "agent_runner_demo 1")
-        #expect(try await request(base + "/nope").status == 404)
-        #expect(try await request(base + "/metrics", ["-X", "POST", "-d", "x"]).status == 405)
+        #expect(try await httpRequest(base + "/nope").status == 404)
+        #expect(try await httpRequest(base + "/metrics", ["-X", "POST", "-d", "x"]).status == 405)
         health.database(ok: false)
-        let down = try await request(base + "/healthz")
+        let down = try await httpRequest(base + "/healthz")
         #expect(down.status == 503 && down.body == "database unreachable")
 
         // A malformed request line gets 400; a client that connects and says
@@ -53,7 +45,7 @@ import Testing
 
         task.cancel()
         _ = try? await task.value
-        #expect(try await request(base + "/healthz").status == 0, "the port is closed once the server stopped")
+        #expect(try await httpRequest(base + "/healthz").status == 0, "the port is closed once the server stopped")
     }
 
     @Test func anAddressInUseIsAClearError() async throws {

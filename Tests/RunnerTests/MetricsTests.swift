@@ -7,12 +7,6 @@ import Testing
 @Suite(.serialized) struct MetricsTests {
     let queue = QueueTests()
 
-    func get(_ url: String) async throws -> (status: Int, body: String) {
-        let r = try await runProcess("/usr/bin/curl", ["-s", "-m", "5", "-w", "\n%{http_code}", url])
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
-    }
-
     @Test func metricsCountJobsAndHealthFollowsTheDatabase() async throws {
         let h = try Harness()
         defer { h.cleanup() }
@@ -24,14 +18,14 @@ import Testing
         let p = try queue.startSupervisor(h, env)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let base = "http://127.0.0.1:\(port)"
-        try await queue.waitFor("the health endpoint") { (try? await get(base + "/healthz"))?.status == 200 }
+        try await queue.waitFor("the health endpoint") { (try? await httpRequest(base + "/healthz"))?.status == 200 }
 
         let store = JobStore(pool: try MongoPool(uri: db.uri, databaseName: "metrics"), logCap: 100)
         let project = try await store.insertProject(name: "M", repoURL: nil)
         let id = try await store.insertJob(projectId: project, spec: tinySpec)
         try await queue.waitFor("the job to finish") { try await store.job(id)?["status"]?.stringValue == "done" }
         try await Task.sleep(for: .milliseconds(300))
-        let metrics = try await get(base + "/metrics")
+        let metrics = try await httpRequest(base + "/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.body.contains("agent_runner_jobs_claimed_total 1"))
         #expect(metrics.body.contains(#"agent_runner_jobs_finished_total{status="done",code=""} 1"#)
@@ -43,11 +37,11 @@ import Testing
 
         db.stop()
         try await queue.waitFor("/healthz to report the outage", timeout: 30) {
-            (try? await get(base + "/healthz"))?.status == 503
+            (try? await httpRequest(base + "/healthz"))?.status == 503
         }
-        #expect(try await get(base + "/healthz").body.contains("database unreachable"))
+        #expect(try await httpRequest(base + "/healthz").body.contains("database unreachable"))
         try await db.start()
-        try await queue.waitFor("/healthz to recover", timeout: 60) { (try? await get(base + "/healthz"))?.status == 200 }
+        try await queue.waitFor("/healthz to recover", timeout: 60) { (try? await httpRequest(base + "/healthz"))?.status == 200 }
         p.terminate()
         #expect(try await queue.waitExit(p) == 0)
     }

@@ -52,7 +52,7 @@ import Testing
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await queue.waitFor("the job to start") { queue.runs(h).contains { $0.kind == "start" } }
         // Another runner takes the job over (as after a lease expiry).
-        try await h.store.pool.run("jobs") { coll in
+        _ = try await h.store.pool.run("jobs") { coll in
             try CollectionOps.update(coll, filter: ["_id": .string(id)],
                                      update: ["$set": ["lease.token": "someone-else", "lease.owner": "other",
                                                        "lease.expiresAt": .date(Date().addingTimeInterval(300))]])

@@ -38,6 +38,14 @@ enum TestEnv {
     }
 }
 
+/// One HTTP request made with curl (`extra`: more curl arguments): the status
+/// (0 when nothing answered) and the body without trailing newlines.
+func httpRequest(_ url: String, _ extra: [String] = []) async throws -> (status: Int, body: String) {
+    let r = try await runProcess("/usr/bin/curl", ["-s", "-m", "8", "-w", "\n%{http_code}"] + extra + [url])
+    let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+    return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n").trimmingCharacters(in: .newlines))
+}
+
 /// The result of a finished process.
 struct ProcessResult {
     var status: Int32
