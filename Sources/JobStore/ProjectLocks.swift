@@ -43,9 +43,7 @@ extension JobStore {
     public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
         let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
         _ = try await pool.run(Self.locks) { try CollectionOps.delete($0, filter: filter) }
-        let waiting: JSONValue = ["projectId": projectId, "status": "pending", "waitingForProject": true]
-        let wake: JSONValue = ["$unset": ["notBefore": "", "waitingForProject": ""]]
-        _ = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
+        try await wakeDeferred(projectId: projectId)
     }
 
     /// Puts a claimed job back because its project is busy: pending, the
@@ -60,7 +58,27 @@ extension JobStore {
             "$unset": ["lease": "", "stage": ""],
         ]
         let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+        let deferred = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+        // The holder may have released the lock between our failed acquire and
+        // the write above; its wake-up then ran before this job was waiting.
+        // Re-check after deferring: with no live lock, wake the project's
+        // waiting jobs ourselves. A release that comes after this read runs
+        // its own wake-up after our write, so no job is left asleep.
+        if deferred, let projectId = job.projectId, !projectId.isNull {
+            let live: JSONValue = ["_id": projectId, "expiresAt": ["$gt": .date(Date())]]
+            let held = try await pool.run(Self.locks) { coll in
+                try CollectionOps.find(coll, filter: live, limit: 1, projection: ["_id": 1])
+            }
+            if held.isEmpty { try await wakeDeferred(projectId: projectId) }
+        }
+        return deferred
+    }
+
+    /// Makes a project's jobs that wait for its lock due at once.
+    func wakeDeferred(projectId: JSONValue) async throws {
+        let waiting: JSONValue = ["projectId": projectId, "status": "pending", "waitingForProject": true]
+        let wake: JSONValue = ["$unset": ["notBefore": "", "waitingForProject": ""]]
+        _ = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
     }
 
     /// Ends pending jobs whose cancellation was requested directly in the
