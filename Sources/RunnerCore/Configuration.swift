@@ -63,6 +63,19 @@ public struct RunnerConfiguration: Sendable {
     /// child runs as its own uid = gid from this range; nil: children share
     /// the supervisor's uid.
     public var jobUIDRange: ClosedRange<Int>?
+    /// CLINE_PROVIDER: the model provider Cline calls through the egress proxy (nil: none configured).
+    public var clineProvider: ClineProvider?
+    /// CLINE_MODEL: the model id Cline asks the provider for.
+    public var clineModel: String?
+    /// CLINE_API_KEY: the provider key. Held by the supervisor and the job's
+    /// egress proxy only; never in a ticket, the agent's reach, argv or a log.
+    public var clineAPIKey: String?
+    /// JOB_NETWORK: how a job child reaches the network.
+    public var jobNetwork: JobNetwork
+    /// JOB_EGRESS_ALLOW: extra egress rules, added to those derived from the configuration.
+    public var egressAllow: [EgressRule]
+    /// JOB_MAX_PROCESSES: the most processes (and threads) one job may have at once.
+    public var jobMaxProcesses: Int
 
     /// The recognised generator names.
     public static let knownGenerators = ["cline", "gemini", "scaffold"]
@@ -84,7 +97,8 @@ public struct RunnerConfiguration: Sendable {
         ("JOB_MAX_FILE_MB", "1"), ("JOB_MAX_FILES", "2000"), ("JOB_MAX_TOTAL_MB", "50"),
         ("SANDBOX", "enforce"), ("SANDBOX_READ_PATHS", ""), ("METRICS_ADDR", ""),
         ("LOG_FORMAT", "text"), ("LOG_LEVEL", "info"), ("AGENT_RUNNER_JOB_PATH", ""), ("JOB_LOG_CAP", "1000"),
-        ("JOB_UID_RANGE", ""),
+        ("JOB_UID_RANGE", ""), ("CLINE_PROVIDER", ""), ("CLINE_MODEL", ""), ("CLINE_API_KEY", ""),
+        ("JOB_NETWORK", "proxy"), ("JOB_EGRESS_ALLOW", ""), ("JOB_MAX_PROCESSES", "256"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -160,6 +174,21 @@ public struct RunnerConfiguration: Sendable {
         jobExecutablePath = r.optional("AGENT_RUNNER_JOB_PATH")
         logCap = try r.int("JOB_LOG_CAP", 10...1_000_000)
         jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
+        clineProvider = try r.optional("CLINE_PROVIDER").map(ClineProvider.parse)
+        clineModel = r.optional("CLINE_MODEL")
+        clineAPIKey = r.optional("CLINE_API_KEY")
+        guard let network = JobNetwork(rawValue: r.string("JOB_NETWORK")) else {
+            throw ConfigurationError("JOB_NETWORK", "must be proxy, none or host")
+        }
+        jobNetwork = network
+        egressAllow = try r.string("JOB_EGRESS_ALLOW").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { entry in
+                guard let rule = EgressRule(entry) else {
+                    throw ConfigurationError("JOB_EGRESS_ALLOW", "'\(entry)' is not host, *.domain or host:port")
+                }
+                return rule
+            }
+        jobMaxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
     }
 
     /// Parses JOB_UID_RANGE, `A-B` with 1000 <= A <= B < 2^31. Ranges holding

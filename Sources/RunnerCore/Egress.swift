@@ -1,0 +1,71 @@
+/// JOB_NETWORK: how a job child and its agent reach the network.
+public enum JobNetwork: String, Sendable, Codable, CaseIterable {
+    /// Their own network namespace; the only way out is the job's egress proxy (the default).
+    case proxy
+    /// Their own network namespace with nothing in it but loopback.
+    case none
+    /// The host's network, unfiltered: development only, warned about in every job.
+    case host
+}
+
+/// One egress rule: `host`, `*.domain` or `host:port` (IPv6 as `[addr]:port`).
+/// A rule without a port allows 80 and 443. Only a rule with an exact host and
+/// port lets a name resolve to a loopback, private or link-local address.
+public struct EgressRule: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The host in lower case, or the domain (without `*.`) for a wildcard.
+    public var host: String
+    /// True for `*.domain`: any name below the domain (not the domain itself).
+    public var wildcard: Bool
+    /// Nil: ports 80 and 443.
+    public var port: Int?
+
+    public init(host: String, wildcard: Bool = false, port: Int? = nil) {
+        self.host = host.lowercased()
+        self.wildcard = wildcard
+        self.port = port
+    }
+
+    /// Parses one JOB_EGRESS_ALLOW entry; nil when it is malformed.
+    public init?(_ text: String) {
+        var t = Substring(text.lowercased())
+        var port: Int?
+        var host: Substring
+        if t.hasPrefix("[") {
+            guard let close = t.firstIndex(of: "]") else { return nil }
+            host = t[t.index(after: t.startIndex)..<close]
+            let rest = t[t.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return nil }
+                port = p
+            }
+        } else {
+            if let colon = t.lastIndex(of: ":") {
+                guard let p = Int(t[t.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+                port = p
+                t = t[..<colon]
+            }
+            host = t
+        }
+        var wildcard = false
+        if host.hasPrefix("*.") { wildcard = true; host = host.dropFirst(2) }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.-:")
+        guard !host.isEmpty, host.count <= 253, host.allSatisfy(allowed.contains), !host.hasPrefix("."),
+              !host.hasSuffix("."), !host.contains("..") else { return nil }
+        self.init(host: String(host), wildcard: wildcard, port: port)
+    }
+
+    /// Whether this rule allows `host:port` by name.
+    public func matches(host other: String, port p: Int) -> Bool {
+        let h = other.lowercased()
+        let nameMatches = wildcard ? h.hasSuffix("." + host) : h == host
+        return nameMatches && (port.map { $0 == p } ?? (p == 443 || p == 80))
+    }
+
+    /// True for an exact `host:port` rule, which may reach a non-public address.
+    public var isExact: Bool { !wildcard && port != nil }
+
+    public var description: String {
+        let h = (wildcard ? "*." : "") + (host.contains(":") ? "[\(host)]" : host)
+        return port.map { "\(h):\($0)" } ?? h
+    }
+}
