@@ -25,7 +25,7 @@ struct JobRunner: Sendable {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.idText)"
         let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
-        let workspace = config.workdirRoot + "/" + ArchitectureSafeName.of(job.idText)
+        let workspace = config.workdirRoot + "/" + WorkspaceName.of(job.idText)
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
             if job.cancelRequested { return await write(job, .cancelled("cancelled before it ran"), logger) }
@@ -285,13 +285,5 @@ struct JobRunner: Sendable {
         case (.failed, _): keep = true
         }
         if !keep { try? FileManager.default.removeItem(atPath: path) }
-    }
-}
-
-/// Job ids as workspace folder names: safe characters only.
-enum ArchitectureSafeName {
-    static func of(_ id: String) -> String {
-        let safe = String(id.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_" })
-        return String(safe.prefix(100))
     }
 }

@@ -49,11 +49,11 @@ import Testing
         let tree = try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"])
         #expect(tree.contains("api/index.js"))
         let args = try await Git.run(["-C", h.remote, "show", "main:args.txt"]).split(separator: "\n").map(String.init)
-        let repo = h.workdir + "/\(id)/repo"
+        let repo = h.workspace(id) + "/repo"
         #expect(Array(args.prefix(6)) == ["-y", "--json", "-c", repo, "-t", "1200"])
         #expect(args.last?.contains("instructions.md") == true)
         let env = try await Git.run(["-C", h.remote, "show", "main:env.txt"])
-        #expect(env.contains("HOME=\(h.workdir)/\(id)/home"))
+        #expect(env.contains("HOME=\(h.workspace(id))/home"))
         #expect(!env.contains("MONGODB_URI") && !env.contains("ghp_") && !env.contains("NOTIFY_SOCKET"))
     }
 
@@ -132,7 +132,7 @@ import Testing
         let message = job["error"]?["message"]?.stringValue ?? ""
         #expect(message.contains("leak (symlink)") && message.contains("pipe (special file"))
         #expect(!FileManager.default.fileExists(atPath: h.root + "/escaped.txt"), "Landlock must stop writes outside")
-        let stolen = (try? String(contentsOfFile: h.workdir + "/\(id)/repo/stolen.txt", encoding: .utf8)) ?? ""
+        let stolen = (try? String(contentsOfFile: h.workspace(id) + "/repo/stolen.txt", encoding: .utf8)) ?? ""
         #expect(!stolen.contains("top secret"), "Landlock must stop reads outside")
     }
 

@@ -34,7 +34,7 @@ import Testing
         #expect(project?["jobIds"]?.arrayValue?.contains(.string(id)) == true)
         #expect(project?["lastUpdated"]?.dateValue != nil)
         // The token-free remote URL is all .git/config holds.
-        let config = try String(contentsOfFile: h.workdir + "/\(id)/repo/.git/config", encoding: .utf8)
+        let config = try String(contentsOfFile: h.workspace(id) + "/repo/.git/config", encoding: .utf8)
         #expect(config.contains("file://"))
     }
 

@@ -75,7 +75,7 @@ import Testing
         for id in [first, second, third] {
             #expect(!(try await w.h.job(id)).jsonString.contains(Self.token))
         }
-        let config = try String(contentsOfFile: w.h.workdir + "/\(first)/repo/.git/config", encoding: .utf8)
+        let config = try String(contentsOfFile: w.h.workspace(first) + "/repo/.git/config", encoding: .utf8)
         #expect(config.contains(w.url) && !config.contains("@"))
     }
 

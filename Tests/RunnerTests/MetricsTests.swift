@@ -45,4 +45,34 @@ import Testing
         p.terminate()
         #expect(try await queue.waitExit(p) == 0)
     }
+
+    /// Issue 13, item 10: a fresh daemon's first scrape has every series at 0.
+    @Test func freshDaemonExposesEverySeriesAtZero() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let port = freePort()
+        let p = try queue.startSupervisor(h, ["METRICS_ADDR": "127.0.0.1:\(port)", "RUNNER_CONCURRENCY": "3",
+                                              "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0)])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let base = "http://127.0.0.1:\(port)"
+        var metrics = (status: 0, body: "")
+        try await queue.waitFor("the metrics endpoint") {
+            metrics = (try? await httpRequest(base + "/metrics")) ?? (0, "")
+            return metrics.status == 200
+        }
+        let lines = Set(metrics.body.split(separator: "\n").map(String.init))
+        for series in ["agent_runner_jobs_claimed_total 0", "agent_runner_database_errors_total 0",
+                       "agent_runner_jobs_running 0.0", "agent_runner_slots 3.0",
+                       "agent_runner_job_duration_seconds_count 0", "agent_runner_claim_latency_seconds_count 0"] {
+            #expect(lines.contains(series), "missing \(series) in:\n\(metrics.body)")
+        }
+        for status in ["done", "failed", "retry", "cancelled", "requeued"] {
+            #expect(lines.contains(#"agent_runner_jobs_finished_total{status="\#(status)",code=""} 0"#)
+                    || lines.contains(#"agent_runner_jobs_finished_total{code="",status="\#(status)"} 0"#),
+                    "missing finished status \(status) in:\n\(metrics.body)")
+        }
+        #expect(lines.contains(#"agent_runner_child_exits_total{reason="exit_0"} 0"#), "\(metrics.body)")
+        p.terminate()
+        #expect(try await queue.waitExit(p) == 0)
+    }
 }

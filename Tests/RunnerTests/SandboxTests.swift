@@ -99,7 +99,7 @@ import Testing
         #expect(message.hasPrefix("cline: file size limit exceeded: a file reached RLIMIT_FSIZE = JOB_MAX_TOTAL_MB+64 = 65 MB"))
         #expect(message.hasSuffix(command.hasPrefix("exec") ? "(SIGXFSZ)" : "(exit status 153: a process killed by SIGXFSZ)"))
         var st = stat()
-        #expect(stat(h.workdir + "/\(id)/repo/big", &st) == 0 && st.st_size == 65 << 20, "the write stops at RLIMIT_FSIZE")
+        #expect(stat(h.workspace(id) + "/repo/big", &st) == 0 && st.st_size == 65 << 20, "the write stops at RLIMIT_FSIZE")
     }
 
     /// Heuristic: RLIMIT_DATA makes the allocation fail; Python raises
@@ -283,7 +283,7 @@ import Testing
             #expect(try await Git.run(["-C", h.remote, "show", "\(sha):gid.txt"]) == String(uid))
             #expect(try await Git.run(["-C", h.remote, "show", "\(sha):owner.txt"]) == String(uid))
             var st = stat()
-            #expect(stat(h.workdir + "/" + id, &st) == 0 && Int(st.st_uid) == uid && Int(st.st_gid) == uid)
+            #expect(stat(h.workspace(id), &st) == 0 && Int(st.st_uid) == uid && Int(st.st_gid) == uid)
             uids.append(uid)
         }
         #expect(uids.count == 2)

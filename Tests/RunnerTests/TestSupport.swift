@@ -111,6 +111,8 @@ struct Harness {
     let root = TestEnv.tempDir("h")
     var remote: String { root + "/remote.git" }
     var workdir: String { root + "/work" }
+    /// The workspace of job `id` under `workdir`.
+    func workspace(_ id: String) -> String { workdir + "/" + WorkspaceName.of(id) }
     let store: JobStore
 
     init() throws {
