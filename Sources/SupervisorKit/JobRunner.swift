@@ -192,7 +192,12 @@ struct JobRunner: Sendable {
     }
 
     /// The outcome from the child's exit, its result event and any stop reason.
+    /// A success the child already reported wins over a later cancel, timeout
+    /// or shutdown: its commit is on the remote, so the job is `done` with its
+    /// metadata. Only a lost lease (nothing may be written) overrides it.
     func outcome(_ job: ClaimedJob, status: ExitStatus, result: ChildEvent?, stop: StopReason?) -> JobOutcome? {
+        if stop == .leaseLost { return nil }
+        if case .succeeded(let meta)? = result { return .done(meta) }
         switch stop {
         case .leaseLost: return nil
         case .cancelled: return .cancelled("cancelled while running")
@@ -201,11 +206,7 @@ struct JobRunner: Sendable {
             return decide(job, JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(config.jobTimeoutSeconds)"))
         case nil: break
         }
-        switch result {
-        case .succeeded(let meta): return .done(meta)
-        case .failed(let f): return decide(job, f)
-        default: break
-        }
+        if case .failed(let f)? = result { return decide(job, f) }
         switch status {
         case .signaled(SIGSYS):
             return decide(job, JobFailure(.sandboxViolation, "the child was killed by SIGSYS: a forbidden system call"))
