@@ -53,13 +53,12 @@ struct Pipeline {
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
         }
-        out.stage(.committing)
         let s = ticket.settings
         let req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
                                  remoteName: s.remoteName, authorName: s.authorName, authorEmail: s.authorEmail,
                                  jobId: ticket.jobId, projectName: ticket.projectName, token: ticket.secrets.githubToken)
-        out.stage(.pushing)
-        var meta = try Publisher.publish(req, log: out.log)
+        // Publisher reports `committing` and `pushing` as each begins.
+        var meta = try Publisher.publish(req, log: out.log, stage: out.stage)
         meta.generator = generator
         meta.files = meta.files ?? summary.files.count
         meta.bytes = summary.bytes

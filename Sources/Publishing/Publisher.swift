@@ -57,8 +57,13 @@ public enum Publisher {
         return String(url[..<r.upperBound]) + String(url[url.index(after: at)...])
     }
 
-    /// Commits and pushes; `log` receives progress lines. Throws `JobFailure`.
-    public static func publish(_ req: PublishRequest, log: (String) -> Void) throws -> JobMetadata {
+    /// Commits and pushes; `log` receives progress lines, `stage` the stage
+    /// about to start: `committing` before the remote is fetched and the commit
+    /// written, `pushing` right before the push (never when nothing is pushed).
+    /// Throws `JobFailure`.
+    public static func publish(_ req: PublishRequest, log: (String) -> Void,
+                               stage: (JobStage) -> Void = { _ in }) throws -> JobMetadata {
+        stage(.committing)
         var meta = JobMetadata()
         meta.branch = req.branch
         let branchRef = "refs/heads/\(req.branch)"
@@ -123,6 +128,7 @@ public enum Publisher {
                 log("push skipped: \(skipReason ?? "")")
                 return meta
             }
+            stage(.pushing)
             do {
                 try remote.push("\(branchRef):\(branchRef)")
             } catch let e as GitError {
