@@ -8,20 +8,52 @@ import RunnerCore
 /// Runs the Cline CLI (or any agent CLI with a compatible template) in the
 /// job's repo/ directory: its own session, a per-job HOME and TMPDIR, no
 /// secrets in its environment, a timeout that stops its whole process group.
+/// With CLINE_PROVIDER set, the per-job Cline configuration (provider, model,
+/// the proxy's provider route, a placeholder key) is written into that HOME
+/// first: see `ClineConfig`.
 public struct ClineGenerator {
     public let settings: ChildSettings
     public let workspace: String
+    /// The provider route as the agent reaches it (see `ClineConfig.baseURL`).
+    public let providerBaseURL: String?
+    /// Added to the agent's environment (e.g. HTTPS_PROXY); never a secret.
+    public let extraEnvironment: [String: String]
     public let log: (String) -> Void
 
-    public init(settings: ChildSettings, workspace: String, log: @escaping (String) -> Void) {
+    public init(settings: ChildSettings, workspace: String, providerBaseURL: String? = nil,
+                extraEnvironment: [String: String] = [:], log: @escaping (String) -> Void) {
         self.settings = settings
         self.workspace = workspace
+        self.providerBaseURL = providerBaseURL
+        self.extraEnvironment = extraEnvironment
         self.log = log
     }
 
     var repoDir: String { workspace + "/repo" }
     var instructions: String { workspace + "/input/instructions.md" }
     var specPath: String { workspace + "/input/spec.json" }
+    var home: String { workspace + "/home" }
+    /// `$CLINE_DIR`, where both Cline generations keep their data.
+    public var clineDir: String { home + "/.cline" }
+
+    /// The configuration to write, when a provider and its route are known.
+    public var config: ClineConfig? {
+        guard let provider = settings.clineProvider, let url = providerBaseURL else { return nil }
+        return ClineConfig(provider: provider, model: settings.clineModel, baseURL: url)
+    }
+
+    /// The agent's whole environment: nothing inherited, no secret.
+    public var environment: [String: String] {
+        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": workspace + "/tmp",
+                   "LANG": "C.UTF-8", "CI": "1", "NO_COLOR": "1", "CLINE_DIR": clineDir, "CLINE_NO_AUTO_UPDATE": "1"]
+        if config != nil, let url = providerBaseURL, let host = URLParts(url)?.host {
+            // The provider route is called directly, never through HTTP(S)_PROXY.
+            env["NO_PROXY"] = host
+            env["no_proxy"] = host
+        }
+        env.merge(extraEnvironment) { old, _ in old }
+        return env
+    }
 
     /// The prompt handed to the agent.
     public var prompt: String {
@@ -65,40 +97,71 @@ public struct ClineGenerator {
     public func unavailableReason() -> String? {
         if !settings.clineEnabled { return "CLINE_ENABLED=false" }
         if Self.resolve(settings.clineCommand) == nil { return "'\(settings.clineCommand)' not found or not executable" }
+        if let provider = settings.clineProvider, providerBaseURL == nil {
+            return "CLINE_PROVIDER=\(provider.kind.rawValue) needs the egress proxy's provider route, and this job has none "
+                + "(the agent never gets CLINE_API_KEY itself)"
+        }
         return nil
     }
 
-    /// Runs the agent to completion. Throws `generation_failed` on a non-zero
-    /// exit, a timeout, or a run that left no README.md (the chain then tries
+    /// Runs the agent to completion; returns the model and usage it reported.
+    /// Throws `generation_failed` on a non-zero exit, a timeout, an aborted or
+    /// unfinished run, or a run that left no README.md (the chain then tries
     /// the next generator), and `resource_limit` or `sandbox_violation` when
     /// the sandbox stopped the agent (the job fails: see `limitFailure`).
-    public func run() throws {
+    public func run() throws -> AgentUsage? {
         guard let exe = Self.resolve(settings.clineCommand) else {
             throw JobFailure(.generationFailed, "cline: '\(settings.clineCommand)' not found")
         }
-        let env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home",
-                   "TMPDIR": workspace + "/tmp", "LANG": "C.UTF-8", "CI": "1", "NO_COLOR": "1"]
-        let process = try AgentProcess(executable: exe, arguments: arguments(), environment: env, cwd: repoDir)
+        if let config {
+            try config.write(clineDir: clineDir)
+            log("cline: configured provider \(config.providerID) (2.x: \(config.providerIDv2)), model "
+                + "\(config.model ?? "(CLI default)"), base URL \(config.baseURL), placeholder key, in \(clineDir)/data")
+        }
+        let process = try AgentProcess(executable: exe, arguments: arguments(), environment: environment, cwd: repoDir)
         var memoryError: String?
+        var output = ClineOutput()
         let ended = process.run(timeoutSeconds: settings.clineTimeoutSeconds, onLine: { line, isErr in
             if isErr, memoryError == nil { memoryError = Self.memoryErrorMarker(in: line) }
-            log(isErr ? "cline stderr: \(line)" : Self.readable(line))
+            if let readable = output.readable(line, isErr: isErr) { log(readable) }
         })
+        var usage = output.usage
+        if usage.model == nil, output.format != nil { usage.model = settings.clineModel }
+        if !usage.isEmpty { log(Self.summary(usage)) }
         if let failure = Self.limitFailure(ended.status, cpuSeconds: ended.cpuSeconds, memoryError: memoryError,
                                            settings: settings) {
             throw failure
         }
+        let why = output.errors.last.map { ": " + $0 } ?? ""
         switch ended.status {
         case .timedOut:
             throw JobFailure(.generationFailed, "cline: timed out after CLINE_TIMEOUT_SECONDS=\(settings.clineTimeoutSeconds)")
         case .exited(0): break
-        case .exited(let code): throw JobFailure(.generationFailed, "cline: exited with code \(code)")
-        case .signaled(let sig): throw JobFailure(.generationFailed, "cline: killed by signal \(sig)")
+        case .exited(let code): throw JobFailure(.generationFailed, "cline: exited with code \(code)" + why)
+        case .signaled(let sig): throw JobFailure(.generationFailed, "cline: killed by signal \(sig)" + why)
+        }
+        if let aborted = output.aborted {
+            throw JobFailure(.generationFailed, "cline: run aborted: " + aborted)
+        }
+        if let reason = usage.finishReason, reason != "completed" {
+            throw JobFailure(.generationFailed, "cline: run ended unfinished (\(reason))" + why)
         }
         var st = stat()
         guard lstat(repoDir + "/README.md", &st) == 0 else {
             throw JobFailure(.generationFailed, "cline: finished without writing README.md")
         }
+        return usage.isEmpty ? nil : usage
+    }
+
+    /// "cline usage: …" for the log.
+    static func summary(_ u: AgentUsage) -> String {
+        var parts = ["model \(u.model ?? "?")" + (u.provider.map { " (\($0))" } ?? "")]
+        parts.append("\(u.inputTokens ?? 0) input + \(u.outputTokens ?? 0) output tokens")
+        if let r = u.cacheReadTokens, r > 0 { parts.append("\(r) cache read") }
+        if let w = u.cacheWriteTokens, w > 0 { parts.append("\(w) cache write") }
+        if let c = u.cost { parts.append(String(format: "$%.4f", c)) }
+        if let i = u.iterations { parts.append("\(i) " + (u.format == "cline-2" ? "API requests" : "iterations")) }
+        return "cline usage: " + parts.joined(separator: ", ")
     }
 
     /// Markers of a failed allocation in an agent's stderr: Python's
@@ -144,19 +207,6 @@ public struct ClineGenerator {
             guard let marker = memoryError else { return nil }
             return JobFailure(.resourceLimit, "cline: memory limit JOB_MEMORY_MB=\(settings.memoryMB) exceeded "
                 + "(the agent failed with \"\(marker)\" on stderr)")
-        }
-    }
-
-    /// One line of Cline's `--json` NDJSON as a readable log line; other text as is.
-    public static func readable(_ line: String) -> String {
-        guard line.hasPrefix("{"), let v = try? JSONValue.parse(line) else { return "cline: " + line }
-        let text = v["text"]?.stringValue ?? v["message"]?.stringValue ?? ""
-        switch (v["type"]?.stringValue, v["say"]?.stringValue ?? v["ask"]?.stringValue) {
-        case ("say", "completion_result"?): return "cline: completed: " + text
-        case ("say", let kind?): return kind == "text" ? "cline: " + text : "cline [\(kind)]: " + text
-        case ("ask", let kind): return "cline asks [\(kind ?? "?")]: " + text
-        case ("error", _): return "cline error: " + (text.isEmpty ? v.jsonString : text)
-        default: return "cline: " + v.jsonString
         }
     }
 

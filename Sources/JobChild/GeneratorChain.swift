@@ -10,9 +10,18 @@ struct GeneratorChain {
     let inputDir: String
     let repoDir: String
     let log: (String) -> Void
+    /// The provider route Cline calls (see `ClineConfig`); nil: the ticket's
+    /// `settings.clineProviderBaseURL`.
+    var providerBaseURL: String? = nil
 
-    /// Runs the chain; returns the name of the generator whose tree is in repo/.
-    func run() throws -> String {
+    /// The generator whose tree is in repo/, and what the agent reported.
+    struct Outcome {
+        var generator: String
+        var agent: AgentUsage?
+    }
+
+    /// Runs the chain.
+    func run() throws -> Outcome {
         var reasons: [String] = []
         var retryable = false
         for name in ticket.settings.generators {
@@ -22,20 +31,21 @@ struct GeneratorChain {
                     let files = ScaffoldGenerator.files(for: spec).map { ($0.path, Array($0.content.utf8)) }
                     let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings)).write(files)
                     log("generator scaffold: wrote \(summary.files.count) files")
-                    return "scaffold"
+                    return Outcome(generator: "scaffold")
                 case "cline":
-                    let cline = ClineGenerator(settings: ticket.settings, workspace: ticket.workspace, log: log)
+                    let cline = ClineGenerator(settings: ticket.settings, workspace: ticket.workspace,
+                                               providerBaseURL: providerBaseURL ?? ticket.settings.clineProviderBaseURL, log: log)
                     if let why = cline.unavailableReason() {
                         reasons.append("cline skipped: \(why)")
                         log("generator cline skipped: \(why)")
                         continue
                     }
                     log("generator cline: running \(ticket.settings.clineCommand)")
-                    try cline.run()
+                    let usage = try cline.run()
                     // Whatever the agent left must pass the tree rules before anything else.
                     _ = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
                     log("generator cline: finished")
-                    return "cline"
+                    return Outcome(generator: "cline", agent: usage)
                 case "gemini":
                     guard let key = ticket.secrets.geminiAPIKey else {
                         reasons.append("gemini skipped: GOOGLE_GEMINI_API_KEY is not set")
@@ -50,7 +60,7 @@ struct GeneratorChain {
                     let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings))
                         .write(files.map { ($0.path, Array($0.content.utf8)) })
                     log("generator gemini: wrote \(summary.files.count) files")
-                    return "gemini"
+                    return Outcome(generator: "gemini")
                 default:
                     throw JobFailure(.internal, "unknown generator \(name)")
                 }

@@ -35,7 +35,7 @@ struct Pipeline {
         lap("sandboxMs")
 
         out.stage(.generating)
-        let generator = try GeneratorChain(ticket: ticket, spec: spec, inputDir: inputDir, repoDir: repoDir,
+        let generated = try GeneratorChain(ticket: ticket, spec: spec, inputDir: inputDir, repoDir: repoDir,
                                            log: out.log).run()
 
         lap("generateMs")
@@ -59,7 +59,8 @@ struct Pipeline {
                                  jobId: ticket.jobId, projectName: ticket.projectName, token: ticket.secrets.githubToken)
         // Publisher reports `committing` and `pushing` as each begins.
         var meta = try Publisher.publish(req, log: out.log, stage: out.stage)
-        meta.generator = generator
+        meta.generator = generated.generator
+        meta.agent = generated.agent
         meta.files = meta.files ?? summary.files.count
         meta.bytes = summary.bytes
         lap("publishMs")

@@ -32,6 +32,16 @@ public struct ChildSettings: Sendable, Codable {
     public var clineCommand: String
     public var clineArgs: String
     public var clineTimeoutSeconds: Int
+    /// CLINE_PROVIDER: the provider Cline is configured for (nil: none; the
+    /// agent then runs with whatever an operator set up, usually nothing).
+    public var clineProvider: ClineProvider?
+    /// CLINE_MODEL: the model id written into Cline's configuration.
+    public var clineModel: String?
+    /// The base URL through which the agent reaches the provider: the egress
+    /// proxy's provider route (which injects CLINE_API_KEY) as seen from
+    /// inside the job. Nil until the job runner sets it; Cline is then
+    /// skipped when a provider is configured. Never the real endpoint.
+    public var clineProviderBaseURL: String?
     public var geminiModel: String
     public var geminiAPIBase: String
     public var geminiTimeoutSeconds: Int
@@ -55,6 +65,9 @@ public struct ChildSettings: Sendable, Codable {
         clineCommand = c.clineCommand
         clineArgs = c.clineArgs
         clineTimeoutSeconds = c.clineTimeoutSeconds
+        clineProvider = c.clineProvider
+        clineModel = c.clineModel
+        clineProviderBaseURL = nil
         geminiModel = c.geminiModel
         geminiAPIBase = c.geminiAPIBase
         geminiTimeoutSeconds = c.geminiTimeoutSeconds
@@ -103,6 +116,8 @@ public struct JobMetadata: Sendable, Codable, Hashable {
     /// databaseMs from the supervisor; sandboxMs, generateMs, validateMs and
     /// publishMs from the child.
     public var timings: [String: Int]?
+    /// What the agent generator (Cline) reported: model and token usage.
+    public var agent: AgentUsage?
     public init() {}
 
     /// As a JSON object (absent fields omitted).
@@ -120,6 +135,48 @@ public struct JobMetadata: Sendable, Codable, Hashable {
         if let files { o["files"] = .int(Int64(files)) }
         if let bytes { o["bytes"] = .int(Int64(bytes)) }
         if let timings { o["timings"] = .object(timings.mapValues { .int(Int64($0)) }) }
+        if let agent { o["agent"] = agent.json }
+        return .object(o)
+    }
+}
+
+/// The model and token usage of one agent run, as the agent CLI reported
+/// them (Cline 3.x `run_result`, or the sum of Cline 2.x `api_req_started`
+/// messages). Stored as the job's `metadata.agent`.
+public struct AgentUsage: Sendable, Codable, Hashable {
+    /// The output format the agent spoke: "cline-3" (run_start/agent_event/
+    /// run_result) or "cline-2" (say/ask messages).
+    public var format: String?
+    public var provider: String?
+    public var model: String?
+    public var inputTokens: Int?
+    public var outputTokens: Int?
+    public var cacheReadTokens: Int?
+    public var cacheWriteTokens: Int?
+    /// Estimated cost in US dollars, when the agent reported one.
+    public var cost: Double?
+    /// Agent loop iterations (3.x) or API requests (2.x).
+    public var iterations: Int?
+    /// Why the run ended (3.x: completed, aborted, error, max_iterations, mistake_limit).
+    public var finishReason: String?
+    public var durationMs: Int?
+    public init() {}
+
+    /// True when nothing was recorded.
+    public var isEmpty: Bool { self == AgentUsage() }
+
+    /// As a JSON object (absent fields omitted).
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [:]
+        if let format { o["format"] = .string(format) }
+        if let provider { o["provider"] = .string(provider) }
+        if let model { o["model"] = .string(model) }
+        for (k, v) in [("inputTokens", inputTokens), ("outputTokens", outputTokens), ("cacheReadTokens", cacheReadTokens),
+                       ("cacheWriteTokens", cacheWriteTokens), ("iterations", iterations), ("durationMs", durationMs)] {
+            if let v { o[k] = .int(Int64(v)) }
+        }
+        if let cost { o["cost"] = .double(cost) }
+        if let finishReason { o["finishReason"] = .string(finishReason) }
         return .object(o)
     }
 }

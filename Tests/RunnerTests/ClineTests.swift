@@ -170,9 +170,70 @@ import Testing
         #expect(!(try await committed("ls.txt")).contains("otherjob"))
     }
 
-    @Test func templateSplittingAndNDJSONFormatting() {
-        #expect(ClineGenerator.readable(#"{"type":"say","say":"tool","text":"write a.txt"}"#) == "cline [tool]: write a.txt")
-        #expect(ClineGenerator.readable("not json") == "cline: not json")
-        #expect(ClineGenerator.readable(#"{"type":"ask","ask":"followup","text":"which db?"}"#) == "cline asks [followup]: which db?")
+    @Test func bothOutputFormatsBecomeReadableLines() {
+        var out = ClineOutput()
+        #expect(out.readable(#"{"type":"say","say":"tool","text":"write a.txt"}"#, isErr: false) == "cline tool: write a.txt")
+        #expect(out.readable("not json", isErr: false) == "cline: not json")
+        #expect(out.readable("oops", isErr: true) == "cline stderr: oops")
+        #expect(out.readable(#"{"type":"ask","ask":"followup","text":"{\"question\":\"which db?\",\"options\":[]}"}"#,
+                             isErr: false) == "cline asks: which db?")
+        #expect(out.readable(#"{"type":"say","say":"text","partial":true,"text":"Plan"}"#, isErr: false) == nil)
+        #expect(out.readable(#"{"ts":2,"type":"say","say":"api_req_started","text":"{\"tokensIn\":10,\"tokensOut\":4,\"cost\":0.5}"}"#,
+                             isErr: false) == nil)
+        #expect(out.readable(#"{"ts":2,"type":"say","say":"api_req_started","text":"{\"tokensIn\":12,\"tokensOut\":5,\"cost\":0.25}"}"#,
+                             isErr: false) == nil, "the same message re-sent with its final counts replaces the first")
+        #expect(out.usage.inputTokens == 12 && out.usage.outputTokens == 5 && out.usage.cost == 0.25 && out.usage.iterations == 1)
+        #expect(out.readable(#"{"type":"say","say":"text","text":"line one\n\nline two"}"#, isErr: false) == "cline: line one ⏎ line two")
+        #expect(out.format == "cline-2" && out.errors.isEmpty)
+
+        var v3 = ClineOutput()
+        #expect(v3.readable(#"{"ts":"t","type":"agent_event","event":{"type":"content_start","contentType":"text","text":"I"}}"#,
+                            isErr: false) == nil, "streamed chunks are not logged one by one")
+        #expect(v3.readable(#"{"ts":"t","type":"agent_event","event":{"type":"error","error":{"message":"rate limited"},"recoverable":true}}"#,
+                            isErr: false) == "cline error (recoverable): rate limited")
+        #expect(v3.errors.isEmpty, "a recoverable error does not fail the run")
+        #expect(v3.readable(#"{"ts":"t","type":"error","message":"Not authenticated"}"#, isErr: true) == "cline error: Not authenticated")
+        #expect(v3.readable(#"{"ts":"t","type":"run_result","finishReason":"mistake_limit","usage":{"inputTokens":5,"outputTokens":1},"#
+                            + #""aggregateUsage":{"inputTokens":50,"outputTokens":10,"totalCost":0.01},"model":{"id":"m","provider":"p"}}"#,
+                            isErr: false) == "cline: run finished (mistake_limit)")
+        #expect(v3.usage.inputTokens == 50 && v3.usage.cost == 0.01 && v3.usage.model == "m", "aggregate usage includes sub-agents")
+        #expect(v3.errors == ["Not authenticated"] && v3.format == "cline-3")
+    }
+
+    @Test func theConfigurationHasEachCLIsLayoutAndOnlyThePlaceholder() throws {
+        let route = "http://127.0.0.1:3128/provider/"
+        let anthropic = ClineConfig(provider: try ClineProvider.parse("anthropic"), model: "claude-x", baseURL: route)
+        #expect(anthropic.baseURL == "http://127.0.0.1:3128/provider")
+        let p = anthropic.providersJSON()
+        #expect(p["version"]?.intValue == 1 && p["lastUsedProvider"]?.stringValue == "anthropic")
+        let s = p["providers"]?["anthropic"]?["settings"]
+        #expect(s?["provider"]?.stringValue == "anthropic" && s?["model"]?.stringValue == "claude-x")
+        #expect(s?["apiKey"]?.stringValue == ClineProvider.placeholderKey)
+        #expect(s?["baseUrl"]?.stringValue == "http://127.0.0.1:3128/provider/v1")
+        #expect(p["providers"]?["anthropic"]?["tokenSource"]?.stringValue == "manual")
+        #expect(anthropic.globalStateJSON["anthropicBaseUrl"]?.stringValue == "http://127.0.0.1:3128/provider")
+        #expect(anthropic.globalStateJSON["actModeApiModelId"]?.stringValue == "claude-x")
+        #expect(anthropic.secretsJSON["apiKey"]?.stringValue == ClineProvider.placeholderKey)
+
+        let openrouter = ClineConfig(provider: try ClineProvider.parse("openrouter"), model: nil, baseURL: route)
+        #expect(openrouter.providerID == "openrouter" && openrouter.providerIDv2 == "openai")
+        #expect(openrouter.providersJSON()["providers"]?["openrouter"]?["settings"]?["model"] == nil)
+        #expect(openrouter.globalStateJSON["openAiBaseUrl"]?.stringValue == "http://127.0.0.1:3128/provider")
+        let gemini = ClineConfig(provider: try ClineProvider.parse("gemini"), model: "g", baseURL: route)
+        #expect(gemini.baseURLv3 == "http://127.0.0.1:3128/provider/v1beta")
+        #expect(gemini.callPath(v3: true, model: "g") == "/v1beta/models/g:streamGenerateContent")
+        #expect(ClineConfig(provider: try ClineProvider.parse("openai"), model: "o", baseURL: route).providerID == "openai-native")
+
+        let dir = TestEnv.tempDir("clinecfg")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let written = try anthropic.write(clineDir: dir + "/.cline")
+        #expect(written.map { String($0.dropFirst(dir.count)) }
+            == ["/.cline/data/settings/providers.json", "/.cline/data/globalState.json", "/.cline/data/secrets.json"])
+        for path in written {
+            let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? 0
+            #expect(mode == 0o600, "\(path)")
+            #expect(try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: path))).objectValue != nil)
+        }
+        try anthropic.write(clineDir: dir + "/.cline") // a second job attempt rewrites it
     }
 }

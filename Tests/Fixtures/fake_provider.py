@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A loopback HTTP server that answers like the model providers Cline calls.
+
+Usage: fake_provider.py SCENARIO REQUEST_LOG
+Prints the port it listens on (127.0.0.1) as its first line, then serves
+until killed. Every request is appended to REQUEST_LOG as one JSON line
+(method, path, headers with lower-case names, the body's model) for the tests
+to assert on: which path each dialect called and which key header arrived.
+
+Dialects, by path (any prefix before them is the provider route):
+  .../v1/messages                          Anthropic Messages
+  .../chat/completions                     OpenAI chat completions (OpenAI, OpenRouter, compatible)
+  .../responses                            OpenAI Responses
+  .../models/M:generateContent             Gemini (JSON)
+  .../models/M:streamGenerateContent       Gemini (server-sent events with ?alt=sse)
+SCENARIO: ok (answers with usage) | overloaded (each dialect's error shape).
+"""
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+SCENARIO, LOG = sys.argv[1], sys.argv[2]
+lock = threading.Lock()
+TEXT = "I will write the README and the service."
+
+
+def anthropic(model):
+    if SCENARIO == "overloaded":
+        return 529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    return 200, {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                 "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn",
+                 "usage": {"input_tokens": 1200, "output_tokens": 340, "cache_read_input_tokens": 800,
+                           "cache_creation_input_tokens": 64}}
+
+
+def openai_error():
+    return 429, {"error": {"message": "Rate limit reached for requests", "type": "rate_limit_error",
+                           "code": "rate_limit_exceeded"}}
+
+
+def chat(model):
+    if SCENARIO == "overloaded":
+        return openai_error()
+    return 200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+                 "choices": [{"index": 0, "message": {"role": "assistant", "content": TEXT}, "finish_reason": "stop"}],
+                 "usage": {"prompt_tokens": 900, "completion_tokens": 210, "total_tokens": 1110,
+                           "prompt_tokens_details": {"cached_tokens": 512}}}
+
+
+def responses(model):
+    if SCENARIO == "overloaded":
+        return openai_error()
+    return 200, {"id": "resp_fake", "object": "response", "model": model, "status": "completed",
+                 "output": [{"type": "message", "role": "assistant",
+                             "content": [{"type": "output_text", "text": TEXT}]}],
+                 "usage": {"input_tokens": 700, "output_tokens": 150, "total_tokens": 850,
+                           "input_tokens_details": {"cached_tokens": 256}}}
+
+
+def gemini(model):
+    if SCENARIO == "overloaded":
+        return 503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."}}
+    return 200, {"candidates": [{"content": {"role": "model", "parts": [{"text": TEXT}]}, "finishReason": "STOP"}],
+                 "usageMetadata": {"promptTokenCount": 1500, "candidatesTokenCount": 420,
+                                   "cachedContentTokenCount": 1000}, "modelVersion": model}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        parts = urlsplit(self.path)
+        path = parts.path
+        model = body.get("model") if isinstance(body, dict) else None
+        sse = False
+        if path.endswith("/v1/messages"):
+            status, answer = anthropic(model)
+        elif path.endswith("/chat/completions"):
+            status, answer = chat(model)
+        elif path.endswith("/responses"):
+            status, answer = responses(model)
+        elif ":generateContent" in path or ":streamGenerateContent" in path:
+            model = path.rsplit("/", 1)[-1].split(":")[0]
+            status, answer = gemini(model)
+            sse = ":streamGenerateContent" in path and "alt=sse" in parts.query
+        else:
+            status, answer = 404, {"error": {"message": "no such route: " + path}}
+        entry = {"method": self.command, "path": path, "query": parts.query, "model": model,
+                 "headers": {k.lower(): v for k, v in self.headers.items()}}
+        with lock:
+            with open(LOG, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        if sse and status == 200:
+            data = ("data: " + json.dumps(answer) + "\r\n\r\n").encode()
+            ctype = "text/event-stream"
+        else:
+            data = json.dumps(answer).encode()
+            ctype = "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
