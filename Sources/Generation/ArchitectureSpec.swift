@@ -27,12 +27,15 @@ public struct Connection: Sendable, Hashable, Codable {
 public struct ArchitectureSpec: Sendable, Hashable {
     public var name: String
     public var description: String
+    /// What the user asked for in words: the spec's `prompt`, else the job's.
+    public var prompt: String?
     public var components: [Component]
     public var connections: [Connection]
 
     /// Validates and normalises an `architecture_spec`. Throws `invalid_spec`
-    /// with a message naming what is wrong.
-    public init(json: JSONValue, fallbackName: String) throws {
+    /// with a message naming what is wrong. `fallbackPrompt` is the job's own
+    /// `prompt`, used when the spec has none.
+    public init(json: JSONValue, fallbackName: String, fallbackPrompt: String? = nil) throws {
         guard let root = json.objectValue else {
             throw JobFailure(.invalidSpec, "architecture_spec must be an object, got \(json.typeName)")
         }
@@ -43,6 +46,8 @@ public struct ArchitectureSpec: Sendable, Hashable {
         }
         name = try text(root["name"], "name").flatMap { $0.isEmpty ? nil : $0 } ?? fallbackName
         description = try text(root["description"], "description") ?? ""
+        prompt = try text(root["prompt"], "prompt").flatMap { $0.isEmpty ? nil : $0 }
+            ?? fallbackPrompt.flatMap { $0.isEmpty ? nil : $0 }
         guard let nodesValue = root["nodes"] else { throw JobFailure(.invalidSpec, "nodes is missing") }
         guard let nodes = nodesValue.arrayValue else {
             throw JobFailure(.invalidSpec, "nodes must be a list, got \(nodesValue.typeName)")

@@ -6,6 +6,7 @@ public enum Instructions {
     public static func markdown(for spec: ArchitectureSpec) -> String {
         var md = "# Build: \(spec.name)\n\n"
         if !spec.description.isEmpty { md += spec.description + "\n\n" }
+        if let prompt = spec.prompt { md += "## What the user asked for\n\n" + prompt + "\n\n" }
         md += "Generate a complete, runnable starter codebase for the architecture below.\n"
         md += "Write every file into the current directory (the repository root).\n\n"
         md += "## Components\n\n"

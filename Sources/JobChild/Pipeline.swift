@@ -29,7 +29,8 @@ struct Pipeline {
         out.stage(.preparing)
         try prepareWorkspace()
         out.log(try confinement().apply())
-        let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName)
+        let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName,
+                                        fallbackPrompt: ticket.prompt)
         out.log("architecture '\(spec.name)': \(spec.components.count) components, \(spec.connections.count) connections")
         try writeInputs(spec)
         lap("sandboxMs")

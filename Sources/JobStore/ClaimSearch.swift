@@ -9,9 +9,16 @@ import RunnerCore
 /// (the server the tests and the benchmark use) materialises and sorts every
 /// pending job, and its findAndModify re-scans the collection to write. What
 /// stays cheap everywhere is a scan bounded on both index prefixes:
-/// `{status: "pending", priority: p, createdAt: {$lt: X}}` on `claim_order`,
-/// followed by an `updateOne` on `_id` that re-checks the claim conditions, so
-/// the claim stays atomic.
+/// `{status: "pending", priority: p, createdAt: {$gte: epoch, $lt: X}}` on
+/// `claim_order`, followed by an `updateOne` on `_id` that re-checks the claim
+/// conditions, so the claim stays atomic.
+///
+/// The creation date has two names (`DocumentFields.createdAt`): the seed's
+/// `createdAt` and the Architex app's `created_at`. Each window is read once
+/// per name, each on its own index (`claim_order`, `claim_order_created_at`);
+/// the `$gte: epoch` bound keeps a scan off the other shape's jobs, whose
+/// missing field sorts before every date. A job's date is `createdAt`, else
+/// `created_at`; jobs with neither are read on `claim_undated`.
 ///
 /// The search keeps, per process, the priorities it has seen and, per priority,
 /// a hint: the `createdAt` of the last job it claimed there. Each claim
@@ -19,12 +26,12 @@ import RunnerCore
 /// 2. probes for priorities it does not know yet (ranges between the known ones);
 /// 3. walks the priorities from the highest, jobs without one last, and in each
 ///    looks below `hint + w`, growing `w` fourfold until a window holds a claimable job.
-///    The window has no lower bound, so older jobs (retries keep their
-///    `createdAt`) are always seen; its cost is the number of pending jobs
+///    The window has no lower bound but the epoch, so older jobs (retries keep
+///    their creation date) are always seen; its cost is the number of pending jobs
 ///    older than the window's end, normally a handful;
 /// 4. when all that finds nothing, runs the plain sorted findAndModify: it
-///    covers documents the ranges cannot see (a `createdAt` that is not a date,
-///    a fractional priority). When it finds nothing either, it waits
+///    covers documents the ranges cannot see (a creation date that is not a
+///    date or precedes 1970, a fractional priority). When it finds nothing either, it waits
 ///    `fallbackInterval` before running again, so an idle or blocked queue
 ///    does not pay for a full scan on every wake-up.
 /// The first claim of a process reads every pending job's priority and
@@ -43,11 +50,18 @@ final class ClaimSearch: Sendable {
     private let state = Locked(State())
     static let fallbackInterval = Duration.seconds(30)
     /// What eligibility needs of a candidate (not its spec or logs).
-    static let fields: JSONValue = ["_id": 1, "createdAt": 1, "notBefore": 1, "cancelRequested": 1, "projectId": 1]
+    static let fields: JSONValue = .object(
+        ["_id": 1, "notBefore": 1, "cancelRequested": 1].merging(
+            (DocumentFields.createdAt + DocumentFields.projectRef).map { ($0, JSONValue.int(1)) }) { $1 })
+    /// What learning the queue's shape reads.
+    static let shapeFields: JSONValue = .object(
+        ["priority": 1].merging(DocumentFields.createdAt.map { ($0, JSONValue.int(1)) }) { $1 })
+    /// The window's lower bound: every date sorts above it, null and other types below.
+    static let epoch = JSONValue.date(Date(timeIntervalSince1970: 0))
     /// Ends of windows past now + this are not searched (only the fallback sees them).
     static let horizonMs: Int64 = 86_400_000
-    /// Where a priority without a hint starts: a minute ago (the window has no
-    /// lower bound, so older jobs are seen all the same).
+    /// Where a priority without a hint starts: a minute ago (the window reaches
+    /// back to the epoch, so older jobs are seen all the same).
     static let recentMs: Int64 = 60_000
 
     /// Claims one job or returns nil. Runs synchronously on a pool thread.
@@ -65,12 +79,12 @@ final class ClaimSearch: Sendable {
         }
         // 2. Priorities: learn all once, then probe the gaps for new ones.
         if !state.withLock({ $0.warm }) {
-            learn(try CollectionOps.find(coll, filter: ["status": "pending"], projection: ["priority": 1, "createdAt": 1]))
+            learn(try CollectionOps.find(coll, filter: ["status": "pending"], projection: Self.shapeFields))
             state.withLock { $0.warm = true }
         }
         for range in gapRanges() {
             learn(try CollectionOps.find(coll, filter: ["status": "pending", "priority": range],
-                                         projection: ["priority": 1, "createdAt": 1]))
+                                         projection: Self.shapeFields))
         }
         // 3. Each priority, highest first, then the jobs without one.
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
@@ -78,24 +92,22 @@ final class ClaimSearch: Sendable {
                                                  "notBefore": ["$not": ["$gt": nowJSON]]]
         for band in state.withLock({ $0.bands.map { Optional($0) } }) + [nil] {
             let priority: JSONValue = band.map { .int($0) } ?? .null
-            // Jobs without a createdAt sort first (as in MongoDB's order).
-            var candidates = try CollectionOps.find(coll, filter: ["status": "pending", "priority": priority,
-                                                                   "createdAt": .null], projection: Self.fields)
+            // Jobs without a creation date sort first (as in MongoDB's order).
+            var undated: [String: JSONValue] = ["status": "pending", "priority": priority]
+            for name in DocumentFields.createdAt { undated[name] = .null }
+            var candidates = try CollectionOps.find(coll, filter: .object(undated), projection: Self.fields)
             var start = state.withLock { $0.hints[band] } ?? nowMs - Self.recentMs
             var width: Int64 = 64
             var seen = !candidates.isEmpty
             while true {
                 for doc in candidates where eligible(doc, nowMs: nowMs, busy: busy) {
                     guard let id = doc["_id"], try tryClaim(id, pendingGuard) else { continue }
-                    if let ms = doc["createdAt"]?.dateMilliseconds { state.withLock { $0.hints[band] = ms } }
+                    if let ms = Job.createdMilliseconds(doc) { state.withLock { $0.hints[band] = ms } }
                     return id
                 }
                 let end = start + width
                 if end > nowMs + Self.horizonMs { break }
-                candidates = try CollectionOps.find(coll, filter: ["status": "pending", "priority": priority,
-                                                                   "createdAt": ["$lt": .date(Self.date(end))]],
-                                                 projection: Self.fields)
-                candidates.sort { ($0["createdAt"]?.dateMilliseconds ?? 0) < ($1["createdAt"]?.dateMilliseconds ?? 0) }
+                candidates = try window(coll, priority: priority, end: end)
                 seen = seen || !candidates.isEmpty
                 // Geometric growth bounds the probes per priority (about 15 up to the horizon).
                 start = end
@@ -124,13 +136,31 @@ final class ClaimSearch: Sendable {
         return id
     }
 
+    /// The pending jobs of one priority created before `end` (ms), under either
+    /// name of the creation date, oldest first, each once.
+    private func window(_ coll: OpaquePointer, priority: JSONValue, end: Int64) throws -> [JSONValue] {
+        var docs: [JSONValue] = []
+        var seen = Set<String>()
+        for name in DocumentFields.createdAt {
+            var filter: [String: JSONValue] = ["status": "pending", "priority": priority]
+            filter[name] = ["$gte": Self.epoch, "$lt": .date(Self.date(end))]
+            for doc in try CollectionOps.find(coll, filter: .object(filter), projection: Self.fields)
+            where seen.insert(doc["_id"]?.jsonString ?? "").inserted {
+                docs.append(doc)
+            }
+        }
+        return docs.sorted { (Job.createdMilliseconds($0) ?? 0) < (Job.createdMilliseconds($1) ?? 0) }
+    }
+
     /// How many times the full sorted claim ran (for tests).
     var fallbackCount: Int { state.withLock { $0.fallbacks } }
 
     private func eligible(_ doc: JSONValue, nowMs: Int64, busy: Set<String>) -> Bool {
         if doc["cancelRequested"]?.boolValue == true { return false }
         if let notBefore = doc["notBefore"]?.dateMilliseconds, notBefore > nowMs { return false }
-        if let project = doc["projectId"], busy.contains(project.jsonString) { return false }
+        if let project = DocumentFields.first(DocumentFields.projectRef, in: doc), busy.contains(project.jsonString) {
+            return false
+        }
         return true
     }
 
@@ -142,7 +172,7 @@ final class ClaimSearch: Sendable {
                 let band: Int64? = doc["priority"].flatMap { $0.isNull ? nil : $0.intValue }
                 if doc["priority"]?.isNull == false, band == nil { continue } // not an integer: the fallback's
                 if let band, !s.bands.contains(band) { s.bands.append(band) }
-                if let ms = doc["createdAt"]?.dateMilliseconds { s.hints[band] = min(s.hints[band] ?? ms, ms) }
+                if let ms = Job.createdMilliseconds(doc) { s.hints[band] = min(s.hints[band] ?? ms, ms) }
             }
             s.bands.sort(by: >)
         }

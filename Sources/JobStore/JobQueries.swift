@@ -31,13 +31,24 @@ extension JobStore {
         return try await pool.run(Self.jobs) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
     }
 
-    /// Jobs, newest first, optionally with one status.
+    /// Jobs, newest first by `createdAt` or else `created_at`, optionally with one status.
     public func jobs(status: String?, limit: Int) async throws -> [JSONValue] {
-        let filter: JSONValue = status.map { ["status": .string($0)] } ?? [:]
-        return try await pool.run(Self.jobs) { coll in
-            try CollectionOps.find(coll, filter: filter, sortJSON: #"{"createdAt": -1}"#, limit: limit,
+        // The newest `limit` of each shape, merged: a job with `createdAt`, then
+        // one without it (by `created_at`; none at all sorts last).
+        var camel: [String: JSONValue] = ["createdAt": ["$ne": nil]]
+        var snake: [String: JSONValue] = ["createdAt": nil]
+        if let status { camel["status"] = .string(status); snake["status"] = .string(status) }
+        let (a, b) = (JSONValue.object(camel), JSONValue.object(snake))
+        let docs = try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: a, sortJSON: #"{"createdAt": -1}"#, limit: limit,
                                    projection: ["logs": 0, "architecture_spec": 0])
+                + CollectionOps.find(coll, filter: b, sortJSON: #"{"created_at": -1}"#, limit: limit,
+                                     projection: ["logs": 0, "architecture_spec": 0])
         }
+        let ms = { (d: JSONValue) in Job.createdMilliseconds(d) ?? .min }
+        return Array(docs.enumerated().sorted { x, y in
+            ms(x.element) != ms(y.element) ? ms(x.element) > ms(y.element) : x.offset < y.offset
+        }.map(\.element).prefix(limit))
     }
 
     /// failed or cancelled → pending with attempts reset. False when not in such a state.

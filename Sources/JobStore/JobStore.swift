@@ -3,16 +3,25 @@ import RunnerCore
 
 /// A job this runner holds the lease of.
 public struct ClaimedJob: Sendable {
-    /// `_id` exactly as stored (a string, or `{"$oid": …}`), written back as is.
-    public let id: JSONValue
-    /// The whole document after the claim.
-    public let document: JSONValue
+    /// The document after the claim, decoded once (every alias resolved).
+    public let job: Job
     /// The lease token that fences every write of this attempt.
     public let token: String
+
+    public init(document: JSONValue, token: String) {
+        job = Job(document)
+        self.token = token
+    }
+
+    /// `_id` exactly as stored (a string, or `{"$oid": …}`), written back as is.
+    public var id: JSONValue { job.id }
+    /// The whole document after the claim.
+    public var document: JSONValue { job.document }
     public var idText: String { JobStore.idText(id) }
-    public var attempt: Int { Int(document["attempts"]?.intValue ?? 1) }
-    public var projectId: JSONValue? { document["projectId"] }
-    public var cancelRequested: Bool { document["cancelRequested"]?.boolValue == true }
+    public var attempt: Int { max(job.attempts, 1) }
+    /// The project reference (`projectId` or `project_id`); also the project lock's key.
+    public var projectId: JSONValue? { job.projectRef }
+    public var cancelRequested: Bool { job.cancelRequested }
 }
 
 /// How an attempt ended, as written to the job document.
@@ -33,8 +42,9 @@ public final class JobStore: Sendable {
     public let logCap: Int
     static let jobs = "jobs"
     static let projects = "projects"
-    /// The claim order: priority desc, then oldest first.
-    static let claimSort = #"{"priority": -1, "createdAt": 1}"#
+    /// The claim order: priority desc, then oldest first (the fallback's sort;
+    /// a job with only the app's `created_at` sorts by that).
+    static let claimSort = #"{"priority": -1, "createdAt": 1, "created_at": 1}"#
 
     /// What this process has learned about the queue's shape (ClaimSearch).
     let claimSearch = ClaimSearch()
@@ -63,14 +73,21 @@ public final class JobStore: Sendable {
         return try await pool.command(["buildInfo": 1])["version"]?.stringValue ?? "unknown"
     }
 
+    /// The names of the indexes `ensureIndexes` creates on `jobs`.
+    public static let indexNames = ["claim_order", "claim_order_created_at", "claim_undated", "lease_expiry",
+                                    "project_status", "project_id_status", "deferred_due"]
+
     /// Creates the indexes the claim, the lease recovery and the operator views use.
     public func ensureIndexes() async throws {
         try await pool.run(Self.jobs) { coll in
             try CollectionOps.writeCommand(coll, """
             {"createIndexes": "jobs", "indexes": [
               {"key": {"status": 1, "priority": -1, "createdAt": 1}, "name": "claim_order"},
+              {"key": {"status": 1, "priority": -1, "created_at": 1}, "name": "claim_order_created_at"},
+              {"key": {"status": 1, "priority": -1, "createdAt": 1, "created_at": 1}, "name": "claim_undated"},
               {"key": {"status": 1, "lease.expiresAt": 1}, "name": "lease_expiry"},
               {"key": {"projectId": 1, "status": 1}, "name": "project_status"},
+              {"key": {"project_id": 1, "status": 1}, "name": "project_id_status"},
               {"key": {"status": 1, "notBefore": 1}, "name": "deferred_due"}
             ]}
             """)
@@ -108,8 +125,8 @@ public final class JobStore: Sendable {
             guard let id else { return nil }
             return try CollectionOps.find(coll, filter: ["_id": id, "lease.token": .string(token)], limit: 1).first
         }
-        guard let doc, let id = doc["_id"] else { return nil }
-        return ClaimedJob(id: id, document: doc, token: token)
+        guard let doc, doc["_id"] != nil else { return nil }
+        return ClaimedJob(document: doc, token: token)
     }
 
     /// The whole claim condition as one query (ClaimSearch's fallback).
@@ -118,7 +135,9 @@ public final class JobStore: Sendable {
             "status": "pending", "cancelRequested": ["$ne": true],
             "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": now]]],
         ]
-        if !busy.isEmpty { pending["projectId"] = ["$nin": .array(busy)] }
+        if !busy.isEmpty {
+            for name in DocumentFields.projectRef { pending[name] = ["$nin": .array(busy)] }
+        }
         return ["$or": [.object(pending), ["status": "running", "lease.expiresAt": ["$lt": now]]]]
     }
 
@@ -191,19 +210,32 @@ public final class JobStore: Sendable {
         return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: doc) } == 1
     }
 
-    /// The project with `_id` equal to `id` (stored as string or ObjectId).
-    public func project(_ id: JSONValue) async throws -> JSONValue? {
-        var ids: [JSONValue] = [id]
-        if let s = id.stringValue, s.count == 24, s.allSatisfy(\.isHexDigit) { ids.append(["$oid": .string(s.lowercased())]) }
-        if let oid = id["$oid"]?.stringValue { ids.append(.string(oid)) }
-        let filter: JSONValue = ["_id": ["$in": .array(ids)]]
-        return try await pool.run(Self.projects) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
+    /// The project a job refers to: the one whose `_id` is `ref` (stored as a
+    /// string or an ObjectId), or else the one whose `projectId` field is `ref`
+    /// (the app's camelCase path keeps its own id there).
+    public func project(_ ref: JSONValue) async throws -> JSONValue? {
+        var ids: [JSONValue] = [ref]
+        if let s = ref.stringValue, s.count == 24, s.allSatisfy(\.isHexDigit) { ids.append(["$oid": .string(s.lowercased())]) }
+        if let oid = ref["$oid"]?.stringValue { ids.append(.string(oid)) }
+        let byId: JSONValue = ["_id": ["$in": .array(ids)]]
+        let byField: JSONValue = [DocumentFields.projectOwnId: ref]
+        return try await pool.run(Self.projects) { coll in
+            try CollectionOps.find(coll, filter: byId, limit: 1).first
+                ?? CollectionOps.find(coll, filter: byField, limit: 1).first
+        }
     }
 
-    /// After a successful job: the project's `lastUpdated` and `jobIds`.
-    public func recordSuccess(projectId: JSONValue, jobId: JSONValue) async throws {
+    /// `project(_:)`, decoded.
+    public func resolveProject(_ ref: JSONValue) async throws -> Project? {
+        try await project(ref).map(Project.init)
+    }
+
+    /// After a successful job: the project's `lastUpdated` and `jobIds`
+    /// (the project found as `project(_:)` finds it).
+    public func recordSuccess(projectId ref: JSONValue, jobId: JSONValue) async throws {
+        guard let project = try await resolveProject(ref) else { return }
         let update: JSONValue = ["$set": ["lastUpdated": .date(Date())], "$addToSet": ["jobIds": jobId]]
-        let filter: JSONValue = ["_id": projectId]
+        let filter: JSONValue = ["_id": project.id]
         _ = try await pool.run(Self.projects) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 }

@@ -76,9 +76,12 @@ extension JobStore {
 
     /// Makes a project's jobs that wait for its lock due at once.
     func wakeDeferred(projectId: JSONValue) async throws {
-        let waiting: JSONValue = ["projectId": projectId, "status": "pending", "waitingForProject": true]
         let wake: JSONValue = ["$unset": ["notBefore": "", "waitingForProject": ""]]
-        _ = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
+        // One update per name of the reference, each on its own index.
+        for name in DocumentFields.projectRef {
+            let waiting: JSONValue = [name: projectId, "status": "pending", "waitingForProject": true]
+            _ = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
+        }
     }
 
     /// Ends pending jobs whose cancellation was requested directly in the

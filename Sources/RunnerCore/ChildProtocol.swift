@@ -8,17 +8,20 @@ public struct JobTicket: Sendable, Codable {
     /// The project's remote (githubRepoUrl), if it has one.
     public var repoURL: String?
     public var architectureSpec: JSONValue
+    /// The job's own `prompt`, if it has one (the spec's `prompt` comes first).
+    public var prompt: String?
     public var workspace: String
     public var settings: ChildSettings
     public var secrets: ChildSecrets
 
     public init(jobId: String, attempt: Int, projectName: String, repoURL: String?, architectureSpec: JSONValue,
-                workspace: String, settings: ChildSettings, secrets: ChildSecrets) {
+                workspace: String, settings: ChildSettings, secrets: ChildSecrets, prompt: String? = nil) {
         self.jobId = jobId
         self.attempt = attempt
         self.projectName = projectName
         self.repoURL = repoURL
         self.architectureSpec = architectureSpec
+        self.prompt = prompt
         self.workspace = workspace
         self.settings = settings
         self.secrets = secrets

@@ -24,7 +24,7 @@ struct Doctor: AsyncParsableCommand {
             // A database without a jobs collection yet has no indexes either (`run` creates both).
             let indexes = (try? await store.pool.command(["listIndexes": "jobs"]))?["cursor"]?["firstBatch"]?.arrayValue?
                 .compactMap { $0["name"]?.stringValue } ?? []
-            let wanted = ["claim_order", "lease_expiry", "project_status", "deferred_due"]
+            let wanted = JobStore.indexNames
             let missing = wanted.filter { !indexes.contains($0) }
             report(missing.isEmpty ? "ok" : "warn", missing.isEmpty ? "indexes present: \(wanted.joined(separator: ", "))"
                 : "indexes missing (created when `run` starts): \(missing.joined(separator: ", "))")

@@ -55,8 +55,9 @@ struct Jobs: AsyncParsableCommand {
         if json { docs.forEach { print($0.jsonString) }; return }
         print(pad("ID", 26) + pad("PROJECT", 26) + pad("STATUS", 10) + pad("STAGE", 12) + pad("ATT", 5) + pad("AGE", 8) + "GENERATOR")
         for d in docs {
-            let age = d["createdAt"]?.dateValue.map { Self.age(Date().timeIntervalSince($0)) } ?? "-"
-            print(pad(JobStore.idText(d["_id"] ?? nil), 26) + pad(d["projectId"].map(JobStore.idText) ?? "-", 26)
+            let job = Job(d)
+            let age = job.createdAt.map { Self.age(Date().timeIntervalSince($0)) } ?? "-"
+            print(pad(JobStore.idText(job.id), 26) + pad(job.projectRef.map(JobStore.idText) ?? "-", 26)
                   + pad(d["status"]?.stringValue ?? "-", 10) + pad(d["stage"]?.stringValue ?? "-", 12)
                   + pad("\(d["attempts"]?.intValue ?? 0)", 5) + pad(age, 8)
                   + (d["metadata"]?["generator"]?.stringValue ?? "-"))
@@ -81,7 +82,7 @@ struct Show: AsyncParsableCommand {
         guard let d = try await common.store(config).job(job) else { throw fail("no job with id \(job)") }
         if json { print(d.prettyString); return }
         print("job       \(JobStore.idText(d["_id"] ?? nil))")
-        print("project   \(d["projectId"].map(JobStore.idText) ?? "-")")
+        print("project   \(Job(d).projectRef.map(JobStore.idText) ?? "-")")
         print("status    \(d["status"]?.stringValue ?? "-")   stage \(d["stage"]?.stringValue ?? "-")   attempts \(d["attempts"]?.intValue ?? 0)")
         if let e = d["error"], !e.isNull {
             print("error     \(e["code"]?.stringValue ?? "?"): \(e["message"]?.stringValue ?? "")")

@@ -64,22 +64,24 @@ struct JobRunner: Sendable {
         }
     }
 
-    /// The ticket: the job, its project, settings and secrets.
+    /// The ticket: the job, its project, settings and secrets. Every document
+    /// field is read through the typed `Job` and `Project` (their aliases).
     func makeTicket(_ job: ClaimedJob, workspace: String) async throws -> JobTicket {
-        guard let spec = job.document["architecture_spec"], !spec.isNull else {
+        guard let spec = job.job.architectureSpec else {
             throw JobFailure(.invalidSpec, "the job has no architecture_spec")
         }
-        guard let projectId = job.projectId, !projectId.isNull else {
-            throw JobFailure(.invalidSpec, "the job has no projectId")
+        guard let projectRef = job.projectId else {
+            throw JobFailure(.invalidSpec, "the job has no projectId (nor project_id)")
         }
-        guard let project = try await store.project(projectId) else {
-            throw JobFailure(.invalidSpec, "project \(JobStore.idText(projectId)) does not exist")
+        guard let project = try await store.resolveProject(projectRef) else {
+            throw JobFailure(.invalidSpec, "project \(JobStore.idText(projectRef)) does not exist "
+                + "(no project has it as _id or projectId)")
         }
-        let repo = (project["githubRepoUrl"] ?? project["github_repo_url"])?.stringValue
         return JobTicket(jobId: job.idText, attempt: job.attempt,
-                         projectName: project["name"]?.stringValue ?? "project", repoURL: repo,
+                         projectName: project.name ?? "project", repoURL: project.repoURL,
                          architectureSpec: spec, workspace: workspace, settings: ChildSettings(config),
-                         secrets: ChildSecrets(githubToken: config.githubToken, geminiAPIKey: config.geminiAPIKey))
+                         secrets: ChildSecrets(githubToken: config.githubToken, geminiAPIKey: config.geminiAPIKey),
+                         prompt: job.job.prompt)
     }
 
     /// The child's environment, built from nothing: no database URI, no tokens.
@@ -222,7 +224,7 @@ struct JobRunner: Sendable {
 
     /// Retry (back to pending with backoff) or fail, by retryability and attempts.
     func decide(_ job: ClaimedJob, _ failure: JobFailure) -> JobOutcome {
-        let max = Int(job.document["maxAttempts"]?.intValue ?? Int64(config.maxAttempts))
+        let max = job.job.maxAttempts ?? config.maxAttempts
         guard failure.retryable, job.attempt < max else { return .failed(failure) }
         let base = min(pow(Double(job.attempt), 4), 3600)
         return .retry(failure, notBefore: Date().addingTimeInterval(base + Double.random(in: 0...(base / 4 + 1))))

@@ -117,7 +117,7 @@ public final class Supervisor: Service, Sendable {
                         systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
                         RunnerMetrics.claimed()
                         RunnerMetrics.running(busy, slots: config.concurrency)
-                        let queuedSince = job.document["notBefore"]?.dateValue ?? job.document["createdAt"]?.dateValue
+                        let queuedSince = job.job.notBefore ?? job.job.createdAt
                         if let queuedSince, job.attempt == 1 { RunnerMetrics.claimLatency(Date().timeIntervalSince(queuedSince)) }
                         group.addTask { [systemd, config] in
                             await runner.run(job)

@@ -97,3 +97,39 @@ import Testing
         #expect(Set(x).isDisjoint(with: y))
     }
 }
+
+/// The Architex app's jobs carry `created_at` and `project_id` instead of
+/// `createdAt` and `projectId`: the claim orders, skips and finds them alike.
+@Suite struct ClaimAliasTests {
+    @Test func bothDateNamesShareOneOrderWithoutTheFallback() async throws {
+        let db = "claim_alias_\(UUID().uuidString.prefix(8))"
+        let store = JobStore(pool: try MongoPool(uri: TestEnv.mongoURI, databaseName: db), logCap: 100)
+        try await store.ensureIndexes()
+        let t0 = Date().addingTimeInterval(-3600)
+        func insert(_ id: String, _ fields: [String: JSONValue]) async throws {
+            var doc: [String: JSONValue] = ["_id": .string(id), "status": "pending", "logs": []]
+            doc.merge(fields) { $1 }
+            let document = JSONValue.object(doc)
+            try await store.pool.run("jobs") { try CollectionOps.insert($0, document) }
+        }
+        try await insert("camel-1", ["createdAt": .date(t0.addingTimeInterval(1)), "projectId": "a"])
+        try await insert("snake-2", ["created_at": .date(t0.addingTimeInterval(2)), "project_id": "b"])
+        try await insert("snake-busy", ["created_at": .date(t0), "project_id": "busy"])
+        try await insert("camel-4", ["createdAt": .date(t0.addingTimeInterval(4)), "projectId": "c"])
+        try await insert("snake-p1", ["created_at": .date(t0.addingTimeInterval(9)), "project_id": "d", "priority": 1])
+        let first = try await store.claim(owner: "t", leaseSeconds: 60, busyProjects: ["busy"])
+        #expect(first?.idText == "snake-p1")
+        #expect(first?.projectId == "d", "the typed job resolves project_id")
+        #expect(abs((first?.job.createdAt ?? .distantPast).timeIntervalSince(t0.addingTimeInterval(9))) < 0.002)
+        // Arrivals after the first claim are found by the windows, in order.
+        try await insert("snake-3", ["created_at": .date(t0.addingTimeInterval(3)), "project_id": "e"])
+        var order: [String] = []
+        while let job = try await store.claim(owner: "t", leaseSeconds: 60, busyProjects: ["busy"]) {
+            order.append(job.idText)
+        }
+        #expect(order == ["camel-1", "snake-2", "snake-3", "camel-4"])
+        #expect(store.claimSearch.fallbackCount == 1, "only the final empty search falls back")
+        // Once its project is free, the busy one runs.
+        #expect(try await store.claim(owner: "t", leaseSeconds: 60)?.idText == "snake-busy")
+    }
+}
