@@ -55,7 +55,7 @@ import Testing
         #expect(done["created_at"]?.dateMilliseconds == job["created_at"]?.dateMilliseconds)
         #expect(done["projectId"] == nil && done["createdAt"] == nil)
         // The job's prompt reached the brief, with the description.
-        let brief = try String(contentsOfFile: h.workdir + "/\(jobId)/input/instructions.md", encoding: .utf8)
+        let brief = try String(contentsOfFile: h.workspace(jobId) + "/input/instructions.md", encoding: .utf8)
         #expect(brief.contains("Hosts list rooms; guests book them."))
         #expect(brief.contains("Vercel with a FastAPI API"))
         // The project (found by its uuid _id) records the success.
