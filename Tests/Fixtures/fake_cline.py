@@ -65,6 +65,9 @@ def config_v3(opts):
     if not os.path.exists(path):
         fail("Not authenticated: no provider configured (" + path + ")")
     state = json.load(open(path))
+    problem = invalid_v3(state)
+    if problem:  # the real CLI falls back to empty settings: the "cline" provider, unauthenticated
+        fail("Not authenticated (providers.json rejected: " + problem + ")")
     pid = opts.get("-P") or state.get("lastUsedProvider") or "cline"
     s = state["providers"][pid]["settings"]
     base = s.get("baseUrl")
@@ -80,6 +83,28 @@ def config_v3(opts):
             base += "/v1beta"
         return pid, model, base + "/models/" + model + ":streamGenerateContent?alt=sse", {"x-goog-api-key": key}, "gemini"
     return pid, model, base + "/chat/completions", {"Authorization": "Bearer " + key}, "chat"
+
+
+def invalid_v3(state):
+    """What the 3.x schema (zod) would reject in providers.json, or None."""
+    if state.get("version") != 1 or not isinstance(state.get("providers"), dict):
+        return "version/providers"
+    if not isinstance(state.get("modes", {}), dict):
+        return "modes"
+    for pid, entry in state["providers"].items():
+        s = entry.get("settings", {})
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(s.get("provider", ""))):
+            return pid + ": provider id"
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", str(entry.get("updatedAt", ""))):
+            return pid + ": updatedAt"
+        if entry.get("tokenSource", "manual") not in ("manual", "oauth", "migration"):
+            return pid + ": tokenSource"
+        if "baseUrl" in s and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", str(s["baseUrl"])):
+            return pid + ": baseUrl"
+        for key in ("apiKey", "model"):
+            if key in s and not isinstance(s[key], str):
+                return pid + ": " + key
+    return None
 
 
 def config_v2(opts):

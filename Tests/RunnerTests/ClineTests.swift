@@ -57,6 +57,28 @@ import Testing
         #expect(!env.contains("MONGODB_URI") && !env.contains("ghp_") && !env.contains("NOTIFY_SOCKET"))
     }
 
+    @Test func theAgentsUsageReachesTheJobDocument() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let cline = try fakeCline(h, """
+        echo '{"ts":"2026-01-01T00:00:00Z","type":"agent_event","event":{"type":"content_end","contentType":"text","text":"Writing"}}'
+        printf '# Built\\n' > README.md && echo 1 > main.py
+        echo '{"ts":"2026-01-01T00:00:01Z","type":"run_result","finishReason":"completed","iterations":3,"usage":{"inputTokens":42,"outputTokens":7,"cacheReadTokens":5,"totalCost":0.125},"durationMs":900,"text":"ok","model":{"id":"claude-test","provider":"anthropic"}}'
+        """)
+        let id = try await h.seed(tinySpec)
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"], env: env(cline)).status == 0)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(logs(job))")
+        let agent = job["metadata"]?["agent"]
+        #expect(agent?["model"]?.stringValue == "claude-test" && agent?["provider"]?.stringValue == "anthropic")
+        #expect(agent?["inputTokens"]?.intValue == 42 && agent?["outputTokens"]?.intValue == 7)
+        #expect(agent?["cacheReadTokens"]?.intValue == 5 && agent?["iterations"]?.intValue == 3)
+        #expect(agent?["format"]?.stringValue == "cline-3" && agent?["finishReason"]?.stringValue == "completed")
+        #expect(logs(job).contains("cline: Writing"))
+        #expect(logs(job).contains("cline usage: model claude-test (anthropic), 42 input + 7 output tokens, 5 cache read, $0.1250, 3 iterations"))
+    }
+
     @Test func seedTemplateFormWorks() async throws {
         let h = try Harness()
         defer { h.cleanup() }
