@@ -62,16 +62,24 @@ public struct ClineGenerator {
             + "into the current directory, \(repoDir), including a README.md at its root. Do not ask questions."
     }
 
+    /// `{timeout}`: the CLI's own run timeout, CLINE_TIMEOUT_SECONDS less a
+    /// head start of a tenth (at most 30 s), so the CLI ends an overlong run
+    /// itself and still reports its usage before the runner stops it.
+    public var cliTimeoutSeconds: Int {
+        let t = settings.clineTimeoutSeconds
+        return max(1, t - min(30, t / 10))
+    }
+
     /// The argv from the CLINE_ARGS template: split on whitespace (quotes
     /// group words), then `{prompt}`, `{repo}`, `{instructions}`, `{spec}`
-    /// and `{timeout}` are substituted inside each word.
+    /// and `{timeout}` (`cliTimeoutSeconds`) are substituted inside each word.
     public func arguments() -> [String] {
         Self.split(settings.clineArgs).map { word in
             word.replacingOccurrences(of: "{prompt}", with: prompt)
                 .replacingOccurrences(of: "{repo}", with: repoDir)
                 .replacingOccurrences(of: "{instructions}", with: instructions)
                 .replacingOccurrences(of: "{spec}", with: specPath)
-                .replacingOccurrences(of: "{timeout}", with: String(settings.clineTimeoutSeconds))
+                .replacingOccurrences(of: "{timeout}", with: String(cliTimeoutSeconds))
         }
     }
 

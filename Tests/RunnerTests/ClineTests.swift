@@ -50,7 +50,7 @@ import Testing
         #expect(tree.contains("api/index.js"))
         let args = try await Git.run(["-C", h.remote, "show", "main:args.txt"]).split(separator: "\n").map(String.init)
         let repo = h.workspace(id) + "/repo"
-        #expect(Array(args.prefix(6)) == ["-y", "--json", "-c", repo, "-t", "1200"])
+        #expect(Array(args.prefix(6)) == ["-y", "--json", "-c", repo, "-t", "1170"])
         #expect(args.last?.contains("instructions.md") == true)
         let env = try await Git.run(["-C", h.remote, "show", "main:env.txt"])
         #expect(env.contains("HOME=\(h.workspace(id))/home"))
