@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "agent-runner", targets: ["Supervisor"]),
         .executable(name: "agent-runner-job", targets: ["JobChild"]),
+        .executable(name: "agent-runner-dashboard", targets: ["Dashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // The operators' web dashboard only (agent-runner-dashboard); the supervisor does not link it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries (Debian -dev packages).
@@ -71,6 +74,19 @@ let package = Package(
         .executableTarget(name: "JobChild", dependencies: [
             "RunnerCore", "Sandbox", "Generation", "Publishing",
         ], linkerSettings: releaseLinking),
+        // The operators' web dashboard: its own executable, so the supervisor stays small.
+        .target(name: "DashboardKit", dependencies: [
+            "RunnerCore", "JobStore", "SupervisorKit",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "Dashboard", dependencies: [
+            "DashboardKit", "RunnerCore", "JobStore", "SupervisorKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "DashboardTests", dependencies: ["DashboardKit", "RunnerCore", "JobStore"]),
         .testTarget(name: "RunnerTests", dependencies: [
             "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit",
         ]),

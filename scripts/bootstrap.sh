@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a Debian machine:
 # the -dev packages for the C libraries, and a local virtualenv holding
-# SecantusDB (a MongoDB-wire server) for the test database.
+# SecantusDB (a MongoDB-wire server) for the test database; Chromium, its
+# WebDriver, Selenium and pytest for the dashboard's browser tests.
 # Idempotent and quick when everything is already present.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
-          libseccomp-dev pkg-config git python3-venv ca-certificates openssl)
+          libseccomp-dev pkg-config git python3-venv ca-certificates openssl
+          chromium chromium-driver)
 SECANTUS_VERSION="0.7.0b3"
+# 4.52 needs a newer certifi than the package mirror has.
+SELENIUM_VERSION="4.51.0"
 
 # Root runs apt-get directly; others go through sudo when it exists.
 SUDO=()
@@ -35,5 +39,12 @@ if [[ ! -x "$VENV/bin/secantusd-py" ]]; then
   [[ -x "$VENV/bin/python" ]] || "${PYTHON:-python3}" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "SecantusDB==$SECANTUS_VERSION"
+fi
+
+# 3. Browser-test tools (Tests/Browser): Selenium and pytest in the same .venv.
+if ! "$VENV/bin/python" -c "import pytest, selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null; then
+  echo "bootstrap: installing Selenium $SELENIUM_VERSION and pytest into .venv"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "selenium==$SELENIUM_VERSION" pytest
 fi
 echo "bootstrap: ok"

@@ -11,8 +11,19 @@ import RunnerCore
 public final class ChangeWatcher: Sendable {
     private let pool: MongoPool
     private let stopped = Locked(false)
+    private let pipelineJSON: String
 
-    public init(pool: MongoPool) { self.pool = pool }
+    /// A watcher for the supervisor's wake-ups (`pipeline`).
+    public convenience init(pool: MongoPool) { self.init(pool: pool, pipeline: Self.pipeline) }
+
+    /// A watcher with its own aggregation pipeline (`{"pipeline": [...]}`), e.g. `anyChange`.
+    public init(pool: MongoPool, pipeline: String) {
+        self.pool = pool
+        pipelineJSON = pipeline
+    }
+
+    /// Every change, reduced to the changed document's key (the dashboard's live views).
+    public static let anyChange = #"{"pipeline": [{"$project": {"documentKey": 1, "operationType": 1}}]}"#
 
     /// The filter: inserts, replacements, and updates that set `status:
     /// pending` or remove `notBefore`.
@@ -26,6 +37,18 @@ public final class ChangeWatcher: Sendable {
 
     /// Starts the watching thread.
     public func start(onWake: @escaping @Sendable () -> Void, onState: @escaping @Sendable (Bool, String) -> Void) {
+        start(keyed: false, onChange: { _ in onWake() }, onState: onState)
+    }
+
+    /// Starts the watching thread; `onChange` gets the changed job's id text (nil when unreadable).
+    public func startKeyed(onChange: @escaping @Sendable (String?) -> Void,
+                           onState: @escaping @Sendable (Bool, String) -> Void) {
+        start(keyed: true, onChange: onChange, onState: onState)
+    }
+
+    private func start(keyed: Bool, onChange: @escaping @Sendable (String?) -> Void,
+                       onState: @escaping @Sendable (Bool, String) -> Void) {
+        let pipelineText = pipelineJSON
         Thread.detachNewThread { [self] in
             var backoff = 0.5
             var healthy: Bool?
@@ -35,7 +58,7 @@ public final class ChangeWatcher: Sendable {
                     defer { mongoc_collection_destroy(coll) }
                     var err = bson_error_t()
                     let optsJSON = #"{"maxAwaitTimeMS": 1000}"#
-                    guard let pipeline = bson_new_from_json(Self.pipeline, Self.pipeline.utf8.count, &err),
+                    guard let pipeline = bson_new_from_json(pipelineText, pipelineText.utf8.count, &err),
                           let opts = bson_new_from_json(optsJSON, optsJSON.utf8.count, &err) else {
                         return MongoError(err, "change stream pipeline").description
                     }
@@ -45,7 +68,9 @@ public final class ChangeWatcher: Sendable {
                     var doc: OpaquePointer?
                     while !stopped.withLock({ $0 }) {
                         if mongoc_change_stream_next(stream, &doc) {
-                            onWake()
+                            let key = keyed ? (try? BSONDocument.json(of: doc!))?["documentKey"]?["_id"].map(JobStore.idText)
+                                : nil
+                            onChange(key)
                             continue
                         }
                         var reply: OpaquePointer?

@@ -73,13 +73,14 @@ enum CollectionOps {
         }
     }
 
-    /// find with an optional sort (as ordered JSON text), limit and projection.
-    static func find(_ coll: OpaquePointer, filter: JSONValue, sortJSON: String? = nil, limit: Int = 0,
+    /// find with an optional sort (as ordered JSON text), skip, limit and projection.
+    static func find(_ coll: OpaquePointer, filter: JSONValue, sortJSON: String? = nil, skip: Int = 0, limit: Int = 0,
                      projection: JSONValue? = nil) throws -> [JSONValue] {
         let f = try BSONDocument(filter)
         var optsText = "{"
         var parts: [String] = []
         if let sortJSON { parts.append("\"sort\": \(sortJSON)") }
+        if skip > 0 { parts.append("\"skip\": \(skip)") }
         if limit > 0 { parts.append("\"limit\": \(limit)") }
         if let projection { parts.append("\"projection\": \(projection.jsonString)") }
         optsText += parts.joined(separator: ",") + "}"
@@ -95,6 +96,15 @@ enum CollectionOps {
         }
         if mongoc_cursor_error(cursor, &error) { throw MongoError(error, "find") }
         return docs
+    }
+
+    /// countDocuments with `filter`.
+    static func count(_ coll: OpaquePointer, filter: JSONValue) throws -> Int {
+        let f = try BSONDocument(filter)
+        var error = bson_error_t()
+        let n = mongoc_collection_count_documents(coll, f.pointer, nil, nil, nil, &error)
+        guard n >= 0 else { throw MongoError(error, "countDocuments") }
+        return Int(n)
     }
 
     /// A write command on the collection's database (e.g. createIndexes).

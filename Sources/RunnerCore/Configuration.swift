@@ -76,6 +76,9 @@ public struct RunnerConfiguration: Sendable {
     public var egressAllow: [EgressRule]
     /// JOB_MAX_PROCESSES: the most processes (and threads) one job may have at once.
     public var jobMaxProcesses: Int
+    /// DASHBOARD_TOKEN: the operators' sign-in secret for `agent-runner dashboard`
+    /// (required there only; at least 16 characters).
+    public var dashboardToken: String?
 
     /// The recognised generator names.
     public static let knownGenerators = ["cline", "gemini", "scaffold"]
@@ -99,6 +102,7 @@ public struct RunnerConfiguration: Sendable {
         ("LOG_FORMAT", "text"), ("LOG_LEVEL", "info"), ("AGENT_RUNNER_JOB_PATH", ""), ("JOB_LOG_CAP", "1000"),
         ("JOB_UID_RANGE", ""), ("CLINE_PROVIDER", ""), ("CLINE_MODEL", ""), ("CLINE_API_KEY", ""),
         ("JOB_NETWORK", "proxy"), ("JOB_EGRESS_ALLOW", ""), ("JOB_MAX_PROCESSES", "256"),
+        ("DASHBOARD_TOKEN", ""),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -189,6 +193,19 @@ public struct RunnerConfiguration: Sendable {
                 return rule
             }
         jobMaxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
+        dashboardToken = r.optional("DASHBOARD_TOKEN")
+    }
+
+    /// DASHBOARD_TOKEN, checked: the dashboard exits 78 naming it when this throws.
+    public func requiredDashboardToken() throws -> String {
+        guard let token = dashboardToken else { throw ConfigurationError("DASHBOARD_TOKEN", "is required but not set") }
+        guard token.count >= 16 else {
+            throw ConfigurationError("DASHBOARD_TOKEN", "must be at least 16 characters (e.g. openssl rand -hex 32)")
+        }
+        guard !token.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ConfigurationError("DASHBOARD_TOKEN", "must not contain control characters")
+        }
+        return token
     }
 
     /// Parses JOB_UID_RANGE, `A-B` with 1000 <= A <= B < 2^31. Ranges holding

@@ -47,7 +47,7 @@ struct Jobs: AsyncParsableCommand {
     @Flag(help: "One JSON document per line.") var json = false
 
     func run() async throws {
-        if let status, !["pending", "running", "done", "failed", "cancelled"].contains(status) {
+        if let status, !JobFilter.statuses.contains(status) {
             throw fail("--status must be pending, running, done, failed or cancelled")
         }
         let config = try common.configuration()
@@ -123,9 +123,7 @@ struct Retry: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        let store = try await common.storeWithJob(job)
-        guard try await store.retry(job) else { throw fail("job \(job) is not failed or cancelled") }
-        print("job \(job) is pending again")
+        try report(try await common.store(try common.configuration()).retryJob(job))
     }
 }
 
@@ -135,17 +133,12 @@ struct Cancel: AsyncParsableCommand {
     @Argument(help: "The job id.") var job: String
 
     func run() async throws {
-        let store = try await common.storeWithJob(job)
-        guard try await store.requestCancel(job) else { throw fail("job \(job) has already finished") }
-        print("cancellation requested for job \(job)")
+        try report(try await common.store(try common.configuration()).cancelJob(job))
     }
 }
 
-extension CommonOptions {
-    /// The store, after checking that job `id` exists (a one-line error otherwise).
-    func storeWithJob(_ id: String) async throws -> JobStore {
-        let store = try store(try configuration())
-        guard try await store.job(id) != nil else { throw fail("no job with id \(id)") }
-        return store
-    }
+/// Prints an operator action's message, or fails with it (JobStore holds the logic the dashboard shares).
+func report(_ outcome: OperatorOutcome) throws {
+    guard case .applied(let message) = outcome else { throw fail(outcome.message) }
+    print(message)
 }

@@ -2,13 +2,14 @@ import Foundation
 import Logging
 import RunnerCore
 
-/// Bootstraps swift-log once, for the executable only: one line per event on
-/// stderr, JSON or text (with systemd's `<N>` priority prefixes), redacted.
-enum LogSetup {
-    static func bootstrap(_ config: RunnerConfiguration) {
+/// Bootstraps swift-log once, for the executables only (the supervisor and
+/// the dashboard): one line per event on stderr, JSON or text (with
+/// systemd's `<N>` priority prefixes), with every configured secret redacted.
+public enum LogSetup {
+    public static func bootstrap(_ config: RunnerConfiguration) {
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         let json = config.logFormat == "json"
-        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
+        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey, config.dashboardToken].compactMap { $0 })
         LoggingSystem.bootstrap { label in
             var h = LineLogHandler(label: label, json: json, redactor: redactor)
             h.logLevel = level
@@ -18,19 +19,19 @@ enum LogSetup {
 }
 
 /// Writes one line per log event to stderr.
-struct LineLogHandler: LogHandler {
+public struct LineLogHandler: LogHandler {
     let label: String
     let json: Bool
     let redactor: Redactor
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
+    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
              file: String, function: String, line: UInt) {
         var all = metadata
         if let extra { all.merge(extra) { $1 } }

@@ -1,0 +1,198 @@
+import Foundation
+import RunnerCore
+
+/// A filter on the jobs list given by an operator (CLI `jobs`, the dashboard),
+/// validated before it reaches the database.
+public struct JobFilter: Sendable, Equatable {
+    /// The statuses a job can have.
+    public static let statuses = ["pending", "running", "done", "failed", "cancelled"]
+
+    public let status: String?
+    public let projectId: String?
+    public let text: String?
+
+    /// Validates each part; throws naming the bad one. Empty strings mean "any".
+    public init(status: String? = nil, projectId: String? = nil, text: String? = nil) throws {
+        let status = status.flatMap { $0.isEmpty ? nil : $0 }
+        let projectId = projectId.flatMap { $0.isEmpty ? nil : $0 }
+        let text = text.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+        if let status, !Self.statuses.contains(status) {
+            throw JobFilterError(field: "status", reason: "must be one of \(Self.statuses.joined(separator: ", "))")
+        }
+        if let projectId, !Self.isPlainText(projectId, max: 128) {
+            throw JobFilterError(field: "project", reason: "must be at most 128 printable characters")
+        }
+        if let text, !Self.isPlainText(text, max: 200) {
+            throw JobFilterError(field: "q", reason: "must be at most 200 printable characters")
+        }
+        self.status = status
+        self.projectId = projectId
+        self.text = text
+    }
+
+    static func isPlainText(_ s: String, max: Int) -> Bool {
+        s.count <= max && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    /// The MongoDB query.
+    var query: JSONValue {
+        var parts: [JSONValue] = []
+        if let status { parts.append(["status": .string(status)]) }
+        if let projectId { parts.append(JobStore.idFilter(projectId, field: "projectId")) }
+        if let text {
+            let pattern = JSONValue.string(NSRegularExpression.escapedPattern(for: text))
+            let fields = ["_id", "projectId", "stage", "error.code", "error.message", "metadata.generator",
+                          "metadata.commitSha", "metadata.repoUrl"]
+            var any: [JSONValue] = fields.map { [$0: ["$regex": pattern, "$options": "i"]] }
+            if text.count == 24, text.allSatisfy(\.isHexDigit) { any.append(JobStore.idFilter(text)) }
+            parts.append(["$or": .array(any)])
+        }
+        switch parts.count {
+        case 0: return [:]
+        case 1: return parts[0]
+        default: return ["$and": .array(parts)]
+        }
+    }
+}
+
+/// A rejected filter value: `field` names the query parameter.
+public struct JobFilterError: Error, Sendable, CustomStringConvertible {
+    public let field: String
+    public let reason: String
+    public var description: String { "\(field) \(reason)" }
+}
+
+/// What an operator's retry or cancel did, with the CLI's one-line message.
+public enum OperatorOutcome: Sendable, Equatable {
+    case applied(String)
+    case notFound(String)
+    /// The job is in a state that does not allow the action.
+    case refused(String)
+
+    public var message: String {
+        switch self {
+        case .applied(let m), .notFound(let m), .refused(let m): m
+        }
+    }
+}
+
+/// A supervisor seen through the leases of the jobs it runs.
+public struct RunnerLease: Sendable {
+    public let owner: String
+    public let jobIds: [String]
+    /// The latest lease expiry among its jobs (a heartbeat sets it to now + LEASE_SECONDS).
+    public let leaseExpiresAt: Date?
+    /// The latest `updatedAt` among its jobs.
+    public let lastActivity: Date?
+}
+
+/// The dashboard's and the CLI's read side: filtered listing, counts, runners, projects.
+extension JobStore {
+    /// The fields a list row needs (logs, spec and error history left out).
+    static let listProjection: JSONValue = ["logs": 0, "architecture_spec": 0, "errors": 0]
+
+    /// A filter matching `field` given as text: the string, or an ObjectId when it looks like one.
+    public static func idFilter(_ text: String, field: String) -> JSONValue {
+        guard case .object(let o) = idFilter(text), let value = o["_id"] else { return [field: .string(text)] }
+        return [field: value]
+    }
+
+    /// Jobs matching `filter`, newest first.
+    public func jobs(matching filter: JobFilter, skip: Int, limit: Int) async throws -> [JSONValue] {
+        let query = filter.query
+        return try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: query, sortJSON: #"{"createdAt": -1, "_id": -1}"#, skip: skip,
+                                   limit: limit, projection: Self.listProjection)
+        }
+    }
+
+    /// One job without its architecture spec (for views that poll it), or nil.
+    public func jobView(_ idText: String) async throws -> JSONValue? {
+        let filter = Self.idFilter(idText)
+        return try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: filter, limit: 1, projection: ["architecture_spec": 0]).first
+        }
+    }
+
+    /// How many jobs have each status (every status present, zero when none).
+    public func statusCounts() async throws -> [String: Int] {
+        try await pool.run(Self.jobs) { coll in
+            var counts: [String: Int] = [:]
+            for status in JobFilter.statuses {
+                counts[status] = try CollectionOps.count(coll, filter: ["status": .string(status)])
+            }
+            return counts
+        }
+    }
+
+    /// Running jobs, longest-running first.
+    public func runningJobs(limit: Int = 200) async throws -> [JSONValue] {
+        try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: ["status": "running"], sortJSON: #"{"startedAt": 1}"#, limit: limit,
+                                   projection: Self.listProjection)
+        }
+    }
+
+    /// The supervisors holding leases on running jobs, by owner.
+    public func runnerLeases() async throws -> [RunnerLease] {
+        let docs = try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: ["status": "running", "lease.owner": ["$exists": true]],
+                                   projection: ["lease": 1, "updatedAt": 1])
+        }
+        var byOwner: [String: (ids: [String], expires: Date?, activity: Date?)] = [:]
+        for doc in docs {
+            guard let owner = doc["lease"]?["owner"]?.stringValue else { continue }
+            var entry = byOwner[owner] ?? ([], nil, nil)
+            entry.ids.append(Self.idText(doc["_id"] ?? nil))
+            if let e = doc["lease"]?["expiresAt"]?.dateValue { entry.expires = max(entry.expires ?? e, e) }
+            if let a = doc["updatedAt"]?.dateValue { entry.activity = max(entry.activity ?? a, a) }
+            byOwner[owner] = entry
+        }
+        return byOwner.keys.sorted().map { owner in
+            let e = byOwner[owner]!
+            return RunnerLease(owner: owner, jobIds: e.ids.sorted(), leaseExpiresAt: e.expires, lastActivity: e.activity)
+        }
+    }
+
+    /// The project's lock document when one is live now (`jobId`, `expiresAt`), else nil.
+    public func projectLock(_ projectIdText: String, now: Date = Date()) async throws -> JSONValue? {
+        guard case .object(var filter) = Self.idFilter(projectIdText) else { return nil }
+        filter["expiresAt"] = ["$gt": .date(now)]
+        let f = JSONValue.object(filter)
+        return try await pool.run(Self.locks) { coll in
+            try CollectionOps.find(coll, filter: f, limit: 1, projection: ["token": 0]).first
+        }
+    }
+
+    /// The project's latest done job that recorded a commit, or nil.
+    public func lastSuccessfulCommit(_ projectIdText: String) async throws -> JSONValue? {
+        guard case .object(var filter) = Self.idFilter(projectIdText, field: "projectId") else { return nil }
+        filter["status"] = "done"
+        filter["metadata.commitSha"] = ["$exists": true]
+        let f = JSONValue.object(filter)
+        return try await pool.run(Self.jobs) { coll in
+            try CollectionOps.find(coll, filter: f, sortJSON: #"{"finishedAt": -1}"#, limit: 1,
+                                   projection: Self.listProjection).first
+        }
+    }
+
+    /// A project by its id text, or nil.
+    public func project(idText: String) async throws -> JSONValue? {
+        let filter = Self.idFilter(idText)
+        return try await pool.run(Self.projects) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
+    }
+
+    /// `agent-runner retry` and the dashboard's Retry: failed or cancelled → pending.
+    public func retryJob(_ idText: String) async throws -> OperatorOutcome {
+        guard try await jobView(idText) != nil else { return .notFound("no job with id \(idText)") }
+        return try await retry(idText) ? .applied("job \(idText) is pending again")
+            : .refused("job \(idText) is not failed or cancelled")
+    }
+
+    /// `agent-runner cancel` and the dashboard's Cancel: pending ends at once, running is stopped by its runner.
+    public func cancelJob(_ idText: String) async throws -> OperatorOutcome {
+        guard try await jobView(idText) != nil else { return .notFound("no job with id \(idText)") }
+        return try await requestCancel(idText) ? .applied("cancellation requested for job \(idText)")
+            : .refused("job \(idText) has already finished")
+    }
+}

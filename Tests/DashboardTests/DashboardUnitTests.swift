@@ -1,0 +1,120 @@
+import Foundation
+import RunnerCore
+import Testing
+@testable import DashboardKit
+
+@Suite struct ConstantTimeTests {
+    @Test func equalOnlyForTheSameBytes() {
+        let token = "s3cret-token-0123456789"
+        #expect(ConstantTime.equals(token, token))
+        #expect(ConstantTime.equals(token, String(token)))
+        #expect(!ConstantTime.equals(token, "s3cret-token-012345678"))   // a prefix
+        #expect(!ConstantTime.equals(token, token + "x"))                // longer
+        #expect(!ConstantTime.equals(token, "S3cret-token-0123456789"))  // first byte differs
+        #expect(!ConstantTime.equals(token, "s3cret-token-012345678X"))  // last byte differs
+        #expect(!ConstantTime.equals(token, ""))
+        #expect(ConstantTime.equals("", ""))
+        // A shorter value padded with NULs must not pass as equal.
+        #expect(!ConstantTime.equals([0x61, 0x00], [0x61]))
+    }
+
+    @Test func sessionsAreFoundOnlyByTheirWholeId() {
+        let store = SessionStore(lifetime: 60)
+        let s = store.create()
+        #expect(store.session(s.id) == s)
+        #expect(store.session(String(s.id.dropLast())) == nil)
+        #expect(store.session(s.id + "0") == nil)
+        #expect(store.session(nil) == nil)
+        #expect(store.session(s.id, now: Date().addingTimeInterval(120)) == nil)  // expired
+        store.remove(s.id)
+        #expect(store.session(s.id) == nil)
+        #expect(s.id.count == 64 && s.csrf.count == 64 && s.id != s.csrf)
+    }
+}
+
+@Suite struct EscapingTests {
+    @Test func interpolatedTextIsEscaped() {
+        let line = "<script>alert('x')</script> & \"q\""
+        let html: HTML = "<pre>\(line)</pre>"
+        #expect(html.html == "<pre>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;</pre>")
+        let value: JSONValue = ["code": "<b>", "message": .string("a\u{0}b")]
+        let json: HTML = "\(value["code"])|\(value["message"])"
+        #expect(json.html == "&lt;b&gt;|a\u{FFFD}b")
+    }
+
+    @Test func oddDocumentsRenderWithoutCrashing() {
+        let session = SessionStore().create()
+        let odd: [JSONValue] = [
+            [:], ["_id": 42, "status": ["nested": true], "logs": "not an array", "metadata": "x", "errors": 7],
+            ["_id": ["$oid": "0123456789abcdef01234567"], "status": "failed", "error": "plain string",
+             "logs": [1, ["a": "<b>"], nil], "metadata": ["timings": ["generateMs": "?"], "repoUrl": "javascript:alert(1)"]],
+        ]
+        for doc in odd {
+            let page = JobPages.job(doc, session: session).html
+            #expect(page.contains("<pre id=\"log\""))
+            #expect(!page.contains("<b>"))
+            #expect(!page.contains("href=\"javascript:"))
+        }
+        #expect(QueuePages.jobTable(odd).html.contains("<table"))
+    }
+
+    @Test func onlyHTTPSRemotesAreLinked() {
+        #expect(Show.link("https://example.com/r.git").html.hasPrefix("<a href=\"https://example.com/r.git\""))
+        #expect(Show.link("file:///srv/r.git").html == "<code>file:///srv/r.git</code>")
+        #expect(Show.link("http://example.com/\"onmouseover=x").html.hasPrefix("<code>"))
+    }
+}
+
+@Suite struct LiveLogTests {
+    @Test func newLinesAfterAppendAndTrim() {
+        #expect(Array(LogDiff.newLines(previous: [], current: ["a", "b"])) == ["a", "b"])
+        #expect(Array(LogDiff.newLines(previous: ["a", "b"], current: ["a", "b", "c"])) == ["c"])
+        #expect(Array(LogDiff.newLines(previous: ["a", "b"], current: ["a", "b"])) == [])
+        // Capped at 3: "a" dropped from the front while "c", "d" arrived.
+        #expect(Array(LogDiff.newLines(previous: ["a", "b", "c"], current: ["b", "c", "d"])) == ["d"])
+        #expect(Array(LogDiff.newLines(previous: ["a", "b", "c"], current: ["c", "d", "e"])) == ["d", "e"])
+        // Repeated lines: the longest overlap wins.
+        #expect(Array(LogDiff.newLines(previous: ["x", "x"], current: ["x", "x", "x"])) == ["x"])
+        // Nothing in common (a retry cleared it): everything is new.
+        #expect(Array(LogDiff.newLines(previous: ["a", "b"], current: ["y"])) == ["y"])
+    }
+
+    @Test func eventsAreOneLineOfJSON() {
+        let e = SSE.event("log", ["line": "two\nlines\r<script>"])
+        #expect(e == "event: log\ndata: {\"line\":\"two\\nlines\\r<script>\"}\n\n")
+    }
+}
+
+@Suite struct RequestParsingTests {
+    @Test func formsAndQueries() throws {
+        let f = try FormData.parse("token=a%2Bb+c&csrf=x&csrf=y&empty=")
+        #expect(f == ["token": "a+b c", "csrf": "x", "empty": ""])
+        #expect(throws: BadRequest.self) { try FormData.parse("q=%zz") }
+    }
+
+    @Test func badFiltersAreRefused() throws {
+        let ok = try JobsQuery(["status": "failed", "project": "p1", "q": "timeout", "page": "2"])
+        #expect(ok.filter.status == "failed" && ok.page == 2 && ok.limit == 50)
+        for bad in [["status": "exploded"], ["page": "0"], ["page": "x"], ["page": "10001"], ["limit": "500"],
+                    ["q": String(repeating: "a", count: 201)], ["project": "a\u{1}b"]] {
+            #expect(throws: BadRequest.self) { try JobsQuery(bad) }
+        }
+    }
+
+    @Test func signInRedirectsOnlyToLocalPaths() {
+        #expect(Dashboard.safeNext("/jobs?status=failed") == "/jobs?status=failed")
+        for bad in ["//evil.example", "https://evil.example", "/\\evil", "javascript:x", "/signin", "/a\nb"] {
+            #expect(Dashboard.safeNext(bad) == "/")
+        }
+    }
+
+    @Test func apiJSONIsPlain() {
+        let doc: JSONValue = ["_id": ["$oid": "0123456789abcdef01234567"], "createdAt": ["$date": "2026-01-02T03:04:05Z"],
+                              "n": ["$numberLong": "5"], "list": [["$oid": "aa"]]]
+        let plain = APIJSON.plain(doc)
+        #expect(plain["_id"] == "0123456789abcdef01234567")
+        #expect(plain["createdAt"]?.stringValue?.hasPrefix("2026-01-02T03:04:05") == true)
+        #expect(plain["n"] == 5)
+        #expect(plain["list"] == ["aa"])
+    }
+}
