@@ -17,9 +17,11 @@ bootstrap:
 	scripts/bootstrap.sh
 
 # Swift Testing runs tests in parallel by itself; no --parallel needed.
+# Then the dashboard's browser and HTTP tests (Tests/Browser: pytest, Selenium, Chromium).
 test: bootstrap
 	$(SWIFT) build --build-tests
 	scripts/with-db.sh $(SWIFT) test --skip-build
+	PYTHONDONTWRITEBYTECODE=1 scripts/with-db.sh .venv/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
 
 demo: bootstrap
 	$(SWIFT) build $(RELEASE)

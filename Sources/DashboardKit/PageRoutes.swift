@@ -9,7 +9,7 @@ extension Dashboard {
         router.get("/signin") { request, context in
             if self.sessions.session(request.cookies[Self.sessionCookie]?.value) != nil { return Self.redirect("/") }
             let next = (try? FormData.parse(request.uri.query ?? ""))?["next"] ?? "/"
-            return self.signInForm(next: next, failed: false, status: .ok)
+            return self.signInForm(request, next: next, failed: false, status: .ok)
         }
         router.post("/signin") { request, context in try await self.signIn(request) }
         router.post("/signout") { request, context in
@@ -132,8 +132,12 @@ extension Dashboard {
 
     // MARK: sign-in
 
-    func signInForm(next: String, failed: Bool, status: HTTPResponse.Status) -> Response {
-        let csrf = randomToken()
+    /// The sign-in page. Its CSRF token is kept in a cookie and reused while
+    /// that cookie lives, so a second sign-in page (another tab, a redirected
+    /// favicon request) does not invalidate the first one's form.
+    func signInForm(_ request: Request, next: String, failed: Bool, status: HTTPResponse.Status) -> Response {
+        let existing = request.cookies[Self.signInCookie]?.value
+        let csrf = existing.flatMap { $0.count == 64 && $0.allSatisfy(\.isHexDigit) ? $0 : nil } ?? randomToken()
         var r = Self.html(Layout.signIn(csrf: csrf, next: Self.safeNext(next), failed: failed), status: status)
         r.setCookie(Cookie(name: Self.signInCookie, value: csrf, maxAge: 3600, path: "/signin", secure: false,
                            httpOnly: true, sameSite: .strict))
@@ -144,7 +148,7 @@ extension Dashboard {
         var request = request
         let form: [String: String]
         do { form = try await Self.form(&request) } catch {
-            return signInForm(next: "/", failed: true, status: .badRequest)
+            return signInForm(request, next: "/", failed: true, status: .badRequest)
         }
         let next = form["next"] ?? "/"
         // Double-submit check: the form's token must match its cookie.
@@ -156,7 +160,7 @@ extension Dashboard {
         }
         guard ConstantTime.equals(form["token"] ?? "", token) else {
             logger.warning("sign-in refused: wrong token")
-            return signInForm(next: next, failed: true, status: .unauthorized)
+            return signInForm(request, next: next, failed: true, status: .unauthorized)
         }
         let session = sessions.create()
         logger.info("operator signed in")

@@ -48,6 +48,7 @@ public final class Dashboard: Sendable {
         router.get("/assets/app.css") { _, _ in Self.asset(Assets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/app.js") { _, _ in Self.asset(Assets.js, type: "text/javascript; charset=utf-8") }
         router.get("/healthz") { _, _ in Self.text("ok\n") }
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         return router
     }
 
@@ -135,7 +136,7 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = DashboardContext
     let dashboard: Dashboard
 
-    static let publicPaths: Set<String> = ["/signin", "/assets/app.css", "/assets/app.js", "/healthz"]
+    static let publicPaths: Set<String> = ["/signin", "/assets/app.css", "/assets/app.js", "/healthz", "/favicon.ico"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await authorise(request, context: context, next: next)
