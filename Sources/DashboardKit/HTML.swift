@@ -98,6 +98,18 @@ enum Show {
         return JobStore.idText(value)
     }
 
+    /// The job's project reference (`projectId` or `project_id`) as text.
+    static func project(_ job: JSONValue) -> String {
+        guard job.objectValue != nil else { return "-" }
+        return id(Job(job).projectRef)
+    }
+
+    /// The job's creation time (`createdAt` or `created_at`).
+    static func created(_ job: JSONValue) -> HTML {
+        guard job.objectValue != nil, let d = Job(job).createdAt else { return time(job["createdAt"]) }
+        return time(.date(d))
+    }
+
     /// A status badge.
     static func status(_ value: JSONValue?) -> HTML {
         let s = value?.stringValue ?? "unknown"

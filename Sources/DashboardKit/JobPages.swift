@@ -35,7 +35,7 @@ enum JobPages {
         } else {
             error = ""
         }
-        let project = Show.id(job["projectId"])
+        let project = Show.project(job)
         let repo = meta?["repoUrl"]?.stringValue
         return Layout.page("Job \(id)", session: session, """
         <h1>Job <code>\(id)</code></h1>
@@ -50,7 +50,7 @@ enum JobPages {
         <dt>Remote</dt><dd id="job-remote">\(Show.link(repo))</dd>
         \(pushNote(meta))
         <dt>Priority</dt><dd>\(job["priority"])</dd>
-        <dt>Created</dt><dd>\(Show.time(job["createdAt"]))</dd>
+        <dt>Created</dt><dd>\(Show.created(job))</dd>
         <dt>Started</dt><dd>\(Show.time(job["startedAt"]))</dd>
         <dt>Finished</dt><dd>\(Show.time(job["finishedAt"]))</dd>
         <dt>Runner</dt><dd>\(job["lease"]?["owner"])</dd>
@@ -127,11 +127,11 @@ enum JobPages {
         }
         let missing: HTML = project == nil ? "<p class=\"hint\">No project document has this id; its jobs are listed below.</p>" : ""
         return Layout.page("Project \(id)", session: session, """
-        <h1>Project \(project?["name"] ?? .string(id))</h1>
+        <h1>Project \(project.flatMap { Project($0).name } ?? id)</h1>
         \(missing)
         <dl>
         <dt>Id</dt><dd><code>\(id)</code></dd>
-        <dt>Repository</dt><dd>\(Show.link(project?["githubRepoUrl"]?.stringValue))</dd>
+        <dt>Repository</dt><dd>\(Show.link(project.flatMap { Project($0).repoURL }))</dd>
         <dt>Last updated</dt><dd>\(Show.time(project?["lastUpdated"]))</dd>
         <dt>Lock holder</dt><dd id="lock-holder">\(lockHTML)</dd>
         <dt>Last successful commit</dt><dd id="last-commit">\(commitHTML)</dd>

@@ -123,7 +123,7 @@ extension Dashboard {
     }
 
     func projectView(_ id: String) async throws -> ProjectView {
-        async let project = store.project(idText: id)
+        async let project = store.project(.string(id))
         async let lock = store.projectLock(id)
         async let last = store.lastSuccessfulCommit(id)
         async let jobs = store.jobs(matching: try JobFilter(projectId: id), skip: 0, limit: 50)

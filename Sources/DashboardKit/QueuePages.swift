@@ -27,7 +27,7 @@ enum QueuePages {
 
     static func runningRow(_ job: JSONValue, now: Date) -> HTML {
         let id = Show.id(job["_id"])
-        let project = Show.id(job["projectId"])
+        let project = Show.project(job)
         return """
         <tr data-job="\(id)"><td><a href="/jobs/\(path: id)">\(id)</a></td>
         <td><a href="/projects/\(path: project)">\(project)</a></td>
@@ -76,13 +76,13 @@ enum QueuePages {
         guard !jobs.isEmpty else { return "<p class=\"empty\">No jobs match.</p>" }
         let rows: [HTML] = jobs.map { job in
             let id = Show.id(job["_id"])
-            let project = Show.id(job["projectId"])
+            let project = Show.project(job)
             let error: HTML = job["status"]?.stringValue == "failed" ? "<code class=\"code\">\(job["error"]?["code"])</code>" : ""
             return """
             <tr data-job="\(id)"><td><a href="/jobs/\(path: id)">\(id)</a></td>
             <td><a href="/projects/\(path: project)">\(project)</a></td>
             <td>\(Show.status(job["status"]))</td><td>\(job["stage"])</td><td>\(error)</td>
-            <td>\(job["attempts"])</td><td>\(job["metadata"]?["generator"])</td><td>\(Show.time(job["createdAt"]))</td></tr>
+            <td>\(job["attempts"])</td><td>\(job["metadata"]?["generator"])</td><td>\(Show.created(job))</td></tr>
             """
         }
         return """

@@ -85,12 +85,14 @@ public enum APIJSON {
     static func summary(_ job: JSONValue) -> JSONValue {
         var o: [String: JSONValue] = [
             "id": .string(JobStore.idText(job["_id"] ?? nil)),
-            "projectId": job["projectId"].map { .string(JobStore.idText($0)) } ?? nil,
+            "projectId": job.objectValue.flatMap { _ in Job(job).projectRef }.map { .string(JobStore.idText($0)) } ?? nil,
             "status": job["status"] ?? nil, "stage": job["stage"] ?? nil, "attempts": job["attempts"] ?? nil,
             "generator": job["metadata"]?["generator"] ?? nil, "commitSha": job["metadata"]?["commitSha"] ?? nil,
             "runner": job["lease"]?["owner"] ?? nil,
         ]
-        for key in ["createdAt", "startedAt", "finishedAt", "updatedAt"] { o[key] = plain(job[key] ?? nil) }
+        for key in ["startedAt", "finishedAt", "updatedAt"] { o[key] = plain(job[key] ?? nil) }
+        o["createdAt"] = Job.createdMilliseconds(job).map { .string(Date(timeIntervalSince1970: Double($0) / 1000).formatted(.iso8601)) }
+            ?? plain(job["createdAt"] ?? nil)
         if let e = job["error"], !e.isNull { o["error"] = ["code": e["code"] ?? nil, "message": e["message"] ?? nil] }
         return plain(.object(o))
     }

@@ -38,10 +38,12 @@ public struct JobFilter: Sendable, Equatable {
     var query: JSONValue {
         var parts: [JSONValue] = []
         if let status { parts.append(["status": .string(status)]) }
-        if let projectId { parts.append(JobStore.idFilter(projectId, field: "projectId")) }
+        if let projectId {
+            parts.append(["$or": .array(DocumentFields.projectRef.map { JobStore.idFilter(projectId, field: $0) })])
+        }
         if let text {
             let pattern = JSONValue.string(NSRegularExpression.escapedPattern(for: text))
-            let fields = ["_id", "projectId", "stage", "error.code", "error.message", "metadata.generator",
+            let fields = ["_id", "projectId", "project_id", "stage", "error.code", "error.message", "metadata.generator",
                           "metadata.commitSha", "metadata.repoUrl"]
             var any: [JSONValue] = fields.map { [$0: ["$regex": pattern, "$options": "i"]] }
             if text.count == 24, text.allSatisfy(\.isHexDigit) { any.append(JobStore.idFilter(text)) }
@@ -97,11 +99,12 @@ extension JobStore {
         return [field: value]
     }
 
-    /// Jobs matching `filter`, newest first.
+    /// Jobs matching `filter`, newest first: by `createdAt`, then those with
+    /// only the app's `created_at` by that (one query, so pages are stable).
     public func jobs(matching filter: JobFilter, skip: Int, limit: Int) async throws -> [JSONValue] {
         let query = filter.query
         return try await pool.run(Self.jobs) { coll in
-            try CollectionOps.find(coll, filter: query, sortJSON: #"{"createdAt": -1, "_id": -1}"#, skip: skip,
+            try CollectionOps.find(coll, filter: query, sortJSON: #"{"createdAt": -1, "created_at": -1, "_id": -1}"#, skip: skip,
                                    limit: limit, projection: Self.listProjection)
         }
     }
@@ -166,20 +169,14 @@ extension JobStore {
 
     /// The project's latest done job that recorded a commit, or nil.
     public func lastSuccessfulCommit(_ projectIdText: String) async throws -> JSONValue? {
-        guard case .object(var filter) = Self.idFilter(projectIdText, field: "projectId") else { return nil }
-        filter["status"] = "done"
-        filter["metadata.commitSha"] = ["$exists": true]
-        let f = JSONValue.object(filter)
+        let f: JSONValue = ["$and": [
+            ["$or": .array(DocumentFields.projectRef.map { Self.idFilter(projectIdText, field: $0) })],
+            ["status": "done", "metadata.commitSha": ["$exists": true]],
+        ]]
         return try await pool.run(Self.jobs) { coll in
             try CollectionOps.find(coll, filter: f, sortJSON: #"{"finishedAt": -1}"#, limit: 1,
                                    projection: Self.listProjection).first
         }
-    }
-
-    /// A project by its id text, or nil.
-    public func project(idText: String) async throws -> JSONValue? {
-        let filter = Self.idFilter(idText)
-        return try await pool.run(Self.projects) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
     }
 
     /// `agent-runner retry` and the dashboard's Retry: failed or cancelled → pending.

@@ -272,3 +272,24 @@ def test_agent_runner_dashboard_runs_the_dashboard_binary(database):
         proc.terminate()
         proc.wait(15)
         log.unlink()
+
+
+def test_app_shaped_documents_are_listed_and_linked(session, database):
+    """The Architex app writes snake_case aliases (project_id, created_at, project_name, repository_url)."""
+    project = "app-project-" + secrets.token_hex(4)
+    job = "app-job-" + secrets.token_hex(4)
+    database.projects.insert_one({"_id": project, "project_name": "App <shape>",
+                                  "repository_url": "https://git.example.test/app.git"})
+    database.jobs.insert_one({"_id": job, "project_id": project, "status": "failed", "created_at": now(),
+                              "error": {"code": "generator_failed", "message": "no generator produced files"}})
+    r, body = session.get("/api/jobs?project=" + quote(project))
+    jobs = json.loads(body)["jobs"]
+    assert [j["id"] for j in jobs] == [job]
+    assert jobs[0]["projectId"] == project and jobs[0]["createdAt"].endswith("Z")
+    assert jobs[0]["error"]["code"] == "generator_failed"
+    r, page = session.get("/projects/" + quote(project))
+    assert r.status == 200
+    assert "App &lt;shape&gt;" in page and 'href="https://git.example.test/app.git"' in page
+    assert 'href="/jobs/%s"' % job in page
+    r, body = session.get("/api/projects/" + quote(project))
+    assert [j["id"] for j in json.loads(body)["jobs"]] == [job]
