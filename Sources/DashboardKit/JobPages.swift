@@ -49,6 +49,7 @@ enum JobPages {
         <dt>Commit</dt><dd><code id="job-commit">\(meta?["commitSha"])</code>\(meta?["branch"].map { " on \(Show.text($0))" } ?? "")</dd>
         <dt>Remote</dt><dd id="job-remote">\(Show.link(repo))</dd>
         \(pushNote(meta))
+        \(extraMetadata(meta))
         <dt>Priority</dt><dd>\(job["priority"])</dd>
         <dt>Created</dt><dd>\(Show.created(job))</dd>
         <dt>Started</dt><dd>\(Show.time(job["startedAt"]))</dd>
@@ -71,6 +72,22 @@ enum JobPages {
         if meta["unchanged"]?.boolValue == true { notes.append("no changes to commit") }
         if meta["alreadyPushed"]?.boolValue == true { notes.append("already pushed") }
         return notes.isEmpty ? "" : "<dt>Push</dt><dd>\(notes.joined(separator: "; "))</dd>"
+    }
+
+    /// metadata.agent (the agent's model and token usage) and the tree's size, when recorded.
+    static func extraMetadata(_ meta: JSONValue?) -> HTML {
+        var rows: [HTML] = []
+        if let agent = meta?["agent"]?.objectValue, !agent.isEmpty {
+            let order = ["model", "provider", "inputTokens", "outputTokens", "cacheReadTokens", "cacheWriteTokens",
+                         "cost", "iterations", "finishReason", "durationMs", "format"]
+            let keys = order.filter { agent[$0] != nil } + agent.keys.filter { !order.contains($0) }.sorted()
+            let text = keys.map { "\($0) \(Show.text(agent[$0]))" }.joined(separator: " · ")
+            rows.append("<dt>Agent</dt><dd id=\"job-agent\">\(text)</dd>")
+        }
+        if meta?["files"] != nil || meta?["bytes"] != nil {
+            rows.append("<dt>Tree</dt><dd>\(meta?["files"]) files, \(meta?["bytes"]) bytes</dd>")
+        }
+        return "\(rows)"
     }
 
     /// The stages passed (current one marked) and metadata.timings.

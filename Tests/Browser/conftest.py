@@ -110,7 +110,9 @@ def seeded(database):
         "finishedAt": t - datetime.timedelta(minutes=27), "logs": ["generating", "pushed"],
         "metadata": {"generator": "scaffold", "commitSha": "c0ffee" + "0" * 34, "branch": "main",
                      "repoUrl": "https://git.example.test/shop.git",
-                     "timings": {"spawnMs": 12, "generateMs": 840, "publishMs": 95}},
+                     "timings": {"spawnMs": 12, "generateMs": 840, "publishMs": 95},
+                     "agent": {"model": "claude-sonnet-4-5", "provider": "anthropic", "inputTokens": 1200,
+                               "outputTokens": 340, "finishReason": "completed"}},
     })
     failed = "job-failed-" + secrets.token_hex(3)
     database.jobs.insert_one({

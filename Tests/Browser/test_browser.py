@@ -124,6 +124,20 @@ def test_running_job_log_streams_without_reload_and_shows_html_as_text(signed_in
     assert b.execute_script("return window.__pwned") is None
 
 
+def test_done_job_shows_commit_remote_generator_and_timings(signed_in, dashboard, seeded):
+    b = signed_in
+    b.get(dashboard.url + "/jobs/" + seeded["done"])
+    assert b.find_element(By.ID, "job-status").text == "done"
+    assert b.find_element(By.ID, "job-commit").text.startswith("c0ffee")
+    remote = b.find_element(By.CSS_SELECTOR, "#job-remote a")
+    assert remote.get_attribute("href") == "https://git.example.test/shop.git"
+    assert "scaffold" in b.find_element(By.CSS_SELECTOR, "section.details").text
+    assert "claude-sonnet-4-5" in b.find_element(By.ID, "job-agent").text
+    timings = b.find_element(By.CSS_SELECTOR, "table.timings").text
+    assert "generateMs 840" in timings and "spawnMs 12" in timings
+    assert b.find_elements(By.ID, "retry") == [] and b.find_elements(By.ID, "cancel") == []
+
+
 def test_project_and_runners_pages(signed_in, dashboard, seeded):
     b = signed_in
     b.get(dashboard.url + "/projects/" + quote(seeded["project"]))
