@@ -14,6 +14,13 @@ public struct Component: Sendable, Hashable, Codable {
     public var technology: String
     /// A unique, path-safe folder name for this component.
     public var slug: String
+    /// The palette entry it resolved to (`Catalogue`).
+    public var componentId: String
+    /// Why it was resolved by a fallback, if it was (logged by the child).
+    public var fallback: String?
+
+    /// What the catalogue says this component is and becomes.
+    public var entry: CatalogueEntry { Catalogue.lookup(componentId) }
 }
 
 /// A directed connection between two components.
@@ -31,6 +38,8 @@ public struct ArchitectureSpec: Sendable, Hashable {
     public var prompt: String?
     public var components: [Component]
     public var connections: [Connection]
+    /// One line per component resolved by a fallback (for the job's log).
+    public var notes: [String] { components.compactMap { c in c.fallback.map { "node \(c.id): \($0)" } } }
 
     /// Validates and normalises an `architecture_spec`. Throws `invalid_spec`
     /// with a message naming what is wrong. `fallbackPrompt` is the job's own
@@ -80,13 +89,14 @@ public struct ArchitectureSpec: Sendable, Hashable {
             let framework = try text(data["framework"], "nodes[\(i)].data.framework")
             let componentId = try text(data["componentId"], "nodes[\(i)].data.componentId")
             let category = try text(data["category"], "nodes[\(i)].data.category")
-            let kind: String
-            if type == "custom" || type.isEmpty {
-                kind = (category ?? Self.kind(forTechnology: componentId ?? framework ?? "")).lowercased()
-            } else {
-                kind = type.lowercased()
-            }
-            let tech = (framework ?? componentId ?? Self.defaultTechnology(kind)).lowercased()
+            // The main editor sets `type` to the componentId, the project editor to
+            // "custom"; the seed sets it to the kind and names the framework.
+            let seedType = type == "custom" || type.isEmpty || type == componentId ? nil : type
+            let resolved = Catalogue.resolve(componentId: componentId ?? framework, category: category, label: label,
+                                             nodeType: seedType)
+            let kind = [category, seedType].compactMap { $0.flatMap { Category(rawValue: $0.lowercased()) } }.first?
+                .rawValue ?? seedType?.lowercased() ?? resolved.entry.category.rawValue
+            let tech = (framework ?? componentId ?? resolved.entry.id).lowercased()
             let display = label.flatMap { $0.isEmpty ? nil : $0 } ?? (componentId ?? framework ?? id)
             var slug = Self.slug(display)
             if slug.isEmpty { slug = Self.slug(kind + "-" + id) }
@@ -95,7 +105,8 @@ public struct ArchitectureSpec: Sendable, Hashable {
             var n = 2
             while !slugs.insert(unique).inserted { unique = "\(slug)-\(n)"; n += 1 }
             components.append(Component(id: id, name: display, kind: kind.isEmpty ? "service" : kind,
-                                        technology: tech, slug: unique))
+                                        technology: tech, slug: unique, componentId: resolved.entry.id,
+                                        fallback: resolved.note))
         }
         var connections: [Connection] = []
         for (i, edge) in edges.enumerated() {
@@ -123,7 +134,9 @@ public struct ArchitectureSpec: Sendable, Hashable {
             "description": .string(description),
             "components": .array(components.map { c in
                 ["id": .string(c.id), "name": .string(c.name), "kind": .string(c.kind),
-                 "technology": .string(c.technology), "folder": .string(c.slug)]
+                 "technology": .string(c.technology), "folder": .string(c.slug),
+                 "componentId": .string(c.componentId), "category": .string(c.entry.category.rawValue),
+                 "catalogueName": .string(c.entry.name), "becomes": .string(c.entry.summary)]
             }),
             "connections": .array(connections.map { e in
                 var o: [String: JSONValue] = ["from": .string(e.from), "to": .string(e.to)]
@@ -142,27 +155,5 @@ public struct ArchitectureSpec: Sendable, Hashable {
         }
         while out.hasSuffix("-") { out.removeLast() }
         return String(out.prefix(60))
-    }
-
-    static func kind(forTechnology t: String) -> String {
-        let t = t.lowercased()
-        let table: [(String, [String])] = [
-            ("frontend", ["react", "next", "vue", "angular", "svelte", "nuxt", "vite", "frontend", "web"]),
-            ("database", ["postgres", "mysql", "mongo", "sqlite", "mariadb", "dynamo", "cassandra", "database"]),
-            ("cache", ["redis", "memcached", "cache"]),
-            ("queue", ["rabbit", "kafka", "sqs", "nats", "queue"]),
-            ("backend", ["express", "node", "fastapi", "django", "flask", "spring", "go", "rails", "nest", "api"]),
-        ]
-        return table.first { $0.1.contains { t.contains($0) } }?.0 ?? "service"
-    }
-
-    static func defaultTechnology(_ kind: String) -> String {
-        switch kind {
-        case "frontend": "react"
-        case "database": "postgres"
-        case "cache": "redis"
-        case "queue": "rabbitmq"
-        default: "express"
-        }
     }
 }

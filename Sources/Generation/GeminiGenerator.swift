@@ -25,11 +25,15 @@ public struct GeminiGenerator {
         return "\(base)/v1beta/models/\(settings.geminiModel):generateContent"
     }
 
+    /// The system instruction: the output format and, from the `Catalogue`,
+    /// what each kind of component becomes (the brief's table says which is which).
     static let systemInstruction = """
     You are a senior software engineer. Generate a complete, runnable starter codebase for the architecture \
     you are given. Answer with JSON only: {"files": [{"path": "relative/path", "content": "file text"}]}. \
     Paths are relative, use '/', never start with '/', never contain '..' or '.git'. Include a README.md.
-    """
+    Each component in the brief's table says what it must become, following these rules:
+
+    """ + Catalogue.rules
 
     /// The request body: system instruction, the brief and the spec, JSON output with a schema.
     public func requestBody(instructions: String, spec: String) -> JSONValue {

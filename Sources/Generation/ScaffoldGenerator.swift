@@ -1,65 +1,112 @@
 import RunnerCore
 
-/// The offline, deterministic generator: a README with a Mermaid diagram, a
-/// starter per component fitting its technology, docker-compose.yml and
-/// .gitignore. Same spec in, same bytes out.
+/// The offline, deterministic generator. Every node becomes what the
+/// `Catalogue` says: frameworks a runnable starter in their own folder,
+/// infrastructure a docker-compose service (official image, volume,
+/// healthcheck), SaaS an integration module inside each connected service,
+/// hosting and CI/CD their files; edges become connection variables,
+/// `depends_on` and client libraries. Same spec in, same bytes out.
 public enum ScaffoldGenerator {
     /// The files for `spec`, as (relative path, content) pairs in a stable order.
     public static func files(for spec: ArchitectureSpec) -> [(path: String, content: String)] {
-        var files: [(String, String)] = [("README.md", readme(spec)), (".gitignore", gitignore),
-                                         ("docker-compose.yml", compose(spec))]
+        let plan = ScaffoldPlan(spec)
+        var files: [(String, String)] = []
+        var made: [String: [String]] = [:]
         for c in spec.components {
-            files += starter(for: c, in: spec).map { ("\(c.slug)/\($0.0)", $0.1) }
+            var own: [(String, String)] = []
+            switch c.entry.becomes {
+            case .framework:
+                guard let app = plan.app(c.id) else { continue }
+                let starter = app.framework.isFrontend ? FrontendStarters.files(app) : BackendStarters.files(app)
+                own = starter.map { ("\(c.slug)/\($0.0)", $0.1) }
+            case .infrastructure(let infra):
+                if infra.image != nil, infra.client == .postgres || infra.client == .mysql {
+                    own = [("\(c.slug)/init.sql", "-- Initial schema for \(c.name); runs on the first start of its volume.\nCREATE TABLE IF NOT EXISTS health_check (\n    id INTEGER PRIMARY KEY,\n    checked_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\n")]
+                }
+            case .integration(let g):
+                if c.componentId == "prometheus", g.localService != nil {
+                    own = [("\(c.slug)/prometheus.yml", prometheusConfig(c, plan: plan))]
+                }
+            case .hosting(let h): own = Deployment.hosting(h, c, plan: plan)
+            case .pipeline(let p): own = Deployment.pipeline(p, c, plan: plan)
+            }
+            made[c.id] = own.map(\.0)
+            files += own
         }
-        return files.map { (path: $0.0, content: $0.1) }
+        // Several hosting or pipeline nodes may name the same file: the first wins.
+        var seen = Set<String>()
+        files = files.filter { seen.insert($0.0).inserted }
+        let root = [("README.md", readme(spec, plan: plan, made: made)), (".gitignore", gitignore),
+                    ("docker-compose.yml", Compose.yaml(spec, plan: plan)), (".env.example", Compose.envExample(spec, plan: plan))]
+        return (root + files).map { (path: $0.0, content: $0.1) }
     }
 
-    static func flavour(_ c: Component) -> String {
-        let t = c.technology
-        if ["database", "cache", "queue", "storage"].contains(c.kind) { return c.kind }
-        if ["fastapi", "flask", "django", "python"].contains(where: t.contains) { return "python" }
-        if t.contains("go") && !t.contains("mongo") { return "go" }
-        if c.kind == "frontend" || ["react", "next", "vue", "svelte", "angular"].contains(where: t.contains) { return "web" }
-        return "node"
+    static func prometheusConfig(_ c: Component, plan: ScaffoldPlan) -> String {
+        let targets = plan.neighbours(c.id).compactMap { plan.app($0.id) }
+        var y = "global:\n  scrape_interval: 15s\n\nscrape_configs:\n"
+        for a in targets {
+            y += "  - job_name: \(a.component.slug)\n    metrics_path: /metrics\n    static_configs:\n      - targets: [\"\(a.component.slug):\(a.port)\"]\n"
+        }
+        return targets.isEmpty ? y + "  - job_name: prometheus\n    static_configs:\n      - targets: [\"localhost:9090\"]\n" : y
     }
 
-    static func port(_ c: Component, in spec: ArchitectureSpec) -> Int {
-        (spec.components.firstIndex(of: c) ?? 0) + (flavour(c) == "web" ? 3000 : 8000)
+    /// What was generated for `c`, in one line, for the README.
+    static func generatedLine(_ c: Component, plan: ScaffoldPlan, made: [String]) -> String {
+        switch c.entry.becomes {
+        case .framework:
+            guard let app = plan.app(c.id) else { return "" }
+            var s = "`\(c.slug)/`: \(app.framework.idiom), port \(app.port)"
+            if !app.env.isEmpty { s += "; configured with " + app.env.map { "`\($0.name)`" }.joined(separator: ", ") }
+            if !app.packages.isEmpty { s += "; client libraries " + app.packages.map { "`\($0.name)`" }.joined(separator: ", ") }
+            return s
+        case .infrastructure(let infra):
+            guard let image = infra.image else {
+                return "configuration only (managed service, no local stand-in): "
+                    + infra.connection.map { "`\($0.name)`" }.joined(separator: ", ") + " in `.env.example`"
+            }
+            return "docker-compose service `\(c.slug)` (`\(image)`\(infra.standIn ? ", a local stand-in" : ""), volume, healthcheck)"
+                + (made.isEmpty ? "" : ", " + made.map { "`\($0)`" }.joined(separator: ", "))
+        case .integration(let g):
+            let users = plan.apps.filter { a in a.integrations.contains { $0.0.id == c.entry.id } }
+            var s = users.isEmpty ? "not connected to a service: its variables are in `.env.example`; connect it in the diagram to get an integration module"
+                : "integration module in " + users.map { "`\($0.component.slug)/`" }.joined(separator: ", ")
+            if let local = g.localService?.image { s += "; docker-compose service `\(c.slug)` (`\(local)`)" }
+            return s
+        case .hosting, .pipeline:
+            return made.isEmpty ? "nothing to deploy: no framework in the diagram" : made.map { "`\($0)`" }.joined(separator: ", ")
+        }
     }
 
-    static func envVar(_ c: Component) -> String {
-        c.slug.uppercased().replacingOccurrences(of: "-", with: "_") + "_URL"
-    }
-
-    static func dependencies(of c: Component, in spec: ArchitectureSpec) -> [Component] {
-        spec.connections.filter { $0.from == c.id }.compactMap { spec.component($0.to) }
-    }
-
-    static func readme(_ spec: ArchitectureSpec) -> String {
+    static func readme(_ spec: ArchitectureSpec, plan: ScaffoldPlan, made: [String: [String]]) -> String {
         var md = "# \(spec.name)\n\n"
         if !spec.description.isEmpty { md += spec.description + "\n\n" }
-        md += "Generated by agent-runner from an Architex architecture diagram.\n\n## Components\n\n"
+        if let prompt = spec.prompt { md += "> \(prompt.replacingOccurrences(of: "\n", with: "\n> "))\n\n" }
+        md += "Generated by agent-runner from an Architex architecture diagram.\n\n## Diagram\n\n```mermaid\nflowchart LR\n"
+        for (i, c) in spec.components.enumerated() {
+            md += "    n\(i)[\"\(c.name.replacingOccurrences(of: "\"", with: "'")) (\(c.entry.name))\"]\n"
+        }
+        for e in spec.connections {
+            guard let a = spec.components.firstIndex(where: { $0.id == e.from }),
+                  let b = spec.components.firstIndex(where: { $0.id == e.to }) else { continue }
+            md += "    n\(a) --> n\(b)\n"
+        }
+        md += "```\n\n## Components\n\n| component | what it is | what was generated |\n|---|---|---|\n"
         for c in spec.components {
-            md += "- **\(c.name)** (`\(c.slug)/`): \(c.kind), \(c.technology)\n"
+            md += "| \(cell(c.name)) | \(c.entry.name) (\(c.entry.category.rawValue)) | \(cell(generatedLine(c, plan: plan, made: made[c.id] ?? []))) |\n"
         }
         md += "\n## Connections\n\n"
         if spec.connections.isEmpty { md += "None.\n" }
         for e in spec.connections {
-            md += "- \(spec.component(e.from)!.name) → \(spec.component(e.to)!.name)"
+            md += "- \(spec.component(e.from)?.name ?? e.from) → \(spec.component(e.to)?.name ?? e.to)"
             md += (e.label.map { " (\($0))" } ?? "") + "\n"
         }
-        md += "\n```mermaid\nflowchart LR\n"
-        for (i, c) in spec.components.enumerated() {
-            md += "    n\(i)[\"\(c.name.replacingOccurrences(of: "\"", with: "'"))\"]\n"
-        }
-        for e in spec.connections {
-            let a = spec.components.firstIndex { $0.id == e.from }!
-            let b = spec.components.firstIndex { $0.id == e.to }!
-            md += "    n\(a) --> n\(b)\n"
-        }
-        md += "```\n\n## Run it\n\n```sh\ndocker compose up --build\n```\n\n"
-        md += "Each component's folder has its own README with how to run it alone.\n"
+        md += "\n## Run it\n\n```sh\ncp .env.example .env   # fill in the SaaS keys\ndocker compose up --build\n```\n\n"
+        md += "Each service's folder has its own README with how to run it alone.\n"
         return md
+    }
+
+    static func cell(_ s: String) -> String {
+        s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
     }
 
     static let gitignore = """
@@ -67,104 +114,20 @@ public enum ScaffoldGenerator {
     dist/
     build/
     .next/
+    .nuxt/
+    .output/
+    .svelte-kit/
+    .astro/
+    target/
+    vendor/
     __pycache__/
     *.pyc
     .venv/
     .env
     *.log
     .DS_Store
+    .terraform/
+    *.tfstate*
 
     """
-
-    static func compose(_ spec: ArchitectureSpec) -> String {
-        var y = "services:\n"
-        for c in spec.components {
-            y += "  \(c.slug):\n"
-            switch flavour(c) {
-            case "database":
-                let mongo = c.technology.contains("mongo")
-                let mysql = c.technology.contains("mysql") || c.technology.contains("maria")
-                y += mongo ? "    image: mongo:7\n" : mysql ? "    image: mysql:8\n" : "    image: postgres:16\n"
-                if !mongo {
-                    y += mysql ? "    environment:\n      MYSQL_ROOT_PASSWORD: dev\n      MYSQL_DATABASE: app\n"
-                        : "    environment:\n      POSTGRES_PASSWORD: dev\n      POSTGRES_DB: app\n"
-                }
-            case "cache": y += "    image: redis:7\n"
-            case "queue": y += c.technology.contains("kafka") ? "    image: bitnami/kafka:3.7\n" : "    image: rabbitmq:3-management\n"
-            case "storage": y += "    image: minio/minio\n    command: server /data\n"
-            default:
-                let p = port(c, in: spec)
-                y += "    build: ./\(c.slug)\n    ports:\n      - \"\(p):\(p)\"\n    environment:\n      PORT: \"\(p)\"\n"
-                for d in dependencies(of: c, in: spec) { y += "      \(envVar(d)): \"\(url(d, in: spec))\"\n" }
-                let deps = dependencies(of: c, in: spec)
-                if !deps.isEmpty { y += "    depends_on:\n" + deps.map { "      - \($0.slug)\n" }.joined() }
-            }
-        }
-        return y
-    }
-
-    static func url(_ c: Component, in spec: ArchitectureSpec) -> String {
-        switch flavour(c) {
-        case "database":
-            if c.technology.contains("mongo") { return "mongodb://\(c.slug):27017/app" }
-            if c.technology.contains("mysql") || c.technology.contains("maria") { return "mysql://root:dev@\(c.slug):3306/app" }
-            return "postgres://postgres:dev@\(c.slug):5432/app"
-        case "cache": return "redis://\(c.slug):6379"
-        case "queue": return c.technology.contains("kafka") ? "\(c.slug):9092" : "amqp://guest:guest@\(c.slug):5672"
-        case "storage": return "http://\(c.slug):9000"
-        default: return "http://\(c.slug):\(port(c, in: spec))"
-        }
-    }
-
-    static func starter(for c: Component, in spec: ArchitectureSpec) -> [(String, String)] {
-        let p = port(c, in: spec)
-        let deps = dependencies(of: c, in: spec)
-        let envList = deps.map { "- `\(envVar($0))`: \($0.name) (default `\(url($0, in: spec))`)" }.joined(separator: "\n")
-        let readme = "# \(c.name)\n\n\(c.kind), \(c.technology).\n\n" + (deps.isEmpty ? "" : "Connects to:\n\n\(envList)\n\n")
-        switch flavour(c) {
-        case "python":
-            let deps = deps.map { "    \"\(envVar($0))\": os.environ.get(\"\(envVar($0))\", \"\(url($0, in: spec))\"),\n" }.joined()
-            return [
-                ("README.md", readme + "```sh\npip install -r requirements.txt\nuvicorn main:app --port \(p)\n```\n"),
-                ("requirements.txt", "fastapi==0.115.0\nuvicorn==0.30.6\n"),
-                ("main.py", "import os\n\nfrom fastapi import FastAPI\n\napp = FastAPI(title=\"\(c.name)\")\n\nDEPENDENCIES = {\n\(deps)}\n\n\n@app.get(\"/health\")\ndef health():\n    return {\"status\": \"ok\", \"service\": \"\(c.slug)\", \"dependencies\": sorted(DEPENDENCIES)}\n"),
-                ("Dockerfile", "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\nCOPY . .\nCMD [\"sh\", \"-c\", \"uvicorn main:app --host 0.0.0.0 --port ${PORT:-\(p)}\"]\n"),
-            ]
-        case "go":
-            return [
-                ("README.md", readme + "```sh\ngo run .\n```\n"),
-                ("go.mod", "module \(c.slug)\n\ngo 1.22\n"),
-                ("main.go", "package main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n\t\"os\"\n)\n\nfunc main() {\n\tport := os.Getenv(\"PORT\")\n\tif port == \"\" {\n\t\tport = \"\(p)\"\n\t}\n\thttp.HandleFunc(\"/health\", func(w http.ResponseWriter, r *http.Request) {\n\t\tfmt.Fprint(w, `{\"status\":\"ok\",\"service\":\"\(c.slug)\"}`)\n\t})\n\thttp.ListenAndServe(\":\"+port, nil)\n}\n"),
-                ("Dockerfile", "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN CGO_ENABLED=0 go build -o /app .\nFROM gcr.io/distroless/static\nCOPY --from=build /app /app\nCMD [\"/app\"]\n"),
-            ]
-        case "web":
-            let api = deps.first.map { "process.env.\(envVar($0)) || \"\(url($0, in: spec))\"" } ?? "\"\""
-            return [
-                ("README.md", readme + "```sh\nnpm install\nnpm start\n```\n"),
-                ("package.json", "{\n  \"name\": \"\(c.slug)\",\n  \"version\": \"0.1.0\",\n  \"private\": true,\n  \"scripts\": {\n    \"start\": \"node server.js\"\n  }\n}\n"),
-                ("server.js", "// Serves the \(c.name) front end and tells it where its API lives.\nconst http = require(\"http\");\nconst fs = require(\"fs\");\nconst path = require(\"path\");\n\nconst port = process.env.PORT || \(p);\nconst api = \(api);\n\nhttp.createServer((req, res) => {\n  if (req.url === \"/config.json\") {\n    res.setHeader(\"content-type\", \"application/json\");\n    return res.end(JSON.stringify({ api }));\n  }\n  res.setHeader(\"content-type\", \"text/html\");\n  res.end(fs.readFileSync(path.join(__dirname, \"public\", \"index.html\")));\n}).listen(port, () => console.log(`\(c.slug) on :${port}`));\n"),
-                ("public/index.html", "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>\(htmlEscape(c.name))</title></head>\n<body>\n  <h1>\(htmlEscape(c.name))</h1>\n  <p id=\"api\"></p>\n  <script>\n    fetch(\"/config.json\").then(r => r.json()).then(c => { document.getElementById(\"api\").textContent = \"API: \" + c.api; });\n  </script>\n</body>\n</html>\n"),
-                ("Dockerfile", "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nCMD [\"node\", \"server.js\"]\n"),
-            ]
-        case "node":
-            let depLines = deps.map { "  \(envVar($0)): process.env.\(envVar($0)) || \"\(url($0, in: spec))\",\n" }.joined()
-            return [
-                ("README.md", readme + "```sh\nnpm install\nnpm start\n```\n"),
-                ("package.json", "{\n  \"name\": \"\(c.slug)\",\n  \"version\": \"0.1.0\",\n  \"private\": true,\n  \"scripts\": {\n    \"start\": \"node index.js\"\n  }\n}\n"),
-                ("index.js", "// \(c.name): \(c.technology) service.\nconst http = require(\"http\");\n\nconst port = process.env.PORT || \(p);\nconst dependencies = {\n\(depLines)};\n\nhttp.createServer((req, res) => {\n  res.setHeader(\"content-type\", \"application/json\");\n  if (req.url === \"/health\") {\n    return res.end(JSON.stringify({ status: \"ok\", service: \"\(c.slug)\", dependencies: Object.keys(dependencies) }));\n  }\n  res.statusCode = 404;\n  res.end(JSON.stringify({ error: \"not found\" }));\n}).listen(port, () => console.log(`\(c.slug) on :${port}`));\n"),
-                ("Dockerfile", "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nCMD [\"node\", \"index.js\"]\n"),
-            ]
-        default:
-            var files = [("README.md", readme + "Started by the root `docker-compose.yml`; local URL: `\(url(c, in: spec))`.\n")]
-            if c.kind == "database", !c.technology.contains("mongo") {
-                files.append(("init.sql", "-- Initial schema for \(c.name).\nCREATE TABLE IF NOT EXISTS health_check (\n    id SERIAL PRIMARY KEY,\n    checked_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\n"))
-            }
-            return files
-        }
-    }
-
-    static func htmlEscape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
 }

@@ -32,6 +32,7 @@ struct Pipeline {
         let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName,
                                         fallbackPrompt: ticket.prompt)
         out.log("architecture '\(spec.name)': \(spec.components.count) components, \(spec.connections.count) connections")
+        for note in spec.notes { out.log("catalogue: " + note) }
         try writeInputs(spec)
         lap("sandboxMs")
 

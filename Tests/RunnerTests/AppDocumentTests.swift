@@ -54,6 +54,11 @@ import Testing
         }
         #expect(done["created_at"]?.dateMilliseconds == job["created_at"]?.dateMilliseconds)
         #expect(done["projectId"] == nil && done["createdAt"] == nil)
+        // The pushed tree follows the catalogue: starters, compose services, modules, deployment files.
+        let tree = Set(try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"]).split(separator: "\n").map(String.init))
+        #expect(tree.isSuperset(of: ["next-js/package.json", "fastapi/main.py", "go/go.mod", "fastapi/integrations/stripe.py",
+                                     "next-js/vercel.json", ".github/workflows/ci.yml", ".env.example", "docker-compose.yml"]))
+        #expect(!tree.contains { $0.hasPrefix("stripe/") || $0.hasPrefix("postgresql/Dockerfile") || $0.hasPrefix("clerk/") })
         // The job's prompt reached the brief, with the description.
         let brief = try String(contentsOfFile: h.workspace(jobId) + "/input/instructions.md", encoding: .utf8)
         #expect(brief.contains("Hosts list rooms; guests book them."))
@@ -91,6 +96,31 @@ import Testing
         #expect(message.contains("Generate Shop from"), "\(message)")
         let project = try await h.store.project(["$oid": .string(oid)])
         #expect(project?["jobIds"]?.arrayValue == [.string(jobId)], "the success is recorded on the ObjectId project")
+    }
+
+    @Test func demoIdsOutsideThePaletteRunAndTheLogSaysHowTheyWereRead() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let projectId = UUID().uuidString.lowercased()
+        try await insert(h, "projects", ["_id": .string(projectId), "name": "Demo", "github_repo_url": .string("file://" + h.remote)])
+        let spec: JSONValue = [
+            "name": "Demo", "description": "A demo with ids outside the palette",
+            "nodes": [["id": "1", "type": "express", "data": ["label": "API", "componentId": "express", "category": "backend"]],
+                      ["id": "2", "type": "postgres", "data": ["label": "Database", "componentId": "postgres", "category": "database"]],
+                      ["id": "3", "type": "custom", "data": ["label": "Auth", "componentId": "auth", "category": "auth"]]],
+            "edges": [["id": "a", "source": "1", "target": "2"], ["id": "b", "source": "1", "target": "3"]],
+        ]
+        try await insert(h, "jobs", ["_id": "demo-job", "project_id": .string(projectId), "architecture_spec": spec,
+                                     "status": "pending", "logs": [], "created_at": .date(Date())])
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"]).status == 0)
+        let done = try await h.job("demo-job")
+        #expect(done["status"]?.stringValue == "done", "\(done.prettyString)")
+        let logs = done["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(logs.contains { $0.contains("catalogue: node 2: 'postgres' is not a palette id; read as PostgreSQL") })
+        #expect(logs.contains { $0.contains("catalogue: node 3:") && $0.contains("category 'auth'") })
+        let compose = try await Git.run(["-C", h.remote, "show", "main:docker-compose.yml"])
+        #expect(compose.contains("image: postgres:16"))
     }
 
     @Test func jobWithoutAnyProjectReferenceFailsNamingBothFields() async throws {
