@@ -74,7 +74,7 @@ extension BackendStarters {
         let p = app.port
         let list = names(app).map { "\"\($0)\"" }.joined(separator: ", ")
         return [
-            readme(app, run: "bundle install\nbundle exec rackup -p \(p)"),
+            readme(app, run: "bundle install\nbundle exec puma -p \(p) config.ru"),
             ("Gemfile", Manifests.gemfile([Package("rails", "~> 7.1"), Package("puma", "~> 6.4")], extra: app.packages)),
             ("config.ru", "require_relative \"config/environment\"\n\nrun Rails.application\n"),
             ("config/application.rb", """
@@ -104,7 +104,7 @@ extension BackendStarters {
             end
 
             """),
-            ("Dockerfile", "FROM ruby:3.3-slim\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nWORKDIR /app\nCOPY Gemfile .\nRUN bundle install\nCOPY . .\nEXPOSE \(p)\nCMD [\"sh\", \"-c\", \"bundle exec rackup -o 0.0.0.0 -p ${PORT:-\(p)}\"]\n"),
+            ("Dockerfile", "FROM ruby:3.3-slim\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nWORKDIR /app\nCOPY Gemfile .\nRUN bundle install\nCOPY . .\nEXPOSE \(p)\nCMD [\"sh\", \"-c\", \"bundle exec puma -b tcp://0.0.0.0:${PORT:-\(p)} config.ru\"]\n"),
         ]
     }
 
@@ -137,6 +137,12 @@ extension BackendStarters {
             });
 
             """),
+            // Laravel writes compiled views, caches and sessions here.
+            ("storage/framework/cache/.gitignore", "*\n!.gitignore\n"),
+            ("storage/framework/sessions/.gitignore", "*\n!.gitignore\n"),
+            ("storage/framework/views/.gitignore", "*\n!.gitignore\n"),
+            ("storage/logs/.gitignore", "*\n!.gitignore\n"),
+            ("bootstrap/cache/.gitignore", "*\n!.gitignore\n"),
             ("public/index.php", "<?php\n\nuse Illuminate\\Http\\Request;\n\nrequire __DIR__.'/../vendor/autoload.php';\n\n(require_once __DIR__.'/../bootstrap/app.php')->handleRequest(Request::capture());\n"),
             ("Dockerfile", "FROM composer:2 AS deps\nWORKDIR /app\nCOPY composer.json .\nRUN composer install --no-dev --no-scripts --ignore-platform-reqs\n\nFROM php:8.3-cli\nWORKDIR /app\nCOPY --from=deps /app/vendor ./vendor\nCOPY . .\nEXPOSE \(p)\nCMD [\"sh\", \"-c\", \"php artisan serve --host=0.0.0.0 --port=${PORT:-\(p)}\"]\n"),
         ]
