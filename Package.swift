@@ -79,6 +79,7 @@ let package = Package(
             "RunnerCore", "JobStore", "SupervisorKit",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "Dashboard", dependencies: [
             "DashboardKit", "RunnerCore", "JobStore", "SupervisorKit",

@@ -2,6 +2,7 @@ import Foundation
 import JobStore
 import Logging
 import RunnerCore
+import ServiceLifecycle
 
 /// Fans the jobs collection's change stream out to the open live views.
 /// Each subscriber gets an `AsyncStream` of wake-ups: one per change of its
@@ -18,6 +19,7 @@ public final class ChangeHub: Sendable {
         var next = 0
         var subscribers: [Int: Subscriber] = [:]
         var streamUp = false
+        var closed = false
     }
 
     private let state = Locked(State())
@@ -65,7 +67,7 @@ public final class ChangeHub: Sendable {
     public func subscribe(jobId: String?) -> AsyncStream<Void>? {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let key: Int? = state.withLock { s in
-            guard s.subscribers.count < capacity else { return nil }
+            guard !s.closed, s.subscribers.count < capacity else { return nil }
             s.next += 1
             s.subscribers[s.next] = Subscriber(jobId: jobId, continuation: continuation)
             return s.next
@@ -86,8 +88,28 @@ public final class ChangeHub: Sendable {
         return stream
     }
 
+    /// Ends every live view and refuses new ones (the server is shutting down).
+    public func close() {
+        let all = state.withLock { s in
+            s.closed = true
+            defer { s.subscribers = [:] }
+            return Array(s.subscribers.values)
+        }
+        for sub in all { sub.continuation.finish() }
+    }
+
     /// How many live views are open.
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+}
+
+/// Closes the hub's live views at graceful shutdown: their event streams
+/// never end by themselves, and the server waits for open responses.
+struct LiveViewCloser: Service {
+    let hub: ChangeHub
+    func run() async throws {
+        try? await gracefulShutdown()
+        hub.close()
+    }
 }
 
 /// Works out which log lines are new between two reads of a capped log

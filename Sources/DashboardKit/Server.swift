@@ -3,6 +3,7 @@ import Hummingbird
 import JobStore
 import Logging
 import RunnerCore
+import ServiceLifecycle
 
 /// Per-request state: who is signed in.
 public struct DashboardContext: RequestContext {
@@ -59,7 +60,11 @@ public final class Dashboard: Sendable {
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)
-        try await app.runService()
+        // Graceful shutdown runs in reverse order: first the live views end
+        // (their streams would keep the server waiting), then the server.
+        let group = ServiceGroup(configuration: .init(
+            services: [app, LiveViewCloser(hub: hub)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     // MARK: responses

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 import urllib.parse
 
 import pytest
@@ -227,7 +228,7 @@ def test_api_job_and_sse_stream(dashboard, database):
     def next_event():
         name, data = None, None
         while True:
-            line = stream.fp.readline().decode().rstrip("\n")
+            line = stream.readline().decode().rstrip("\n")
             if line.startswith("event: "):
                 name = line[7:]
             elif line.startswith("data: "):
@@ -293,3 +294,31 @@ def test_app_shaped_documents_are_listed_and_linked(session, database):
     assert 'href="/jobs/%s"' % job in page
     r, body = session.get("/api/projects/" + quote(project))
     assert [j["id"] for j in json.loads(body)["jobs"]] == [job]
+
+
+def test_sigterm_ends_open_event_streams_and_stops(database):
+    proc, url, log = start_dashboard({"MONGO_DB_NAME": database.name, "DASHBOARD_TOKEN": TOKEN})
+    try:
+        c = Client(url)
+        conn = http.client.HTTPConnection(c.host, c.port, timeout=30)
+        conn.request("GET", "/api/events", headers={"Authorization": "Bearer " + TOKEN})
+        stream = conn.getresponse()
+        assert stream.status == 200
+        assert stream.readline().startswith(b": stream open")
+        proc.terminate()
+        # The stream ends (EOF) instead of holding the shutdown up (a stream
+        # left open would go on with events every 15 s: stop reading after 20 s).
+        deadline = time.monotonic() + 20
+        ended = False
+        while time.monotonic() < deadline:
+            if not stream.readline():
+                ended = True
+                break
+        assert ended, "the event stream stayed open after SIGTERM"
+        assert proc.wait(30) == 0
+        conn.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.unlink()
