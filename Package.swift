@@ -87,7 +87,9 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "DashboardTests", dependencies: ["DashboardKit", "RunnerCore", "JobStore"]),
+        .testTarget(name: "DashboardTests", dependencies: [
+            "DashboardKit", "RunnerCore", "JobStore", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "RunnerTests", dependencies: [
             "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit",
         ]),

@@ -68,7 +68,11 @@ extension Dashboard {
                 return Self.jsonError("too many live views are open", status: .serviceUnavailable)
             }
             return Self.eventStream { send in
-                for await _ in wakeups { try await send(SSE.event("change", ["changeStream": .bool(self.hub.streamUp)])) }
+                for await _ in wakeups {
+                    try await send(SSE.event("change", ["changeStream": .bool(self.hub.streamUp)]))
+                    // At most one event a second: changes meanwhile coalesce into the next.
+                    try? await Task.sleep(for: .seconds(1))
+                }
             }
         }
         for action in ["retry", "cancel"] {

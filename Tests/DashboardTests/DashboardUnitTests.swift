@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RunnerCore
 import Testing
 @testable import DashboardKit
@@ -116,5 +117,42 @@ import Testing
         #expect(plain["createdAt"]?.stringValue?.hasPrefix("2026-01-02T03:04:05") == true)
         #expect(plain["n"] == 5)
         #expect(plain["list"] == ["aa"])
+    }
+}
+
+@Suite struct ChangeHubTests {
+    static let logger = Logger(label: "test")
+
+    @Test func withoutAChangeStreamViewsArePolled() async {
+        let hub = ChangeHub(pool: nil, pollInterval: .milliseconds(50), keepAlive: .seconds(3600), logger: Self.logger)
+        #expect(!hub.streamUp)
+        guard let stream = hub.subscribe(jobId: "a") else { Issue.record("refused"); return }
+        var wakeups = 0
+        for await _ in stream {
+            wakeups += 1
+            if wakeups == 3 { break }   // one at once, then the polling ticks
+        }
+        #expect(wakeups == 3)
+    }
+
+    @Test func changesWakeTheirJobsViewsAndCloseEndsThem() async {
+        let hub = ChangeHub(pool: nil, pollInterval: .seconds(3600), keepAlive: .seconds(3600), capacity: 2,
+                            logger: Self.logger)
+        guard let a = hub.subscribe(jobId: "a"), let all = hub.subscribe(jobId: nil) else {
+            Issue.record("refused"); return
+        }
+        #expect(hub.subscribe(jobId: "c") == nil)   // capacity
+        var ia = a.makeAsyncIterator(), iall = all.makeAsyncIterator()
+        _ = await ia.next(); _ = await iall.next()   // the initial wake-ups
+        hub.publish(jobId: "a")
+        #expect(await ia.next() != nil)
+        #expect(await iall.next() != nil)
+        hub.publish(jobId: "b")                      // another job: only the all-jobs view
+        #expect(await iall.next() != nil)
+        hub.close()
+        #expect(await ia.next() == nil)              // ended: the response finishes
+        #expect(await iall.next() == nil)
+        #expect(hub.subscribe(jobId: "a") == nil)
+        #expect(hub.subscriberCount == 0)
     }
 }
