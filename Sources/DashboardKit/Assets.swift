@@ -48,6 +48,8 @@ enum Assets {
     ol.stages li { padding: .2rem .7rem; border-radius: 999px; border: 1px solid var(--line); color: var(--muted); background: var(--card); }
     ol.stages li.passed { color: var(--done); border-color: var(--done); }
     ol.stages li.current { color: #fff; background: var(--running); border-color: var(--running); }
+    ol.stages li.current.end-failed { background: var(--failed); border-color: var(--failed); }
+    ol.stages li.current.end-cancelled { background: var(--cancelled); border-color: var(--cancelled); }
     table.timings { width: auto; min-width: 16rem; }
     pre#log { background: #12161f; color: #dfe6f3; padding: .8rem 1rem; border-radius: 8px; max-height: 32rem; overflow: auto;
               font: 13px/1.45 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap; overflow-wrap: anywhere; }

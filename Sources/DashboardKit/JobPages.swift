@@ -93,9 +93,13 @@ enum JobPages {
     /// The stages passed (current one marked) and metadata.timings.
     static func timeline(_ job: JSONValue) -> HTML {
         let stage = job["stage"]?.stringValue
+        let status = job["status"]?.stringValue ?? ""
         let current = stage.flatMap { stages.firstIndex(of: $0) }
+        // A failed or cancelled job's `finished` does not say which stages it passed.
+        let ended = ["failed", "cancelled"].contains(status) && stage == "finished"
         let items: [HTML] = stages.enumerated().map { i, s in
-            let state = current.map { i < $0 ? "passed" : i == $0 ? "current" : "ahead" } ?? "ahead"
+            var state = current.map { i < $0 ? (ended ? "ahead" : "passed") : i == $0 ? "current" : "ahead" } ?? "ahead"
+            if i == current, ended { state += " end-\(status)" }
             return "<li class=\"stage \(state)\" data-stage=\"\(s)\">\(s)</li>"
         }
         let timings = job["metadata"]?["timings"]?.objectValue ?? [:]

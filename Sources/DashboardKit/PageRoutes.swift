@@ -160,6 +160,8 @@ extension Dashboard {
         }
         guard ConstantTime.equals(form["token"] ?? "", token) else {
             logger.warning("sign-in refused: wrong token")
+            // Slows guessing down; the comparison itself reveals nothing.
+            try? await Task.sleep(for: .milliseconds(300))
             return signInForm(request, next: next, failed: true, status: .unauthorized)
         }
         let session = sessions.create()
