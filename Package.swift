@@ -37,6 +37,8 @@ let package = Package(
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // RS256 for GitHub App JWTs (job child only, like libcurl).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Tiny C shims: macros, variadics and fork/exec that Swift cannot express safely.
         .target(name: "CShims", dependencies: ["CSeccomp"]),
         // Typed wrappers for variadic libcurl and libgit2 calls, kept apart so that
@@ -52,7 +54,7 @@ let package = Package(
         // Self-confinement of the job child: Landlock, seccomp, rlimits.
         .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
         // Spec/instructions builders, generators and the safe tree writer.
-        .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
+        .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims", "COpenSSL"]),
         // Commit and push with libgit2.
         .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.

@@ -3,7 +3,8 @@
 // event. It never talks to MongoDB; secrets arrive only in the ticket.
 // `agent-runner-job --self-test` instead proves the confinement on this host
 // (run by `agent-runner doctor`): see SandboxSelfTest; `--probe` runs the
-// doctor's checks of cline, Gemini and libgit2: see ToolProbe.
+// doctor's checks of cline, Gemini and libgit2: see ToolProbe; `--github-app-token`
+// mints a push token for the supervisor: see GitHubAppTokenMode.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,7 @@ import Sandbox
 
 if CommandLine.arguments.dropFirst().first == "--self-test" { exit(SandboxSelfTest.run()) }
 if CommandLine.arguments.dropFirst().first == "--probe" { exit(ToolProbe.run()) }
+if CommandLine.arguments.dropFirst().first == "--github-app-token" { exit(GitHubAppTokenMode.run()) }
 signal(SIGPIPE, SIG_IGN)
 ParentWatch.start()
 var input = [UInt8]()

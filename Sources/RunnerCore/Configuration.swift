@@ -27,6 +27,8 @@ public struct RunnerConfiguration: Sendable {
     public var geminiAPIBase: String
     public var geminiTimeoutSeconds: Int
     public var githubToken: String?
+    /// Where http(s) push tokens come from (GIT_TOKEN_SOURCE and its settings).
+    public var gitToken: GitTokenSettings
     public var pollSeconds: Double
     public var workdirRoot: String
     public var gitAuthorName: String
@@ -102,7 +104,9 @@ public struct RunnerConfiguration: Sendable {
         ("LOG_FORMAT", "text"), ("LOG_LEVEL", "info"), ("AGENT_RUNNER_JOB_PATH", ""), ("JOB_LOG_CAP", "1000"),
         ("JOB_UID_RANGE", ""), ("CLINE_PROVIDER", ""), ("CLINE_MODEL", ""), ("CLINE_API_KEY", ""),
         ("JOB_NETWORK", "proxy"), ("JOB_EGRESS_ALLOW", ""), ("JOB_MAX_PROCESSES", "256"),
-        ("DASHBOARD_TOKEN", ""),
+        ("DASHBOARD_TOKEN", ""), ("GIT_TOKEN_SOURCE", "env"), ("GIT_TOKEN_USER_COLLECTION", "users"),
+        ("GIT_TOKEN_USER_FIELD", "github_access_token"), ("GITHUB_APP_ID", ""), ("GITHUB_APP_PRIVATE_KEY_FILE", ""),
+        ("GITHUB_API_URL", "https://api.github.com"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -123,6 +127,10 @@ public struct RunnerConfiguration: Sendable {
         }
         geminiTimeoutSeconds = try r.int("GEMINI_TIMEOUT_SECONDS", 1...3600)
         githubToken = r.optional("GITHUB_TOKEN")
+        gitToken = try GitTokenSettings(source: r.string("GIT_TOKEN_SOURCE"), userCollection: r.string("GIT_TOKEN_USER_COLLECTION"),
+                                        userField: r.string("GIT_TOKEN_USER_FIELD"), appId: r.optional("GITHUB_APP_ID"),
+                                        appPrivateKeyFile: r.optional("GITHUB_APP_PRIVATE_KEY_FILE"),
+                                        apiURL: r.string("GITHUB_API_URL"))
         pollSeconds = try r.double("RUNNER_POLL_SECONDS", 0.05...3600)
         workdirRoot = r.string("WORKDIR_ROOT")
         guard workdirRoot.hasPrefix("/") else { throw ConfigurationError("WORKDIR_ROOT", "must be an absolute path") }

@@ -79,7 +79,15 @@ struct Doctor: AsyncParsableCommand {
             let freeMB = Int(fs.f_bavail) * Int(fs.f_frsize) / 1_048_576
             report(freeMB < 1024 ? "warn" : "ok", "free space under \(probe): \(freeMB) MB")
         }
-        report(config.githubToken == nil ? "warn" : "ok", "GITHUB_TOKEN \(config.githubToken == nil ? "not set: http(s) pushes are skipped" : "set")")
+        switch config.gitToken.source {
+        case .env:
+            report(config.githubToken == nil ? "warn" : "ok", "GIT_TOKEN_SOURCE=env: GITHUB_TOKEN \(config.githubToken == nil ? "not set: http(s) pushes are skipped" : "set")")
+        case .user:
+            report("ok", "GIT_TOKEN_SOURCE=user: each job's user's token from \(config.gitToken.userCollection).\(config.gitToken.userField)")
+        case .githubApp:
+            report("ok", "GIT_TOKEN_SOURCE=github-app: app \(config.gitToken.appId ?? "-") at \(config.gitToken.apiURL), "
+                + "installation tokens minted per job by the job child's --github-app-token")
+        }
         if failed { throw ExitCode(1) }
     }
 

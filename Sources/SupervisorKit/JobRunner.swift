@@ -24,7 +24,7 @@ struct JobRunner: Sendable {
     func run(_ job: ClaimedJob) async {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.idText)"
-        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
+        var redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
         let workspace = config.workdirRoot + "/" + WorkspaceName.of(job.idText)
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
@@ -35,7 +35,10 @@ struct JobRunner: Sendable {
                 _ = try await store.deferForProject(job, leaseSeconds: config.leaseSeconds)
                 return
             }
-            let ticket = Array(try JSONEncoder().encode(try await makeTicket(job, workspace: workspace)))
+            let jobTicket = try await makeTicket(job, workspace: workspace)
+            // A per-job push token (GIT_TOKEN_SOURCE user or github-app) is hidden like the others.
+            redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 } + jobTicket.secrets.values)
+            let ticket = Array(try JSONEncoder().encode(jobTicket))
             // Workspace preparation and fork/exec block: they run on a thread of their own.
             let (child, identity) = try await onDedicatedThread { [config, childPath] in
                 try? FileManager.default.removeItem(atPath: workspace)
@@ -80,7 +83,8 @@ struct JobRunner: Sendable {
         return JobTicket(jobId: job.idText, attempt: job.attempt,
                          projectName: project.name ?? "project", repoURL: project.repoURL,
                          architectureSpec: spec, workspace: workspace, settings: ChildSettings(config),
-                         secrets: ChildSecrets(githubToken: config.githubToken, geminiAPIKey: config.geminiAPIKey),
+                         secrets: ChildSecrets(githubToken: try await pushToken(for: job, repoURL: project.repoURL),
+                                               geminiAPIKey: config.geminiAPIKey),
                          prompt: job.job.prompt)
     }
 

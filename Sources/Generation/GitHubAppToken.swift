@@ -1,0 +1,113 @@
+import COpenSSL
+import Foundation
+import RunnerCore
+
+/// Mints a GitHub App installation token for one repository (runs in
+/// `agent-runner-job --github-app-token`, never in the supervisor): an RS256
+/// JWT from the app's private key, the repository's installation, then an
+/// installation token limited to that repository with `contents: write`
+/// (GitHub gives it an hour at most). Nothing is written anywhere.
+public enum GitHubAppToken {
+    /// A failure with the HTTP status that refused (0: no answer).
+    public struct Failure: Error, CustomStringConvertible {
+        public let status: Int
+        public let message: String
+        public var description: String { status == 0 ? message : "HTTP \(status): \(message)" }
+    }
+
+    /// Runs the two API calls; never throws (the reply says what failed).
+    public static func mint(_ request: GitHubAppTokenRequest, now: Date = Date()) -> GitHubAppTokenReply {
+        do {
+            let jwt = try self.jwt(appId: request.appId, privateKeyPEM: request.privateKeyPEM, now: now)
+            var base = request.apiURL
+            while base.hasSuffix("/") { base.removeLast() }
+            let installation = try call("\(base)/repos/\(request.owner)/\(request.repository)/installation", jwt: jwt, body: nil)
+            guard let id = installation["id"]?.intValue else {
+                throw Failure(status: 0, message: "the installation answer has no id")
+            }
+            let body: JSONValue = ["repositories": [.string(request.repository)], "permissions": ["contents": "write"]]
+            let token = try call("\(base)/app/installations/\(id)/access_tokens", jwt: jwt, body: Data(body.jsonString.utf8))
+            guard let value = token["token"]?.stringValue, !value.isEmpty else {
+                throw Failure(status: 0, message: "the access-token answer has no token")
+            }
+            return GitHubAppTokenReply(token: value, expiresAt: token["expires_at"]?.stringValue)
+        } catch let f as Failure {
+            return GitHubAppTokenReply(status: f.status, error: f.message)
+        } catch {
+            return GitHubAppTokenReply(status: 0, error: "\(error)")
+        }
+    }
+
+    static func call(_ url: String, jwt: String, body: Data?) throws -> JSONValue {
+        let headers = ["Authorization: Bearer \(jwt)", "Accept: application/vnd.github+json",
+                       "X-GitHub-Api-Version: 2022-11-28", "User-Agent: agent-runner", "Content-Type: application/json"]
+        let response: HTTPResponse
+        do {
+            response = try CurlEasy().post(url, headers: headers, body: body, connectTimeout: 10, totalTimeout: 30,
+                                           maxResponseBytes: 1 << 20)
+        } catch let e as CurlError {
+            throw Failure(status: 0, message: e.message)
+        }
+        let json = try? JSONValue.parse(response.body)
+        guard (200..<300).contains(response.status), let json else {
+            throw Failure(status: response.status, message: json?["message"]?.stringValue ?? "no message")
+        }
+        return json
+    }
+
+    /// The app's JWT: RS256 over `{"iat": now-60, "exp": now+540, "iss": appId}`
+    /// (GitHub accepts at most ten minutes; a minute back covers clock drift).
+    public static func jwt(appId: String, privateKeyPEM: String, now: Date) throws -> String {
+        let t = Int(now.timeIntervalSince1970)
+        let header = base64URL(Data(#"{"alg":"RS256","typ":"JWT"}"#.utf8))
+        let claims = base64URL(Data(#"{"iat":\#(t - 60),"exp":\#(t + 540),"iss":"\#(appId)"}"#.utf8))
+        let input = header + "." + claims
+        return input + "." + base64URL(try RSASigner(pem: privateKeyPEM).signSHA256(Data(input.utf8)))
+    }
+
+    static func base64URL(_ d: Data) -> String {
+        d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// One RSA private key (owned; freed in deinit) that signs RS256 (PKCS#1 v1.5, SHA-256).
+final class RSASigner {
+    private let key: OpaquePointer
+
+    init(pem: String) throws {
+        let bytes = Array(pem.utf8)
+        let bio = bytes.withUnsafeBytes { BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }
+        guard let bio else { throw GitHubAppToken.Failure(status: 0, message: "cannot read the private key") }
+        defer { BIO_free(bio) }
+        guard let k = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else {
+            ERR_clear_error()
+            throw GitHubAppToken.Failure(status: 0, message: "GITHUB_APP_PRIVATE_KEY_FILE does not hold a PEM private key")
+        }
+        guard EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA else {
+            EVP_PKEY_free(k)
+            throw GitHubAppToken.Failure(status: 0, message: "GITHUB_APP_PRIVATE_KEY_FILE is not an RSA key")
+        }
+        key = k
+    }
+
+    deinit { EVP_PKEY_free(key) }
+
+    func signSHA256(_ data: Data) throws -> Data {
+        guard let ctx = EVP_MD_CTX_new() else { throw GitHubAppToken.Failure(status: 0, message: "EVP_MD_CTX_new failed") }
+        defer { EVP_MD_CTX_free(ctx) }
+        guard EVP_DigestSignInit(ctx, nil, EVP_sha256(), nil, key) == 1 else {
+            throw GitHubAppToken.Failure(status: 0, message: "cannot start an RS256 signature")
+        }
+        var length = 0
+        let bytes = [UInt8](data)
+        guard EVP_DigestSign(ctx, nil, &length, bytes, bytes.count) == 1 else {
+            throw GitHubAppToken.Failure(status: 0, message: "cannot size the RS256 signature")
+        }
+        var signature = [UInt8](repeating: 0, count: length)
+        guard EVP_DigestSign(ctx, &signature, &length, bytes, bytes.count) == 1 else {
+            throw GitHubAppToken.Failure(status: 0, message: "cannot sign the JWT")
+        }
+        return Data(signature.prefix(length))
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import RunnerCore
+import Testing
+@testable import JobStore
+
+/// GIT_TOKEN_SOURCE (issue 14, item 3): pushes with the repository owner's
+/// rights. A loopback server answers like GitHub's installation-token API
+/// and checks the RS256 JWT; the loopback git server accepts only the token
+/// the source should yield.
+@Suite(.serialized) struct PushTokenTests {
+    static let token = "ghs_" + "InstallationTokenForTheLoopback0123456789"
+
+    struct World {
+        let h: Harness
+        let git: FixtureServer
+        let gitLog: String
+        var url: String { "http://127.0.0.1:\(git.port)/acme/shop.git" }
+        var bare: String { h.root + "/srv/acme/shop.git" }
+        func stop() { git.stop(); h.cleanup() }
+    }
+
+    func world() async throws -> World {
+        let h = try Harness()
+        try FileManager.default.createDirectory(atPath: h.root + "/srv/acme", withIntermediateDirectories: true)
+        try await Git.initBare(h.root + "/srv/acme/shop.git")
+        let log = h.root + "/git-requests.jsonl"
+        let git = try await FixtureServer("git_http_server.py", [h.root + "/srv", Self.token, log])
+        return World(h: h, git: git, gitLog: log)
+    }
+
+    /// An RSA key pair made with the real openssl; returns (private, public) paths.
+    func keyPair(_ dir: String, _ name: String = "app") async throws -> (String, String) {
+        let key = dir + "/\(name).pem", pub = dir + "/\(name).pub.pem"
+        let gen = try await runProcess("/usr/bin/openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                                                            "-out", key])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let out = try await runProcess("/usr/bin/openssl", ["pkey", "-in", key, "-pubout", "-out", pub])
+        #expect(out.status == 0, "\(out.stderr)")
+        return (key, pub)
+    }
+
+    func appJob(_ w: World, user: String? = nil) async throws -> String {
+        let projectId = UUID().uuidString.lowercased()
+        try await w.h.store.pool.run("projects") {
+            try CollectionOps.insert($0, ["_id": .string(projectId), "name": "Shop", "github_repo_url": .string(w.url)])
+        }
+        var job: [String: JSONValue] = ["_id": .string("job-" + projectId.prefix(8)), "project_id": .string(projectId),
+                                        "architecture_spec": tinySpec, "status": "pending", "logs": [],
+                                        "created_at": .date(Date())]
+        if let user { job["user_id"] = .string(user) }
+        let doc = JSONValue.object(job)
+        try await w.h.store.pool.run("jobs") { try CollectionOps.insert($0, doc) }
+        return job["_id"]!.stringValue!
+    }
+
+    func run(_ w: World, _ env: [String: String]) async throws {
+        var all = env
+        all["JOB_MAX_ATTEMPTS"] = "1"
+        let r = try await w.h.agentRunner(["run", "--exit-when-idle"], env: all)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains(Self.token), "the token must never reach the supervisor's log")
+    }
+
+    @Test func githubAppMintsARepositoryScopedTokenAndThePushUsesIt() async throws {
+        let w = try await world()
+        defer { w.stop() }
+        let (key, pub) = try await keyPair(w.h.root)
+        let apiLog = w.h.root + "/api.jsonl"
+        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
+        defer { api.stop() }
+        let id = try await appJob(w)
+        try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
+                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
+        let job = try await w.h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(job.prettyString)")
+        #expect(job["metadata"]?["commitSha"]?.stringValue == (try await Git.run(["-C", w.bare, "rev-parse", "main"])))
+        let calls = try FixtureServer.jsonLines(apiLog)
+        #expect(calls.map { $0["path"]?.stringValue ?? "" } == ["/repos/acme/shop/installation", "/app/installations/4242/access_tokens"])
+        #expect(calls.allSatisfy { $0["jwt"] == "ok" }, "every call carries a valid RS256 JWT for the app")
+        #expect(calls.last?["body"] == ["repositories": ["shop"], "permissions": ["contents": "write"]])
+        #expect(!(job.jsonString.contains(Self.token)), "the token is never stored")
+        let pushes = try FixtureServer.jsonLines(w.gitLog).filter { $0["query"]?.stringValue?.contains("receive-pack") == true }
+        #expect(pushes.contains { $0["auth"] == "ok" })
+    }
+
+    @Test func githubAppWithTheWrongKeyFailsPushAuthNamingTheSource() async throws {
+        let w = try await world()
+        defer { w.stop() }
+        let (_, pub) = try await keyPair(w.h.root)
+        let (otherKey, _) = try await keyPair(w.h.root, "other")
+        let apiLog = w.h.root + "/api.jsonl"
+        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
+        defer { api.stop() }
+        let id = try await appJob(w)
+        try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": otherKey,
+                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
+        let job = try await w.h.job(id)
+        #expect(job["status"]?.stringValue == "failed")
+        #expect(job["error"]?["code"]?.stringValue == "push_auth_failed")
+        let message = job["error"]?["message"]?.stringValue ?? ""
+        #expect(message.contains("GIT_TOKEN_SOURCE=github-app") && message.contains("HTTP 401"), "\(message)")
+        #expect(try FixtureServer.jsonLines(apiLog).allSatisfy { $0["jwt"] == "bad" })
+        #expect(try FixtureServer.jsonLines(w.gitLog).isEmpty, "nothing reached the git server")
+    }
+
+    @Test func userSourcePushesWithTheUsersOwnTokenAndFailsClearlyWithoutOne() async throws {
+        let w = try await world()
+        defer { w.stop() }
+        try await w.h.store.pool.run("users") {
+            try CollectionOps.insert($0, ["_id": "user-1", "email": "a@example.com", "github_access_token": .string(Self.token)])
+        }
+        try await w.h.store.pool.run("users") { try CollectionOps.insert($0, ["_id": "user-2", "email": "b@example.com"]) }
+        let good = try await appJob(w, user: "user-1")
+        try await run(w, ["GIT_TOKEN_SOURCE": "user", "GITHUB_TOKEN": "ghp_" + "GlobalTokenTheServerRejects00000000"])
+        let done = try await w.h.job(good)
+        #expect(done["status"]?.stringValue == "done", "\(done.prettyString)")
+        #expect(done["metadata"]?["commitSha"]?.stringValue == (try await Git.run(["-C", w.bare, "rev-parse", "main"])))
+        let missing = try await appJob(w, user: "user-2")
+        try await run(w, ["GIT_TOKEN_SOURCE": "user"])
+        let failed = try await w.h.job(missing)
+        #expect(failed["error"]?["code"]?.stringValue == "push_auth_failed")
+        #expect(failed["error"]?["message"]?.stringValue == "GIT_TOKEN_SOURCE=user: user user-2 has no users.github_access_token")
+        let anonymous = try await appJob(w)
+        try await run(w, ["GIT_TOKEN_SOURCE": "user"])
+        #expect(try await w.h.job(anonymous)["error"]?["message"]?.stringValue?.contains("no userId (nor user_id)") == true)
+    }
+
+    @Test func tokenSourceSettingsAreValidated() throws {
+        var env = Harness.minimalConfig
+        env["GIT_TOKEN_SOURCE"] = "vault"
+        #expect((try? RunnerConfiguration(environment: env)) == nil)
+        env["GIT_TOKEN_SOURCE"] = "github-app"
+        let noId = #expect(throws: ConfigurationError.self) { try RunnerConfiguration(environment: env) }
+        #expect(noId?.variable == "GITHUB_APP_ID")
+        env["GITHUB_APP_ID"] = "123"
+        env["GITHUB_APP_PRIVATE_KEY_FILE"] = "/nonexistent/key.pem"
+        let noKey = #expect(throws: ConfigurationError.self) { try RunnerConfiguration(environment: env) }
+        #expect(noKey?.variable == "GITHUB_APP_PRIVATE_KEY_FILE")
+        env = Harness.minimalConfig
+        env["GIT_TOKEN_USER_FIELD"] = "$where"
+        let badField = #expect(throws: ConfigurationError.self) { try RunnerConfiguration(environment: env) }
+        #expect(badField?.variable == "GIT_TOKEN_USER_FIELD")
+        #expect(RepositoryPath.ownerAndName("https://github.com/acme/shop.git")! == ("acme", "shop"))
+        #expect(RepositoryPath.ownerAndName("file:///srv/repo.git") == nil)
+    }
+}
