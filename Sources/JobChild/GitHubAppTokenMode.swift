@@ -4,7 +4,7 @@ import RunnerCore
 
 /// `--github-app-token` (see GitHubAppTokenRequest): reads the request on
 /// stdin, prints the reply as one JSON line. The supervisor runs it for
-/// GIT_TOKEN_SOURCE=github-app, so that it links neither libcurl nor OpenSSL.
+/// GIT_TOKEN_SOURCE=github-app, so that it does not link libcurl.
 /// Returns the exit status (2 for an unreadable request).
 enum GitHubAppTokenMode {
     static func run() -> Int32 {

@@ -58,8 +58,8 @@ public struct GitTokenSettings: Sendable {
 }
 
 /// `agent-runner-job --github-app-token`: mints a GitHub App installation
-/// token in the job child's binary (which links libcurl and OpenSSL), so the
-/// supervisor links neither. The request arrives on stdin (it holds the
+/// token in the job child's binary (which links libcurl), so the supervisor
+/// does not. The request arrives on stdin (it holds the
 /// private key, which must never be in argv); the reply is one JSON line.
 public struct GitHubAppTokenRequest: Sendable, Codable {
     public var apiURL: String

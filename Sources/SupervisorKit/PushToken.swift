@@ -8,8 +8,8 @@ import RunnerCore
 /// The token a job's http(s) push uses, by GIT_TOKEN_SOURCE: the global
 /// GITHUB_TOKEN (`env`), the job's user's own token (`user`), or an
 /// installation token minted for the one repository (`github-app`, by
-/// `agent-runner-job --github-app-token`, so this process links neither
-/// libcurl nor OpenSSL). Tokens are returned, never stored or logged. A
+/// `agent-runner-job --github-app-token`, so this process does not link
+/// libcurl). Tokens are returned, never stored or logged. A
 /// missing or refused credential is `push_auth_failed` naming the source.
 public struct PushTokenProvider: Sendable {
     public let config: RunnerConfiguration
