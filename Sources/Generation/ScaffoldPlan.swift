@@ -1,7 +1,8 @@
 /// What the scaffold generates, decided once from the spec and the catalogue:
 /// which components run code, what each edge wires into them, and what each
 /// hosting and pipeline node deploys. Edges between a framework and anything
-/// else count in either direction; between two frameworks the source calls
+/// else count in either direction (a browser-only frontend is not wired to
+/// infrastructure: its backend is); between two frameworks the source calls
 /// the target (a frontend always calls a backend).
 struct ScaffoldPlan {
     /// A framework component: a runnable starter.
@@ -62,6 +63,8 @@ struct ScaffoldPlan {
                     app.calls.append(other.slug)
                 }
             case .infrastructure(let infra):
+                // A browser-only app cannot open a database or queue connection; its backend does.
+                if app.framework.isFrontend && !app.framework.rendersOnServer { continue }
                 for v in infra.connection { env[v.name] = v.value(host: other.slug) }
                 if infra.image == nil { app.fromEnvFile.formUnion(infra.connection.map(\.name)) }
                 add(infra.client?.package(for: lang))
