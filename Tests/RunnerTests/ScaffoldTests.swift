@@ -1,3 +1,4 @@
+import Foundation
 import Generation
 import RunnerCore
 import Testing
@@ -176,6 +177,40 @@ import Testing
         #expect(t[".github/workflows/ci.yml"].contains("npm run build") && t[".github/workflows/ci.yml"].contains("node --check"))
         // Hosting and CI/CD nodes run nothing themselves.
         for c in spec.components.dropFirst(2) { #expect(t.service(c.slug) == nil) }
+    }
+
+    /// Every framework, every SaaS with a compose service, hosting and CI/CD,
+    /// written through the real tree writer and parsed by the real tools:
+    /// Python compiles, JSON/YAML/TOML/XML parse, and every JavaScript file
+    /// without JSX passes `node --check`.
+    @Test func generatedFilesParseWithTheRealTools() async throws {
+        let frameworks = CatalogueTests.allIds.filter { ["backend", "frontend"].contains($0.category) }
+        let others: [(String, String)] = [("postgresql", "database"), ("kafka", "queue"), ("stripe", "payments"),
+                                          ("clerk", "auth"), ("sentry", "monitoring"), ("prometheus", "monitoring"),
+                                          ("openai", "ml"), ("fly", "hosting"), ("render", "hosting"), ("netlify", "hosting"),
+                                          ("github-actions", "cicd"), ("gitlab-ci", "cicd"), ("argocd", "cicd")]
+        let n = frameworks.count
+        let spec = try Self.diagram(frameworks.map { ($0.id, $0.category) } + others,
+                                    edges: (0..<n).flatMap { i in (n..<(n + 7)).map { (i, $0) } } + [(10, 0)])
+        let root = TestEnv.tempDir("tree")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let files = ScaffoldGenerator.files(for: spec)
+        _ = try TreeWriter(root: root, limits: TreeLimits(maxFiles: 2000, maxFileBytes: 1 << 20, maxTotalBytes: 50 << 20))
+            .write(files.map { ($0.path, Array($0.content.utf8)) })
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/check_tree.py").path
+        let parsed = try await runProcess("/usr/bin/python3", [fixture, root])
+        #expect(parsed.status == 0, "\(parsed.stdout)")
+        let parseable = files.filter { f in [".py", ".json", ".yml", ".yaml", ".toml", ".xml"].contains { f.path.hasSuffix($0) } }
+        #expect(parseable.count > 60)
+        #expect(parsed.stdout.contains("checked \(parseable.count) files"), "\(parsed.stdout)")
+        let scripts = files.filter { ($0.path.hasSuffix(".js") || $0.path.hasSuffix(".mjs"))
+            && $0.content.range(of: #"<[A-Za-z/>]"#, options: .regularExpression) == nil }
+        #expect(scripts.count > 30)
+        for f in scripts {
+            let r = try await runProcess("/usr/bin/node", ["--check", root + "/" + f.path])
+            #expect(r.status == 0, "\(f.path): \(r.stderr)")
+        }
     }
 
     @Test func outputIsDeterministicForTheSameSpec() throws {
