@@ -42,7 +42,8 @@ struct AgentProcess {
     /// Relays output lines until both pipes close and the process exits, or the timeout.
     func run(timeoutSeconds: Int, onLine: (String, Bool) -> Void) -> Ended {
         let deadline = Date().addingTimeInterval(Double(timeoutSeconds))
-        var buffers: [Int32: [UInt8]] = [outFD: [], errFD: []]
+        // LineFraming's limit: an unbounded line from the agent cannot grow memory.
+        var buffers: [Int32: LineSplitter] = [outFD: LineSplitter(), errFD: LineSplitter()]
         var open: Set<Int32> = [outFD, errFD]
         var timedOut = false
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -57,14 +58,10 @@ struct AgentProcess {
                 if got <= 0 {
                     if got < 0 && errno == EINTR { continue }
                     open.remove(p.fd)
-                    if let rest = buffers[p.fd], !rest.isEmpty { onLine(String(decoding: rest, as: UTF8.self), p.fd == errFD) }
+                    buffers[p.fd]?.finish { onLine($0, p.fd == errFD) }
                     continue
                 }
-                buffers[p.fd, default: []] += chunk[0..<got]
-                while let nl = buffers[p.fd]!.firstIndex(of: 0x0A) {
-                    onLine(String(decoding: buffers[p.fd]![..<nl], as: UTF8.self), p.fd == errFD)
-                    buffers[p.fd]!.removeSubrange(...nl)
-                }
+                buffers[p.fd]?.feed(chunk[0..<got]) { onLine($0, p.fd == errFD) }
             }
         }
         close(outFD); close(errFD)

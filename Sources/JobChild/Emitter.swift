@@ -5,7 +5,8 @@ import Foundation
 import RunnerCore
 
 /// Writes NDJSON events to stdout (the supervisor's pipe), redacting every
-/// log line. One `write` per event, so lines never interleave.
+/// log line. One `write` per event, so lines never interleave; each line
+/// follows `LineFraming` (the supervisor reads with the same limit).
 struct Emitter {
     let redactor: Redactor
 
@@ -16,9 +17,9 @@ struct Emitter {
         case .failed(var f): f.message = redactor.redact(f.message); e = .failed(f)
         default: break
         }
-        guard var data = try? JSONEncoder().encode(e) else { return }
-        data.append(0x0A)
-        try? writeAll(1, data)
+        // One line within LineFraming.maxLineBytes: long log lines are cut
+        // with a marker, a result's metadata is bounded so it always fits.
+        try? writeAll(1, LineFraming.encode(e))
     }
 
     func log(_ line: String) { emit(.log(line)) }

@@ -16,8 +16,10 @@ public struct Redactor: Sendable {
         (#"github_pat_[A-Za-z0-9_]{20,}"#, "[REDACTED]"),
         (#"gh[pousr]_[A-Za-z0-9]{20,}"#, "[REDACTED]"),
         (#"AIza[0-9A-Za-z_\-]{30,}"#, "[REDACTED]"),
-        (#"(?i)([a-z][a-z0-9+.\-]*://)[^/@\s:]*:[^/@\s]*@"#, "$1[REDACTED]@"),
-        (#"(?i)([a-z][a-z0-9+.\-]*://)(x-access-token|oauth2|[^/@\s:]{20,})@"#, "$1[REDACTED]@"),
+        // URL schemes are bounded ({0,31}): an unbounded one makes a long line
+        // without "://" cost quadratic time (a 64 KiB line took minutes).
+        (#"(?i)([a-z][a-z0-9+.\-]{0,31}://)[^/@\s:]*:[^/@\s]*@"#, "$1[REDACTED]@"),
+        (#"(?i)([a-z][a-z0-9+.\-]{0,31}://)(x-access-token|oauth2|[^/@\s:]{20,})@"#, "$1[REDACTED]@"),
         (#"(?i)([?&](key|access_token|token)=)[^&\s]+"#, "$1[REDACTED]"),
     ].map { (try! NSRegularExpression(pattern: $0.0), $0.1) }
 

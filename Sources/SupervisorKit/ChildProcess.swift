@@ -97,25 +97,18 @@ public final class ChildProcess: Sendable {
         _ = kill(-pid, signal)
     }
 
-    /// Splits a byte stream into lines (long lines are cut at 64 KiB).
+    /// Splits a byte stream into lines under `LineFraming` (an over-long
+    /// line is delivered cut, with a marker; memory stays bounded).
     static func readLines(_ fd: Int32, _ emit: (String) -> Void) {
-        var pending = [UInt8]()
+        var lines = LineSplitter()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = read(fd, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            pending += buf[0..<n]
-            while let nl = pending.firstIndex(of: 0x0A) {
-                emit(String(decoding: pending[..<nl], as: UTF8.self))
-                pending.removeSubrange(...nl)
-            }
-            if pending.count > 65536 {
-                emit(String(decoding: pending, as: UTF8.self))
-                pending.removeAll()
-            }
+            lines.feed(buf[0..<n], emit)
         }
-        if !pending.isEmpty { emit(String(decoding: pending, as: UTF8.self)) }
+        lines.finish(emit)
     }
 }
 

@@ -46,8 +46,17 @@ actor LogBatcher {
     }
 
     func add(_ line: String) async {
-        pending.append(String(line.prefix(4000)))
+        pending.append(Self.capped(line))
         if pending.count >= 200 { await flush() }
+    }
+
+    /// The longest log line stored, in characters; a longer one is cut with a marker.
+    static let maxStoredLine = 4000
+
+    static func capped(_ line: String) -> String {
+        guard line.count > maxStoredLine else { return line }
+        let kept = String(line.prefix(maxStoredLine))
+        return kept + LineFraming.cutMarker(line.utf8.count - kept.utf8.count)
     }
 
     func flushIfDue() async {
