@@ -29,7 +29,8 @@ import RunnerCore
 ///    The window has no lower bound but the epoch, so older jobs (retries keep
 ///    their creation date) are always seen; its cost is the number of pending jobs
 ///    older than the window's end, normally a handful;
-/// 4. when all that finds nothing, runs the plain sorted findAndModify: it
+/// 4. when all that finds nothing, runs the plain sorted query (then the same
+///    guarded updateOne on its first eligible match, busy projects skipped): it
 ///    covers documents the ranges cannot see (a creation date that is not a
 ///    date or precedes 1970, a fractional priority). When it finds nothing either, it waits
 ///    `fallbackInterval` before running again, so an idle or blocked queue
@@ -72,10 +73,10 @@ final class ClaimSearch: Sendable {
               fallback: () throws -> JSONValue?) throws -> JSONValue? {
         let nowJSON = JSONValue.date(now)
         // 1. A dead runner's job first: it has waited longest.
-        let expired = try CollectionOps.find(coll, filter: ["status": "running", "lease.expiresAt": ["$lt": nowJSON]],
+        let expired = try CollectionOps.find(coll, filter: .object(JobStore.expiredLease(now: nowJSON)),
                                              sortJSON: #"{"lease.expiresAt": 1}"#, limit: 5, projection: ["_id": 1])
         for doc in expired {
-            if let id = doc["_id"], try tryClaim(id, ["status": "running", "lease.expiresAt": ["$lt": nowJSON]]) { return id }
+            if let id = doc["_id"], try tryClaim(id, JobStore.expiredLease(now: nowJSON)) { return id }
         }
         // 2. Priorities: learn all once, then probe the gaps for new ones.
         if !state.withLock({ $0.warm }) {
@@ -88,8 +89,7 @@ final class ClaimSearch: Sendable {
         }
         // 3. Each priority, highest first, then the jobs without one.
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
-        let pendingGuard: [String: JSONValue] = ["status": "pending", "cancelRequested": ["$ne": true],
-                                                 "notBefore": ["$not": ["$gt": nowJSON]]]
+        let pendingGuard = JobStore.pendingClaimable(now: nowJSON)
         for band in state.withLock({ $0.bands.map { Optional($0) } }) + [nil] {
             let priority: JSONValue = band.map { .int($0) } ?? .null
             // Jobs without a creation date sort first (as in MongoDB's order).

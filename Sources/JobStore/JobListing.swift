@@ -49,11 +49,35 @@ public struct JobFilter: Sendable, Equatable {
             if text.count == 24, text.allSatisfy(\.isHexDigit) { any.append(JobStore.idFilter(text)) }
             parts.append(["$or": .array(any)])
         }
-        switch parts.count {
-        case 0: return [:]
-        case 1: return parts[0]
-        default: return ["$and": .array(parts)]
+        // Every part in one document, without `$and` (not every server has it):
+        // two `$or` parts become one `$or` of their combinations.
+        var merged: [String: JSONValue] = [:]
+        for part in parts {
+            guard case .object(let fields) = part else { continue }
+            for (key, value) in fields {
+                if key == "$or", let mine = merged["$or"]?.arrayValue, let theirs = value.arrayValue {
+                    merged["$or"] = .array(mine.flatMap { a in theirs.map { b in Self.both(a, b) } })
+                } else {
+                    merged[key] = value
+                }
+            }
         }
+        return .object(merged)
+    }
+
+    /// Two conditions in one document. A field both test (the project's id and
+    /// the text search on it) gets one operator document holding both tests
+    /// (`{"$eq": id, "$regex": …}`), which the server ANDs.
+    static func both(_ a: JSONValue, _ b: JSONValue) -> JSONValue {
+        func operators(_ v: JSONValue) -> [String: JSONValue] {
+            if let o = v.objectValue, !o.isEmpty, o.keys.allSatisfy({ $0.hasPrefix("$") }) { return o }
+            return ["$eq": v]
+        }
+        var o = a.objectValue ?? [:]
+        for (k, v) in b.objectValue ?? [:] {
+            if let mine = o[k] { o[k] = .object(operators(mine).merging(operators(v)) { x, _ in x }) } else { o[k] = v }
+        }
+        return .object(o)
     }
 }
 
@@ -103,7 +127,7 @@ extension JobStore {
     /// only the app's `created_at` by that (one query, so pages are stable).
     public func jobs(matching filter: JobFilter, skip: Int, limit: Int) async throws -> [JSONValue] {
         let query = filter.query
-        return try await pool.run(Self.jobs) { coll in
+        return try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: query, sortJSON: #"{"createdAt": -1, "created_at": -1, "_id": -1}"#, skip: skip,
                                    limit: limit, projection: Self.listProjection)
         }
@@ -112,14 +136,14 @@ extension JobStore {
     /// One job without its architecture spec (for views that poll it), or nil.
     public func jobView(_ idText: String) async throws -> JSONValue? {
         let filter = Self.idFilter(idText)
-        return try await pool.run(Self.jobs) { coll in
+        return try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: filter, limit: 1, projection: ["architecture_spec": 0]).first
         }
     }
 
     /// How many jobs have each status (every status present, zero when none).
     public func statusCounts() async throws -> [String: Int] {
-        try await pool.run(Self.jobs) { coll in
+        try await pool.run(jobsName) { coll in
             var counts: [String: Int] = [:]
             for status in JobFilter.statuses {
                 counts[status] = try CollectionOps.count(coll, filter: ["status": .string(status)])
@@ -130,7 +154,7 @@ extension JobStore {
 
     /// Running jobs, longest-running first.
     public func runningJobs(limit: Int = 200) async throws -> [JSONValue] {
-        try await pool.run(Self.jobs) { coll in
+        try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: ["status": "running"], sortJSON: #"{"startedAt": 1}"#, limit: limit,
                                    projection: Self.listProjection)
         }
@@ -138,7 +162,7 @@ extension JobStore {
 
     /// The supervisors holding leases on running jobs, by owner.
     public func runnerLeases() async throws -> [RunnerLease] {
-        let docs = try await pool.run(Self.jobs) { coll in
+        let docs = try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: ["status": "running", "lease.owner": ["$exists": true]],
                                    projection: ["lease": 1, "updatedAt": 1])
         }
@@ -162,18 +186,16 @@ extension JobStore {
         guard case .object(var filter) = Self.idFilter(projectIdText) else { return nil }
         filter["expiresAt"] = ["$gt": .date(now)]
         let f = JSONValue.object(filter)
-        return try await pool.run(Self.locks) { coll in
+        return try await pool.run(locksName) { coll in
             try CollectionOps.find(coll, filter: f, limit: 1, projection: ["token": 0]).first
         }
     }
 
     /// The project's latest done job that recorded a commit, or nil.
     public func lastSuccessfulCommit(_ projectIdText: String) async throws -> JSONValue? {
-        let f: JSONValue = ["$and": [
-            ["$or": .array(DocumentFields.projectRef.map { Self.idFilter(projectIdText, field: $0) })],
-            ["status": "done", "metadata.commitSha": ["$exists": true]],
-        ]]
-        return try await pool.run(Self.jobs) { coll in
+        let f: JSONValue = ["$or": .array(DocumentFields.projectRef.map { Self.idFilter(projectIdText, field: $0) }),
+                            "status": "done", "metadata.commitSha": ["$exists": true]]
+        return try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: f, sortJSON: #"{"finishedAt": -1}"#, limit: 1,
                                    projection: Self.listProjection).first
         }

@@ -10,7 +10,7 @@ extension JobStore {
                                         "createdAt": .date(Date())]
         if let repoURL { doc["githubRepoUrl"] = .string(repoURL) }
         let document = JSONValue.object(doc)
-        try await pool.run(Self.projects) { try CollectionOps.insert($0, document) }
+        try await pool.run(projectsName) { try CollectionOps.insert($0, document) }
         return id
     }
 
@@ -21,32 +21,36 @@ extension JobStore {
                                         "status": "pending", "logs": [], "createdAt": .date(Date())]
         if let priority { doc["priority"] = .int(Int64(priority)) }
         let document = JSONValue.object(doc)
-        try await pool.run(Self.jobs) { try CollectionOps.insert($0, document) }
+        try await pool.run(jobsName) { try CollectionOps.insert($0, document) }
         return Self.idText(jobId)
     }
 
     /// One job by its id text, or nil.
     public func job(_ idText: String) async throws -> JSONValue? {
         let filter = Self.idFilter(idText)
-        return try await pool.run(Self.jobs) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
+        return try await pool.run(jobsName) { try CollectionOps.find($0, filter: filter, limit: 1) }.first
     }
 
     /// Jobs, newest first by `createdAt` or else `created_at`, optionally with one status.
     public func jobs(status: String?, limit: Int) async throws -> [JSONValue] {
         // The newest `limit` of each shape, merged: a job with `createdAt`, then
         // one without it (by `created_at`; none at all sorts last).
-        var camel: [String: JSONValue] = ["createdAt": ["$ne": nil]]
+        // (`$exists` rather than `$ne: null`, which not every server implements:
+        // a null `createdAt` matches both queries and is kept once.)
+        var camel: [String: JSONValue] = ["createdAt": ["$exists": true]]
         var snake: [String: JSONValue] = ["createdAt": nil]
         if let status { camel["status"] = .string(status); snake["status"] = .string(status) }
         let (a, b) = (JSONValue.object(camel), JSONValue.object(snake))
-        let docs = try await pool.run(Self.jobs) { coll in
+        let docs = try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: a, sortJSON: #"{"createdAt": -1}"#, limit: limit,
                                    projection: ["logs": 0, "architecture_spec": 0])
                 + CollectionOps.find(coll, filter: b, sortJSON: #"{"created_at": -1}"#, limit: limit,
                                      projection: ["logs": 0, "architecture_spec": 0])
         }
         let ms = { (d: JSONValue) in Job.createdMilliseconds(d) ?? .min }
-        return Array(docs.enumerated().sorted { x, y in
+        var seen = Set<String>()
+        let unique = docs.filter { seen.insert($0["_id"]?.jsonString ?? "").inserted }
+        return Array(unique.enumerated().sorted { x, y in
             ms(x.element) != ms(y.element) ? ms(x.element) > ms(y.element) : x.offset < y.offset
         }.map(\.element).prefix(limit))
     }
@@ -59,7 +63,7 @@ extension JobStore {
                                  "$unset": ["error": "", "notBefore": "", "cancelRequested": "", "finishedAt": "",
                                             "lease": ""]]
         let f = JSONValue.object(filter)
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: f, update: update) } == 1
+        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: f, update: update) } == 1
     }
 
     /// Asks for cancellation: a pending job ends `cancelled` at once; a running
@@ -72,13 +76,13 @@ extension JobStore {
         let cancelPending: JSONValue = ["$set": [
             "status": "cancelled", "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now],
             "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
-        if try await pool.run(Self.jobs, { try CollectionOps.update($0, filter: pendingFilter, update: cancelPending) }) == 1 {
+        if try await pool.run(jobsName, { try CollectionOps.update($0, filter: pendingFilter, update: cancelPending) }) == 1 {
             return true
         }
         filter["status"] = "running"
         let runningFilter = JSONValue.object(filter)
         let flag: JSONValue = ["$set": ["cancelRequested": true, "updatedAt": now]]
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: runningFilter, update: flag) } == 1
+        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: runningFilter, update: flag) } == 1
     }
 }
 
@@ -97,7 +101,7 @@ extension JobStore {
     /// When the earliest deferred pending job becomes due, if any.
     public func nextDue(after now: Date = Date()) async throws -> Date? {
         let filter: JSONValue = ["status": "pending", "notBefore": ["$gt": .date(now)]]
-        return try await pool.run(Self.jobs) { coll in
+        return try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: filter, sortJSON: #"{"notBefore": 1}"#, limit: 1,
                                    projection: ["notBefore": 1]).first?["notBefore"]?.dateValue
         }

@@ -40,8 +40,12 @@ public enum JobOutcome: Sendable {
 public final class JobStore: Sendable {
     public let pool: MongoPool
     public let logCap: Int
-    static let jobs = "jobs"
-    static let projects = "projects"
+    /// Collection names: `jobs`, `projects`, `project_locks`, each after
+    /// `collectionPrefix` (empty, except for `doctor`'s scratch collections).
+    public let collectionPrefix: String
+    var jobsName: String { collectionPrefix + "jobs" }
+    var projectsName: String { collectionPrefix + "projects" }
+    var locksName: String { collectionPrefix + "project_locks" }
     /// The claim order: priority desc, then oldest first (the fallback's sort;
     /// a job with only the app's `created_at` sorts by that).
     static let claimSort = #"{"priority": -1, "createdAt": 1, "created_at": 1}"#
@@ -49,9 +53,10 @@ public final class JobStore: Sendable {
     /// What this process has learned about the queue's shape (ClaimSearch).
     let claimSearch = ClaimSearch()
 
-    public init(pool: MongoPool, logCap: Int) {
+    public init(pool: MongoPool, logCap: Int, collectionPrefix: String = "") {
         self.pool = pool
         self.logCap = logCap
+        self.collectionPrefix = collectionPrefix
     }
 
     /// The text form of an `_id`: the ObjectId's hex, or the string.
@@ -79,9 +84,9 @@ public final class JobStore: Sendable {
 
     /// Creates the indexes the claim, the lease recovery and the operator views use.
     public func ensureIndexes() async throws {
-        try await pool.run(Self.jobs) { coll in
+        try await pool.run(jobsName) { [jobsName] coll in
             try CollectionOps.writeCommand(coll, """
-            {"createIndexes": "jobs", "indexes": [
+            {"createIndexes": "\(jobsName)", "indexes": [
               {"key": {"status": 1, "priority": -1, "createdAt": 1}, "name": "claim_order"},
               {"key": {"status": 1, "priority": -1, "created_at": 1}, "name": "claim_order_created_at"},
               {"key": {"status": 1, "priority": -1, "createdAt": 1, "created_at": 1}, "name": "claim_undated"},
@@ -110,17 +115,33 @@ public final class JobStore: Sendable {
             "$unset": ["notBefore": "", "finishedAt": "", "waitingForProject": ""],
         ]
         let search = claimSearch
-        let doc = try await pool.run(Self.jobs) { coll -> JSONValue? in
-            let id = try search.next(coll, now: now, busy: Set(busyProjects.map(\.jsonString)),
-                tryClaim: { id, conditions in
-                    // `_id` sorts first in the filter, so the server looks up one document.
-                    var filter = conditions
-                    filter["_id"] = id
-                    return try CollectionOps.update(coll, filter: .object(filter), update: update) == 1
-                },
+        let busy = Set(busyProjects.map(\.jsonString))
+        let doc = try await pool.run(jobsName) { coll -> JSONValue? in
+            // `_id` sorts first in the filter, so the server looks up one document.
+            func tryClaim(_ id: JSONValue, _ conditions: [String: JSONValue]) throws -> Bool {
+                var filter = conditions
+                filter["_id"] = id
+                return try CollectionOps.update(coll, filter: .object(filter), update: update) == 1
+            }
+            let id = try search.next(coll, now: now, busy: busy, tryClaim: tryClaim,
                 fallback: {
-                    try CollectionOps.findAndModify(coll, query: Self.fullClaimQuery(now: nowJSON, busy: busyProjects),
-                                                    sortJSON: Self.claimSort, update: update, fields: ["_id": 1])?["_id"]
+                    // The sorted full query, then the same guarded updateOne as the
+                    // ranges; busy projects are skipped here (a portable `$nin`).
+                    var fields: [String: JSONValue] = ["_id": 1, "status": 1]
+                    for name in DocumentFields.projectRef { fields[name] = 1 }
+                    let candidates = try CollectionOps.find(coll, filter: Self.fullClaimQuery(now: nowJSON),
+                                                            sortJSON: Self.claimSort, limit: Self.fallbackBatch,
+                                                            projection: .object(fields))
+                    for doc in candidates {
+                        guard let id = doc["_id"] else { continue }
+                        if let project = DocumentFields.first(DocumentFields.projectRef, in: doc),
+                           busy.contains(project.jsonString) { continue }
+                        let running = doc["status"]?.stringValue == "running"
+                        if try tryClaim(id, running ? Self.expiredLease(now: nowJSON) : Self.pendingClaimable(now: nowJSON)) {
+                            return id
+                        }
+                    }
+                    return nil
                 })
             guard let id else { return nil }
             return try CollectionOps.find(coll, filter: ["_id": id, "lease.token": .string(token)], limit: 1).first
@@ -129,17 +150,35 @@ public final class JobStore: Sendable {
         return ClaimedJob(document: doc, token: token)
     }
 
-    /// The whole claim condition as one query (ClaimSearch's fallback).
-    static func fullClaimQuery(now: JSONValue, busy: [JSONValue]) -> JSONValue {
-        var pending: [String: JSONValue] = [
-            "status": "pending", "cancelRequested": ["$ne": true],
-            "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": now]]],
-        ]
-        if !busy.isEmpty {
-            for name in DocumentFields.projectRef { pending[name] = ["$nin": .array(busy)] }
-        }
-        return ["$or": [.object(pending), ["status": "running", "lease.expiresAt": ["$lt": now]]]]
+    /// The operators every query and update of the runner uses, supported
+    /// alike by MongoDB >= 5, Amazon DocumentDB, Azure Cosmos DB for MongoDB
+    /// (vCore) and FerretDB. No `$not`, `$ne`, `$nin` or `$and` (README,
+    /// Portability). The operators' text search adds `$regex`.
+    public static let portableOperators: Set<String> = [
+        "$eq", "$in", "$lt", "$lte", "$gt", "$gte", "$exists", "$or",
+        "$set", "$unset", "$inc", "$push", "$each", "$slice", "$addToSet",
+    ]
+
+    /// A pending job that may run now: not cancelled (the flag absent, null or
+    /// false) and due (`notBefore` absent, null or passed). Portable operators only.
+    static func pendingClaimable(now: JSONValue) -> [String: JSONValue] {
+        ["status": "pending", "cancelRequested": ["$in": [false, nil]],
+         "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": now]]]]
     }
+
+    /// A running job whose lease has expired (its runner is gone).
+    static func expiredLease(now: JSONValue) -> [String: JSONValue] {
+        ["status": "running", "lease.expiresAt": ["$lt": now]]
+    }
+
+    /// The whole claim condition as one query (ClaimSearch's fallback). Busy
+    /// projects are skipped by the caller, not here (that would need `$nin`).
+    static func fullClaimQuery(now: JSONValue) -> JSONValue {
+        ["$or": [.object(pendingClaimable(now: now)), .object(expiredLease(now: now))]]
+    }
+
+    /// How many candidates the fallback reads (busy projects' jobs among them are skipped).
+    static let fallbackBatch = 50
 
     private func fenced(_ job: ClaimedJob) -> JSONValue { ["_id": job.id, "lease.token": .string(job.token)] }
 
@@ -151,14 +190,14 @@ public final class JobStore: Sendable {
             "$set": ["updatedAt": .date(Date())],
         ]
         let filter = fenced(job)
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
     }
 
     /// Records the stage. False when the lease is lost.
     public func setStage(_ job: ClaimedJob, _ stage: JobStage) async throws -> Bool {
         let update: JSONValue = ["$set": ["stage": .string(stage.rawValue), "updatedAt": .date(Date())]]
         let filter = fenced(job)
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
     }
 
     /// Extends the lease; returns whether cancellation was requested, or nil when the lease is lost.
@@ -167,7 +206,7 @@ public final class JobStore: Sendable {
         let update: JSONValue = ["$set": ["lease.expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds))),
                                           "updatedAt": .date(now)]]
         let filter = fenced(job)
-        let doc = try await pool.run(Self.jobs) { coll in
+        let doc = try await pool.run(jobsName) { coll in
             try CollectionOps.findAndModify(coll, query: filter, sortJSON: nil, update: update,
                                             fields: ["cancelRequested": 1])
         }
@@ -207,7 +246,7 @@ public final class JobStore: Sendable {
         update["$set"] = .object(set)
         let filter = fenced(job)
         let doc = JSONValue.object(update)
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: doc) } == 1
+        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: doc) } == 1
     }
 
     /// The project a job refers to: the one whose `_id` is `ref` (stored as a
@@ -219,7 +258,7 @@ public final class JobStore: Sendable {
         if let oid = ref["$oid"]?.stringValue { ids.append(.string(oid)) }
         let byId: JSONValue = ["_id": ["$in": .array(ids)]]
         let byField: JSONValue = [DocumentFields.projectOwnId: ref]
-        return try await pool.run(Self.projects) { coll in
+        return try await pool.run(projectsName) { coll in
             try CollectionOps.find(coll, filter: byId, limit: 1).first
                 ?? CollectionOps.find(coll, filter: byField, limit: 1).first
         }
@@ -236,6 +275,6 @@ public final class JobStore: Sendable {
         guard let project = try await resolveProject(ref) else { return }
         let update: JSONValue = ["$set": ["lastUpdated": .date(Date())], "$addToSet": ["jobIds": jobId]]
         let filter: JSONValue = ["_id": project.id]
-        _ = try await pool.run(Self.projects) { try CollectionOps.update($0, filter: filter, update: update) }
+        _ = try await pool.run(projectsName) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 }

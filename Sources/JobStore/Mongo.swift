@@ -29,6 +29,37 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(operation): \(message)" }
 
+    /// Server error codes that mean "not now" rather than "never": the server
+    /// is stepping down, shutting down, unreachable from a router, throttling
+    /// or out of time. Everything else it returns is a rejection.
+    static let transientServerCodes: Set<UInt32> = [
+        6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 16500,
+    ]
+
+    /// Whether this is an outage (network, timeout, no server, a transient
+    /// server state) worth retrying, as opposed to a rejection (an operator
+    /// the server does not implement, a bad query, a missing permission) that
+    /// will fail the same way every time. Decided by libmongoc's error domain
+    /// and code, never by the message text.
+    public var isOutage: Bool {
+        switch domain {
+        case MONGOC_ERROR_STREAM.rawValue, MONGOC_ERROR_SERVER_SELECTION.rawValue, MONGOC_ERROR_PROTOCOL.rawValue,
+             MONGOC_ERROR_WRITE_CONCERN.rawValue, MONGOC_ERROR_POOL.rawValue:
+            return true
+        case MONGOC_ERROR_CLIENT.rawValue:
+            return code != MONGOC_ERROR_CLIENT_AUTHENTICATE.rawValue && code != MONGOC_ERROR_CLIENT_TOO_BIG.rawValue
+        case MONGOC_ERROR_SERVER.rawValue, MONGOC_ERROR_QUERY.rawValue, MONGOC_ERROR_COMMAND.rawValue:
+            return Self.transientServerCodes.contains(code)
+        default:
+            return false
+        }
+    }
+
+    /// What the failure is, for logs: "outage" or "rejected by the server", with domain and code.
+    public var kind: String {
+        (isOutage ? "outage" : "rejected by the server") + " (libmongoc domain \(domain), code \(code))"
+    }
+
     /// A duplicate-key error (E11000): the document another writer created first.
     public var isDuplicateKey: Bool { code == 11000 || message.contains("E11000") || message.lowercased().contains("duplicate key") }
 }
@@ -85,7 +116,13 @@ public final class MongoPool: @unchecked Sendable {
         return true
     }()
 
-    /// Parses `uriString` (server selection defaults to 5 s when unset).
+    /// The socket timeout unless the URI sets `socketTimeoutMS`: longer than
+    /// the slowest single operation the runner makes (a process's first claim
+    /// on a 100,000-job queue reads for about 5 s; a change stream waits 1 s).
+    public static let defaultSocketTimeoutMS: Int32 = 10_000
+
+    /// Parses `uriString` (server selection defaults to 5 s, connect to 3 s and
+    /// socket reads to `defaultSocketTimeoutMS` when unset).
     public init(uri uriString: String, databaseName: String, appName: String = "agent-runner") throws {
         _ = Self.initialized
         var error = bson_error_t()
@@ -97,6 +134,11 @@ public final class MongoPool: @unchecked Sendable {
         }
         if !uriString.lowercased().contains("connecttimeoutms") {
             mongoc_uri_set_option_as_int32(u, MONGOC_URI_CONNECTTIMEOUTMS, 3000)
+        }
+        // A half-open connection (a server that stops answering) fails in
+        // seconds, not libmongoc's default 5 minutes.
+        if !uriString.lowercased().contains("sockettimeoutms") {
+            mongoc_uri_set_option_as_int32(u, MONGOC_URI_SOCKETTIMEOUTMS, Self.defaultSocketTimeoutMS)
         }
         mongoc_uri_set_appname(u, appName)
         guard let p = mongoc_client_pool_new(u) else {

@@ -7,12 +7,11 @@ import RunnerCore
 /// A job that finds its project busy is deferred (not counted as an attempt)
 /// and woken when the lock is released, so nothing spins.
 extension JobStore {
-    static let locks = "project_locks"
 
     /// Projects whose lock is live now (the claim skips their jobs).
     public func busyProjects(now: Date = Date()) async throws -> [JSONValue] {
         let filter: JSONValue = ["expiresAt": ["$gt": .date(now)]]
-        return try await pool.run(Self.locks) { coll in
+        return try await pool.run(locksName) { coll in
             try CollectionOps.find(coll, filter: filter, projection: ["_id": 1]).compactMap { $0["_id"] }
         }
     }
@@ -24,7 +23,7 @@ extension JobStore {
         let update: JSONValue = ["$set": ["token": .string(job.token), "jobId": job.id,
                                           "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]]
         do {
-            return try await pool.run(Self.locks) { coll in
+            return try await pool.run(locksName) { coll in
                 try CollectionOps.findAndModify(coll, query: query, sortJSON: nil, update: update, upsert: true)
             } != nil
         } catch let e as MongoError where e.isDuplicateKey {
@@ -36,13 +35,13 @@ extension JobStore {
     public func extendProjectLock(_ job: ClaimedJob, projectId: JSONValue, leaseSeconds: Int) async throws {
         let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
         let update: JSONValue = ["$set": ["expiresAt": .date(Date().addingTimeInterval(Double(leaseSeconds)))]]
-        _ = try await pool.run(Self.locks) { try CollectionOps.update($0, filter: filter, update: update) }
+        _ = try await pool.run(locksName) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 
     /// Releases the lock (if still ours) and wakes the project's deferred jobs.
     public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
         let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
-        _ = try await pool.run(Self.locks) { try CollectionOps.delete($0, filter: filter) }
+        _ = try await pool.run(locksName) { try CollectionOps.delete($0, filter: filter) }
         try await wakeDeferred(projectId: projectId)
     }
 
@@ -58,7 +57,7 @@ extension JobStore {
             "$unset": ["lease": "", "stage": ""],
         ]
         let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
-        let deferred = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update) } == 1
+        let deferred = try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
         // The holder may have released the lock between our failed acquire and
         // the write above; its wake-up then ran before this job was waiting.
         // Re-check after deferring: with no live lock, wake the project's
@@ -66,7 +65,7 @@ extension JobStore {
         // its own wake-up after our write, so no job is left asleep.
         if deferred, let projectId = job.projectId, !projectId.isNull {
             let live: JSONValue = ["_id": projectId, "expiresAt": ["$gt": .date(Date())]]
-            let held = try await pool.run(Self.locks) { coll in
+            let held = try await pool.run(locksName) { coll in
                 try CollectionOps.find(coll, filter: live, limit: 1, projection: ["_id": 1])
             }
             if held.isEmpty { try await wakeDeferred(projectId: projectId) }
@@ -80,7 +79,7 @@ extension JobStore {
         // One update per name of the reference, each on its own index.
         for name in DocumentFields.projectRef {
             let waiting: JSONValue = [name: projectId, "status": "pending", "waitingForProject": true]
-            _ = try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
+            _ = try await pool.run(jobsName) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
         }
     }
 
@@ -92,13 +91,13 @@ extension JobStore {
         let filter: JSONValue = ["status": "pending", "cancelRequested": true]
         let update: JSONValue = ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
                                  "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
-        return try await pool.run(Self.jobs) { try CollectionOps.update($0, filter: filter, update: update, many: true) }
+        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update, many: true) }
     }
 
     /// Whether cancellation was requested, or nil when the lease is lost (a read, no write).
     public func cancelRequested(_ job: ClaimedJob) async throws -> Bool? {
         let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
-        let docs = try await pool.run(Self.jobs) { coll in
+        let docs = try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: filter, limit: 1, projection: ["cancelRequested": 1])
         }
         guard let doc = docs.first else { return nil }

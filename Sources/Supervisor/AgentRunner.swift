@@ -82,6 +82,9 @@ struct Run: AsyncParsableCommand {
             let version = try await Startup.connect(store, logger: logger)
             logger.info("database reachable", metadata: ["server": "\(version)", "db": "\(config.databaseName)"])
         } catch {
+            if let e = error as? MongoError, !e.isOutage {
+                throw fail("the database rejected \(e.operation): \(e.message) (\(e.kind))", code: 69)
+            }
             throw fail("cannot reach the database: \(error)", code: 69)
         }
         let supervisor = Supervisor(config: config, store: store, childPath: childPath, logger: logger,
@@ -106,7 +109,11 @@ struct Run: AsyncParsableCommand {
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let failure as SupervisorFailure {
+            throw fail(failure.message, code: 69)
+        }
     }
 }
 
@@ -121,6 +128,8 @@ enum Startup {
                 return version
             } catch {
                 lastError = error
+                // A rejection (not an outage) fails the same way every time.
+                if let e = error as? MongoError, !e.isOutage { throw error }
                 logger.warning("database not reachable yet", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                 try await Task.sleep(for: .seconds(Double(attempt)))
             }

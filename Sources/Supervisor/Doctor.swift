@@ -28,6 +28,11 @@ struct Doctor: AsyncParsableCommand {
             let missing = wanted.filter { !indexes.contains($0) }
             report(missing.isEmpty ? "ok" : "warn", missing.isEmpty ? "indexes present: \(wanted.joined(separator: ", "))"
                 : "indexes missing (created when `run` starts): \(missing.joined(separator: ", "))")
+            // Every query and update shape the runner uses, once, on scratch collections.
+            let shapes = await store.checkQueryShapes()
+            let rejected = shapes.filter { $0.error != nil }
+            for r in rejected { report("fail", "database rejects \(r.name): \(r.error!)") }
+            if rejected.isEmpty { report("ok", "database accepts all \(shapes.count) query and update shapes the runner uses") }
             let hello = try await store.pool.command(["hello": 1])
             if hello["setName"]?.stringValue != nil || hello["msg"]?.stringValue == "isdbgrid" {
                 report("ok", "change streams supported: new jobs are picked up at once")

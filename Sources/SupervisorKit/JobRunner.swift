@@ -121,7 +121,12 @@ struct JobRunner: Sendable {
                         case .stage(let s):
                             await logs.flush()
                             let t = ContinuousClock.now
-                            if (try? await store.setStage(job, s)) == false { control.stop(.leaseLost) }
+                            do {
+                                if try await !store.setStage(job, s) { control.stop(.leaseLost) }
+                            } catch {
+                                // The stage is informational: the job goes on, the next stage or the outcome follows.
+                                logger.warning("cannot record the stage \(s.rawValue)", metadata: DatabaseRetry.metadata(error))
+                            }
                             await logs.addDatabaseTime(ContinuousClock.now - t)
                         case .succeeded, .failed: result.set(event)
                         }
@@ -236,30 +241,28 @@ struct JobRunner: Sendable {
 
     /// Records the outcome, retrying through a database outage (capped
     /// backoff, up to 15 minutes; the write stays fenced, so a lease that
-    /// lapsed meanwhile makes it a no-op), then releases the project lock.
+    /// lapsed meanwhile makes it a no-op), then releases the project lock and,
+    /// for a success, records it on the project. A rejection by the server is
+    /// logged as such, never as an outage.
     func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger) async {
-        var delay = 0.5
-        let giveUp = ContinuousClock.now + .seconds(900)
-        while true {
-            do {
-                let written = try await store.finish(job, outcome)
-                if written, let p = job.projectId, !p.isNull { try? await store.releaseProjectLock(job, projectId: p) }
-                guard written else {
-                    logger.warning("lease lost before the outcome was written; another runner owns the job")
-                    return
-                }
-                break
-            } catch {
-                if ContinuousClock.now >= giveUp {
-                    logger.error("cannot record the outcome; the lease will expire and the job be retried",
-                                 metadata: ["error": "\(error)"])
-                    return
-                }
-                logger.warning("database unavailable; will retry writing the outcome",
-                               metadata: ["error": "\(error)", "seconds": "\(delay)"])
-                try? await Task.sleep(for: .seconds(delay))
-                delay = min(delay * 2, 10)
+        let written: Bool
+        do {
+            written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
+                try await store.finish(job, outcome)
             }
+        } catch {
+            if DatabaseRetry.isOutage(error) {
+                logger.error("cannot record the outcome; the lease will expire and the job be retried",
+                             metadata: DatabaseRetry.metadata(error))
+            } else {
+                logger.error("the database rejected the outcome write; the lease will expire and the job be retried",
+                             metadata: DatabaseRetry.metadata(error))
+            }
+            return
+        }
+        guard written else {
+            logger.warning("lease lost before the outcome was written; another runner owns the job")
+            return
         }
         switch outcome {
         case .done: RunnerMetrics.finished(status: "done", code: "")
@@ -268,18 +271,34 @@ struct JobRunner: Sendable {
         case .cancelled: RunnerMetrics.finished(status: "cancelled", code: "")
         case .requeued: RunnerMetrics.finished(status: "requeued", code: "")
         }
+        switch outcome {
+        case .done(let meta): logger.info("done", metadata: ["commit": "\(meta.commitSha ?? "-")"])
+        case .failed(let f): logger.warning("failed", metadata: ["code": "\(f.code.rawValue)", "error": "\(f.message)"])
+        case .retry(let f, let at): logger.warning("will retry", metadata: ["code": "\(f.code.rawValue)", "at": "\(at)"])
+        case .cancelled: logger.info("cancelled")
+        case .requeued: logger.info("requeued for another runner")
+        }
+        guard let p = job.projectId, !p.isNull else { return }
         do {
-            switch outcome {
-            case .done(let meta):
-                logger.info("done", metadata: ["commit": "\(meta.commitSha ?? "-")"])
-                if let p = job.projectId { try await store.recordSuccess(projectId: p, jobId: job.id) }
-            case .failed(let f): logger.warning("failed", metadata: ["code": "\(f.code.rawValue)", "error": "\(f.message)"])
-            case .retry(let f, let at): logger.warning("will retry", metadata: ["code": "\(f.code.rawValue)", "at": "\(at)"])
-            case .cancelled: logger.info("cancelled")
-            case .requeued: logger.info("requeued for another runner")
+            try await DatabaseRetry.run("releasing the project lock", giveUpAfter: .seconds(120), logger: logger) {
+                try await store.releaseProjectLock(job, projectId: p)
             }
         } catch {
-            logger.error("cannot record the outcome", metadata: ["error": "\(error)"])
+            logger.warning("""
+                the outcome is recorded but the project lock was not released; \
+                the project's next job waits until the lock's lease lapses (LEASE_SECONDS)
+                """,
+                           metadata: DatabaseRetry.metadata(error))
+        }
+        if case .done = outcome {
+            do {
+                try await DatabaseRetry.run("recording the project's success", giveUpAfter: .seconds(120), logger: logger) {
+                    try await store.recordSuccess(projectId: p, jobId: job.id)
+                }
+            } catch {
+                logger.warning("the job is recorded done, but the project's lastUpdated and jobIds were not updated",
+                               metadata: DatabaseRetry.metadata(error))
+            }
         }
     }
 

@@ -46,6 +46,7 @@ public final class Supervisor: Service, Sendable {
         let running = Locked(0)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
+        let cannotClaim = Locked<String?>(nil)
         let watcher = ChangeWatcher(pool: store.pool)
         watcher.start(onWake: { wake.yield() }, onState: { [logger] ok, why in
             schedule.withLock { $0.streaming = ok }
@@ -76,6 +77,8 @@ public final class Supervisor: Service, Sendable {
                     }
                 }
                 var backoff = 0.5
+                var rejections = 0
+                var sweepFailing = false
                 wake.yield()
                 for await _ in wakeups {
                     health.tick()
@@ -91,7 +94,16 @@ public final class Supervisor: Service, Sendable {
                     var idle = false
                     if running.withLock({ $0 }) < config.concurrency {
                         // Pending jobs the web app cancelled directly end `cancelled` without running.
-                        _ = try? await store.sweepCancelledPending()
+                        do {
+                            try await store.sweepCancelledPending()
+                            sweepFailing = false
+                        } catch {
+                            if !sweepFailing {
+                                logger.warning("cannot end pending jobs whose cancellation was requested; will retry",
+                                               metadata: DatabaseRetry.metadata(error))
+                            }
+                            sweepFailing = true
+                        }
                     }
                     while running.withLock({ $0 }) < config.concurrency, !shutdown.isDraining {
                         let job: ClaimedJob?
@@ -104,12 +116,29 @@ public final class Supervisor: Service, Sendable {
                         } catch {
                             health.database(ok: false)
                             RunnerMetrics.databaseError()
-                            if backoff == 0.5 {
-                                logger.error("database unavailable; claiming paused, backing off",
-                                             metadata: ["error": "\(error)"])
+                            if DatabaseRetry.isOutage(error) {
+                                rejections = 0
+                                if backoff == 0.5 {
+                                    logger.error("database unavailable; claiming paused, backing off",
+                                                 metadata: DatabaseRetry.metadata(error))
+                                }
+                            } else {
+                                // Not an outage: the server refuses a query the claim needs. It
+                                // fails the same way every time; after a few tries, stop (exit 69).
+                                rejections += 1
+                                logger.error("the database rejected the claim", metadata: DatabaseRetry.metadata(error))
+                                if rejections >= Self.rejectionsBeforeExit {
+                                    let operation = (error as? MongoError)?.operation ?? "claim"
+                                    cannotClaim.withLock { $0 = "cannot claim: the database rejects the claim's \(operation): \(error)" }
+                                    shutdown.force()
+                                    wake.yield()
+                                    break
+                                }
                             }
                             try? await Task.sleep(for: .seconds(backoff))
                             backoff = min(backoff * 2, 30)
+                            // Retry after the backoff, whether or not the change stream or the poll wakes the loop.
+                            wake.yield()
                             break
                         }
                         guard let job else { idle = true; break }
@@ -127,8 +156,13 @@ public final class Supervisor: Service, Sendable {
                             wake.yield()
                         }
                     }
-                    if idle, let due = try? await store.nextDue() {
-                        schedule.withLock { $0.nextDue = due }
+                    if idle {
+                        do {
+                            if let due = try await store.nextDue() { schedule.withLock { $0.nextDue = due } }
+                        } catch {
+                            // The safety poll still wakes the loop; a deferred job waits at most that long.
+                            logger.warning("cannot read when the next deferred job is due", metadata: DatabaseRetry.metadata(error))
+                        }
                     }
                     if exitWhenIdle, idle, running.withLock({ $0 }) == 0 {
                         logger.info("nothing to claim and no job running; exiting (--exit-when-idle)")
@@ -164,6 +198,20 @@ public final class Supervisor: Service, Sendable {
                 }
             }
         }
+        if let reason = cannotClaim.withLock({ $0 }) {
+            logger.critical("\(reason)")
+            throw SupervisorFailure(message: reason)
+        }
         logger.info("supervisor stopped")
     }
+
+    /// Consecutive claims the server rejects (not outages) before the supervisor stops.
+    static let rejectionsBeforeExit = 3
+}
+
+/// The supervisor cannot work with this database: the server rejects an
+/// operation the claim needs (the executable exits 69 with `message`).
+public struct SupervisorFailure: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }
