@@ -88,13 +88,14 @@ import Testing
         _ = try await h.store.insertJob(projectId: projectId, spec: tinySpec, id: ["$oid": .string(oid)])
         let stringId = try await h.store.insertJob(projectId: projectId, spec: tinySpec, id: "job-as-a-string")
         // Two slots, one project: the project lock runs them one after the other.
-        #expect(try await h.agentRunner(["run", "--exit-when-idle", "--concurrency", "2"]).status == 0)
+        let run = try await h.agentRunner(["run", "--exit-when-idle", "--concurrency", "2"])
+        #expect(run.status == 0)
         let byOid = try await h.job(oid)
         #expect(byOid["_id"]?["$oid"]?.stringValue == oid, "the ObjectId _id must stay an ObjectId")
         #expect(byOid["status"]?.stringValue == "done")
         let byString = try await h.job(stringId)
         #expect(byString["_id"]?.stringValue == "job-as-a-string")
-        #expect(byString["status"]?.stringValue == "done")
+        #expect(byString["status"]?.stringValue == "done", "\(byString.jsonString)\n\(run.stderr)")
         let project = try await h.store.project(.string(projectId))
         #expect(project?["jobIds"]?.arrayValue?.contains(["$oid": .string(oid)]) == true)
     }

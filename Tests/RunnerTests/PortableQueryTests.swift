@@ -21,8 +21,8 @@ import Testing
     @Test func theSourcesUseOnlyPortableOperators() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Sources")
-        // Extended JSON type wrappers and the change stream's pipeline stage are not query operators.
-        let allowed = JobStore.portableOperators.union(["$oid", "$date", "$numberLong", "$numberInt", "$numberDouble", "$match"])
+        // Extended JSON type wrappers and the change stream's pipeline stages are not query operators.
+        let allowed = JobStore.portableOperators.union(["$oid", "$date", "$numberLong", "$numberInt", "$numberDouble", "$match", "$project"])
         let pattern = try NSRegularExpression(pattern: #""(\$[A-Za-z]+)""#)
         var seen: Set<String> = []
         // The operators' text search (jobs list, dashboard) also matches with `$regex`.
