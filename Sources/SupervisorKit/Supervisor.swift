@@ -44,6 +44,9 @@ public final class Supervisor: Service, Sendable {
     public func run() async throws {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let running = Locked(0)
+        /// Jobs ended so far: a job that ends while the loop claims may wake
+        /// others (its project's deferred jobs), so "idle" only holds when none did.
+        let ended = Locked(0)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
         let cannotClaim = Locked<String?>(nil)
@@ -92,6 +95,7 @@ public final class Supervisor: Service, Sendable {
                         continue
                     }
                     var idle = false
+                    let endedBefore = ended.withLock { $0 }
                     if running.withLock({ $0 }) < config.concurrency {
                         // Pending jobs the web app cancelled directly end `cancelled` without running.
                         do {
@@ -150,6 +154,7 @@ public final class Supervisor: Service, Sendable {
                         if let queuedSince, job.attempt == 1 { RunnerMetrics.claimLatency(Date().timeIntervalSince(queuedSince)) }
                         group.addTask { [systemd, config] in
                             await runner.run(job)
+                            ended.withLock { $0 += 1 }
                             let busy = running.withLock { $0 -= 1; return $0 }
                             systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
                             RunnerMetrics.running(busy, slots: config.concurrency)
@@ -164,7 +169,7 @@ public final class Supervisor: Service, Sendable {
                             logger.warning("cannot read when the next deferred job is due", metadata: DatabaseRetry.metadata(error))
                         }
                     }
-                    if exitWhenIdle, idle, running.withLock({ $0 }) == 0 {
+                    if exitWhenIdle, idle, running.withLock({ $0 }) == 0, ended.withLock({ $0 }) == endedBefore {
                         logger.info("nothing to claim and no job running; exiting (--exit-when-idle)")
                         shutdown.drain()
                         break
