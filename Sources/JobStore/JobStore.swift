@@ -8,9 +8,13 @@ public struct ClaimedJob: Sendable {
     /// The lease token that fences every write of this attempt.
     public let token: String
 
-    public init(document: JSONValue, token: String) {
+    /// When the claim was sent: the lease runs LEASE_SECONDS from no later than this.
+    public let leaseStart: ContinuousClock.Instant
+
+    public init(document: JSONValue, token: String, leaseStart: ContinuousClock.Instant = .now) {
         job = Job(document)
         self.token = token
+        self.leaseStart = leaseStart
     }
 
     /// `_id` exactly as stored (a string, or `{"$oid": …}`), written back as is.
@@ -106,6 +110,7 @@ public final class JobStore: Sendable {
     public func claim(owner: String, leaseSeconds: Int, busyProjects: [JSONValue] = [],
                       now: Date = Date()) async throws -> ClaimedJob? {
         let token = UUID().uuidString
+        let sent = ContinuousClock.now
         let nowJSON = JSONValue.date(now)
         let update: JSONValue = [
             "$set": ["status": "running", "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
@@ -147,7 +152,7 @@ public final class JobStore: Sendable {
             return try CollectionOps.find(coll, filter: ["_id": id, "lease.token": .string(token)], limit: 1).first
         }
         guard let doc, doc["_id"] != nil else { return nil }
-        return ClaimedJob(document: doc, token: token)
+        return ClaimedJob(document: doc, token: token, leaseStart: sent)
     }
 
     /// The operators every query and update of the runner uses, supported

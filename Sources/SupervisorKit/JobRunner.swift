@@ -104,7 +104,7 @@ struct JobRunner: Sendable {
         let started = ContinuousClock.now
         let leaseSeconds = config.leaseSeconds
         let deadline = started + .seconds(config.jobTimeoutSeconds)
-        let grace = Duration.seconds(2)
+        let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
         return await withTaskGroup(of: Void.self) { group in
             // Events from the child.
             group.addTask {
@@ -133,11 +133,16 @@ struct JobRunner: Sendable {
                     }
                 }
             }
-            // Heartbeat, cancel, timeout, shutdown and log flushing.
+            // Timeout, forced shutdown, self-fencing and the signals: on their own clock.
+            group.addTask {
+                await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
+                               fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds), shutdown: shutdown,
+                               logger: logger).run()
+            }
+            // Heartbeat, cancel checks and log flushing: the database's share, awaited here only.
             group.addTask {
                 var lastBeat = ContinuousClock.now
                 var lastCancelCheck = ContinuousClock.now
-                var stopSent: ContinuousClock.Instant?
                 while !control.exited {
                     try? await Task.sleep(for: .milliseconds(200))
                     await logs.flushIfDue()
@@ -145,7 +150,9 @@ struct JobRunner: Sendable {
                     if now - lastBeat >= .seconds(Double(leaseSeconds) / 3) {
                         lastBeat = now
                         do {
-                            switch try await store.heartbeat(job, leaseSeconds: leaseSeconds) {
+                            let beat = try await store.heartbeat(job, leaseSeconds: leaseSeconds)
+                            if beat != nil { lease.renewed(sentAt: now) }
+                            switch beat {
                             case nil: control.stop(.leaseLost)
                             case true?: control.stop(.cancelled)
                             case false?: break
@@ -154,24 +161,15 @@ struct JobRunner: Sendable {
                                 try await store.extendProjectLock(job, projectId: p, leaseSeconds: leaseSeconds)
                             }
                         } catch {
-                            logger.warning("heartbeat failed; will retry", metadata: ["error": "\(error)"])
+                            logger.warning("heartbeat failed; will retry", metadata: DatabaseRetry.metadata(error))
                         }
                     } else if now - lastCancelCheck >= .seconds(1), control.reason == nil {
                         // A cheap read each second, so a cancel stops the child within 2 s.
                         lastCancelCheck = now
-                        if let requested = try? await store.cancelRequested(job) {
-                            if requested { control.stop(.cancelled) }
-                        }
-                    }
-                    if now >= deadline { control.stop(.timeout) }
-                    if shutdown.isForced { control.stop(.shutdown) }
-                    if let reason = control.reason {
-                        if stopSent == nil {
-                            logger.notice("stopping child", metadata: ["reason": "\(reason)"])
-                            child.signalGroup(SIGTERM)
-                            stopSent = now
-                        } else if now - stopSent! >= grace {
-                            child.signalGroup(SIGKILL)
+                        do {
+                            if try await store.cancelRequested(job) == true { control.stop(.cancelled) }
+                        } catch {
+                            logger.debug("cancel check failed; the heartbeat retries", metadata: DatabaseRetry.metadata(error))
                         }
                     }
                 }

@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import RunnerCore
+
+/// The lease as this runner knows it: valid until LEASE_SECONDS after the
+/// claim, or after the last heartbeat the database acknowledged (counted from
+/// when that heartbeat was sent, so never later than the database's own
+/// `lease.expiresAt`).
+final class LeaseClock: Sendable {
+    private let validUntil: Locked<ContinuousClock.Instant>
+    private let length: Duration
+
+    init(start: ContinuousClock.Instant, leaseSeconds: Int) {
+        length = .seconds(leaseSeconds)
+        validUntil = Locked(start + .seconds(leaseSeconds))
+    }
+
+    /// A heartbeat sent at `sentAt` was acknowledged.
+    func renewed(sentAt: ContinuousClock.Instant) {
+        validUntil.withLock { $0 = max($0, sentAt + length) }
+    }
+
+    var expiry: ContinuousClock.Instant { validUntil.withLock { $0 } }
+
+    /// How long before the lease lapses the runner stops the child itself:
+    /// a tenth of the lease, at least 1 s, so the child is dead before another
+    /// runner could claim the job.
+    static func fenceMargin(leaseSeconds: Int) -> Duration {
+        max(.seconds(1), .milliseconds(leaseSeconds * 100))
+    }
+}
+
+/// Stops a job's child on its own clock: the deadline (JOB_TIMEOUT_SECONDS),
+/// a forced shutdown, a lease about to lapse (self-fencing) and any stop
+/// reason another task set (cancel, lease lost), with SIGTERM then SIGKILL
+/// after the grace. It never waits on the database, so a hung or partitioned
+/// database cannot suspend a timeout or let a fenced-out child push.
+struct Enforcer {
+    let child: ChildProcess
+    let control: ChildControl
+    let deadline: ContinuousClock.Instant
+    let lease: LeaseClock
+    let fenceMargin: Duration
+    let shutdown: ShutdownSignal
+    let logger: Logger
+    var grace = Duration.seconds(2)
+    var tick = Duration.milliseconds(100)
+
+    func run() async {
+        var stopSent: ContinuousClock.Instant?
+        while !control.exited {
+            try? await Task.sleep(for: tick)
+            let now = ContinuousClock.now
+            if now >= deadline { control.stop(.timeout) }
+            if shutdown.isForced { control.stop(.shutdown) }
+            if now >= lease.expiry - fenceMargin, control.reason == nil {
+                logger.error("the lease could not be renewed before it lapses; stopping the child (self-fencing)")
+                control.stop(.leaseLost)
+            }
+            guard let reason = control.reason else { continue }
+            if stopSent == nil {
+                logger.notice("stopping child", metadata: ["reason": "\(reason)"])
+                // A child whose lease is gone must not go on to push: no grace.
+                child.signalGroup(reason == .leaseLost ? SIGKILL : SIGTERM)
+                stopSent = now
+            } else if now - stopSent! >= grace {
+                child.signalGroup(SIGKILL)
+            }
+        }
+    }
+}

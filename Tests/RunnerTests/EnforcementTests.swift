@@ -1,0 +1,86 @@
+import Foundation
+import JobStore
+import RunnerCore
+import Testing
+
+/// Issue 13, item 3: enforcement never waits on the database. The database
+/// is a private server stopped with SIGSTOP (it accepts connections but never
+/// answers), and the URI's socketTimeoutMS is 10 minutes, so every database
+/// call hangs for the whole test: only the supervisor's own clock can act.
+@Suite(.serialized) struct EnforcementTests {
+    let queue = QueueTests()
+
+    /// A child that appends its pid to `<root>/pids`; on a second run (after
+    /// `<root>/second` exists) it succeeds at once, else it hangs.
+    func recordingChild(_ h: Harness) throws -> String {
+        let path = h.root + "/recording-child"
+        try """
+        #!/bin/sh
+        cat > /dev/null
+        echo $$ >> \(h.root)/pids
+        if [ -e \(h.root)/second ]; then
+          echo '{"type":"result","ok":true,"metadata":{"generator":"fake"}}'
+          exit 0
+        fi
+        touch \(h.root)/second
+        echo '{"type":"stage","stage":"generating"}'
+        exec sleep 300
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    func pids(_ h: Harness) -> [pid_t] {
+        ((try? String(contentsOfFile: h.root + "/pids", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    func alive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
+
+    /// Starts a supervisor on a private database; returns it, the database and a store on it.
+    func start(_ h: Harness, _ env: [String: String]) async throws -> (Process, PrivateDatabase, JobStore, String) {
+        let db = try await PrivateDatabase(dir: h.root + "/db")
+        let uri = db.uri + "&socketTimeoutMS=600000"
+        let store = JobStore(pool: try MongoPool(uri: uri, databaseName: "enforce"), logCap: 100)
+        let project = try await store.insertProject(name: "E", repoURL: nil)
+        let id = try await store.insertJob(projectId: project, spec: tinySpec)
+        let p = try queue.startSupervisor(h, ["MONGODB_URI": uri, "MONGO_DB_NAME": "enforce",
+                                              "AGENT_RUNNER_JOB_PATH": try recordingChild(h)].merging(env) { $1 })
+        try await queue.waitFor("the child to start") { !pids(h).isEmpty }
+        return (p, db, store, id)
+    }
+
+    @Test func theTimeoutStopsTheChildWhileTheDatabaseHangs() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let (p, db, store, id) = try await start(h, ["JOB_TIMEOUT_SECONDS": "3", "LEASE_SECONDS": "600"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; db.stop() }
+        let child = try #require(pids(h).first)
+        kill(db.process!.processIdentifier, SIGSTOP)
+        try await queue.waitFor("the timeout to stop the child", timeout: 30) { !alive(child) }
+        #expect(!alive(child), "the child outlived JOB_TIMEOUT_SECONDS while the database hung")
+        kill(db.process!.processIdentifier, SIGCONT)
+        try await queue.waitFor("the outcome", timeout: 60) { try await store.job(id)?["status"]?.stringValue == "failed" }
+        #expect(try await store.job(id)?["error"]?["code"]?.stringValue == "timeout")
+        p.terminate()
+        _ = try await queue.waitExit(p)
+    }
+
+    @Test func aLeaseThatCannotBeRenewedStopsTheChildBeforeItLapses() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let (p, db, store, id) = try await start(h, ["JOB_TIMEOUT_SECONDS": "600", "LEASE_SECONDS": "3"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; db.stop() }
+        let child = try #require(pids(h).first)
+        kill(db.process!.processIdentifier, SIGSTOP)
+        try await queue.waitFor("self-fencing to stop the child", timeout: 30) { !alive(child) }
+        #expect(!alive(child), "a partitioned runner's child outlived its lease")
+        kill(db.process!.processIdentifier, SIGCONT)
+        // Nothing was written for the fenced attempt; the lapsed lease is claimed again and the job runs once more.
+        try await queue.waitFor("the second attempt", timeout: 90) { try await store.job(id)?["status"]?.stringValue == "done" }
+        let job = try #require(try await store.job(id))
+        #expect(job["attempts"]?.intValue == 2, "\(job.jsonString)")
+        #expect(pids(h).count == 2)
+        p.terminate()
+        _ = try await queue.waitExit(p)
+    }
+}
