@@ -70,3 +70,29 @@ public struct PathViolation: Error, Sendable, Hashable, CustomStringConvertible 
         return JobFailure(.unsafeOutput, "generated tree rejected: \(named)\(more)")
     }
 }
+
+extension PathPolicy {
+    /// The case rule TreeWriter and TreeScanner share: a tree must check out
+    /// alike on case-insensitive file systems (macOS, Windows), so no two
+    /// files may differ only in case ("duplicate path") and no file may name,
+    /// in any case, a directory that holds other files ("both a file and a
+    /// directory"). `paths` are normalized relative file paths.
+    public static func caseCollisions(_ paths: [String]) -> [PathViolation] {
+        var violations: [PathViolation] = []
+        var seen = Set<String>()
+        var dirs = Set<String>()
+        var kept: [String] = []
+        for p in paths {
+            if !seen.insert(p.lowercased()).inserted {
+                violations.append(.init(p, "duplicate path")); continue
+            }
+            let comps = p.split(separator: "/")
+            for i in 1..<max(comps.count, 1) { dirs.insert(comps[0..<i].joined(separator: "/").lowercased()) }
+            kept.append(p)
+        }
+        for p in kept where dirs.contains(p.lowercased()) {
+            violations.append(.init(p, "both a file and a directory"))
+        }
+        return violations
+    }
+}

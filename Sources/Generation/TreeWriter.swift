@@ -27,8 +27,6 @@ public struct TreeWriter: Sendable {
     public func check(_ files: [(path: String, content: [UInt8])]) throws -> [(path: String, content: [UInt8])] {
         var violations: [PathViolation] = []
         var out: [(path: String, content: [UInt8])] = []
-        var seen = Set<String>()
-        var dirs = Set<String>()
         var total = 0
         if files.count > limits.maxFiles {
             violations.append(.init("(tree)", "\(files.count) files, more than the limit of \(limits.maxFiles)"))
@@ -41,17 +39,10 @@ public struct TreeWriter: Sendable {
                     violations.append(.init(f.path, "\(f.content.count) bytes, more than the limit of \(limits.maxFileBytes)"))
                 }
                 total += f.content.count
-                if !seen.insert(p.lowercased()).inserted {
-                    violations.append(.init(f.path, "duplicate path")); continue
-                }
-                let comps = p.split(separator: "/")
-                for i in 1..<max(comps.count, 1) { dirs.insert(comps[0..<i].joined(separator: "/").lowercased()) }
                 out.append((p, f.content))
             }
         }
-        for f in out where dirs.contains(f.path.lowercased()) {
-            violations.append(.init(f.path, "both a file and a directory"))
-        }
+        violations += PathPolicy.caseCollisions(out.map(\.path))
         if total > limits.maxTotalBytes {
             violations.append(.init("(tree)", "\(total) bytes in all, more than the limit of \(limits.maxTotalBytes)"))
         }
@@ -109,6 +100,8 @@ public enum TreeScanner {
         var bytes = 0
         let rootFD = try retryingEINTR("open \(root)") { open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         try walk(rootFD, prefix: "", violations: &violations, files: &files, bytes: &bytes, limits: limits, depth: 0)
+        // TreeWriter's case rule: what an agent wrote itself must check out on any file system too.
+        violations += PathPolicy.caseCollisions(files)
         if files.count > limits.maxFiles {
             violations.append(.init("(tree)", "\(files.count) files, more than the limit of \(limits.maxFiles)"))
         }

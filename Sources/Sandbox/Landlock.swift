@@ -81,7 +81,10 @@ public enum Landlock {
     }
 
     /// Restricts the calling thread (call it before any other thread starts)
-    /// and its future children. Paths that do not exist are skipped.
+    /// and its future children. Read-execute and device paths that do not
+    /// exist are skipped; a read-write path that cannot be opened fails with
+    /// `internal` (not retried): the job would otherwise run without the
+    /// access it needs, or with less confinement than it was given.
     /// Returns the ABI enforced.
     @discardableResult
     public static func enforce(_ rules: Rules) throws -> Int {
@@ -92,11 +95,17 @@ public enum Landlock {
             cshims_landlock_create_ruleset(handled, scoped)
         }
         defer { close(ruleset) }
-        func add(_ path: String, _ rights: UInt64) throws {
+        func add(_ path: String, _ rights: UInt64, required: Bool = false) throws {
             let fd = open(path, cshims_o_path() | O_CLOEXEC)
             guard fd >= 0 else {
-                if errno == ENOENT || errno == ENOTDIR || errno == EACCES { return }
-                throw Errno(errno, "open \(path)")
+                let e = errno
+                if required {
+                    throw JobFailure(.internal, "the sandbox cannot grant read-write access to \(path): "
+                        + "\(String(cString: strerror(e))) (a file:// repository must exist and be reachable)",
+                                     retryable: false)
+                }
+                if e == ENOENT || e == ENOTDIR || e == EACCES { return }
+                throw Errno(e, "open \(path)")
             }
             defer { close(fd) }
             var st = stat()
@@ -107,7 +116,7 @@ public enum Landlock {
                 cshims_landlock_add_path_rule(ruleset, fd, allowed)
             }
         }
-        for p in rules.readWrite { try add(p, handled) }
+        for p in rules.readWrite { try add(p, handled, required: true) }
         for p in rules.expandedReadExecute() { try add(p, execute | readFile | readDir) }
         for p in rules.devices { try add(p, readFile | writeFile | truncate | ioctlDev) }
         try checkingNegativeErrno("landlock_restrict_self") { cshims_landlock_restrict_self(ruleset) }

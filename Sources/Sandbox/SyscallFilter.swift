@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSeccomp
+import Foundation
 import CShims
 import RunnerCore
 
@@ -36,7 +37,8 @@ public enum SyscallFilter {
     public static func install() throws {
         guard let ctx = seccomp_init(SCMP_ACT_ALLOW) else { throw Errno(ENOMEM, "seccomp_init") }
         defer { seccomp_release(ctx) }
-        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)
+        // Every thread of the process gets the filter, or none: checked, not assumed.
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1), "seccomp_attr_set TSYNC")
         // libseccomp's default bad-arch action kills only the calling thread,
         // which can leave a multi-threaded agent (Node) hanging: kill the process.
         if seccomp_api_get() >= 3 {
@@ -63,7 +65,27 @@ public enum SyscallFilter {
             try check(seccomp_rule_add_array(ctx, cshims_scmp_act_errno(UInt16(ENOSYS)), clone3, 0, nil),
                       "seccomp_rule_add clone3")
         }
-        try check(seccomp_load(ctx), "seccomp_load")
+        // With TSYNC the kernel returns the id of a thread it could not
+        // synchronise (a positive value), which older libseccomp passes on.
+        let loaded = seccomp_load(ctx)
+        if loaded > 0 { throw Errno(ESRCH, "seccomp_load: thread \(loaded) could not be synchronised (TSYNC)") }
+        try check(loaded, "seccomp_load")
+        let unfiltered = threadsWithoutFilter()
+        if !unfiltered.isEmpty {
+            throw Errno(ESRCH, "seccomp: threads \(unfiltered) run without the filter after TSYNC")
+        }
+    }
+
+    /// The ids of this process's threads whose seccomp mode is not 2
+    /// (filtered), from /proc/self/task/*/status. Empty once the filter is
+    /// installed on every thread.
+    public static func threadsWithoutFilter() -> [Int] {
+        guard let tids = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
+        return tids.compactMap(Int.init).sorted().filter { tid in
+            guard let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Seccomp:") }) else { return false }
+            return Int(line.dropFirst("Seccomp:".count).trimmingCharacters(in: .whitespaces)) != 2
+        }
     }
 
     /// libseccomp's view of the kernel: 0 when seccomp filters are unusable,
