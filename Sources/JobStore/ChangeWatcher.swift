@@ -25,28 +25,44 @@ public final class ChangeWatcher: Sendable {
     /// Every change, reduced to the changed document's key (the dashboard's live views).
     public static let anyChange = #"{"pipeline": [{"$project": {"documentKey": 1, "operationType": 1}}]}"#
 
-    /// The filter: inserts, replacements, and updates that set `status:
-    /// pending` or remove `notBefore`.
+    /// The filter: inserts, replacements, updates that set `status: pending`
+    /// or remove `notBefore` (wake-ups), and updates that set
+    /// `cancelRequested: true` (a running job's cancel, so the supervisor never
+    /// polls for it while the stream works).
     static let pipeline = """
     {"pipeline": [{"$match": {"$or": [
       {"operationType": {"$in": ["insert", "replace"]}},
       {"updateDescription.updatedFields.status": "pending"},
-      {"updateDescription.removedFields": "notBefore"}
+      {"updateDescription.removedFields": "notBefore"},
+      {"updateDescription.updatedFields.cancelRequested": true}
     ]}}]}
     """
 
+    /// The id text of the job a change event asks to cancel, if it is one.
+    public static func cancelledJob(in event: JSONValue) -> String? {
+        guard event["updateDescription"]?["updatedFields"]?["cancelRequested"]?.boolValue == true,
+              let id = event["documentKey"]?["_id"] else { return nil }
+        return JobStore.idText(id)
+    }
+
     /// Starts the watching thread.
     public func start(onWake: @escaping @Sendable () -> Void, onState: @escaping @Sendable (Bool, String) -> Void) {
-        start(keyed: false, onChange: { _ in onWake() }, onState: onState)
+        start(parse: false, onChange: { _ in onWake() }, onState: onState)
     }
 
     /// Starts the watching thread; `onChange` gets the changed job's id text (nil when unreadable).
     public func startKeyed(onChange: @escaping @Sendable (String?) -> Void,
                            onState: @escaping @Sendable (Bool, String) -> Void) {
-        start(keyed: true, onChange: onChange, onState: onState)
+        start(parse: true, onChange: { onChange($0?["documentKey"]?["_id"].map(JobStore.idText)) }, onState: onState)
     }
 
-    private func start(keyed: Bool, onChange: @escaping @Sendable (String?) -> Void,
+    /// Starts the watching thread; `onEvent` gets each change event (nil when unreadable).
+    public func startEvents(onEvent: @escaping @Sendable (JSONValue?) -> Void,
+                            onState: @escaping @Sendable (Bool, String) -> Void) {
+        start(parse: true, onChange: onEvent, onState: onState)
+    }
+
+    private func start(parse: Bool, onChange: @escaping @Sendable (JSONValue?) -> Void,
                        onState: @escaping @Sendable (Bool, String) -> Void) {
         let pipelineText = pipelineJSON
         Thread.detachNewThread { [self] in
@@ -68,9 +84,7 @@ public final class ChangeWatcher: Sendable {
                     var doc: OpaquePointer?
                     while !stopped.withLock({ $0 }) {
                         if mongoc_change_stream_next(stream, &doc) {
-                            let key = keyed ? (try? BSONDocument.json(of: doc!))?["documentKey"]?["_id"].map(JobStore.idText)
-                                : nil
-                            onChange(key)
+                            onChange(parse ? try? BSONDocument.json(of: doc!) : nil)
                             continue
                         }
                         var reply: OpaquePointer?

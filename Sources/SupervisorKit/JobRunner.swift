@@ -20,6 +20,8 @@ struct JobRunner: Sendable {
     let childPath: String
     let logger: Logger
     let shutdown: ShutdownSignal
+    /// Renews this job's lease with the supervisor's others and delivers its cancel.
+    let leases: LeaseKeeper
 
     func run(_ job: ClaimedJob) async {
         var logger = logger
@@ -105,6 +107,8 @@ struct JobRunner: Sendable {
         let leaseSeconds = config.leaseSeconds
         let deadline = started + .seconds(config.jobTimeoutSeconds)
         let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
+        leases.hold(job, lease: lease, control: control)
+        defer { leases.release(job) }
         return await withTaskGroup(of: Void.self) { group in
             // Events from the child.
             group.addTask {
@@ -139,39 +143,11 @@ struct JobRunner: Sendable {
                                fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds), shutdown: shutdown,
                                logger: logger).run()
             }
-            // Heartbeat, cancel checks and log flushing: the database's share, awaited here only.
+            // Log flushing (the lease and the cancel flag are the LeaseKeeper's).
             group.addTask {
-                var lastBeat = ContinuousClock.now
-                var lastCancelCheck = ContinuousClock.now
                 while !control.exited {
                     try? await Task.sleep(for: .milliseconds(200))
                     await logs.flushIfDue()
-                    let now = ContinuousClock.now
-                    if now - lastBeat >= .seconds(Double(leaseSeconds) / 3) {
-                        lastBeat = now
-                        do {
-                            let beat = try await store.heartbeat(job, leaseSeconds: leaseSeconds)
-                            if beat != nil { lease.renewed(sentAt: now) }
-                            switch beat {
-                            case nil: control.stop(.leaseLost)
-                            case true?: control.stop(.cancelled)
-                            case false?: break
-                            }
-                            if let p = job.projectId, !p.isNull {
-                                try await store.extendProjectLock(job, projectId: p, leaseSeconds: leaseSeconds)
-                            }
-                        } catch {
-                            logger.warning("heartbeat failed; will retry", metadata: DatabaseRetry.metadata(error))
-                        }
-                    } else if now - lastCancelCheck >= .seconds(1), control.reason == nil {
-                        // A cheap read each second, so a cancel stops the child within 2 s.
-                        lastCancelCheck = now
-                        do {
-                            if try await store.cancelRequested(job) == true { control.stop(.cancelled) }
-                        } catch {
-                            logger.debug("cancel check failed; the heartbeat retries", metadata: DatabaseRetry.metadata(error))
-                        }
-                    }
                 }
             }
             let status = await child.waitForExit()

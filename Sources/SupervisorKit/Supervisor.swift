@@ -47,12 +47,20 @@ public final class Supervisor: Service, Sendable {
         /// Jobs ended so far: a job that ends while the loop claims may wake
         /// others (its project's deferred jobs), so "idle" only holds when none did.
         let ended = Locked(0)
-        let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown)
+        let leases = LeaseKeeper(store: store, leaseSeconds: config.leaseSeconds, pollSeconds: config.pollSeconds,
+                                 logger: logger)
+        let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown,
+                               leases: leases)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
         let cannotClaim = Locked<String?>(nil)
         let watcher = ChangeWatcher(pool: store.pool)
-        watcher.start(onWake: { wake.yield() }, onState: { [logger] ok, why in
+        watcher.startEvents(onEvent: { event in
+            // A running job's cancel arrives here; anything else may make a job claimable.
+            if let event, let cancelled = ChangeWatcher.cancelledJob(in: event) { leases.cancelRequested(jobId: cancelled) }
+            wake.yield()
+        }, onState: { [logger] ok, why in
             schedule.withLock { $0.streaming = ok }
+            leases.setStreaming(ok)
             if ok { logger.info("change stream open: new jobs are picked up at once") }
             else { logger.warning("change stream unavailable; polling", metadata: ["reason": "\(why)"]) }
         })
@@ -63,6 +71,8 @@ public final class Supervisor: Service, Sendable {
         var lastWatchdog = ContinuousClock.now
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                // Every running job's lease, renewed together; cancel polling while the stream is down.
+                group.addTask { await leases.run(until: { Task.isCancelled }) }
                 group.addTask { [config, schedule, watchdog] in
                     // The tick: polls every RUNNER_POLL_SECONDS while the change stream is
                     // down (a slow safety poll while it works), and wakes the loop when

@@ -4,9 +4,11 @@ forwards every message to the real test server, but answers an OP_MSG command
 that contains any of the given byte patterns itself, with a command error
 (ok: 0), as a server that does not implement an operator would.
 
-Usage: mongo_proxy.py UPSTREAM_PORT [--code N] [--errmsg TEXT] PATTERN...
+Usage: mongo_proxy.py UPSTREAM_PORT [--code N] [--errmsg TEXT] [--count FILE] PATTERN...
 Prints its own port first. PATTERN is matched against the raw request bytes
-(e.g. '$not' matches any document key "$not").
+(e.g. '$not' matches any document key "$not"). With --count, every command
+forwarded is appended to FILE as one line: its name and, when the name's value
+is a string, that (the collection).
 """
 import socket
 import struct
@@ -53,7 +55,7 @@ def read_message(sock):
 def main():
     args = sys.argv[1:]
     upstream_port = int(args.pop(0))
-    code, errmsg = 238, None
+    code, errmsg, count = 238, None, None
     patterns = []
     while args:
         a = args.pop(0)
@@ -61,6 +63,8 @@ def main():
             code = int(args.pop(0))
         elif a == "--errmsg":
             errmsg = args.pop(0)
+        elif a == "--count":
+            count = args.pop(0)
         else:
             patterns.append(a.encode())
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -69,6 +73,27 @@ def main():
     listener.listen(64)
     print(listener.getsockname()[1], flush=True)
     next_id = [1 << 24]
+    count_lock = threading.Lock()
+
+    def record(msg):
+        # OP_MSG: header, flagBits, section kind 0, then the command document;
+        # its first element's key is the command name.
+        try:
+            kind_at = 20
+            if msg[kind_at] != 0:
+                return
+            doc = msg[kind_at + 1:]
+            etype = doc[4]
+            end = doc.index(b"\x00", 5)
+            name = doc[5:end].decode()
+            value = ""
+            if etype == 2:
+                n = struct.unpack("<i", doc[end + 1:end + 5])[0]
+                value = doc[end + 5:end + 4 + n].decode(errors="replace")
+            with count_lock, open(count, "a") as f:
+                f.write("%s %s\n" % (name, value))
+        except (IndexError, ValueError, struct.error):
+            pass
 
     def serve(client):
         upstream = socket.create_connection(("127.0.0.1", upstream_port))
@@ -107,6 +132,8 @@ def main():
                     with lock:
                         client.sendall(reply)
                     continue
+                if count and opcode == OP_MSG:
+                    record(msg)
                 upstream.sendall(msg)
         except OSError:
             pass

@@ -1,0 +1,87 @@
+import Foundation
+import JobStore
+import Logging
+import RunnerCore
+
+/// The leases of every job this supervisor runs, kept together (issue 15):
+/// one renewal per `LEASE_SECONDS/3` for all of them (and their project
+/// locks), which also tells which leases were lost; cancellation arrives on
+/// the change stream (`cancelRequested(jobId:)`), and only while the stream
+/// is down is it read, for all running jobs at once, every
+/// `RUNNER_POLL_SECONDS`. Nothing here is per job and per second.
+final class LeaseKeeper: Sendable {
+    struct Held: Sendable {
+        let job: ClaimedJob
+        let lease: LeaseClock
+        let control: ChildControl
+    }
+
+    private let store: JobStore
+    private let leaseSeconds: Int
+    private let pollSeconds: Double
+    private let logger: Logger
+    private let held = Locked<[String: Held]>([:])
+    private let streaming = Locked(false)
+
+    init(store: JobStore, leaseSeconds: Int, pollSeconds: Double, logger: Logger) {
+        self.store = store
+        self.leaseSeconds = leaseSeconds
+        self.pollSeconds = pollSeconds
+        self.logger = logger
+    }
+
+    /// Keeps `job`'s lease from now until `release`.
+    func hold(_ job: ClaimedJob, lease: LeaseClock, control: ChildControl) {
+        held.withLock { $0[job.token] = Held(job: job, lease: lease, control: control) }
+    }
+
+    func release(_ job: ClaimedJob) { _ = held.withLock { $0.removeValue(forKey: job.token) } }
+
+    /// Whether the change stream works (cancels arrive on it).
+    func setStreaming(_ on: Bool) { streaming.withLock { $0 = on } }
+
+    /// A change event said `jobId`'s cancellation was requested.
+    func cancelRequested(jobId: String) {
+        for h in held.withLock({ Array($0.values) }) where h.job.idText == jobId { h.control.stop(.cancelled) }
+    }
+
+    /// Renews and polls until `stopped()`.
+    func run(until stopped: @Sendable () -> Bool) async {
+        var lastBeat = ContinuousClock.now
+        var lastPoll = ContinuousClock.now
+        let beatEvery = Duration.seconds(Double(leaseSeconds) / 3)
+        while !stopped() {
+            try? await Task.sleep(for: .milliseconds(200))
+            let current = held.withLock { $0 }
+            guard !current.isEmpty else { continue }
+            let now = ContinuousClock.now
+            do {
+                if now - lastBeat >= beatEvery {
+                    lastBeat = now
+                    lastPoll = now
+                    let flags = try await store.renewLeases(Array(current.keys), leaseSeconds: leaseSeconds)
+                    apply(flags, to: current, renewedAt: now)
+                } else if !streaming.withLock({ $0 }), now - lastPoll >= .seconds(pollSeconds) {
+                    // No change stream: one read for all running jobs' cancel flags.
+                    lastPoll = now
+                    apply(try await store.leaseFlags(Array(current.keys)), to: current, renewedAt: nil)
+                }
+            } catch {
+                logger.warning("lease renewal failed; will retry", metadata: DatabaseRetry.metadata(error))
+            }
+        }
+    }
+
+    /// Renews the held leases' clocks, stops the lost ones and the cancelled ones.
+    private func apply(_ flags: [String: Bool], to current: [String: Held], renewedAt: ContinuousClock.Instant?) {
+        for (token, h) in current {
+            guard let cancel = flags[token] else {
+                // Released meanwhile (the job ended), or lost.
+                if held.withLock({ $0[token] != nil }) { h.control.stop(.leaseLost) }
+                continue
+            }
+            if let renewedAt { h.lease.renewed(sentAt: renewedAt) }
+            if cancel { h.control.stop(.cancelled) }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+@testable import JobStore
+import RunnerCore
+import Testing
+
+/// Issue 15, items 1 and 2: running jobs cost the database one renewal per
+/// supervisor per interval, not reads and writes per job; cancellation comes
+/// on the change stream. Requests are counted on the wire by a proxy
+/// (Tests/Fixtures/mongo_proxy.py --count) in front of the test server.
+@Suite(.serialized) struct LeaseBatchTests {
+    let queue = QueueTests()
+
+    /// Runs `jobs` long jobs under one supervisor through a counting proxy and
+    /// returns the commands sent during `window` seconds of steady state.
+    func steadyState(jobs: Int, leaseSeconds: Int, window: Double) async throws -> [String] {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
+        let countFile = h.root + "/commands.log"
+        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile])
+        defer { proxy.stop() }
+        for i in 0..<jobs {
+            let p = try await h.store.insertProject(name: "L\(i)", repoURL: nil)
+            _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
+        }
+        let s = try queue.startSupervisor(h, ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true",
+                                              "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: window + 60),
+                                              "RUNNER_CONCURRENCY": "\(jobs)", "LEASE_SECONDS": "\(leaseSeconds)",
+                                              "SHUTDOWN_GRACE_SECONDS": "1"])
+        defer { if s.isRunning { kill(s.processIdentifier, SIGKILL) } }
+        try await queue.waitFor("every job to start", timeout: 60) { queue.runs(h).filter { $0.kind == "start" }.count == jobs }
+        try await Task.sleep(for: .seconds(1))
+        let lines = { ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        let before = lines().count
+        try await Task.sleep(for: .seconds(window))
+        let during = Array(lines().dropFirst(before))
+        let perJobSecond = Double(during.count) / Double(jobs) / window
+        print("steady state: \(jobs) running jobs, LEASE_SECONDS=\(leaseSeconds), \(window) s: \(during.count) requests, "
+              + String(format: "%.3f", perJobSecond) + " per running job per second; by command: "
+              + Dictionary(grouping: during, by: { $0 }).mapValues(\.count).sorted { $0.key < $1.key }
+                .map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        s.terminate()
+        _ = try await queue.waitExit(s)
+        return during
+    }
+
+    @Test func runningJobsAreRenewedTogetherAndNeverPolledOneByOne() async throws {
+        let jobs = 6, window = 4.0
+        let during = try await steadyState(jobs: jobs, leaseSeconds: 3, window: window)
+        // Per job, the old supervisor sent a heartbeat findAndModify and a
+        // project-lock update every second and a cancel read every second.
+        #expect(!during.contains { $0.hasPrefix("findAndModify") }, "a per-job heartbeat was sent")
+        let jobReads = during.filter { $0 == "find jobs" }.count
+        #expect(jobReads <= Int(window) + 2, "\(jobReads) reads of jobs in \(window) s for \(jobs) running jobs")
+        #expect(during.filter { $0 == "update jobs" }.count <= Int(window) + 2)
+        #expect(during.filter { $0 == "update jobs" }.count >= 1, "the leases were renewed")
+    }
+
+    /// The figure for the report: 30 long jobs at the default lease.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["MEASURE_LEASES"] != nil))
+    func measureThirtyRunningJobs() async throws {
+        let during = try await steadyState(jobs: 30, leaseSeconds: 30, window: 30)
+        #expect(Double(during.count) / 30 / 30 <= 0.15)
+    }
+
+    /// A lease taken over by another runner is noticed by the batched renewal.
+    @Test func theBatchedRenewalLearnsWhichLeasesWereLost() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        for name in ["A", "B", "C"] {
+            let p = try await h.store.insertProject(name: name, repoURL: nil)
+            _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
+        }
+        var held: [ClaimedJob] = []
+        for _ in 0..<3 { held.append(try #require(try await h.store.claim(owner: "me", leaseSeconds: 60))) }
+        #expect(try await h.store.acquireProjectLock(held[0], projectId: held[0].projectId!, leaseSeconds: 60))
+        // Another runner takes the second job over; someone cancels the third.
+        let taken = held[1].id
+        _ = try await h.store.pool.run("jobs") { coll in
+            try CollectionOps.update(coll, filter: ["_id": taken], update: ["$set": ["lease.token": "theirs"]])
+        }
+        #expect(try await h.store.requestCancel(held[2].idText))
+        let before = try await h.job(held[0].idText)["lease"]?["expiresAt"]?.dateValue
+        let flags = try await h.store.renewLeases(held.map(\.token), leaseSeconds: 600)
+        #expect(flags == [held[0].token: false, held[2].token: true])
+        let after = try await h.job(held[0].idText)["lease"]?["expiresAt"]?.dateValue
+        #expect(after! > before!.addingTimeInterval(300), "the held lease was renewed")
+        let theirs = try await h.job(held[1].idText)["lease"]?["expiresAt"]?.dateValue
+        #expect(theirs! < Date().addingTimeInterval(120), "the lost lease was not touched")
+        let lock = try await h.store.pool.run("project_locks") { try CollectionOps.find($0, filter: [:], limit: 1) }.first
+        #expect(lock?["expiresAt"]?.dateValue.map { $0 > Date().addingTimeInterval(300) } == true, "the project lock was extended")
+    }
+}
