@@ -46,6 +46,9 @@ extension JobStore {
             _ = await step("appendLogs ($push $each $slice)") { try await scratch.appendLogs(job, ["doctor"]) }
             _ = await step("setStage") { try await scratch.setStage(job, .generating) }
             _ = await step("heartbeat") { try await scratch.heartbeat(job, leaseSeconds: 60) }
+            _ = await step("renewLeases (updateMany on lease tokens, project locks)") {
+                try await scratch.renewLeases([job.token], leaseSeconds: 60)
+            }
             _ = await step("cancelRequested") { try await scratch.cancelRequested(job) }
             _ = await step("extendProjectLock") { try await scratch.extendProjectLock(job, projectId: projectId, leaseSeconds: 60) }
             if let second = await step("claim of a busy project's job", { () async throws -> ClaimedJob? in
