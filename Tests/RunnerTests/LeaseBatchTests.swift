@@ -90,4 +90,35 @@ import Testing
         let lock = try await h.store.pool.run("project_locks") { try CollectionOps.find($0, filter: [:], limit: 1) }.first
         #expect(lock?["expiresAt"]?.dateValue.map { $0 > Date().addingTimeInterval(300) } == true, "the project lock was extended")
     }
+
+    /// Without a change stream (the proxy rejects `$changeStream`), a cancel
+    /// is still read, for all running jobs at once, every RUNNER_POLL_SECONDS.
+    @Test func withoutAChangeStreamTheCancelIsPolledInOneRead() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
+        let countFile = h.root + "/commands.log"
+        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile, "$changeStream"])
+        defer { proxy.stop() }
+        var ids: [String] = []
+        for name in ["A", "B", "C"] {
+            let p = try await h.store.insertProject(name: name, repoURL: nil)
+            ids.append(try await h.store.insertJob(projectId: p, spec: tinySpec))
+        }
+        let s = try queue.startSupervisor(h, ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true",
+                                              "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 300),
+                                              "RUNNER_CONCURRENCY": "3", "RUNNER_POLL_SECONDS": "1", "LEASE_SECONDS": "60",
+                                              "SHUTDOWN_GRACE_SECONDS": "1"])
+        defer { if s.isRunning { kill(s.processIdentifier, SIGKILL) } }
+        try await queue.waitFor("every job to start", timeout: 60) { queue.runs(h).filter { $0.kind == "start" }.count == 3 }
+        #expect(try await h.store.requestCancel(ids[1]))
+        try await queue.waitFor("the cancel", timeout: 10) { try await h.job(ids[1])["status"]?.stringValue == "cancelled" }
+        #expect(try await h.job(ids[0])["status"]?.stringValue == "running")
+        let commands = ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(!commands.contains { $0.hasPrefix("getMore") }, "no change stream ran")
+        #expect(!commands.contains { $0.hasPrefix("findAndModify") && !$0.hasSuffix("project_locks") },
+                "no per-job heartbeat")
+        s.terminate()
+        _ = try await queue.waitExit(s)
+    }
 }
