@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "CGitShims", dependencies: ["CGit2"]),
 
         // Shared model: configuration, job spec, child protocol, errors, redaction.
-        .target(name: "RunnerCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "RunnerCore", dependencies: ["CShims"]),
         // MongoDB job store over libmongoc.
         .target(name: "JobStore", dependencies: ["RunnerCore", "CMongoC",
                                                  .product(name: "Logging", package: "swift-log")]),
@@ -55,6 +55,9 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
         // Spec/instructions builders, generators and the safe tree writer.
         .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims", "COpenSSL"]),
+        // The per-job egress proxy (agent-runner-job --egress-proxy) and the
+        // socket helpers of the job child's forwarder: job-child binary only.
+        .target(name: "EgressProxy", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
         // Commit and push with libgit2.
         .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.
@@ -74,7 +77,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], linkerSettings: releaseLinking),
         .executableTarget(name: "JobChild", dependencies: [
-            "RunnerCore", "Sandbox", "Generation", "Publishing",
+            "RunnerCore", "Sandbox", "Generation", "Publishing", "EgressProxy",
         ], linkerSettings: releaseLinking),
         // The operators' web dashboard: its own executable, so the supervisor stays small.
         .target(name: "DashboardKit", dependencies: [
@@ -93,7 +96,7 @@ let package = Package(
             "DashboardKit", "RunnerCore", "JobStore", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "RunnerTests", dependencies: [
-            "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit",
+            "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit", "EgressProxy",
         ]),
     ],
     swiftLanguageModes: [.v6]

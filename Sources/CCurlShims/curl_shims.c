@@ -16,3 +16,7 @@ CURLcode cshims_curl_setopt_off(CURL *h, CURLoption opt, curl_off_t value) {
 CURLcode cshims_curl_getinfo_long(CURL *h, CURLINFO info, long *out) {
     return curl_easy_getinfo(h, info, out);
 }
+
+CURLcode cshims_curl_setopt_header(CURL *h, size_t (*fn)(char *, size_t, size_t, void *)) {
+    return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fn);
+}

@@ -10,11 +10,17 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
 #include <unistd.h>
 
 int cshims_set_no_new_privs(void) {
@@ -25,9 +31,6 @@ int cshims_set_not_dumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : -errno;
 }
 
-int cshims_set_parent_death_signal(int sig) {
-    return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 ? 0 : -errno;
-}
 
 // Writes errno to the report pipe and exits; async-signal-safe only.
 static void cshims_child_fail(int report_fd) {
@@ -50,79 +53,12 @@ static void cshims_close_from(int lowfd, int keep) {
     }
 }
 
-pid_t cshims_spawn(const char *path, char *const argv[], char *const envp[],
-                   int stdin_fd, int stdout_fd, int stderr_fd,
-                   int uid, int gid, const char *cwd) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int err = errno;
-        close(report[0]);
-        close(report[1]);
-        return -err;
-    }
-    if (pid == 0) {
-        // Child: only async-signal-safe calls until execve.
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        for (int s = 1; s < NSIG; s++) {
-            if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-        }
-        if (setsid() < 0) cshims_child_fail(report[1]);
-        // Move the stdio sources above 2 first so dup2 cannot clobber them.
-        int fds[3] = {stdin_fd, stdout_fd, stderr_fd};
-        for (int i = 0; i < 3; i++) {
-            if (fds[i] >= 0 && fds[i] < 3) {
-                int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-                if (moved < 0) cshims_child_fail(report[1]);
-                fds[i] = moved;
-            }
-        }
-        for (int i = 0; i < 3; i++) {
-            int src = fds[i];
-            if (src < 0) {
-                src = open("/dev/null", O_RDWR);
-                if (src < 0) cshims_child_fail(report[1]);
-            }
-            if (dup2(src, i) < 0) cshims_child_fail(report[1]);
-        }
-        // Close everything else except the report pipe (CLOEXEC closes it on exec).
-        cshims_close_from(3, report[1]);
-        if (uid >= 0) {
-            gid_t g = (gid_t)(gid >= 0 ? gid : uid);
-            if (setgroups(1, &g) != 0) cshims_child_fail(report[1]);
-            if (setresgid(g, g, g) != 0) cshims_child_fail(report[1]);
-            if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) cshims_child_fail(report[1]);
-        }
-        if (cwd != NULL && chdir(cwd) != 0) cshims_child_fail(report[1]);
-        execve(path, argv, envp);
-        cshims_child_fail(report[1]);
-    }
-    close(report[1]);
-    int err = 0;
-    ssize_t n;
-    do {
-        n = read(report[0], &err, sizeof err);
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof err) {
-        // exec failed: reap the child so it does not linger as a zombie.
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        return -err;
-    }
-    return pid;
-}
-
 int cshims_unshare_user_namespace(void) {
     return unshare(CLONE_NEWUSER) == 0 ? 0 : -errno;
 }
 
 int cshims_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
-int cshims_wifexited(int status) { return WIFEXITED(status); }
 int cshims_wexitstatus(int status) { return WEXITSTATUS(status); }
 int cshims_wifsignaled(int status) { return WIFSIGNALED(status); }
 int cshims_wtermsig(int status) { return WTERMSIG(status); }
@@ -152,11 +88,11 @@ int cshims_landlock_abi_version(void) {
     return r < 0 ? -errno : (int)r;
 }
 
-int cshims_landlock_create_ruleset(uint64_t handled_fs, uint64_t scoped) {
-    struct cshims_landlock_ruleset_attr attr = {handled_fs, 0, scoped};
-    // ABI < 6 kernels reject a struct larger than they know only if the
-    // extra bytes are non-zero; pass the short size when unscoped anyway.
-    size_t size = scoped ? sizeof attr : 2 * sizeof(uint64_t);
+int cshims_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped) {
+    struct cshims_landlock_ruleset_attr attr = {handled_fs, handled_net, scoped};
+    // Older kernels reject a struct larger than they know only if the extra
+    // bytes are non-zero; pass the shortest size that holds what is set.
+    size_t size = scoped ? sizeof attr : (handled_net ? 2 * sizeof(uint64_t) : sizeof(uint64_t));
     long r = syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     return r < 0 ? -errno : (int)r;
 }
@@ -164,6 +100,17 @@ int cshims_landlock_create_ruleset(uint64_t handled_fs, uint64_t scoped) {
 int cshims_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed) {
     struct cshims_landlock_path_beneath_attr attr = {allowed, parent_fd};
     long r = syscall(SYS_landlock_add_rule, ruleset_fd, CSHIMS_LANDLOCK_RULE_PATH_BENEATH, &attr, 0);
+    return r < 0 ? -errno : 0;
+}
+
+struct cshims_landlock_net_port_attr {
+    uint64_t allowed_access;
+    uint64_t port;
+} __attribute__((packed));
+
+int cshims_landlock_add_port_rule(int ruleset_fd, uint64_t port, uint64_t allowed) {
+    struct cshims_landlock_net_port_attr attr = {allowed, port};
+    long r = syscall(SYS_landlock_add_rule, ruleset_fd, 2 /* LANDLOCK_RULE_NET_PORT */, &attr, 0);
     return r < 0 ? -errno : 0;
 }
 
@@ -190,3 +137,219 @@ int cshims_openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) 
 int cshims_o_path(void) { return O_PATH; }
 
 int cshims_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+// MARK: spawning with namespaces
+
+// Writes `text` to `path` (a /proc or cgroup file) in one write; 0 or -errno.
+static int cshims_write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t len = strlen(text);
+    ssize_t n;
+    do { n = write(fd, text, len); } while (n < 0 && errno == EINTR);
+    int err = n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+    close(fd);
+    return err;
+}
+
+// Parent side: the id maps, then the cgroup; 0 or -errno.
+static int cshims_prepare_child(pid_t pid, const struct cshims_spawn_options *o) {
+    char path[64], text[64];
+    int r;
+    if (o->namespaces & CLONE_NEWUSER) {
+        snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+        if ((r = cshims_write_file(path, "deny")) != 0 && r != -ENOENT) return r;
+        snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+        snprintf(text, sizeof text, "0 %d 1\n", o->map_uid);
+        if ((r = cshims_write_file(path, text)) != 0) return r;
+        snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+        snprintf(text, sizeof text, "0 %d 1\n", o->map_gid);
+        if ((r = cshims_write_file(path, text)) != 0) return r;
+    }
+    if (o->cgroup_procs != NULL) {
+        snprintf(text, sizeof text, "%d\n", (int)pid);
+        if ((r = cshims_write_file(o->cgroup_procs, text)) != 0) return r;
+    }
+    return 0;
+}
+
+// The child's side of cshims_spawn_ex, from the clone to execve: only
+// async-signal-safe calls. Never returns.
+static void cshims_spawn_child(const char *path, char *const argv[], char *const envp[],
+                               const struct cshims_spawn_options *o, int report[2], int go[2]) {
+    // Child: only async-signal-safe calls until execve. Wait for the parent
+    // to map ids and place us in the cgroup.
+    close(go[1]);
+    char byte;
+    ssize_t g;
+    do { g = read(go[0], &byte, 1); } while (g < 0 && errno == EINTR);
+    if (g != 1) _exit(127);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+    }
+    if (setsid() < 0) cshims_child_fail(report[1]);
+    if (o->death_signal > 0 && prctl(PR_SET_PDEATHSIG, o->death_signal, 0, 0, 0) != 0) cshims_child_fail(report[1]);
+    int fds[3] = {o->stdin_fd, o->stdout_fd, o->stderr_fd};
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] >= 0 && fds[i] < 3) {
+            int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+            if (moved < 0) cshims_child_fail(report[1]);
+            fds[i] = moved;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        int src = fds[i];
+        if (src < 0) {
+            src = open("/dev/null", O_RDWR);
+            if (src < 0) cshims_child_fail(report[1]);
+        }
+        if (dup2(src, i) < 0) cshims_child_fail(report[1]);
+    }
+    cshims_close_from(3, report[1]);
+    if (o->namespaces & CLONE_NEWUSER) {
+        // Become the mapped ids (0 inside): until then our credentials are
+        // still the parent's, which the map may not name.
+        if (setresgid(0, 0, 0) != 0) cshims_child_fail(report[1]);
+        if (setresuid(0, 0, 0) != 0) cshims_child_fail(report[1]);
+    }
+    if (o->uid >= 0 && !(o->namespaces & CLONE_NEWUSER)) {
+        gid_t gid = (gid_t)(o->gid >= 0 ? o->gid : o->uid);
+        if (setgroups(1, &gid) != 0) cshims_child_fail(report[1]);
+        if (setresgid(gid, gid, gid) != 0) cshims_child_fail(report[1]);
+        if (setresuid((uid_t)o->uid, (uid_t)o->uid, (uid_t)o->uid) != 0) cshims_child_fail(report[1]);
+    }
+    if (o->cwd != NULL && chdir(o->cwd) != 0) cshims_child_fail(report[1]);
+    execve(path, argv, envp);
+    cshims_child_fail(report[1]);
+}
+
+pid_t cshims_spawn_ex(const char *path, char *const argv[], char *const envp[],
+                      struct cshims_spawn_options *o) {
+    o->pidfd = -1;
+    int report[2], go[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return -errno;
+    if (pipe2(go, O_CLOEXEC) != 0) {
+        int err = errno;
+        close(report[0]); close(report[1]);
+        return -err;
+    }
+    int pidfd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PIDFD | o->namespaces;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && errno == ENOSYS && o->namespaces == 0) {
+        // clone3 refused (the job's seccomp filter answers ENOSYS so that
+        // clone's flags stay inspectable): a plain fork, and pidfd_open.
+        pid = fork();
+        if (pid > 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    }
+    if (pid < 0) {
+        int err = errno;
+        close(report[0]); close(report[1]); close(go[0]); close(go[1]);
+        return -err;
+    }
+    if (pid == 0) cshims_spawn_child(path, argv, envp, o, report, go);
+    close(report[1]);
+    close(go[0]);
+    int err = cshims_prepare_child(pid, o);
+    if (err == 0) {
+        char byte = 1;
+        ssize_t w;
+        do { w = write(go[1], &byte, 1); } while (w < 0 && errno == EINTR);
+        if (w != 1) err = -EPIPE;
+    }
+    close(go[1]);
+    if (err != 0) {
+        kill(pid, SIGKILL);
+        close(report[0]);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        close(pidfd);
+        return err;
+    }
+    int code = 0;
+    ssize_t n;
+    do { n = read(report[0], &code, sizeof code); } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == (ssize_t)sizeof code) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        close(pidfd);
+        return -code;
+    }
+    o->pidfd = pidfd;
+    return pid;
+}
+
+uint64_t cshims_clone_newuser(void) { return CLONE_NEWUSER; }
+uint64_t cshims_clone_newpid(void) { return CLONE_NEWPID; }
+uint64_t cshims_clone_newnet(void) { return CLONE_NEWNET; }
+
+int cshims_pidfd_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
+}
+
+int cshims_wait_exited_nowait(pid_t pid) {
+    siginfo_t info;
+    int r;
+    do { r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT); } while (r < 0 && errno == EINTR);
+    return r == 0 ? 0 : -errno;
+}
+
+int cshims_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int cshims_drop_capabilities(void) {
+    // Locked securebits first (needs CAP_SETPCAP, which we still hold when we have any).
+    int bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0 && errno != EPERM) return -errno;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
+    for (int cap = 0; cap <= 63; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL) break;   // past the kernel's last capability
+            if (errno != EPERM) return -errno;
+        }
+    }
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
+}
+
+int cshims_loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    int err = 0;
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) err = -errno;
+    else {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) err = -errno;
+    }
+    close(fd);
+    return err;
+}
+
+static void cshims_init_sigterm(int sig) {
+    (void)sig;
+    kill(-1, SIGKILL);
+    _exit(143);
+}
+
+int cshims_install_init_sigterm(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cshims_init_sigterm;
+    sigfillset(&sa.sa_mask);
+    return sigaction(SIGTERM, &sa, NULL) == 0 ? 0 : -errno;
+}

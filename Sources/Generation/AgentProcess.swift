@@ -6,8 +6,10 @@ import Foundation
 import RunnerCore
 
 /// A generator subprocess inside the job child (which is synchronous and
-/// single-job, so it waits on its own thread with poll(2)). The process leads
-/// its own session; a timeout stops the whole group: SIGTERM, 2 s, SIGKILL.
+/// single-job, so it waits on its own thread with poll(2)). It is spawned by
+/// the one `SpawnedProcess` implementation: its own session, a pidfd, and
+/// SIGKILL if the job child dies. A timeout stops its group: SIGTERM, 2 s,
+/// SIGKILL. Everything else it started is ended by `AgentReaper` afterwards.
 struct AgentProcess {
     enum Status: Equatable { case exited(Int32), signaled(Int32), timedOut }
 
@@ -18,7 +20,7 @@ struct AgentProcess {
         var cpuSeconds: Double
     }
 
-    let pid: pid_t
+    let process: SpawnedProcess
     let outFD: Int32
     let errFD: Int32
 
@@ -26,15 +28,17 @@ struct AgentProcess {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&outPipe) }
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&errPipe) }
-        let argv = CStringArray([executable] + arguments)
-        let envp = CStringArray(environment: environment)
-        let pid = cshims_spawn(executable, argv.pointers, envp.pointers, -1, outPipe[1], errPipe[1], -1, -1, cwd)
-        close(outPipe[1]); close(errPipe[1])
-        guard pid > 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            throw JobFailure(.generationFailed, "cannot start \(executable): \(Errno(-pid))")
+        var o = SpawnedProcess.Options()
+        o.stdout = outPipe[1]; o.stderr = errPipe[1]
+        o.workingDirectory = cwd
+        o.deathSignal = SIGKILL // spawned from the job child's main thread, which lives until the job ends
+        do {
+            process = try SpawnedProcess(executable: executable, arguments: arguments, environment: environment, options: o)
+        } catch {
+            close(outPipe[0]); close(errPipe[0]); close(outPipe[1]); close(errPipe[1])
+            throw JobFailure(.generationFailed, "cannot start \(executable): \(error)")
         }
-        self.pid = pid
+        close(outPipe[1]); close(errPipe[1])
         outFD = outPipe[0]
         errFD = errPipe[0]
     }
@@ -50,6 +54,7 @@ struct AgentProcess {
         while !open.isEmpty {
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 || ParentWatch.orphaned { timedOut = true; break }
+            AgentReaper.reapOrphans(except: process.pid)
             var fds = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000))
             if n < 0 && errno != EINTR { break }
@@ -66,33 +71,86 @@ struct AgentProcess {
         }
         close(outFD); close(errFD)
         if timedOut {
-            kill(-pid, SIGTERM)
+            process.signalGroup(SIGTERM)
             let stop = Date().addingTimeInterval(2)
             while Date() < stop {
-                if let ended = reap(blocking: false) {
-                    kill(-pid, SIGKILL)
+                if let ended = process.exitedStatus() {
                     return Ended(status: .timedOut, cpuSeconds: ended.cpuSeconds)
                 }
                 usleep(50_000)
             }
-            kill(-pid, SIGKILL)
-            return Ended(status: .timedOut, cpuSeconds: reap(blocking: true)?.cpuSeconds ?? 0)
+            process.signalGroup(SIGKILL)
+            return Ended(status: .timedOut, cpuSeconds: process.waitForExit().cpuSeconds)
         }
-        let ended = reap(blocking: true) ?? Ended(status: .exited(-1), cpuSeconds: 0)
-        kill(-pid, SIGKILL) // anything the agent left running in its group
-        return ended
+        let ended = process.waitForExit()
+        switch ended.status {
+        case .exited(let c): return Ended(status: .exited(c), cpuSeconds: ended.cpuSeconds)
+        case .signaled(let s): return Ended(status: .signaled(s), cpuSeconds: ended.cpuSeconds)
+        }
+    }
+}
+
+/// Ends every process an agent started, however it detached (double fork,
+/// setsid). In a PID namespace the job child is init: kill(-1) reaches every
+/// other process of the namespace and orphans are re-parented to it. Without
+/// one (SANDBOX=off on a host without namespaces) it is a subreaper and
+/// kills its descendants through /proc.
+public enum AgentReaper {
+    /// Whether this process is init of its own PID namespace.
+    public static var isNamespaceInit: Bool { getpid() == 1 }
+
+    /// Reaps exited orphans (never `except`, whose status its owner collects).
+    static func reapOrphans(except pid: pid_t) {
+        while true {
+            var info = siginfo_t()
+            guard waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return }
+            let found = info._sifields._sigchld.si_pid
+            guard found > 0, found != pid else { return }
+            var status: Int32 = 0
+            _ = waitpid(found, &status, 0)
+        }
     }
 
-    /// wait4 on the agent: nil while it still runs (non-blocking) or on error.
-    private func reap(blocking: Bool) -> Ended? {
+    /// SIGKILLs every process this job started except the caller, reaps them,
+    /// and returns how many were still running.
+    @discardableResult
+    public static func killAll() -> Int {
+        var killed = 0
+        if isNamespaceInit {
+            if kill(-1, SIGKILL) == 0 { killed = -1 }
+        } else {
+            for _ in 0..<64 {
+                let children = childPids()
+                if children.isEmpty { break }
+                for child in children { kill(child, SIGKILL); killed += 1 }
+                reapAll()
+            }
+        }
+        reapAll()
+        return killed
+    }
+
+    /// Reaps every exited child, blocking until none is left.
+    static func reapAll() {
         var status: Int32 = 0
-        var usage = rusage()
-        var r: pid_t
-        repeat { r = wait4(pid, &status, blocking ? 0 : WNOHANG, &usage) } while r < 0 && errno == EINTR
-        guard r == pid else { return nil }
-        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
-        let s: Status = cshims_wifsignaled(status) != 0 ? .signaled(cshims_wtermsig(status)) : .exited(cshims_wexitstatus(status))
-        return Ended(status: s, cpuSeconds: cpu)
+        while true {
+            let r = waitpid(-1, &status, 0)
+            if r > 0 { continue }
+            if r < 0 && errno == EINTR { continue }
+            return
+        }
+    }
+
+    /// The pids whose parent is this process, from /proc/*/stat.
+    static func childPids() -> [pid_t] {
+        let me = getpid()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), pid != me,
+                  let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == me ? pid : nil
+        }
     }
 }

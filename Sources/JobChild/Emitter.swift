@@ -7,14 +7,27 @@ import RunnerCore
 /// Writes NDJSON events to stdout (the supervisor's pipe), redacting every
 /// log line. One `write` per event, so lines never interleave; each line
 /// follows `LineFraming` (the supervisor reads with the same limit).
-struct Emitter {
-    let redactor: Redactor
+final class Emitter: Sendable {
+    private let redactor: Locked<Redactor>
+    private let secrets: Locked<[String]>
+
+    init(secrets: [String]) {
+        self.secrets = Locked(secrets)
+        redactor = Locked(Redactor(secrets: secrets))
+    }
+
+    /// Adds a secret that arrived later (the push token).
+    func addSecret(_ s: String) {
+        let all = secrets.withLock { $0.append(s); return $0 }
+        redactor.withLock { $0 = Redactor(secrets: all) }
+    }
 
     func emit(_ event: ChildEvent) {
+        let r = redactor.withLock { $0 }
         var e = event
         switch event {
-        case .log(let line): e = .log(redactor.redact(line))
-        case .failed(var f): f.message = redactor.redact(f.message); e = .failed(f)
+        case .log(let line): e = .log(r.redact(line))
+        case .failed(var f): f.message = r.redact(f.message); e = .failed(f)
         default: break
         }
         // One line within LineFraming.maxLineBytes: long log lines are cut

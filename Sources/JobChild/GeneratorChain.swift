@@ -34,7 +34,8 @@ struct GeneratorChain {
                     return Outcome(generator: "scaffold")
                 case "cline":
                     let cline = ClineGenerator(settings: ticket.settings, workspace: ticket.workspace,
-                                               providerBaseURL: providerBaseURL ?? ticket.settings.clineProviderBaseURL, log: log)
+                                               providerBaseURL: providerBaseURL ?? ticket.settings.clineProviderBaseURL,
+                                               extraEnvironment: AgentNetwork.environment, log: log)
                     if let why = cline.unavailableReason() {
                         reasons.append("cline skipped: \(why)")
                         log("generator cline skipped: \(why)")

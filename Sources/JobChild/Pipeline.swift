@@ -28,7 +28,17 @@ struct Pipeline {
         }
         out.stage(.preparing)
         try prepareWorkspace()
+        var network = NetworkSetup(settings: ticket.settings, workspace: workspace)
+        try network.prepare()
+        out.log(network.summary)
+        // Confinement comes first, while this is the only thread (Landlock
+        // restricts the calling thread and what it starts later).
+        guard Self.threadCount() == 1 else {
+            throw JobFailure(.internal, "confinement must be applied before any other thread exists")
+        }
         out.log(try confinement().apply())
+        network.startForwarding()
+        ChildInput.startWatching()
         let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName,
                                         fallbackPrompt: ticket.prompt)
         out.log("architecture '\(spec.name)': \(spec.components.count) components, \(spec.connections.count) connections")
@@ -37,9 +47,16 @@ struct Pipeline {
         lap("sandboxMs")
 
         out.stage(.generating)
-        let generated = try GeneratorChain(ticket: ticket, spec: spec, inputDir: inputDir, repoDir: repoDir,
-                                           log: out.log).run()
+        var chain = GeneratorChain(ticket: ticket, spec: spec, inputDir: inputDir, repoDir: repoDir, log: out.log)
+        // Cline calls its provider through the proxy's route, which holds the real key.
+        if let route = network.providerRoute { chain.providerBaseURL = route }
+        let generated = try chain.run()
 
+        // Nothing the agent started may outlive its phase: everything left is
+        // killed before the tree is checked and before any credential arrives.
+        let leftovers = AgentReaper.killAll()
+        if leftovers > 0 { out.log("ended \(leftovers) process(es) the agent left running") }
+        if let failure = pidsLimitFailure() { throw failure }
         lap("generateMs")
         out.stage(.validating)
         let summary = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
@@ -55,10 +72,17 @@ struct Pipeline {
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
         }
+        let token = try ChildInput.pushToken(emitter: out)
+        if let token { out.addSecret(token) }
         let s = ticket.settings
-        let req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
+        var req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
                                  remoteName: s.remoteName, authorName: s.authorName, authorEmail: s.authorEmail,
-                                 jobId: ticket.jobId, projectName: ticket.projectName, token: ticket.secrets.githubToken)
+                                 jobId: ticket.jobId, projectName: ticket.projectName, token: token)
+        if let tunnel = try network.gitTunnel(for: ticket.repoURL) {
+            req.connectURL = tunnel
+        } else {
+            req.proxyURL = network.proxyURL
+        }
         // Publisher reports `committing` and `pushing` as each begins.
         var meta = try Publisher.publish(req, log: out.log, stage: out.stage)
         meta.generator = generated.generator
@@ -81,19 +105,47 @@ struct Pipeline {
         setenv("TMPDIR", workspace + "/tmp", 1)
     }
 
+    /// The threads of this process, from /proc/self/status.
+    static func threadCount() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
+        return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+    }
+
+    /// `resource_limit` when the job's pids cgroup refused a fork (JOB_MAX_PROCESSES).
+    func pidsLimitFailure() -> JobFailure? {
+        guard let path = ticket.settings.pidsEventsPath,
+              let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("max ") }),
+              let count = Int(line.dropFirst(4)), count > 0 else { return nil }
+        return JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(ticket.settings.maxProcesses) reached: "
+            + "the agent tried to start more processes \(count) time(s)")
+    }
+
     /// The Landlock rules and limits for this job.
     func confinement() -> Confinement {
         let s = ticket.settings
-        var readWrite = [workspace]
+        let paths = WorkspacePaths(workspace)
+        // The workspace's own folder and run/ (the proxy's socket) stay read-only.
+        var readWrite = [paths.input, paths.repo, paths.home, paths.tmp]
         if let url = ticket.repoURL, case .local(let path) = Publisher.kind(of: url) { readWrite.append(path) }
         var readExecute = Confinement.systemPaths + s.sandboxReadPaths
         if s.clineEnabled, let cline = ClineGenerator.resolve(s.clineCommand) {
             readExecute.append((cline as NSString).deletingLastPathComponent)
         }
-        return Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute, devices: Confinement.devicePaths,
-                                        hidden: s.sandboxHiddenPaths),
-                           memoryMB: s.memoryMB, cpuSeconds: s.cpuSeconds,
-                           maxWriteMB: s.maxTotalMB + 64, enforced: s.sandboxEnforced)
+        let ports: [UInt16]? = switch s.network {
+        case .proxy: [UInt16(s.proxyPort), UInt16(NetworkSetup.tunnelPort)]
+        case .none: []
+        case .host: nil
+        }
+        var c = Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute + [paths.run],
+                                         devices: Confinement.devicePaths, hidden: s.sandboxHiddenPaths,
+                                         connectPorts: ports),
+                            memoryMB: s.memoryMB, cpuSeconds: s.cpuSeconds,
+                            maxWriteMB: s.maxTotalMB + 64, enforced: s.sandboxEnforced)
+        c.isolatedNetwork = s.network != .host
+        if s.pidsEventsPath == nil { c.maxProcesses = s.maxProcesses }
+        return c
     }
 
     func writeInputs(_ spec: ArchitectureSpec) throws {

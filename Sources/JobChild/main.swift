@@ -1,41 +1,46 @@
 // agent-runner-job: runs one job in a confined process. Reads one JSON ticket
-// on stdin, writes NDJSON events on stdout, ends with exactly one `result`
-// event. It never talks to MongoDB; secrets arrive only in the ticket.
-// `agent-runner-job --self-test` instead proves the confinement on this host
-// (run by `agent-runner doctor`): see SandboxSelfTest; `--probe` runs the
-// doctor's checks of cline, Gemini and libgit2: see ToolProbe; `--github-app-token`
-// mints a push token for the supervisor: see GitHubAppTokenMode.
+// line on stdin, writes NDJSON events on stdout, ends with exactly one
+// `result` event. It never talks to MongoDB. The supervisor keeps stdin open:
+// the push token arrives there later, and EOF means the supervisor is gone.
+// It is init of its own PID namespace: when it exits, everything the job
+// started dies with it.
+// `--self-test` proves the confinement on this host (run by `agent-runner
+// doctor`): see SandboxSelfTest; `--probe` runs the doctor's checks of cline,
+// Gemini and libgit2: see ToolProbe; `--egress-proxy` is one job's egress
+// proxy, run by the supervisor outside the job's namespaces: see ProxyMain;
+// `--github-app-token` mints a push token for the supervisor: see GitHubAppTokenMode.
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
+import EgressProxy
 import Foundation
+import Generation
 import RunnerCore
 import Sandbox
 
 if CommandLine.arguments.dropFirst().first == "--self-test" { exit(SandboxSelfTest.run()) }
 if CommandLine.arguments.dropFirst().first == "--probe" { exit(ToolProbe.run()) }
 if CommandLine.arguments.dropFirst().first == "--github-app-token" { exit(GitHubAppTokenMode.run()) }
+if CommandLine.arguments.dropFirst().first == "--egress-proxy" { exit(ProxyMain.run()) }
 signal(SIGPIPE, SIG_IGN)
-ParentWatch.start()
-var input = [UInt8]()
-var buffer = [UInt8](repeating: 0, count: 65536)
-while true {
-    let n = read(0, &buffer, buffer.count)
-    if n < 0 && errno == EINTR { continue }
-    if n <= 0 { break }
-    input += buffer[0..<n]
-    if input.count > 64 << 20 { break }
+if AgentReaper.isNamespaceInit {
+    // Init of the job's PID namespace: a stop request ends every process of the job.
+    _ = cshims_install_init_sigterm()
+} else {
+    // No PID namespace (SANDBOX=off where namespaces are unavailable): orphans come to us.
+    _ = cshims_set_child_subreaper()
 }
 
 let ticket: JobTicket
 do {
-    ticket = try JSONDecoder().decode(JobTicket.self, from: Data(input))
+    guard let line = ChildInput.readTicketLine() else { throw JobFailure(.internal, "no ticket on stdin") }
+    ticket = try JSONDecoder().decode(JobTicket.self, from: Data(line))
 } catch {
-    Emitter(redactor: Redactor()).emit(.failed(JobFailure(.internal, "unreadable ticket: \(error)")))
+    Emitter(secrets: []).emit(.failed(JobFailure(.internal, "unreadable ticket: \(error)")))
     exit(0)
 }
-input = []
-let emitter = Emitter(redactor: Redactor(secrets: ticket.secrets.values))
+let emitter = Emitter(secrets: ticket.secrets.values)
 do {
     let meta = try Pipeline(ticket: ticket, out: emitter).run()
     emitter.stage(.finished)
@@ -45,4 +50,5 @@ do {
 } catch {
     emitter.emit(.failed(JobFailure(.internal, "\(error)")))
 }
+AgentReaper.killAll()
 exit(0)

@@ -5,6 +5,8 @@ import RunnerCore
 /// Per-operation state reached from libgit2's C callbacks through `payload`.
 final class RemoteCallbackState {
     let token: String?
+    /// An HTTP proxy for http(s) remotes (the job's egress proxy), or nil.
+    var proxyURL: String?
     let maxAuthAttempts: Int
     var authAttempts = 0
     var authExhausted = false
@@ -59,6 +61,13 @@ final class GitRemote {
 
     deinit { git_remote_free(handle) }
 
+    /// Connects to `url` instead (a local tunnel) without writing it to the
+    /// repository's configuration, which keeps the real remote URL.
+    func connect(through url: String) throws {
+        try git("set instance url", git_remote_set_instance_url(handle, url))
+        try git("set instance push url", git_remote_set_instance_pushurl(handle, url))
+    }
+
     private func callbacks() -> git_remote_callbacks {
         var cb = git_remote_callbacks()
         git_remote_init_callbacks(&cb, UInt32(GIT_REMOTE_CALLBACKS_VERSION))
@@ -76,8 +85,11 @@ final class GitRemote {
         opts.callbacks = callbacks()
         opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
         try withExtendedLifetime(state) {
-            try withStrArray([refspec]) { specs in
-                try git("fetch", git_remote_fetch(handle, specs, &opts, "fetch"))
+            try withProxy { url in
+                if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
+                return try withStrArray([refspec]) { specs in
+                    try git("fetch", git_remote_fetch(handle, specs, &opts, "fetch"))
+                }
             }
         }
     }
@@ -88,9 +100,18 @@ final class GitRemote {
         git_push_options_init(&opts, UInt32(GIT_PUSH_OPTIONS_VERSION))
         opts.callbacks = callbacks()
         try withExtendedLifetime(state) {
-            try withStrArray([refspec]) { specs in
-                try git("push", git_remote_push(handle, specs, &opts))
+            try withProxy { url in
+                if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
+                return try withStrArray([refspec]) { specs in
+                    try git("push", git_remote_push(handle, specs, &opts))
+                }
             }
         }
+    }
+
+    /// Runs `body` with the egress proxy's URL as a C string (nil: no proxy).
+    private func withProxy<T>(_ body: (UnsafePointer<CChar>?) throws -> T) throws -> T {
+        guard let url = state.proxyURL else { return try body(nil) }
+        return try url.withCString { try body($0) }
     }
 }

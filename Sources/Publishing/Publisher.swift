@@ -15,6 +15,11 @@ public struct PublishRequest: Sendable {
     public var jobId: String
     public var projectName: String
     public var token: String?
+    /// The HTTP proxy for http(s) remotes (the job's egress proxy), or nil.
+    public var proxyURL: String?
+    /// Where to connect instead of `remoteURL` (a local tunnel to it), or nil.
+    /// Reports and metadata still name `remoteURL`.
+    public var connectURL: String?
 
     public init(repoDirectory: String, remoteURL: String?, branch: String, remoteName: String, authorName: String,
                 authorEmail: String, jobId: String, projectName: String, token: String?) {
@@ -92,6 +97,8 @@ public enum Publisher {
             var parent: git_oid?
             if pushable, let url = req.remoteURL {
                 let r = try GitRemote(repo: repo, name: req.remoteName, url: url, token: req.token)
+                if let tunnel = req.connectURL { try r.connect(through: tunnel) }
+                r.state.proxyURL = req.proxyURL
                 remote = r
                 do {
                     try r.fetch("+\(branchRef):\(trackingRef)")

@@ -61,6 +61,19 @@ public struct ChildSettings: Sendable, Codable {
     public var maxFileMB: Int
     public var maxFiles: Int
     public var maxTotalMB: Int
+    /// JOB_NETWORK.
+    public var network: JobNetwork
+    /// The loopback port of the forwarder to the egress proxy inside the job's
+    /// network namespace (HTTPS_PROXY/HTTP_PROXY of the agent).
+    public var proxyPort: Int
+    /// JOB_MAX_PROCESSES.
+    public var maxProcesses: Int
+    /// The job's pids cgroup `pids.events`, when the supervisor made one (the
+    /// child then reports a fork bomb as `resource_limit`); nil: RLIMIT_NPROC.
+    public var pidsEventsPath: String?
+
+    /// The forwarder's port inside every job's own network namespace.
+    public static let forwarderPort = 3128
 
     public init(_ c: RunnerConfiguration) {
         generators = c.generators
@@ -86,10 +99,17 @@ public struct ChildSettings: Sendable, Codable {
         maxFileMB = c.jobMaxFileMB
         maxFiles = c.jobMaxFiles
         maxTotalMB = c.jobMaxTotalMB
+        network = c.jobNetwork
+        proxyPort = Self.forwarderPort
+        maxProcesses = c.jobMaxProcesses
+        pidsEventsPath = nil
     }
 }
 
-/// Secrets for one job. Never logged: `description` hides them.
+/// Secrets for one job. Never logged: `description` hides them. The ticket
+/// carries only the Gemini key, and only when Gemini is in the chain; the
+/// push token comes later, in a second line on stdin, after the child asked
+/// for it (`ChildEvent.pushTokenRequest`) with every agent process gone.
 public struct ChildSecrets: Sendable, Codable, CustomStringConvertible {
     public var githubToken: String?
     public var geminiAPIKey: String?
@@ -195,6 +215,9 @@ public enum ChildEvent: Sendable, Codable, Equatable {
     case stage(JobStage)
     case succeeded(JobMetadata)
     case failed(JobFailure)
+    /// The agent phase is over and every process it started is gone: the
+    /// supervisor may now send the push token (a `ChildSecrets` line on stdin).
+    case pushTokenRequest
 
     private enum CodingKeys: String, CodingKey { case type, line, stage, ok, metadata, error }
 
@@ -203,6 +226,7 @@ public enum ChildEvent: Sendable, Codable, Equatable {
         switch try c.decode(String.self, forKey: .type) {
         case "log": self = .log(try c.decode(String.self, forKey: .line))
         case "stage": self = .stage(try c.decode(JobStage.self, forKey: .stage))
+        case "push_token_request": self = .pushTokenRequest
         case "result":
             if try c.decode(Bool.self, forKey: .ok) {
                 self = .succeeded(try c.decode(JobMetadata.self, forKey: .metadata))
@@ -219,6 +243,7 @@ public enum ChildEvent: Sendable, Codable, Equatable {
         switch self {
         case .log(let line): try c.encode("log", forKey: .type); try c.encode(line, forKey: .line)
         case .stage(let s): try c.encode("stage", forKey: .type); try c.encode(s, forKey: .stage)
+        case .pushTokenRequest: try c.encode("push_token_request", forKey: .type)
         case .succeeded(let m):
             try c.encode("result", forKey: .type); try c.encode(true, forKey: .ok); try c.encode(m, forKey: .metadata)
         case .failed(let e):

@@ -10,6 +10,9 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     case timeout
     case resourceLimit = "resource_limit"
     case sandboxViolation = "sandbox_violation"
+    /// The host cannot give the job the confinement SANDBOX=enforce requires
+    /// (namespaces, Landlock): an operator must fix the host.
+    case sandboxUnavailable = "sandbox_unavailable"
     case childCrashed = "child_crashed"
     case leaseLost = "lease_lost"
     case `internal`
@@ -19,7 +22,7 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
         switch self {
         case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal: true
         case .invalidSpec, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
-             .resourceLimit, .sandboxViolation: false
+             .resourceLimit, .sandboxViolation, .sandboxUnavailable: false
         }
     }
 }

@@ -36,7 +36,7 @@ public enum LineFraming {
                     bare.timings = nil
                     line = encoded(.succeeded(bare))
                 }
-            case .stage: break
+            case .stage, .pushTokenRequest: break
             }
         }
         return line + [0x0A]

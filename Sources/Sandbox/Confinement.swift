@@ -19,6 +19,11 @@ public struct Confinement: Sendable {
     public var maxOpenFiles: Int
     /// False with SANDBOX=off: `apply()` then applies nothing.
     public var enforced: Bool
+    /// True when the job has a network namespace of its own (JOB_NETWORK
+    /// proxy or none): no UDP, raw or packet sockets.
+    public var isolatedNetwork: Bool = false
+    /// RLIMIT_NPROC, the fallback for JOB_MAX_PROCESSES where no pids cgroup exists.
+    public var maxProcesses: Int?
 
     /// System paths readable (and executable) by every job.
     public static let systemPaths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt",
@@ -56,11 +61,18 @@ public struct Confinement: Sendable {
         try setLimit(RLIMIT_FSIZE, UInt64(maxWriteMB) << 20)
         try setLimit(RLIMIT_NOFILE, UInt64(maxOpenFiles))
         try setLimit(RLIMIT_CORE, 0)
+        if let maxProcesses { try setLimit(__RLIMIT_NPROC, UInt64(maxProcesses)) }
         try checkingNegativeErrno("prctl(PR_SET_NO_NEW_PRIVS)") { cshims_set_no_new_privs() }
         try checkingNegativeErrno("prctl(PR_SET_DUMPABLE)") { cshims_set_not_dumpable() }
+        // Root inside the job's user namespace keeps nothing: no capability
+        // survives in this process or any it starts.
+        try checkingNegativeErrno("drop capabilities") { cshims_drop_capabilities() }
         let abi = try Landlock.enforce(rules)
-        try SyscallFilter.install()
-        return "sandbox: landlock ABI \(abi), seccomp filter, no-new-privs, rlimits data=\(memoryMB)MB cpu=\(cpuSeconds)s fsize=\(maxWriteMB)MB nofile=\(maxOpenFiles)"
+        try SyscallFilter.install(isolatedNetwork: isolatedNetwork)
+        let net = rules.connectPorts.map { ports in abi >= 4 ? " tcp-connect=\(ports.map(String.init).joined(separator: ","))" : "" } ?? ""
+        return "sandbox: landlock ABI \(abi)\(net), seccomp filter\(isolatedNetwork ? " (no UDP/raw sockets)" : ""), "
+            + "no capabilities, no-new-privs, rlimits data=\(memoryMB)MB cpu=\(cpuSeconds)s fsize=\(maxWriteMB)MB nofile=\(maxOpenFiles)"
+            + (maxProcesses.map { " nproc=\($0)" } ?? "")
     }
 
     private func setLimit(_ resource: __rlimit_resource, _ soft: UInt64, hard: UInt64? = nil) throws {

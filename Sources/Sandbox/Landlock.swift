@@ -17,6 +17,7 @@ public enum Landlock {
     static let ioctlDev: UInt64 = 1 << 15
     static let scopeAbstractUnixSocket: UInt64 = 1 << 0
     static let scopeSignal: UInt64 = 1 << 1
+    static let connectTCP: UInt64 = 1 << 1 // LANDLOCK_ACCESS_NET_CONNECT_TCP (ABI 4)
 
     /// The kernel's Landlock ABI version, or nil when Landlock is unavailable.
     public static func abiVersion() -> Int? {
@@ -50,11 +51,15 @@ public enum Landlock {
         /// own configuration). Landlock only grants, so the tree above each is
         /// granted entry by entry, leaving the hidden one out.
         public var hidden: [String]
-        public init(readWrite: [String], readExecute: [String], devices: [String], hidden: [String] = []) {
+        /// TCP ports the job may connect to (ABI >= 4); nil leaves TCP unrestricted.
+        public var connectPorts: [UInt16]?
+        public init(readWrite: [String], readExecute: [String], devices: [String], hidden: [String] = [],
+                    connectPorts: [UInt16]? = nil) {
             self.readWrite = readWrite
             self.readExecute = readExecute
             self.devices = devices
             self.hidden = hidden
+            self.connectPorts = connectPorts
         }
 
         /// `readExecute` with every tree that contains a hidden path replaced
@@ -91,8 +96,10 @@ public enum Landlock {
         guard let abi = abiVersion() else { throw Errno(ENOSYS, "landlock_create_ruleset") }
         let handled = handledRights(abi: abi)
         let scoped = abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0
+        // A second layer under the network namespace: TCP connects only to the listed ports.
+        let handledNet = abi >= 4 && rules.connectPorts != nil ? connectTCP : 0
         let ruleset = try checkingNegativeErrno("landlock_create_ruleset") {
-            cshims_landlock_create_ruleset(handled, scoped)
+            cshims_landlock_create_ruleset(handled, handledNet, scoped)
         }
         defer { close(ruleset) }
         func add(_ path: String, _ rights: UInt64, required: Bool = false) throws {
@@ -119,6 +126,13 @@ public enum Landlock {
         for p in rules.readWrite { try add(p, handled, required: true) }
         for p in rules.expandedReadExecute() { try add(p, execute | readFile | readDir) }
         for p in rules.devices { try add(p, readFile | writeFile | truncate | ioctlDev) }
+        if handledNet != 0 {
+            for port in rules.connectPorts ?? [] {
+                try checkingNegativeErrno("landlock_add_rule port \(port)") {
+                    cshims_landlock_add_port_rule(ruleset, UInt64(port), connectTCP)
+                }
+            }
+        }
         try checkingNegativeErrno("landlock_restrict_self") { cshims_landlock_restrict_self(ruleset) }
         return abi
     }

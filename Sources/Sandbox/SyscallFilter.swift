@@ -33,8 +33,11 @@ public enum SyscallFilter {
     /// personality(2) flags that weaken the process (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC).
     static let personalityFlags: [UInt64] = [0x0040000, 0x0400000]
 
-    /// Loads the filter for all threads of the process.
-    public static func install() throws {
+    /// Loads the filter for all threads of the process. With
+    /// `isolatedNetwork` it also refuses what the job's network must not
+    /// have: UDP (EACCES: no DNS of its own, the proxy resolves names), raw
+    /// sockets and packet sockets (EPERM).
+    public static func install(isolatedNetwork: Bool = false) throws {
         guard let ctx = seccomp_init(SCMP_ACT_ALLOW) else { throw Errno(ENOMEM, "seccomp_init") }
         defer { seccomp_release(ctx) }
         // Every thread of the process gets the filter, or none: checked, not assumed.
@@ -65,6 +68,7 @@ public enum SyscallFilter {
             try check(seccomp_rule_add_array(ctx, cshims_scmp_act_errno(UInt16(ENOSYS)), clone3, 0, nil),
                       "seccomp_rule_add clone3")
         }
+        if isolatedNetwork { try refuseSockets(ctx) }
         // With TSYNC the kernel returns the id of a thread it could not
         // synchronise (a positive value), which older libseccomp passes on.
         let loaded = seccomp_load(ctx)
@@ -85,6 +89,23 @@ public enum SyscallFilter {
             guard let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8),
                   let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Seccomp:") }) else { return false }
             return Int(line.dropFirst("Seccomp:".count).trimmingCharacters(in: .whitespaces)) != 2
+        }
+    }
+
+    /// socket(2) rules for an isolated network: only TCP, Unix and netlink sockets.
+    static func refuseSockets(_ ctx: scmp_filter_ctx) throws {
+        let nr = seccomp_syscall_resolve_name("socket")
+        guard nr != __NR_SCMP_ERROR else { return }
+        let eperm = cshims_scmp_act_errno(UInt16(EPERM)), eacces = cshims_scmp_act_errno(UInt16(EACCES))
+        let typeMask: UInt64 = 0xf // SOCK_CLOEXEC and SOCK_NONBLOCK live above it
+        var packet = scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(AF_PACKET), datum_b: 0)
+        try check(seccomp_rule_add_array(ctx, eperm, nr, 1, &packet), "seccomp_rule_add socket AF_PACKET")
+        var raw = scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: typeMask, datum_b: UInt64(SOCK_RAW.rawValue))
+        try check(seccomp_rule_add_array(ctx, eperm, nr, 1, &raw), "seccomp_rule_add socket SOCK_RAW")
+        for family in [AF_INET, AF_INET6] {
+            var rules = [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(family), datum_b: 0),
+                         scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: typeMask, datum_b: UInt64(SOCK_DGRAM.rawValue))]
+            try check(seccomp_rule_add_array(ctx, eacces, nr, 2, &rules), "seccomp_rule_add socket UDP")
         }
     }
 

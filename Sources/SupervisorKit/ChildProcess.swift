@@ -5,69 +5,61 @@ import CShims
 import Foundation
 import RunnerCore
 
-/// How a child process ended. A non-zero exit is a value, not an error.
-public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
-    case exited(Int32)
-    case signaled(Int32)
-
-    public var description: String {
-        switch self {
-        case .exited(let c): return "exit code \(c)"
-        case .signaled(let s): return "signal \(s) (\(Self.signalName(s)))"
-        }
-    }
-
-    /// SIGKILL → "SIGKILL", etc.
-    public static func signalName(_ s: Int32) -> String {
-        let names: [Int32: String] = [SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL",
-                                      SIGTRAP: "SIGTRAP", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE",
-                                      SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", SIGPIPE: "SIGPIPE", SIGTERM: "SIGTERM",
-                                      SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS"]
-        return names[s] ?? "SIG\(s)"
-    }
-}
-
 /// One line of a child's output.
 public enum ChildOutput: Sendable {
     case stdout(String)
     case stderr(String)
 }
 
-/// A spawned child: leader of its own session and process group. Its pipes
-/// are read and its exit is awaited on dedicated threads, never on Swift's
-/// cooperative pool.
+/// A spawned child: leader of its own session and process group (and, with
+/// `namespaces`, init of its own PID namespace). Its pipes are read and its
+/// exit is awaited on dedicated threads, never on Swift's cooperative pool.
+/// Its stdin stays open until `closeInput()`, so the supervisor can hand it
+/// more (the push token) later, and so the child sees EOF if we die.
 public final class ChildProcess: Sendable {
-    public let pid: pid_t
+    public var pid: pid_t { process.pid }
+    private let process: SpawnedProcess
     /// Every line the child writes, stdout and stderr; finishes when both close.
     public let output: AsyncStream<ChildOutput>
     private let exit: AsyncStream<ExitStatus>
+    private let input: Locked<Int32>
 
-    /// Spawns `executable` with exactly `environment`, writes `stdin` then
-    /// closes it. `uid`/`gid` switch identity before exec when set.
+    /// Spawns `executable` with exactly `environment` and writes `stdin`.
+    /// `uid`/`gid` switch identity before exec when set (without namespaces);
+    /// with `namespaces` they are the outer ids mapped to 0 inside.
     public init(executable: String, arguments: [String], environment: [String: String], stdin: [UInt8],
-                workingDirectory: String? = nil, uid: Int32? = nil, gid: Int32? = nil) throws {
+                workingDirectory: String? = nil, uid: Int32? = nil, gid: Int32? = nil,
+                namespaces: Namespaces? = nil, cgroupProcs: String? = nil, keepInputOpen: Bool = false) throws {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&inPipe) }
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&outPipe) }
         try retryingEINTR("pipe2") { cshims_pipe_cloexec(&errPipe) }
-        let argv = CStringArray([executable] + arguments)
-        let envp = CStringArray(environment: environment)
-        let pid = cshims_spawn(executable, argv.pointers, envp.pointers, inPipe[0], outPipe[1], errPipe[1],
-                               uid ?? -1, gid ?? -1, workingDirectory)
-        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
-        guard pid > 0 else {
-            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
-            throw Errno(-pid, "spawn \(executable)")
+        var o = SpawnedProcess.Options()
+        o.stdin = inPipe[0]; o.stdout = outPipe[1]; o.stderr = errPipe[1]
+        o.uid = uid; o.gid = gid
+        o.workingDirectory = workingDirectory
+        o.namespaces = namespaces
+        o.cgroupProcs = cgroupProcs
+        let spawned: SpawnedProcess
+        do {
+            spawned = try SpawnedProcess(executable: executable, arguments: arguments, environment: environment, options: o)
+        } catch {
+            for fd in inPipe + outPipe + errPipe { close(fd) }
+            throw error
         }
-        self.pid = pid
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        process = spawned
         let (output, outCont) = AsyncStream.makeStream(of: ChildOutput.self)
         let (exit, exitCont) = AsyncStream.makeStream(of: ExitStatus.self, bufferingPolicy: .bufferingNewest(1))
         self.output = output
         self.exit = exit
         let writeFD = inPipe[1]
-        Thread.detachNewThread {
+        input = Locked(writeFD)
+        Thread.detachNewThread { [input] in
             try? writeAll(writeFD, stdin)
-            close(writeFD)
+            if !keepInputOpen {
+                input.withLock { fd in if fd >= 0 { close(fd); fd = -1 } }
+            }
         }
         let open = OpenStreams(count: 2, continuation: outCont)
         for (fd, isErr) in [(outPipe[0], false), (errPipe[0], true)] {
@@ -78,10 +70,7 @@ public final class ChildProcess: Sendable {
             }
         }
         Thread.detachNewThread {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            exitCont.yield(cshims_wifsignaled(status) != 0 ? .signaled(cshims_wtermsig(status))
-                : .exited(cshims_wexitstatus(status)))
+            exitCont.yield(spawned.waitForExit().status)
             exitCont.finish()
         }
     }
@@ -92,10 +81,26 @@ public final class ChildProcess: Sendable {
         return .exited(-1)
     }
 
-    /// Sends `signal` to the child's whole process group.
-    public func signalGroup(_ signal: Int32) {
-        _ = kill(-pid, signal)
+    /// Sends `signal` to the child and, while it is unreaped, its process group.
+    public func signalGroup(_ signal: Int32) { process.signalGroup(signal) }
+
+    /// Writes more input for the child (on a thread of its own: a full pipe blocks).
+    public func send(_ bytes: [UInt8]) async throws {
+        let input = input
+        try await onDedicatedThread {
+            try input.withLock { fd in
+                guard fd >= 0 else { throw Errno(EPIPE, "write to the child") }
+                try writeAll(fd, bytes)
+            }
+        }
     }
+
+    /// Closes the child's stdin (it then sees EOF).
+    public func closeInput() {
+        input.withLock { fd in if fd >= 0 { close(fd); fd = -1 } }
+    }
+
+    deinit { closeInput() }
 
     /// Splits a byte stream into lines under `LineFraming` (an over-long
     /// line is delivered cut, with a marker; memory stays bounded).

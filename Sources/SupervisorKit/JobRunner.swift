@@ -26,7 +26,7 @@ struct JobRunner: Sendable {
     func run(_ job: ClaimedJob) async {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.idText)"
-        var redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 })
+        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 })
         let workspace = config.workdirRoot + "/" + WorkspaceName.of(job.idText)
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
@@ -37,31 +37,38 @@ struct JobRunner: Sendable {
                 _ = try await store.deferForProject(job, leaseSeconds: config.leaseSeconds)
                 return
             }
-            let jobTicket = try await makeTicket(job, workspace: workspace)
-            // A per-job push token (GIT_TOKEN_SOURCE user or github-app) is hidden like the others.
-            redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey].compactMap { $0 } + jobTicket.secrets.values)
-            let ticket = Array(try JSONEncoder().encode(jobTicket))
+            let launch = JobLaunch(config: config, childPath: childPath)
+            let cgroup = launch.wantsNamespaces
+                ? JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.jobMaxProcesses) : nil
+            defer { if let cgroup { cgroup.remove() } }
+            var ticket = try await makeTicket(job, workspace: workspace)
+            ticket.settings.pidsEventsPath = cgroup?.events
+            let ticketLine = Array(try JSONEncoder().encode(ticket)) + [0x0A]
             // Workspace preparation and fork/exec block: they run on a thread of their own.
-            let (child, identity) = try await onDedicatedThread { [config, childPath] in
-                try? FileManager.default.removeItem(atPath: workspace)
-                try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
-                // JOB_UID_RANGE: the workspace is created for the child's own uid, set before exec.
-                let identity = try config.jobUIDRange.map {
-                    try ChildIdentity.claim(range: $0, jobId: job.idText, workspace: workspace)
-                }
-                do {
-                    let child = try ChildProcess(executable: childPath, arguments: [], environment: childEnvironment(workspace),
-                                                 stdin: ticket, uid: identity?.uid, gid: identity?.uid)
-                    return (child, identity)
-                } catch {
-                    identity?.release()
-                    throw error
-                }
-            }
+            let identity = try await onDedicatedThread { try launch.prepareWorkspace(job, workspace) }
             defer { identity?.release() }
-            let outcome = await supervise(job, child, redactor: redactor, logger: logger)
+            var proxy: EgressProxyProcess?
+            if config.jobNetwork == .proxy {
+                proxy = try await EgressProxyProcess.start(childPath: childPath,
+                                                           ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL))
+            }
+            defer { proxy?.stop() }
+            let warnings = Locked<[String]>([])
+            let child = try await onDedicatedThread {
+                try launch.spawnChild(ticket: ticketLine, workspace: workspace, identity: identity, cgroup: cgroup,
+                                      warn: { w in warnings.withLock { $0.append(w) } })
+            }
+            for w in warnings.withLock({ $0 }) { logger.warning("\(w)") }
+            var outcome = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
+                                          redactor: redactor, logger: logger,
+                                          warnings: warnings.withLock { $0 })
+            if let cgroup, cgroup.refusedForks() > 0, outcome.map(Self.overridableByLimit) == true {
+                outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.jobMaxProcesses) "
+                    + "reached: the job tried to start more processes \(cgroup.refusedForks()) time(s)"))
+            }
             if let outcome { await write(job, outcome, logger) }
-            _ = try? await onDedicatedThread { cleanWorkspace(workspace, outcome: outcome) }
+            let final = outcome
+            _ = try? await onDedicatedThread { cleanWorkspace(workspace, outcome: final) }
         } catch let failure as JobFailure {
             await write(job, decide(job, failure), logger)
         } catch {
@@ -69,8 +76,19 @@ struct JobRunner: Sendable {
         }
     }
 
-    /// The ticket: the job, its project, settings and secrets. Every document
-    /// field is read through the typed `Job` and `Project` (their aliases).
+    /// Whether a fork bomb (refused forks in the job's cgroup) turns this outcome into `resource_limit`.
+    static func overridableByLimit(_ o: JobOutcome) -> Bool {
+        switch o {
+        case .done, .failed, .retry: return true
+        case .cancelled, .requeued: return false
+        }
+    }
+
+    /// The ticket: the job, its project (read through the typed `Job` and
+    /// `Project`, with their aliases), settings and the secrets its child's
+    /// trusted code needs: the Gemini key only when Gemini is in the chain.
+    /// Never the Cline key (only the egress proxy holds it) and never the push
+    /// token (sent later, after the agent phase: see `supervise`).
     func makeTicket(_ job: ClaimedJob, workspace: String) async throws -> JobTicket {
         guard let spec = job.job.architectureSpec else {
             throw JobFailure(.invalidSpec, "the job has no architecture_spec")
@@ -85,20 +103,16 @@ struct JobRunner: Sendable {
         return JobTicket(jobId: job.idText, attempt: job.attempt,
                          projectName: project.name ?? "project", repoURL: project.repoURL,
                          architectureSpec: spec, workspace: workspace, settings: ChildSettings(config),
-                         secrets: ChildSecrets(githubToken: try await pushToken(for: job, repoURL: project.repoURL),
-                                               geminiAPIKey: config.geminiAPIKey),
+                         secrets: ChildSecrets(githubToken: nil,
+                                               geminiAPIKey: config.generators.contains("gemini") ? config.geminiAPIKey : nil),
                          prompt: job.job.prompt)
-    }
-
-    /// The child's environment, built from nothing: no database URI, no tokens.
-    func childEnvironment(_ workspace: String) -> [String: String] {
-        ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home", "TMPDIR": workspace + "/tmp",
-         "LANG": "C.UTF-8"]
     }
 
     /// Relays the child's events until it exits; returns the outcome to
     /// record, or nil when the lease was lost (nothing more may be written).
-    func supervise(_ job: ClaimedJob, _ child: ChildProcess, redactor: Redactor, logger: Logger) async -> JobOutcome? {
+    func supervise(_ job: ClaimedJob, _ child: ChildProcess, proxy: EgressProxyProcess?, cgroup: JobCgroup?,
+                   repoURL: String?, redactor: Redactor, logger: Logger, warnings: [String]) async -> JobOutcome? {
+        let tokenFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(store: store, job: job)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
         let control = ChildControl()
@@ -109,7 +123,19 @@ struct JobRunner: Sendable {
         let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
         leases.hold(job, lease: lease, control: control)
         defer { leases.release(job) }
+        for w in warnings { await logs.add(w) }
         return await withTaskGroup(of: Void.self) { group in
+            // Refusals and provider calls from the job's egress proxy.
+            if let proxy {
+                group.addTask {
+                    for await line in proxy.process.output {
+                        guard case .stdout(let text) = line,
+                              let event = try? JSONDecoder().decode(EgressEvent.self, from: Data(text.utf8)) else { continue }
+                        if event.type == "denied" { RunnerMetrics.egressDenied(reason: event.reason ?? "unknown") }
+                        if event.type != "ready" { await logs.add(redactor.redact(event.logLine)) }
+                    }
+                }
+            }
             // Events from the child.
             group.addTask {
                 for await line in child.output {
@@ -133,6 +159,10 @@ struct JobRunner: Sendable {
                             }
                             await logs.addDatabaseTime(ContinuousClock.now - t)
                         case .succeeded, .failed: result.set(event)
+                        case .pushTokenRequest:
+                            if let failure = await handOverPushToken(job, repoURL: repoURL, child, cgroup: cgroup, logs: logs) {
+                                tokenFailure.withLock { $0 = failure }
+                            }
                         }
                     }
                 }
@@ -159,13 +189,14 @@ struct JobRunner: Sendable {
                 }
             }())
             RunnerMetrics.jobDuration(ContinuousClock.now - started)
-            child.signalGroup(SIGKILL) // stragglers of the group
             control.markExited()
+            proxy?.stop()
             await group.waitForAll()
             await logs.add("child exited: \(status)")
             await logs.flush()
             logger.info("child exited", metadata: ["status": "\(status)"])
-            let decided = outcome(job, status: status, result: result.value, stop: control.reason)
+            var decided = outcome(job, status: status, result: result.value, stop: control.reason)
+            if let failure = tokenFailure.withLock({ $0 }), control.reason == nil { decided = decide(job, failure) }
             guard case .done(var meta)? = decided else { return decided }
             // The supervisor's share of the per-phase timings.
             var timings = meta.timings ?? [:]
@@ -174,6 +205,39 @@ struct JobRunner: Sendable {
             meta.timings = timings
             return .done(meta)
         }
+    }
+
+    /// Sends the push token once the child says the agent phase is over, and
+    /// only if the job's cgroup (where there is one) holds nothing but the
+    /// child: no agent process can be there to read it. The token comes from
+    /// GIT_TOKEN_SOURCE now, not earlier: it never exists while the agent runs.
+    /// A token that cannot be had ends the child (its stdin closes) and is
+    /// returned as the job's failure.
+    func handOverPushToken(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
+                           logs: LogBatcher) async -> JobFailure? {
+        if let cgroup {
+            let others = cgroup.members().filter { $0 != child.pid }
+            if !others.isEmpty {
+                await logs.add("push token withheld: \(others.count) process(es) besides the job child are still running")
+                child.closeInput()
+                return JobFailure(.sandboxViolation, "processes of the agent were still running when the push token was due")
+            }
+        }
+        let token: String?
+        do {
+            token = try await pushToken(for: job, repoURL: repoURL)
+        } catch {
+            child.closeInput()
+            return error as? JobFailure ?? JobFailure(.pushFailed, "cannot get a push token: \(error)")
+        }
+        let secrets = ChildSecrets(githubToken: token, geminiAPIKey: nil)
+        guard let line = try? JSONEncoder().encode(secrets) else { return nil }
+        do {
+            try await child.send(Array(line) + [0x0A])
+        } catch {
+            await logs.add("cannot hand the push token to the job child: \(error)")
+        }
+        return nil
     }
 
     /// The outcome from the child's exit, its result event and any stop reason.

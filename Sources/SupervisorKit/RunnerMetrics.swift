@@ -49,6 +49,11 @@ public enum RunnerMetrics {
 
     static func databaseError() { Counter(label: "agent_runner_database_errors_total").increment() }
 
+    /// One destination the job's egress proxy refused, by reason (EgressProxy.DenyReason).
+    static func egressDenied(reason: String) {
+        Counter(label: "agent_runner_egress_denied_total", dimensions: [("reason", reason)]).increment()
+    }
+
     static func childExit(_ reason: String) {
         Counter(label: "agent_runner_child_exits_total", dimensions: [("reason", reason)]).increment()
     }

@@ -3,7 +3,7 @@
 doing real work, and records when each job ran.
 
 Usage: fake_child.py SECONDS RUN_LOG
-Reads the ticket on stdin, appends "start <jobId> <project> <time>" to
+Reads the ticket (one line) on stdin, appends "start <jobId> <project> <time>" to
 RUN_LOG, sleeps SECONDS (SIGTERM ends it), appends "end …", then prints a
 successful result event.
 """
@@ -12,7 +12,7 @@ import sys
 import time
 
 seconds, log = float(sys.argv[1]), sys.argv[2]
-ticket = json.load(sys.stdin)
+ticket = json.loads(sys.stdin.readline())
 
 
 def record(what):

@@ -105,11 +105,13 @@ import Testing
         defer { h.cleanup() }
         try await h.makeRemote()
         let script = h.root + "/crashing-child"
+        // Without namespaces: init of a PID namespace cannot SIGKILL itself.
         try "#!/bin/sh\nread -r ticket\nkill -KILL $$\n".write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
         let id = try await h.seed(tinySpec)
         let run = try await h.agentRunner(["run", "--exit-when-idle"],
-                                          env: ["AGENT_RUNNER_JOB_PATH": script, "JOB_MAX_ATTEMPTS": "1"])
+                                          env: ["AGENT_RUNNER_JOB_PATH": script, "JOB_MAX_ATTEMPTS": "1",
+                                                "SANDBOX": "off", "JOB_NETWORK": "host"])
         #expect(run.status == 0, "\(run.stderr)")
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "failed")

@@ -12,6 +12,9 @@ CURLcode cshims_curl_setopt_long(CURL *h, CURLoption opt, long value);
 CURLcode cshims_curl_setopt_ptr(CURL *h, CURLoption opt, const void *value);
 /// curl_easy_setopt for CURLOPT_WRITEFUNCTION.
 CURLcode cshims_curl_setopt_write(CURL *h, size_t (*fn)(char *, size_t, size_t, void *));
+/// curl_easy_setopt for CURLOPT_HEADERFUNCTION (the egress proxy relays a
+/// provider's response head as soon as it arrives).
+CURLcode cshims_curl_setopt_header(CURL *h, size_t (*fn)(char *, size_t, size_t, void *));
 /// curl_easy_setopt with a curl_off_t argument (CURLOPT_*_LARGE).
 CURLcode cshims_curl_setopt_off(CURL *h, CURLoption opt, curl_off_t value);
 /// curl_easy_getinfo for a long result (variadic).

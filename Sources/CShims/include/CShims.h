@@ -15,16 +15,68 @@ int cshims_set_no_new_privs(void);
 /// prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach by same-uid peers.
 int cshims_set_not_dumpable(void);
 /// prctl(PR_SET_PDEATHSIG, sig): the child dies with the supervisor.
-int cshims_set_parent_death_signal(int sig);
 
-/// Forks and execs `path` in a new session with exactly `envp`, stdio taken
-/// from the three fds, every other descriptor closed, optional uid/gid switch
-/// (when uid >= 0) and working directory (when cwd != NULL). Only async-signal
-/// -safe C runs between fork and exec. Returns the pid, or -errno when the fork
-/// failed or the exec failed (reported over a CLOEXEC pipe).
-pid_t cshims_spawn(const char *path, char *const argv[], char *const envp[],
-                   int stdin_fd, int stdout_fd, int stderr_fd,
-                   int uid, int gid, const char *cwd);
+/// How `cshims_spawn_ex` starts a process. Zero-initialise, then set fields;
+/// -1 for any descriptor or id means "not used".
+struct cshims_spawn_options {
+    int stdin_fd, stdout_fd, stderr_fd;
+    /// setresuid/setresgid before exec (only without CLONE_NEWUSER).
+    int uid, gid;
+    const char *cwd;
+    /// CLONE_NEW* flags for clone3 (0: a plain fork). With CLONE_NEWUSER the
+    /// parent maps `map_uid`/`map_gid` (outer ids) to 0 inside before the
+    /// child goes on.
+    uint64_t namespaces;
+    int map_uid, map_gid;
+    /// When set, the parent writes the child's pid here (a cgroup's
+    /// cgroup.procs) before the child goes on: nothing it starts escapes.
+    const char *cgroup_procs;
+    /// prctl(PR_SET_PDEATHSIG) in the child (0: none). Fires when the
+    /// spawning *thread* exits, so only for spawns from a long-lived thread.
+    int death_signal;
+    /// Out: a pidfd of the child (CLONE_PIDFD), or -1.
+    int pidfd;
+};
+
+/// fork/exec with namespaces, an id mapping, a cgroup and a pidfd, through
+/// clone3(2), which glibc does not wrap. The child leads a new session and
+/// runs only async-signal-safe code until execve. Returns the pid (in the
+/// caller's PID namespace) or -errno; on success `options->pidfd` is set.
+pid_t cshims_spawn_ex(const char *path, char *const argv[], char *const envp[],
+                      struct cshims_spawn_options *options);
+
+/// The CLONE_NEW* flags, which glibc declares only under _GNU_SOURCE.
+uint64_t cshims_clone_newuser(void);
+uint64_t cshims_clone_newpid(void);
+uint64_t cshims_clone_newnet(void);
+
+/// pidfd_send_signal(2): signals the exact process a pidfd refers to, which
+/// (unlike a pid) can never be recycled. Returns 0 or -errno.
+int cshims_pidfd_signal(int pidfd, int sig);
+
+/// waitid(P_PID, pid, WEXITED|WNOWAIT): waits until the child has exited
+/// without reaping it, so its pid (and process group id) stay reserved while
+/// the caller signals the group. Returns 0 or -errno.
+int cshims_wait_exited_nowait(pid_t pid);
+
+/// PR_SET_CHILD_SUBREAPER: orphaned descendants are re-parented to the caller
+/// (the job child's fallback when it cannot be init of a PID namespace).
+int cshims_set_child_subreaper(void);
+
+/// Drops every capability for good: the bounding and ambient sets, the
+/// effective/permitted/inheritable sets, and locked securebits so that a uid
+/// of 0 (root inside the job's user namespace) regains nothing at execve.
+/// Returns 0 or -errno.
+int cshims_drop_capabilities(void);
+
+/// Brings the loopback interface up (SIOCSIFFLAGS on "lo"): a new network
+/// namespace starts with it down. Returns 0 or -errno.
+int cshims_loopback_up(void);
+
+/// Installs the SIGTERM handler of a PID namespace's init: SIGKILL to every
+/// other process of the namespace (kill(-1) from pid 1 reaches only those),
+/// then _exit(143). Async-signal-safe. Only call it when getpid() == 1.
+int cshims_install_init_sigterm(void);
 
 /// unshare(CLONE_NEWUSER): glibc declares unshare and CLONE_* only under
 /// _GNU_SOURCE. Used by `agent-runner-job --self-test` to prove that the
@@ -38,7 +90,6 @@ int cshims_pipe_cloexec(int fds[2]);
 int cshims_accept_cloexec(int fd);
 
 /// The wait(2) status macros, exported as functions.
-int cshims_wifexited(int status);
 int cshims_wexitstatus(int status);
 int cshims_wifsignaled(int status);
 int cshims_wtermsig(int status);
@@ -47,9 +98,13 @@ int cshims_wtermsig(int status);
 
 /// Returns the kernel's Landlock ABI version, or -errno when unsupported.
 int cshims_landlock_abi_version(void);
-/// Creates a ruleset handling `handled_fs` filesystem rights and `scoped`
-/// IPC scopes (ABI >= 6; pass 0 otherwise). Returns an fd or -errno.
-int cshims_landlock_create_ruleset(uint64_t handled_fs, uint64_t scoped);
+/// Creates a ruleset handling `handled_fs` filesystem rights, `handled_net`
+/// network rights (ABI >= 4; 0 otherwise) and `scoped` IPC scopes (ABI >= 6;
+/// 0 otherwise). Returns an fd or -errno.
+int cshims_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
+/// Allows `allowed` network rights for TCP `port` (LANDLOCK_RULE_NET_PORT).
+/// Returns 0 or -errno.
+int cshims_landlock_add_port_rule(int ruleset_fd, uint64_t port, uint64_t allowed);
 /// Allows `allowed` rights beneath the directory or file open as `parent_fd`
 /// (an O_PATH descriptor). Returns 0 or -errno.
 int cshims_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed);

@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+import CCurlShims
+import Foundation
+import RunnerCore
+
+/// The provider route: the agent calls `/provider/<path>` on its loopback
+/// proxy port with a placeholder key; this drops every credential header it
+/// sent, adds the real key in the provider's header, and forwards the request
+/// over libcurl (TLS verified) to the provider's base URL + `<path>`. The
+/// response streams back as it arrives (server-sent events included).
+struct ProviderRoute {
+    let ticket: EgressProxyTicket
+    let out: EventWriter
+
+    func forward(_ client: Int32, request: HTTPHead, early: [UInt8]) {
+        guard let provider = ticket.provider, let key = ticket.providerKey else {
+            return fail(client, 503, "no Cline provider is configured (CLINE_PROVIDER and CLINE_API_KEY)")
+        }
+        guard let body = readBody(client, request, early) else { return fail(client, 400, "unreadable request body") }
+        let path = String(request.target.dropFirst(EgressProxyTicket.providerPrefix.count))
+        let url = provider.upstreamBaseURL + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
+        var headers: [String] = ["Expect:"]
+        for (name, value) in request.headers {
+            let n = name.lowercased()
+            if HTTPHead.hopByHop.contains(n) || ClineProvider.credentialHeaders.contains(n)
+                || ["host", "content-length", "expect"].contains(n) { continue }
+            headers.append("\(name): \(value)")
+        }
+        headers += provider.authHeaders(key: key).map { "\($0.name): \($0.value)" }
+        let exchange = Exchange(client: client)
+        let rc: CURLcode
+        do {
+            rc = try perform(url: url, method: request.method, headers: headers, body: body, exchange: exchange)
+        } catch {
+            return fail(client, 502, "cannot reach the provider")
+        }
+        if rc != CURLE_OK && !exchange.headSent {
+            return fail(client, 502, "provider request failed: \(String(cString: curl_easy_strerror(rc)))")
+        }
+        out.emit(EgressEvent(type: "log", detail: "provider: \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
+    }
+
+    private func fail(_ client: Int32, _ status: Int, _ message: String) {
+        let text = message + "\n"
+        try? writeAll(client, Array(("HTTP/1.1 \(status) Error\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            + "Content-Length: \(text.utf8.count)\r\n\r\n" + text).utf8))
+        out.emit(EgressEvent(type: "log", detail: "provider: \(message)"))
+    }
+
+    /// The request body: Content-Length bytes, or a chunked body decoded (at most 64 MiB).
+    private func readBody(_ fd: Int32, _ request: HTTPHead, _ early: [UInt8]) -> [UInt8]? {
+        var data = early
+        var buf = [UInt8](repeating: 0, count: 65536)
+        func more() -> Bool {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { return true }
+            if n <= 0 { return false }
+            data += buf[0..<n]
+            return data.count <= 64 << 20
+        }
+        if let length = request.value("content-length").flatMap(Int.init) {
+            while data.count < length { if !more() { return nil } }
+            return Array(data.prefix(length))
+        }
+        guard request.value("transfer-encoding")?.lowercased().contains("chunked") == true else { return [] }
+        var body: [UInt8] = []
+        var pos = 0
+        while true {
+            while data[pos...].firstRange(of: [13, 10]) == nil { if !more() { return nil } }
+            let lineEnd = data[pos...].firstRange(of: [13, 10])!
+            let sizeText = String(decoding: data[pos..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
+            pos = lineEnd.upperBound
+            if size == 0 { return body }
+            while data.count < pos + size + 2 { if !more() { return nil } }
+            body += data[pos..<pos + size]
+            pos += size + 2
+        }
+    }
+
+    private func perform(url: String, method: String, headers: [String], body: [UInt8], exchange: Exchange) throws -> CURLcode {
+        _ = curlReady
+        guard let h = curl_easy_init() else { throw Errno(ENOMEM, "curl_easy_init") }
+        defer { curl_easy_cleanup(h) }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for line in headers { list = curl_slist_append(list, line) }
+        defer { curl_slist_free_all(list) }
+        return withExtendedLifetime(exchange) {
+            body.withUnsafeBytes { raw in
+                _ = cshims_curl_setopt_ptr(h, CURLOPT_URL, url)
+                _ = cshims_curl_setopt_ptr(h, CURLOPT_PROTOCOLS_STR, "http,https")
+                _ = cshims_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+                _ = cshims_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
+                _ = cshims_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
+                _ = cshims_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
+                _ = cshims_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, 15)
+                // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
+                _ = cshims_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
+                _ = cshims_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, 300)
+                _ = cshims_curl_setopt_ptr(h, CURLOPT_HTTPHEADER, list)
+                _ = cshims_curl_setopt_ptr(h, CURLOPT_PROXY, "") // never an environment proxy
+                if method == "GET" {
+                    _ = cshims_curl_setopt_long(h, CURLOPT_HTTPGET, 1)
+                } else {
+                    _ = cshims_curl_setopt_ptr(h, CURLOPT_CUSTOMREQUEST, method)
+                    _ = cshims_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1))
+                    _ = cshims_curl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count))
+                }
+                let me = Unmanaged.passUnretained(exchange).toOpaque()
+                _ = cshims_curl_setopt_header(h, providerHeaderCallback)
+                _ = cshims_curl_setopt_ptr(h, CURLOPT_HEADERDATA, me)
+                _ = cshims_curl_setopt_write(h, providerWriteCallback)
+                _ = cshims_curl_setopt_ptr(h, CURLOPT_WRITEDATA, me)
+                return curl_easy_perform(h)
+            }
+        }
+    }
+}
+
+private let curlReady: Bool = {
+    curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    return true
+}()
+
+/// One provider exchange, reached from libcurl's callbacks: collects the
+/// response head, sends it to the agent once complete, then streams the body.
+final class Exchange {
+    let client: Int32
+    var status = 0
+    var headers: [String] = []
+    var headSent = false
+    var broken = false
+    init(client: Int32) { self.client = client }
+
+    func headerLine(_ line: String) {
+        let trimmed = line.trimmingCharacters(in: .newlines)
+        if trimmed.hasPrefix("HTTP/") {
+            status = Int(trimmed.split(separator: " ").dropFirst().first ?? "") ?? 0
+            headers = []
+        } else if trimmed.isEmpty {
+            // An interim 1xx head is not relayed; the final one is, once.
+            if status >= 200 && !headSent { sendHead() }
+        } else if let colon = trimmed.firstIndex(of: ":") {
+            let name = trimmed[..<colon].lowercased()
+            if !HTTPHead.hopByHop.contains(name) && name != "content-length" { headers.append(trimmed) }
+        }
+    }
+
+    func sendHead() {
+        headSent = true
+        let head = "HTTP/1.1 \(status) Provider\r\n" + headers.map { $0 + "\r\n" }.joined() + "Connection: close\r\n\r\n"
+        if (try? writeAll(client, Array(head.utf8))) == nil { broken = true }
+    }
+
+    func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if !headSent { sendHead() }
+        if broken { return false }
+        if (try? writeAll(client, bytes)) == nil { broken = true; return false }
+        return true
+    }
+}
+
+private let providerHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    ptr, size, count, userdata in
+    let exchange = Unmanaged<Exchange>.fromOpaque(userdata!).takeUnretainedValue()
+    let n = size * count
+    if let ptr { exchange.headerLine(String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)) }
+    return exchange.broken ? 0 : n
+}
+
+private let providerWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    ptr, size, count, userdata in
+    let exchange = Unmanaged<Exchange>.fromOpaque(userdata!).takeUnretainedValue()
+    let n = size * count
+    guard let ptr else { return n }
+    return exchange.body(UnsafeRawBufferPointer(start: ptr, count: n)) ? n : 0
+}

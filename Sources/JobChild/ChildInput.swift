@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Generation
+import RunnerCore
+
+/// The job child's stdin: the ticket (first line), then, when asked for, the
+/// push token (a `ChildSecrets` line). The supervisor keeps it open for the
+/// whole job; EOF means it is gone, and then the job ends at once: every
+/// process of the job is killed and the child exits without publishing.
+enum ChildInput {
+    private static let pending = Locked<[UInt8]>([])
+    private static let secrets = Locked<ChildSecrets?>(nil)
+    private static let arrived = DispatchSemaphore(value: 0)
+
+    /// Reads the first line (at most 64 MiB) on the calling thread.
+    static func readTicketLine() -> [UInt8]? {
+        var line = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while line.count <= 64 << 20 {
+            let n = read(0, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return line.isEmpty ? nil : line } // an older supervisor closes stdin instead
+            if let nl = buf[0..<n].firstIndex(of: 0x0A) {
+                line += buf[0..<nl]
+                pending.withLock { $0 = Array(buf[(nl + 1)..<n]) }
+                return line
+            }
+            line += buf[0..<n]
+        }
+        return nil
+    }
+
+    /// Watches stdin on a thread of its own (start it after confinement).
+    static func startWatching() {
+        Thread.detachNewThread {
+            var data = pending.withLock { $0 }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                while let nl = data.firstIndex(of: 0x0A) {
+                    let line = Array(data[..<nl])
+                    data.removeSubrange(...nl)
+                    if let s = try? JSONDecoder().decode(ChildSecrets.self, from: Data(line)) {
+                        secrets.withLock { $0 = s }
+                        arrived.signal()
+                    }
+                }
+                let n = read(0, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                data += buf[0..<n]
+                if data.count > 1 << 20 { data.removeAll() }
+            }
+            // The supervisor is gone: nothing this job does can be recorded any more.
+            ParentWatch.markOrphaned()
+            arrived.signal()
+            AgentReaper.killAll()
+            exit(0)
+        }
+    }
+
+    /// Asks the supervisor for the push token and waits for it (nil: none
+    /// configured). Throws `lease_lost` when the supervisor is gone.
+    static func pushToken(emitter: Emitter, timeoutSeconds: Int = 60) throws -> String? {
+        emitter.emit(.pushTokenRequest)
+        guard arrived.wait(timeout: .now() + .seconds(timeoutSeconds)) == .success, !ParentWatch.orphaned,
+              let s = secrets.withLock({ $0 }) else {
+            throw JobFailure(.leaseLost, "the supervisor did not answer the push-token request")
+        }
+        return s.githubToken
+    }
+}

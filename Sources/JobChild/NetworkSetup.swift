@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import EgressProxy
+import Foundation
+import Generation
+import RunnerCore
+
+/// The job's side of JOB_NETWORK. In its own network namespace (proxy or
+/// none) it brings loopback up; with `proxy` it also listens on
+/// 127.0.0.1:`proxyPort` and forwards every connection to the egress proxy's
+/// Unix socket, and points HTTPS_PROXY/HTTP_PROXY (its own libcurl and
+/// libgit2, and the agent's) there. Listening happens before confinement;
+/// the forwarding thread starts after it.
+struct NetworkSetup {
+    let settings: ChildSettings
+    let socketPath: String
+    private(set) var listener: Int32 = -1
+
+    /// The egress proxy's provider route inside the namespace (Cline's base URL), when there is a proxy.
+    var providerRoute: String? { proxyURL.map { $0 + EgressProxyTicket.providerPrefix } }
+
+    /// The proxy URL inside the namespace, when there is a proxy.
+    var proxyURL: String? { settings.network == .proxy ? "http://127.0.0.1:\(settings.proxyPort)" : nil }
+
+    /// The line for the log.
+    var summary: String {
+        switch settings.network {
+        case .proxy: return "network: own namespace; egress only through the job's proxy (\(proxyURL!))"
+        case .none: return "network: own namespace, loopback only (JOB_NETWORK=none)"
+        case .host: return "WARNING: JOB_NETWORK=host: this job uses the host's network UNFILTERED: it can reach the "
+            + "database, internal services and any host (development only, never in production)"
+        }
+    }
+
+    init(settings: ChildSettings, workspace: String) {
+        self.settings = settings
+        socketPath = WorkspacePaths(workspace).egressSocket
+    }
+
+    /// Before confinement: loopback up and the forwarder's socket bound.
+    mutating func prepare() throws {
+        guard settings.network != .host else { return }
+        guard AgentReaper.isNamespaceInit else {
+            throw JobFailure(.internal, "JOB_NETWORK=\(settings.network.rawValue) but the job child is not in namespaces of its own")
+        }
+        try checkingNegativeErrno("bring loopback up in the job's network namespace") { cshims_loopback_up() }
+        guard settings.network == .proxy else { return }
+        listener = try SocketIO.listenLoopback(port: settings.proxyPort).fd
+        // No NO_PROXY: nothing but the forwarder listens on this namespace's
+        // loopback; the provider route answers through the proxy too.
+        let env = ["HTTPS_PROXY": proxyURL!, "HTTP_PROXY": proxyURL!, "https_proxy": proxyURL!, "http_proxy": proxyURL!]
+        for (k, v) in env { setenv(k, v, 1) }
+        AgentNetwork.environment = env
+    }
+
+    /// The port of `gitTunnel`, inside the job's namespace.
+    static var tunnelPort: Int { ChildSettings.forwarderPort + 1 }
+
+    /// For a plain-http git remote (libgit2 sends those straight to the host,
+    /// never through an HTTP proxy): a local port whose every connection is a
+    /// CONNECT tunnel through the egress proxy to the remote's host:port, and
+    /// the remote URL rewritten to it. Opened only after the agent phase (no
+    /// agent process is left to use it); the proxy's policy still decides.
+    /// https remotes use libgit2's own proxy support (CONNECT) instead.
+    func gitTunnel(for remote: String?) throws -> String? {
+        guard settings.network == .proxy, let remote, let url = URLParts(remote), url.scheme == "http" else { return nil }
+        let fd = try SocketIO.listenLoopback(port: Self.tunnelPort).fd
+        let (path, target) = (socketPath, (url.host.contains(":") ? "[\(url.host)]" : url.host) + ":\(url.port)")
+        Thread.detachNewThread {
+            SocketIO.serve(fd) { client in
+                guard let upstream = try? SocketIO.connectUnix(path) else { return }
+                defer { close(upstream) }
+                guard (try? writeAll(upstream, Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n".utf8))) != nil,
+                      let (head, rest) = SocketIO.readHead(upstream), head.hasPrefix("HTTP/1.1 200") else { return }
+                if !rest.isEmpty, (try? writeAll(client, rest)) == nil { return }
+                SocketIO.relay(client, upstream)
+            }
+        }
+        return "http://127.0.0.1:\(Self.tunnelPort)" + url.path
+    }
+
+    /// After confinement: forwards each connection to the egress proxy.
+    func startForwarding() {
+        guard listener >= 0 else { return }
+        let (fd, path) = (listener, socketPath)
+        Thread.detachNewThread {
+            SocketIO.serve(fd) { client in
+                guard let upstream = try? SocketIO.connectUnix(path) else { return }
+                SocketIO.relay(client, upstream)
+                close(upstream)
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import JobStore
+import RunnerCore
+
+/// Everything around one job child's start: its workspace, its pids cgroup,
+/// its egress proxy, and the child itself in its own user, PID and network
+/// namespaces. All of it blocks (mkdir, fork/exec), so it runs on a thread
+/// of its own.
+struct JobLaunch: Sendable {
+    let config: RunnerConfiguration
+    let childPath: String
+
+    /// Whether the child gets namespaces of its own.
+    var wantsNamespaces: Bool { config.sandboxEnforced || config.jobNetwork != .host }
+
+    /// Clears and creates the workspace (owned by the job's uid under
+    /// JOB_UID_RANGE) and its read-only `run/` folder for the proxy socket.
+    func prepareWorkspace(_ job: ClaimedJob, _ workspace: String) throws -> ChildIdentity? {
+        try? FileManager.default.removeItem(atPath: workspace)
+        try FileManager.default.createDirectory(atPath: config.workdirRoot, withIntermediateDirectories: true)
+        let identity = try config.jobUIDRange.map {
+            try ChildIdentity.claim(range: $0, jobId: job.idText, workspace: workspace)
+        }
+        if identity == nil, mkdir(workspace, 0o700) != 0 { throw Errno(errno, "mkdir \(workspace)") }
+        let run = WorkspacePaths(workspace).run
+        if mkdir(run, 0o755) != 0 { identity?.release(); throw Errno(errno, "mkdir \(run)") }
+        return identity
+    }
+
+    /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, and the provider.
+    func proxyTicket(workspace: String, repoURL: String?) -> EgressProxyTicket {
+        let derived = EgressRulesDerivation.rules(config: config, repoURL: repoURL)
+        return EgressProxyTicket(socketPath: WorkspacePaths(workspace).egressSocket, rules: derived + config.egressAllow,
+                                 provider: config.clineProvider, providerKey: config.clineAPIKey)
+    }
+
+    /// Spawns the job child. In namespaces when wanted; where the host
+    /// cannot create them, the job fails naming the cause and the fix
+    /// (SANDBOX=off alone falls back to none, loudly).
+    func spawnChild(ticket: [UInt8], workspace: String, identity: ChildIdentity?, cgroup: JobCgroup?,
+                    warn: (String) -> Void) throws -> ChildProcess {
+        let env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WorkspacePaths(workspace).home,
+                   "TMPDIR": WorkspacePaths(workspace).tmp, "LANG": "C.UTF-8"]
+        let uid = identity?.uid ?? Int32(bitPattern: geteuid()), gid = identity?.uid ?? Int32(bitPattern: getegid())
+        func spawn(_ ns: Namespaces?) throws -> ChildProcess {
+            try ChildProcess(executable: childPath, arguments: [], environment: env, stdin: ticket,
+                             uid: ns == nil ? identity?.uid : nil, gid: ns == nil ? identity?.uid : nil,
+                             namespaces: ns, cgroupProcs: cgroup?.procs, keepInputOpen: true)
+        }
+        guard wantsNamespaces else { return try spawn(nil) }
+        do {
+            return try spawn(Namespaces(network: config.jobNetwork != .host, uid: uid, gid: gid))
+        } catch let e as Errno {
+            let why = Self.namespaceAdvice(e)
+            guard !config.sandboxEnforced else { throw JobFailure(.sandboxUnavailable, why) }
+            warn("WARNING: SANDBOX=off and " + why + "; running this job without namespaces")
+            return try spawn(nil)
+        }
+    }
+
+    /// What failed, and how to fix it, when the namespaces cannot be made.
+    static func namespaceAdvice(_ e: Errno) -> String {
+        "cannot create the job's user, PID and network namespaces (\(e)); the agent never runs with the host's "
+            + "network or outside a PID namespace. Fix: allow user namespaces for agent-runner: systemd "
+            + "RestrictNamespaces=user pid net (see Deploy/agent-runner.service); sysctl user.max_user_namespaces > 0 "
+            + "(and kernel.unprivileged_userns_clone=1 where it exists); on Ubuntu, "
+            + "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile that allows `userns`. "
+            + "`agent-runner doctor` checks this."
+    }
+}
+
+/// The egress rules a job gets from the configuration (JOB_EGRESS_ALLOW adds to them).
+enum EgressRulesDerivation {
+    static func rules(config: RunnerConfiguration, repoURL: String?) -> [EgressRule] {
+        var rules: [EgressRule] = []
+        if config.generators.contains("gemini"), config.geminiAPIKey != nil, let p = URLParts(config.geminiAPIBase) {
+            rules.append(EgressRule(host: p.host, port: p.port))
+        }
+        // The provider is reached by the proxy itself (provider route), but an
+        // agent that insists on CONNECT may also go there.
+        if let provider = config.clineProvider, let p = URLParts(provider.upstreamBaseURL) {
+            rules.append(EgressRule(host: p.host, port: p.port))
+        }
+        // The git remote comes from the project document, which users write:
+        // by name only, so it can never open a private address.
+        if let repoURL, let p = URLParts(repoURL) {
+            rules.append(EgressRule(host: p.host, port: p.port == 80 || p.port == 443 ? nil : p.port))
+        }
+        return rules
+    }
+}
+
+/// One job's egress proxy process (`agent-runner-job --egress-proxy`).
+final class EgressProxyProcess: Sendable {
+    let process: ChildProcess
+
+    /// The real agent-runner-job beside this binary: the proxy is trusted
+    /// code, so a test's stand-in job child (AGENT_RUNNER_JOB_PATH) never plays it.
+    static let besideUs: String? = {
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let sibling = (me as NSString).deletingLastPathComponent + "/agent-runner-job"
+        return access(sibling, X_OK) == 0 ? sibling : nil
+    }()
+
+    /// Starts the proxy and waits (up to 10 s) until it listens.
+    static func start(childPath: String, ticket: EgressProxyTicket) async throws -> EgressProxyProcess {
+        let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
+        let executable = besideUs ?? childPath
+        let process = try await onDedicatedThread {
+            try ChildProcess(executable: executable, arguments: ["--egress-proxy"],
+                             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line, keepInputOpen: true)
+        }
+        let proxy = EgressProxyProcess(process: process)
+        let ready = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await out in process.output {
+                    if case .stdout(let text) = out, text.contains("\"ready\"") { return true }
+                    if case .stderr(let text) = out { FileHandle.standardError.write(Data(("egress proxy: " + text + "\n").utf8)) }
+                }
+                return false
+            }
+            group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard ready else {
+            proxy.stop()
+            throw JobFailure(.internal, "the job's egress proxy did not start")
+        }
+        return proxy
+    }
+
+    private init(process: ChildProcess) { self.process = process }
+
+    /// Ends the proxy (it exits on EOF; SIGKILL makes sure).
+    func stop() {
+        process.closeInput()
+        process.signalGroup(SIGKILL)
+    }
+}
