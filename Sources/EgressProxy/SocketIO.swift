@@ -12,9 +12,11 @@ public enum SocketIO {
     public static func listenUnix(_ path: String, mode: mode_t = 0o600) throws -> Int32 {
         let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         unlink(path)
-        var addr = try unixAddress(path)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let rc = try withShortPath(path) { short -> Int32 in
+            var addr = try unixAddress(short)
+            return withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
         }
         guard rc == 0 else { let e = errno; close(fd); throw Errno(e, "bind \(path)") }
         chmod(path, mode)
@@ -25,12 +27,26 @@ public enum SocketIO {
     /// A connection to the Unix socket at `path`.
     public static func connectUnix(_ path: String) throws -> Int32 {
         let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        var addr = try unixAddress(path)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let rc = try withShortPath(path) { short -> Int32 in
+            var addr = try unixAddress(short)
+            return withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
         }
         guard rc == 0 else { let e = errno; close(fd); throw Errno(e, "connect \(path)") }
         return fd
+    }
+
+    /// Runs `body` with a name for `path` that fits sockaddr_un (108 bytes):
+    /// the path itself, or /proc/self/fd/N/<name> through an O_PATH
+    /// descriptor of its directory (workspaces can be deep).
+    static func withShortPath<T>(_ path: String, _ body: (String) throws -> T) throws -> T {
+        guard path.utf8.count >= 100 else { return try body(path) }
+        let dir = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
+        let fd = open(dir, cshims_o_path() | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw Errno(errno, "open \(dir)") }
+        defer { close(fd) }
+        return try body("/proc/self/fd/\(fd)/\(name)")
     }
 
     static func unixAddress(_ path: String) throws -> sockaddr_un {

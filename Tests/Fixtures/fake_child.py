@@ -8,8 +8,13 @@ RUN_LOG, sleeps SECONDS (SIGTERM ends it), appends "end …", then prints a
 successful result event.
 """
 import json
+import signal
 import sys
 import time
+
+# Like the real child, which is init of its PID namespace and so must handle
+# SIGTERM itself (init ignores signals it has no handler for).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 seconds, log = float(sys.argv[1]), sys.argv[2]
 ticket = json.loads(sys.stdin.readline())

@@ -51,18 +51,18 @@ import Testing
         var settings = ChildSettings(try RunnerConfiguration(environment: env))
         #expect(settings.sandboxEnforced, "these runs are in the real sandbox")
         if route { settings.clineProviderBaseURL = "http://127.0.0.1:\(server.port)/provider" }
+        // The fake provider answers on the host's loopback, so this child runs
+        // without namespaces (the proxy's own tests cover the route end to end).
+        settings.network = .host
         let workspace = root + "/work/job1"
         let ticket = JobTicket(jobId: "job1", attempt: 1, projectName: "Tiny", repoURL: nil, architectureSpec: tinySpec,
                                workspace: workspace, settings: settings,
                                secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
         let ticketText = String(decoding: try JSONEncoder().encode(ticket), as: UTF8.self)
-        try ticketText.write(toFile: root + "/ticket.json", atomically: true, encoding: .utf8)
-        let r = try await runProcess("/bin/sh", ["-c", "exec \"$0\" < \"$1\"", TestEnv.binDir + "/agent-runner-job",
-                                                 root + "/ticket.json"],
-                                     env: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home",
-                                           "TMPDIR": workspace + "/tmp", "LANG": "C.UTF-8"])
-        #expect(r.status == 0, "\(r.stderr)")
-        let events = try r.stdout.split(separator: "\n").map { try JSONDecoder().decode(ChildEvent.self, from: Data($0.utf8)) }
+        let r = try await JobChildRun.run(ticket, env: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home",
+                                                        "TMPDIR": workspace + "/tmp", "LANG": "C.UTF-8"])
+        #expect(r.status == .exited(0), "\(r.stderr)")
+        let events = r.events
         let evidence = try? JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: workspace + "/tmp/agent-evidence.json")))
         // Every byte the agent could read or write in its workspace, gathered before cleanup.
         var files = ""

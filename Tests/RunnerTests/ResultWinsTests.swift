@@ -14,7 +14,7 @@ import Testing
         let path = h.root + "/report-then-hang"
         try """
         #!/bin/sh
-        cat > /dev/null
+        head -n 1 > /dev/null
         echo '{"type":"stage","stage":"pushing"}'
         echo '{"type":"result","ok":true,"metadata":{"generator":"fake","commitSha":"0123abcd","branch":"main"}}'
         echo '{"type":"log","line":"reported"}'

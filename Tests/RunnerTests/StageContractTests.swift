@@ -1,5 +1,6 @@
 import Foundation
 import RunnerCore
+import SupervisorKit
 import Testing
 
 /// Issue 13, item 11: the real job child writes `committing` before the
@@ -10,14 +11,16 @@ import Testing
         let config = try RunnerConfiguration(environment: h.environment())
         let workspace = h.workspace(id)
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        var settings = ChildSettings(config)
+        settings.network = .none // in its own namespaces, as the supervisor runs it; a local remote needs no network
         let ticket = JobTicket(jobId: id, attempt: 1, projectName: "Stages", repoURL: "file://" + h.remote,
-                               architectureSpec: tinySpec, workspace: workspace, settings: ChildSettings(config),
+                               architectureSpec: tinySpec, workspace: workspace, settings: settings,
                                secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
-        try JSONEncoder().encode(ticket).write(to: URL(fileURLWithPath: h.root + "/ticket.json"))
-        let r = try await runProcess("/bin/sh", ["-c", "exec \"$0\" < \"$1\"", TestEnv.binDir + "/agent-runner-job",
-                                                 h.root + "/ticket.json"], env: h.environment())
-        #expect(r.status == 0, "\(r.stderr)")
-        return r.stdout.split(separator: "\n").compactMap { try? JSONDecoder().decode(ChildEvent.self, from: Data($0.utf8)) }
+        let r = try await JobChildRun.run(ticket, env: h.environment(),
+                                          namespaces: Namespaces(network: true, uid: Int32(bitPattern: geteuid()),
+                                                                 gid: Int32(bitPattern: getegid())))
+        #expect(r.status == .exited(0), "\(r.stderr)")
+        return r.events
     }
 
     @Test func committingPrecedesTheCommitAndPushingFollowsIt() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import JobStore
 import RunnerCore
+import SupervisorKit
 import Testing
 
 /// Shared helpers: the real MongoDB-wire server (MONGODB_URI from
@@ -207,4 +208,42 @@ func freePort() -> Int {
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Runs the real agent-runner-job on `ticket` the way the supervisor does:
+/// the ticket as one line on a stdin that stays open, the push token (none)
+/// answered when asked for, stdin closed once the child has exited.
+enum JobChildRun {
+    struct Result {
+        var events: [ChildEvent]
+        var stdout: String
+        var stderr: String
+        var status: RunnerCore.ExitStatus
+    }
+
+    static func run(_ ticket: JobTicket, env: [String: String], namespaces: Namespaces? = nil,
+                    token: String? = nil) async throws -> Result {
+        let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
+        let child = try await onDedicatedThread {
+            try ChildProcess(executable: TestEnv.binDir + "/agent-runner-job", arguments: [], environment: env,
+                             stdin: line, namespaces: namespaces, keepInputOpen: true)
+        }
+        var events: [ChildEvent] = [], out: [String] = [], err: [String] = []
+        for await o in child.output {
+            switch o {
+            case .stdout(let text):
+                out.append(text)
+                guard let e = try? JSONDecoder().decode(ChildEvent.self, from: Data(text.utf8)) else { continue }
+                events.append(e)
+                if e == .pushTokenRequest {
+                    let secrets = Array(try JSONEncoder().encode(ChildSecrets(githubToken: token, geminiAPIKey: nil))) + [0x0A]
+                    try await child.send(secrets)
+                }
+            case .stderr(let text): err.append(text)
+            }
+        }
+        let status = await child.waitForExit()
+        child.closeInput()
+        return Result(events: events, stdout: out.joined(separator: "\n"), stderr: err.joined(separator: "\n"), status: status)
+    }
 }
