@@ -212,14 +212,14 @@ static void cshims_spawn_child(const char *path, char *const argv[], char *const
     if (o->namespaces & CLONE_NEWUSER) {
         // Become the mapped ids (0 inside): until then our credentials are
         // still the parent's, which the map may not name.
-        if (setresgid(0, 0, 0) != 0) cshims_child_fail(report[1]);
-        if (setresuid(0, 0, 0) != 0) cshims_child_fail(report[1]);
+        if (syscall(SYS_setresgid, 0, 0, 0) != 0) cshims_child_fail(report[1]);
+        if (syscall(SYS_setresuid, 0, 0, 0) != 0) cshims_child_fail(report[1]);
     }
     if (o->uid >= 0 && !(o->namespaces & CLONE_NEWUSER)) {
         gid_t gid = (gid_t)(o->gid >= 0 ? o->gid : o->uid);
-        if (setgroups(1, &gid) != 0) cshims_child_fail(report[1]);
-        if (setresgid(gid, gid, gid) != 0) cshims_child_fail(report[1]);
-        if (setresuid((uid_t)o->uid, (uid_t)o->uid, (uid_t)o->uid) != 0) cshims_child_fail(report[1]);
+        if (syscall(SYS_setgroups, 1, &gid) != 0) cshims_child_fail(report[1]);
+        if (syscall(SYS_setresgid, gid, gid, gid) != 0) cshims_child_fail(report[1]);
+        if (syscall(SYS_setresuid, o->uid, o->uid, o->uid) != 0) cshims_child_fail(report[1]);
     }
     if (o->cwd != NULL && chdir(o->cwd) != 0) cshims_child_fail(report[1]);
     execve(path, argv, envp);
