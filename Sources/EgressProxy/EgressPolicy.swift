@@ -30,10 +30,11 @@ public struct EgressPolicy: Sendable {
         case deny(DenyReason, String)
     }
 
-    /// Decides by name alone: the matching rule, or nil.
+    /// Decides by name alone: the matching rule (an exact one first), or nil.
     public func rule(host: String, port: Int) -> EgressRule? {
         let h = Self.normalized(host)
-        return rules.first { $0.matches(host: h, port: port) }
+        let matching = rules.filter { $0.matches(host: h, port: port) }
+        return matching.first(where: \.isExact) ?? matching.first
     }
 
     /// The full decision, resolving `host` with `resolve` (getaddrinfo by default).
@@ -60,21 +61,6 @@ public struct EgressPolicy: Sendable {
         if h.hasPrefix("["), h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
         if h.hasSuffix(".") { h.removeLast() }
         return h
-    }
-
-    /// The rules derived from the configuration: the Gemini endpoint and the
-    /// Cline provider (operator-configured: exact host:port, so they may be on
-    /// a private network), and the job's git remote host (from the project
-    /// document, which users control: by name only, never a private address).
-    public static func derivedRules(geminiAPIBase: String?, clineProvider: ClineProvider?, gitRemote: String?) -> [EgressRule] {
-        var rules: [EgressRule] = []
-        for url in [geminiAPIBase, clineProvider?.upstreamBaseURL] {
-            if let url, let p = URLParts(url) { rules.append(EgressRule(host: p.host, port: p.port)) }
-        }
-        if let gitRemote, let p = URLParts(gitRemote) {
-            rules.append(EgressRule(host: p.host, port: p.port == 80 || p.port == 443 ? nil : p.port))
-        }
-        return rules
     }
 }
 

@@ -50,10 +50,16 @@ struct AgentProcess {
         var buffers: [Int32: LineSplitter] = [outFD: LineSplitter(), errFD: LineSplitter()]
         var open: Set<Int32> = [outFD, errFD]
         var timedOut = false
+        var leaderExited: Date?
         var chunk = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 || ParentWatch.orphaned { timedOut = true; break }
+            // A process the agent left behind may hold its pipes open: once the
+            // agent itself has exited, its output gets one more second.
+            if process.hasExited {
+                if leaderExited == nil { leaderExited = Date() } else if Date().timeIntervalSince(leaderExited!) > 1 { break }
+            }
             AgentReaper.reapOrphans(except: process.pid)
             var fds = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000))

@@ -18,11 +18,15 @@ public struct EgressRule: Sendable, Codable, Hashable, CustomStringConvertible {
     public var wildcard: Bool
     /// Nil: ports 80 and 443.
     public var port: Int?
+    /// True for a rule derived from a document users write (the git remote):
+    /// it allows the name, never a non-public address, even with a port.
+    public var nameOnly: Bool
 
-    public init(host: String, wildcard: Bool = false, port: Int? = nil) {
+    public init(host: String, wildcard: Bool = false, port: Int? = nil, nameOnly: Bool = false) {
         self.host = host.lowercased()
         self.wildcard = wildcard
         self.port = port
+        self.nameOnly = nameOnly
     }
 
     /// Parses one JOB_EGRESS_ALLOW entry; nil when it is malformed.
@@ -61,8 +65,25 @@ public struct EgressRule: Sendable, Codable, Hashable, CustomStringConvertible {
         return nameMatches && (port.map { $0 == p } ?? (p == 443 || p == 80))
     }
 
-    /// True for an exact `host:port` rule, which may reach a non-public address.
-    public var isExact: Bool { !wildcard && port != nil }
+    /// True for an exact `host:port` rule from the configuration, which may
+    /// reach a non-public address.
+    public var isExact: Bool { !wildcard && port != nil && !nameOnly }
+
+    /// The rules derived from the configuration: the Gemini endpoint (when
+    /// Gemini is in the chain) and the Cline provider, operator-configured, as
+    /// exact host:port (so they may sit on a private network); and the job's
+    /// git remote, from the project document, which users control: by name
+    /// only, so it can never open a loopback or private address.
+    public static func derived(geminiAPIBase: String?, clineProviderBase: String?, gitRemote: String?) -> [EgressRule] {
+        var rules: [EgressRule] = []
+        for url in [geminiAPIBase, clineProviderBase] {
+            if let url, let p = URLParts(url) { rules.append(EgressRule(host: p.host, port: p.port)) }
+        }
+        if let gitRemote, let p = URLParts(gitRemote) {
+            rules.append(EgressRule(host: p.host, port: p.port, nameOnly: true))
+        }
+        return rules
+    }
 
     public var description: String {
         let h = (wildcard ? "*." : "") + (host.contains(":") ? "[\(host)]" : host)

@@ -125,6 +125,12 @@ public final class SpawnedProcess: Sendable {
         }
     }
 
+    /// Non-blocking and non-reaping: whether the process has exited.
+    public var hasExited: Bool {
+        var info = siginfo_t()
+        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG) == 0 && info._sifields._sigchld.si_pid == pid
+    }
+
     /// Non-blocking: the status when the process has exited (then reaped as above), else nil.
     public func exitedStatus() -> (status: ExitStatus, cpuSeconds: Double)? {
         var info = siginfo_t()

@@ -32,7 +32,9 @@ struct JobLaunch: Sendable {
 
     /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, and the provider.
     func proxyTicket(workspace: String, repoURL: String?) -> EgressProxyTicket {
-        let derived = EgressRulesDerivation.rules(config: config, repoURL: repoURL)
+        let gemini = config.generators.contains("gemini") && config.geminiAPIKey != nil ? config.geminiAPIBase : nil
+        let derived = EgressRule.derived(geminiAPIBase: gemini, clineProviderBase: config.clineProvider?.upstreamBaseURL,
+                                         gitRemote: repoURL)
         return EgressProxyTicket(socketPath: WorkspacePaths(workspace).egressSocket, rules: derived + config.egressAllow,
                                  provider: config.clineProvider, providerKey: config.clineAPIKey)
     }
@@ -69,27 +71,6 @@ struct JobLaunch: Sendable {
             + "(and kernel.unprivileged_userns_clone=1 where it exists); on Ubuntu, "
             + "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile that allows `userns`. "
             + "`agent-runner doctor` checks this."
-    }
-}
-
-/// The egress rules a job gets from the configuration (JOB_EGRESS_ALLOW adds to them).
-enum EgressRulesDerivation {
-    static func rules(config: RunnerConfiguration, repoURL: String?) -> [EgressRule] {
-        var rules: [EgressRule] = []
-        if config.generators.contains("gemini"), config.geminiAPIKey != nil, let p = URLParts(config.geminiAPIBase) {
-            rules.append(EgressRule(host: p.host, port: p.port))
-        }
-        // The provider is reached by the proxy itself (provider route), but an
-        // agent that insists on CONNECT may also go there.
-        if let provider = config.clineProvider, let p = URLParts(provider.upstreamBaseURL) {
-            rules.append(EgressRule(host: p.host, port: p.port))
-        }
-        // The git remote comes from the project document, which users write:
-        // by name only, so it can never open a private address.
-        if let repoURL, let p = URLParts(repoURL) {
-            rules.append(EgressRule(host: p.host, port: p.port == 80 || p.port == 443 ? nil : p.port))
-        }
-        return rules
     }
 }
 

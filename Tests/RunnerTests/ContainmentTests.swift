@@ -1,0 +1,125 @@
+import Foundation
+@testable import JobStore
+import RunnerCore
+import Testing
+
+/// Issue 12: a hostile agent inside the real sandbox (namespaces, egress
+/// proxy, Landlock, seccomp) is refused every way out, never sees a key,
+/// cannot outlive its job, and the next job runs normally.
+@Suite(.serialized) struct ContainmentTests {
+    static let realKey = "sk-real-provider-key-" + "0123456789abcdefghij"
+
+    @Test func hostileAgentIsRefusedEverywhereAndTheNextJobSucceeds() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let serviceLog = h.root + "/service.log"
+        let service = try await FixtureServer("tcp_listener.py", [serviceLog])
+        defer { service.stop() }
+        let provider = try await FixtureServer("fake_provider.py", ["ok", h.root + "/provider.jsonl"])
+        defer { provider.stop() }
+        let marker = "agent-runner-escapee-" + UUID().uuidString
+        let targets = "{\"db\": \(Containment.databasePort), \"service\": \(service.port), \"marker\": \"\(marker)\"}"
+        var hostile = tinySpec.objectValue!
+        hostile["description"] = .string(targets)
+        // A document the agent would love to change.
+        let sentinel: JSONValue = ["_id": "sentinel", "status": "done", "logs": ["untouched"], "projectId": "elsewhere"]
+        try await h.store.pool.run("jobs") { try CollectionOps.insert($0, sentinel) }
+        let id = try await h.seed(.object(hostile))
+        let agent = try Containment.install("hostile_agent.py", in: h.root)
+        let metricsPort = freePort()
+        let p = try Containment.startSupervisor(h, [
+            "CLINE_CMD": agent, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "1",
+            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_API_KEY": Self.realKey,
+            "METRICS_ADDR": "127.0.0.1:\(metricsPort)", "JOB_EGRESS_ALLOW": "localhost"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let finished = try await Containment.eventually(60) { try await h.job(id)["status"]?.stringValue == "done" }
+        let job = try await h.job(id)
+        #expect(finished, "\(job.jsonString)")
+        let sha = try #require(job["metadata"]?["commitSha"]?.stringValue)
+        let attacks = try JSONValue.parse(try await Git.run(["-C", h.remote, "show", "\(sha):attacks.json"]))
+        func result(_ k: String) -> String { attacks[k]?.stringValue ?? "missing" }
+        // Straight to loopback services: nothing listens in the job's own namespace, and Landlock refuses anyway.
+        #expect(result("db_direct").hasPrefix("refused"), "\(result("db_direct"))")
+        #expect(result("service_direct").hasPrefix("refused"), "\(result("service_direct"))")
+        // Through the proxy: refused by its policy before any connect.
+        for k in ["proxy_private", "proxy_metadata", "proxy_metadata_http", "proxy_not_allowed", "proxy_loopback_db",
+                  "proxy_localhost_service", "proxy_allowed_name_loopback"] {
+            #expect(result(k).hasPrefix("HTTP/1.1 403"), "\(k): \(result(k))")
+        }
+        // No UDP (so no DNS of its own), no raw or packet sockets.
+        for k in ["udp", "udp6", "raw", "packet"] { #expect(result(k).hasPrefix("refused"), "\(k): \(result(k))") }
+        #expect(result("dns").hasPrefix("failed"), "\(result("dns"))")
+        // No key anywhere it could read.
+        let evidence = try await Git.run(["-C", h.remote, "show", "\(sha):evidence.txt"])
+        #expect(evidence.count > 1000 && !evidence.contains(Self.realKey))
+        #expect(!job.jsonString.contains(Self.realKey))
+        // The refusals are in the job's log and counted by reason.
+        let logs = job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(logs.contains("egress denied: 10.1.2.3:80 (not in JOB_EGRESS_ALLOW)"), "\(logs)")
+        #expect(logs.contains("egress denied: localhost:443 (resolves to 127.0.0.1, a loopback address)"))
+        #expect(logs.contains { $0.hasPrefix("egress denied: 169.254.169.254:80 (") })
+        #expect(logs.contains("egress denied: example.com:443 (not in JOB_EGRESS_ALLOW)"))
+        #expect(logs.contains { $0.hasPrefix("egress denied: 127.0.0.1:\(Containment.databasePort) (") })
+        let metrics = try await httpRequest("http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(metrics.body.contains("agent_runner_egress_denied_total{reason=\"not_allowed\"}"), "\(metrics.body)")
+        #expect(metrics.body.contains("agent_runner_egress_denied_total{reason=\"non_public_address\"}"))
+        // Nothing reached the loopback service; no document changed but the job's own.
+        #expect(!FileManager.default.fileExists(atPath: serviceLog))
+        #expect(try await h.job("sentinel") == sentinel)
+        let all = try await h.store.pool.run("jobs") { try CollectionOps.find($0, filter: [:]) }
+        #expect(!all.contains { $0.jsonString.contains("pwned") })
+        // Its detached grandchild died with the job.
+        #expect(await Containment.eventually(5) { Containment.processes(with: marker).isEmpty })
+        // The next normal job runs.
+        let next = try await h.seed(tinySpec, project: "after the attack")
+        _ = try await h.store.pool.run("jobs") { coll in
+            try CollectionOps.update(coll, filter: ["_id": .string(next)], update: ["$set": ["priority": 5]])
+        }
+        #expect(try await Containment.eventually(60) { try await h.job(next)["status"]?.stringValue != "pending" })
+        p.terminate()
+        _ = await Containment.eventually(30) { !p.isRunning }
+        let after = try await h.job(next)
+        #expect(after["status"]?.stringValue == "done", "\(after.jsonString)")
+    }
+
+    /// A real-shaped Cline 3.x run end to end through the supervisor: its
+    /// provider calls go through the job's egress proxy, which swaps the
+    /// placeholder key for the real one; the agent never holds the real one.
+    @Test func clineRunsThroughTheProxyWithTheRealKeyInjected() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let requests = h.root + "/provider.jsonl"
+        let provider = try await FixtureServer("fake_provider.py", ["ok", requests])
+        defer { provider.stop() }
+        let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3\"")
+        let id = try await h.seed(tinySpec)
+        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
+            "CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "1",
+            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_MODEL": "test-model-1",
+            "CLINE_API_KEY": Self.realKey])
+        #expect(r.status == 0)
+        #expect(!r.stderr.contains(Self.realKey))
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(job.jsonString)")
+        #expect(job["metadata"]?["generator"]?.stringValue == "cline")
+        #expect(job["metadata"]?["agent"]?["model"]?.stringValue == "test-model-1")
+        let seen = try FixtureServer.jsonLines(requests)
+        #expect(!seen.isEmpty)
+        for request in seen {
+            #expect(request["path"]?.stringValue == "/v1/chat/completions")
+            #expect(request["headers"]?["authorization"]?.stringValue == "Bearer " + Self.realKey, "\(request)")
+        }
+        #expect(!job.jsonString.contains(Self.realKey))
+        let logs = job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(logs.contains { $0.hasPrefix("egress: provider: POST /chat/completions -> 200") }, "\(logs)")
+        // What the agent left behind holds only the placeholder.
+        let files = try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"])
+        for f in files.split(separator: "\n") {
+            #expect(!(try await Git.run(["-C", h.remote, "show", "main:\(f)"])).contains(Self.realKey))
+        }
+        let config = try String(contentsOfFile: h.workspace(id) + "/home/.cline/data/settings/providers.json", encoding: .utf8)
+        #expect(config.contains(ClineProvider.placeholderKey) && !config.contains(Self.realKey))
+    }
+}
