@@ -16,7 +16,7 @@ import Testing
         let path = h.root + "/recording-child"
         try """
         #!/bin/sh
-        cat > /dev/null
+        head -n 1 > /dev/null
         echo $$ >> \(h.root)/pids
         if [ -e \(h.root)/second ]; then
           echo '{"type":"result","ok":true,"metadata":{"generator":"fake"}}'
@@ -44,7 +44,9 @@ import Testing
         let project = try await store.insertProject(name: "E", repoURL: nil)
         let id = try await store.insertJob(projectId: project, spec: tinySpec)
         let p = try queue.startSupervisor(h, ["MONGODB_URI": uri, "MONGO_DB_NAME": "enforce",
-                                              "AGENT_RUNNER_JOB_PATH": try recordingChild(h)].merging(env) { $1 })
+                                              "AGENT_RUNNER_JOB_PATH": try recordingChild(h),
+                                              // Host pids for the checks: the stand-in child runs without namespaces.
+                                              "SANDBOX": "off", "JOB_NETWORK": "host"].merging(env) { $1 })
         try await queue.waitFor("the child to start") { !pids(h).isEmpty }
         return (p, db, store, id)
     }

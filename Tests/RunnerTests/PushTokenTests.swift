@@ -56,6 +56,8 @@ import Testing
     func run(_ w: World, _ env: [String: String]) async throws {
         var all = env
         all["JOB_MAX_ATTEMPTS"] = "1"
+        // The git server is on loopback: only an exact egress rule opens it.
+        all["JOB_EGRESS_ALLOW"] = "127.0.0.1:\(w.git.port)"
         let r = try await w.h.agentRunner(["run", "--exit-when-idle"], env: all)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stderr.contains(Self.token), "the token must never reach the supervisor's log")
