@@ -55,8 +55,12 @@ final class LeaseKeeper: Sendable {
             let current = held.withLock { $0 }
             guard !current.isEmpty else { continue }
             let now = ContinuousClock.now
+            // A job claimed since the last renewal may have used a third of its
+            // lease already: renew (all of them) now rather than let it near the
+            // self-fencing margin. At most once a second, so an outage is not hammered.
+            let dueSoon = current.values.contains { $0.lease.expiry - now < beatEvery * 2 }
             do {
-                if now - lastBeat >= beatEvery {
+                if now - lastBeat >= beatEvery || (dueSoon && now - lastBeat >= .seconds(1)) {
                     lastBeat = now
                     lastPoll = now
                     let flags = try await store.renewLeases(Array(current.keys), leaseSeconds: leaseSeconds)
