@@ -11,7 +11,10 @@ import RunnerCore
 /// - create a file inside the workspace (must work: the sandbox is usable),
 /// - create a file next to the workspace, outside it (Landlock must refuse),
 /// - `unshare(CLONE_NEWUSER)` (the seccomp filter must refuse with EPERM),
-/// and checks that /proc/self/status reports seccomp filter mode. It prints
+/// and checks that /proc/self/status reports seccomp filter mode. With
+/// `--network-namespace` (doctor runs it so, in the namespaces a job gets) it
+/// first brings loopback up, as the job child does before confining itself.
+/// It prints
 /// one JSON line and the process exits 0 only when every check held. The
 /// unconfined parent removes the workspace afterwards (a confined process
 /// cannot remove its own workspace directory: that is a write to its parent).
@@ -19,6 +22,12 @@ public enum SandboxSelfTest {
     /// Runs the self-test; returns the exit status. Call it before any other
     /// thread exists (it forks).
     public static func run() -> Int32 {
+        var loopback: JSONValue? = nil
+        if CommandLine.arguments.contains("--network-namespace") {
+            let r = cshims_loopback_up()
+            loopback = .string(r == 0 ? "up" : "failed (\(Errno(-r)))")
+            if r != 0 { return report(["ok": false, "loopback": loopback!], status: 1) }
+        }
         var base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         if base.count > 1, base.hasSuffix("/") { base.removeLast() }
         var template = Array("\(base)/agent-runner-selftest-XXXXXX".utf8CString)
@@ -28,7 +37,7 @@ public enum SandboxSelfTest {
         let workspace = String(cString: made)
         let outside = "\(base)/agent-runner-selftest-\(getpid())-outside"
         let pid = fork()
-        if pid == 0 { _exit(probe(workspace: workspace, outside: outside)) }
+        if pid == 0 { _exit(probe(workspace: workspace, outside: outside, loopback: loopback)) }
         var status: Int32 = 0
         if pid > 0 { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         // The probe creates at most this one file in the workspace.
@@ -43,7 +52,7 @@ public enum SandboxSelfTest {
     }
 
     /// In the forked process: confine, try, report. Returns the exit status.
-    static func probe(workspace: String, outside: String) -> Int32 {
+    static func probe(workspace: String, outside: String, loopback: JSONValue? = nil) -> Int32 {
         let confinement = Confinement(
             rules: .init(readWrite: [workspace], readExecute: Confinement.systemPaths, devices: Confinement.devicePaths),
             memoryMB: 1024, cpuSeconds: 60, maxWriteMB: 64, enforced: true)
@@ -63,14 +72,16 @@ public enum SandboxSelfTest {
         let outsideRefused = outsideResult == EACCES || outsideResult == EPERM
         let unshareRefused = unshareResult == -EPERM
         let ok = insideOK && outsideRefused && unshareRefused && mode == 2
-        return report([
+        var fields: [String: JSONValue] = [
             "selfTest": "sandbox", "ok": .bool(ok), "landlockABI": .int(Int64(abi)), "seccompMode": .int(Int64(mode)),
             "writeInside": .string(insideOK ? "allowed" : "failed (\(Errno(inside!)))"),
             "writeOutside": .string(outsideRefused ? "refused (\(Errno(outsideResult!)))"
                 : outsideResult == nil ? "ALLOWED" : "failed otherwise (\(Errno(outsideResult!)))"),
             "unshareUserNamespace": .string(unshareRefused ? "refused (\(Errno(EPERM)))"
                 : unshareResult == 0 ? "ALLOWED" : "failed otherwise (\(Errno(-unshareResult)))"),
-        ], status: ok ? 0 : 1)
+        ]
+        fields["loopback"] = loopback
+        return report(fields, status: ok ? 0 : 1)
     }
 
     /// Creates `path` exclusively; nil on success, else errno.

@@ -65,9 +65,10 @@ struct Doctor: AsyncParsableCommand {
         let childPath = ChildLocator.path(config)
         report(childPath == nil ? "fail" : "ok", "job child: \(childPath ?? "not found (set AGENT_RUNNER_JOB_PATH)")")
         if let childPath {
-            let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
-            report(state == "ok" ? "ok" : sandboxFail, line)
+            await ContainmentChecks.namespacesAndSelfTest(childPath: childPath, config: config, report: report)
         }
+        ContainmentChecks.processLimit(config, report: report)
+        ContainmentChecks.network(config, report: report)
         var isDir: ObjCBool = false
         let root = config.workdirRoot
         if FileManager.default.fileExists(atPath: root, isDirectory: &isDir) {
@@ -140,21 +141,38 @@ enum SelfTestRun {
 
     /// ("ok" or "fail", the line to print).
     static func run(childPath: String, config: RunnerConfiguration) async -> (String, String) {
+        // Without namespaces nothing is thrown.
+        let (state, line, _) = (try? await run(childPath: childPath, config: config, namespaces: nil))
+            ?? ("fail", "sandbox self-test: cannot start \(childPath)", nil)
+        return (state, line)
+    }
+
+    /// The same, spawned in `namespaces` as a job child is (then with
+    /// `--network-namespace` when they include one: the self-test brings its
+    /// loopback up first). Also returns the self-test's `loopback` report.
+    /// Throws the spawn's `Errno` only when the namespaces cannot be created.
+    static func run(childPath: String, config: RunnerConfiguration,
+                    namespaces: Namespaces?) async throws(Errno) -> (String, String, String?) {
         var isDir: ObjCBool = false
         let root = config.workdirRoot
         let tmp = FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && isDir.boolValue
             && access(root, W_OK | X_OK) == 0 ? root : "/tmp"
         let run: ChildRun
         do {
-            run = try await ChildRun.collect(childPath, ["--self-test"],
-                                             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": tmp])
+            run = try await ChildRun.collect(childPath, ["--self-test"] + (namespaces?.network == true ? ["--network-namespace"] : []),
+                                             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": tmp],
+                                             namespaces: namespaces)
+        } catch let e as Errno where namespaces != nil {
+            throw e
         } catch {
-            return ("fail", "sandbox self-test: cannot start \(childPath): \(error)")
+            return ("fail", "sandbox self-test: cannot start \(childPath): \(error)", nil)
         }
-        if run.status == .exited(0), (try? JSONValue.parse(run.lastJSONLine ?? ""))?["ok"]?.boolValue == true {
-            return ("ok", success)
+        let json = try? JSONValue.parse(run.lastJSONLine ?? "")
+        let loopback = json?["loopback"]?.stringValue
+        if run.status == .exited(0), json?["ok"]?.boolValue == true {
+            return ("ok", success, loopback)
         }
-        return ("fail", "sandbox self-test (\(run.status)): \(run.summary)")
+        return ("fail", "sandbox self-test (\(run.status)): \(run.summary)", loopback)
     }
 }
 
@@ -170,8 +188,9 @@ struct ChildRun {
     var summary: String { lines.isEmpty ? "no output" : lines.joined(separator: " | ") }
 
     static func collect(_ path: String, _ arguments: [String], environment: [String: String],
-                        stdin: [UInt8] = []) async throws -> ChildRun {
-        let child = try ChildProcess(executable: path, arguments: arguments, environment: environment, stdin: stdin)
+                        stdin: [UInt8] = [], namespaces: Namespaces? = nil) async throws -> ChildRun {
+        let child = try ChildProcess(executable: path, arguments: arguments, environment: environment, stdin: stdin,
+                                     namespaces: namespaces)
         var lines: [String] = []
         for await line in child.output {
             switch line {

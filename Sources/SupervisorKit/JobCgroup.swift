@@ -52,7 +52,7 @@ public struct JobCgroup: Sendable {
 
     /// Where job cgroups go, found once: our own cgroup v2 when it is
     /// delegated to us with the pids controller, else our v1 pids cgroup.
-    static let parent: String? = findParent()
+    public static let parent: String? = findParent()
     static func parentDirectory() -> String? { parent }
 
     private static func findParent() -> String? {

@@ -9,7 +9,7 @@ import RunnerCore
 /// its egress proxy, and the child itself in its own user, PID and network
 /// namespaces. All of it blocks (mkdir, fork/exec), so it runs on a thread
 /// of its own.
-struct JobLaunch: Sendable {
+public struct JobLaunch: Sendable {
     let config: RunnerConfiguration
     let childPath: String
 
@@ -64,7 +64,7 @@ struct JobLaunch: Sendable {
     }
 
     /// What failed, and how to fix it, when the namespaces cannot be made.
-    static func namespaceAdvice(_ e: Errno) -> String {
+    public static func namespaceAdvice(_ e: Errno) -> String {
         "cannot create the job's user, PID and network namespaces (\(e)); the agent never runs with the host's "
             + "network or outside a PID namespace. Fix: allow user namespaces for agent-runner: systemd "
             + "RestrictNamespaces=user pid net (see Deploy/agent-runner.service); sysctl user.max_user_namespaces > 0 "

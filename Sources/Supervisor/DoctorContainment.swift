@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RunnerCore
+import SupervisorKit
+
+/// The doctor's containment checks (issue 12): whether this host can create
+/// the namespaces a job child gets, the sandbox self-test run inside them,
+/// the process limit, and JOB_NETWORK.
+enum ContainmentChecks {
+    /// The namespaces a job child gets under `config` (nil: none), spawned as
+    /// JobLaunch spawns it: our own uid and gid become 0 inside.
+    static func namespaces(_ config: RunnerConfiguration) -> Namespaces? {
+        guard config.sandboxEnforced || config.jobNetwork != .host else { return nil }
+        return Namespaces(network: config.jobNetwork != .host, uid: Int32(bitPattern: geteuid()),
+                          gid: Int32(bitPattern: getegid()))
+    }
+
+    /// Runs the self-test in the job's namespaces and reports both; where the
+    /// namespaces cannot be made, says why and how to fix it (the text a job
+    /// gets as `sandbox_unavailable`) and runs the self-test without them.
+    static func namespacesAndSelfTest(childPath: String, config: RunnerConfiguration,
+                                      report: (String, String) -> Void) async {
+        let sandboxFail = config.sandboxEnforced ? "fail" : "warn"
+        guard let ns = namespaces(config) else {
+            report("warn", "job namespaces: none (SANDBOX=off and JOB_NETWORK=host): job processes can outlive their job")
+            let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
+            report(state == "ok" ? "ok" : sandboxFail, line)
+            return
+        }
+        let kinds = ns.network ? "user, PID and network" : "user and PID"
+        do {
+            let (state, line, loopback) = try await SelfTestRun.run(childPath: childPath, config: config, namespaces: ns)
+            if ns.network, let loopback, loopback != "up" {
+                report(sandboxFail, "job namespaces: \(kinds) namespaces created, but loopback cannot be brought up inside "
+                    + "(\(loopback)): the job child, root of its own user namespace, needs CAP_NET_ADMIN there; this "
+                    + "process's capability bounding set must keep it")
+            } else {
+                report("ok", "job namespaces: \(kinds) namespaces created; the self-test ran inside them as init"
+                    + (loopback == "up" ? " with its loopback up" : ""))
+            }
+            report(state == "ok" ? "ok" : sandboxFail, line)
+        } catch {
+            report(sandboxFail, "job namespaces: " + JobLaunch.namespaceAdvice(error)
+                + (config.sandboxEnforced ? "" : " (SANDBOX=off: jobs run without namespaces, each job warns)"))
+            let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
+            report(state == "ok" ? "ok" : sandboxFail, line + " (without namespaces)")
+        }
+    }
+
+    /// JOB_MAX_PROCESSES: a pids cgroup per job, or RLIMIT_NPROC.
+    static func processLimit(_ config: RunnerConfiguration, report: (String, String) -> Void) {
+        let n = config.jobMaxProcesses
+        if let parent = JobCgroup.parent {
+            report("ok", "process limit: a pids cgroup per job under \(parent) (pids.max = JOB_MAX_PROCESSES = \(n))")
+        } else {
+            report("warn", "process limit: no writable pids cgroup for this process; jobs fall back to RLIMIT_NPROC = "
+                + "\(n) (counted per uid). The systemd unit's Delegate=pids gives the service one (a doctor run "
+                + "from a shell is outside it)")
+        }
+    }
+
+    /// JOB_NETWORK, loudly when it is `host`.
+    static func network(_ config: RunnerConfiguration, report: (String, String) -> Void) {
+        let extra = config.egressAllow.isEmpty ? "" : "; JOB_EGRESS_ALLOW: "
+            + config.egressAllow.map(\.description).joined(separator: ", ")
+        switch config.jobNetwork {
+        case .proxy:
+            report("ok", "JOB_NETWORK=proxy: each job in its own network namespace; egress only through its proxy, "
+                + "to the configured Gemini and Cline endpoints and the job's git remote host\(extra)")
+        case .none:
+            report("ok", "JOB_NETWORK=none: each job in its own network namespace with loopback only "
+                + "(no Gemini, no Cline provider, no push over the network)")
+        case .host:
+            report("warn", "WARNING: JOB_NETWORK=host: jobs use this host's network UNFILTERED: the agent can reach "
+                + "the database, internal services, the cloud metadata address and any host. Development only")
+        }
+    }
+}
