@@ -2,7 +2,9 @@
 # Installs what `make test` and `make demo` need on a Debian machine:
 # the -dev packages for the C libraries, and a local virtualenv holding
 # SecantusDB (a MongoDB-wire server) for the test database; Chromium, its
-# WebDriver, Selenium and pytest for the dashboard's browser tests.
+# WebDriver, Selenium and pytest for the dashboard's browser tests; systemd
+# for `systemd-analyze security` on the shipped unit (DeployTests; installing
+# the package in a container starts nothing, and the tests skip without it).
 # Idempotent and quick when everything is already present.
 set -euo pipefail
 
@@ -10,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
           libseccomp-dev pkg-config git python3-venv ca-certificates openssl
           chromium chromium-driver fonts-dejavu-core libssl-dev python3-cryptography
-          python3-yaml nodejs)
+          python3-yaml nodejs systemd)
 SECANTUS_VERSION="0.7.0b3"
 # 4.52 needs a newer certifi than the package mirror has.
 SELENIUM_VERSION="4.51.0"
