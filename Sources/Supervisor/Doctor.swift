@@ -8,7 +8,7 @@ import SupervisorKit
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check configuration, database, generators and sandbox.")
     @OptionGroup var common: CommonOptions
-    @Flag(help: "Also call the Gemini API once (GET the model) to check the key and model.") var online = false
+    @Flag(help: "Also call the Gemini API once (GET the model) and the Cline provider once (its model list, through the egress proxy) to check the keys.") var online = false
 
     func run() async throws {
         var failed = false
@@ -118,6 +118,16 @@ struct Doctor: AsyncParsableCommand {
                 report("ok", "cline: \(cline) \(await ToolVersion.of(cline))")
             } else {
                 report("warn", "cline: '\(config.clineCommand)' not found; jobs fall back to the next generator")
+            }
+            if config.clineProvider != nil {
+                if online {
+                    let (state, line) = await ProviderCheck.run(config: config, childPath: childPath)
+                    report(state, line)
+                } else {
+                    report(config.clineAPIKey == nil ? "fail" : "ok", "cline provider: \(config.clineProvider!.kind.rawValue) at "
+                        + "\(config.clineProvider!.upstreamBaseURL), key \(config.clineAPIKey == nil ? "NOT set" : "set") "
+                        + "(no network call; --online asks it through the egress proxy)")
+                }
             }
         }
         if wantsGemini {

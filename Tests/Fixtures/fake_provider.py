@@ -13,7 +13,8 @@ Dialects, by path (any prefix before them is the provider route):
   .../responses                            OpenAI Responses
   .../models/M:generateContent             Gemini (JSON)
   .../models/M:streamGenerateContent       Gemini (server-sent events with ?alt=sse)
-SCENARIO: ok (answers with usage) | overloaded (each dialect's error shape).
+SCENARIO: ok (answers with usage) | overloaded (each dialect's error shape) |
+badkey (GET .../models answers 401).
 """
 import json
 import sys
@@ -70,6 +71,24 @@ def gemini(model):
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        """The model listing every dialect has (`doctor --online` asks it):
+        401 in the badkey scenario, else an empty list."""
+        path = urlsplit(self.path).path
+        entry = {"method": "GET", "path": path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+        with lock:
+            with open(LOG, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        status, answer = (401, {"error": {"message": "invalid key"}}) if SCENARIO == "badkey" else (200, {"data": []})
+        if not path.endswith("/models"):
+            status, answer = 404, {"error": {"message": "no such route: " + path}}
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)

@@ -123,3 +123,26 @@ import Testing
         #expect(config.contains(ClineProvider.placeholderKey) && !config.contains(Self.realKey))
     }
 }
+
+/// `doctor --online` asks the Cline provider once, through a real egress
+/// proxy that adds the key; a refused key fails the check.
+@Suite(.serialized) struct ProviderCheckTests {
+    @Test(arguments: [("ok", "ok    cline provider"), ("badkey", "fail  cline provider")])
+    func doctorOnlineAsksTheProviderThroughTheProxy(_ scenario: String, _ prefix: String) async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let log = h.root + "/provider.jsonl"
+        let provider = try await FixtureServer("fake_provider.py", [scenario, log])
+        defer { provider.stop() }
+        let r = try await h.agentRunner(["doctor", "--online"], env: [
+            "GENERATORS": "cline,scaffold", "CLINE_ENABLED": "true", "CLINE_CMD": "/bin/true",
+            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_API_KEY": ContainmentTests.realKey])
+        let line = r.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }
+        #expect(line != nil, "\(r.stdout)")
+        if scenario == "badkey" { #expect(r.status != 0, "a refused key fails doctor") }
+        let seen = try FixtureServer.jsonLines(log)
+        #expect(seen.count == 1 && seen.first?["path"]?.stringValue == "/v1/models")
+        #expect(seen.first?["headers"]?["authorization"]?.stringValue == "Bearer " + ContainmentTests.realKey)
+        #expect(!r.stdout.contains(ContainmentTests.realKey) && !r.stderr.contains(ContainmentTests.realKey))
+    }
+}

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RunnerCore
+
+/// `doctor --online`'s check of the Cline provider, made the way a job makes
+/// it: through a real egress proxy (`agent-runner-job --egress-proxy`) that
+/// adds CLINE_API_KEY, asking the provider's model listing once.
+public enum ProviderCheck {
+    /// The listing path under the provider's base URL, by dialect.
+    static func modelsPath(_ kind: ClineProvider.Kind) -> String {
+        switch kind {
+        case .anthropic: return "/v1/models"
+        case .gemini: return "/v1beta/models"
+        case .openai, .openrouter, .openaiCompatible: return "/models"
+        }
+    }
+
+    /// ("ok" or "fail", the line to print). Needs CLINE_PROVIDER and CLINE_API_KEY.
+    public static func run(config: RunnerConfiguration, childPath: String) async -> (String, String) {
+        guard let provider = config.clineProvider else { return ("warn", "cline provider: CLINE_PROVIDER not set") }
+        guard config.clineAPIKey != nil else { return ("fail", "cline provider: CLINE_API_KEY not set") }
+        let what = "cline provider \(provider.kind.rawValue) at \(provider.upstreamBaseURL)"
+        let dir = NSTemporaryDirectory() + "agent-runner-doctor-\(UUID().uuidString.prefix(8))"
+        guard mkdir(dir, 0o700) == 0 else { return ("fail", "\(what): cannot create \(dir)") }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [], provider: provider,
+                                       providerKey: config.clineAPIKey)
+        let proxy: EgressProxyProcess
+        do {
+            proxy = try await EgressProxyProcess.start(childPath: childPath, ticket: ticket)
+        } catch {
+            return ("fail", "\(what): the egress proxy did not start: \(error)")
+        }
+        defer { proxy.stop() }
+        let path = EgressProxyTicket.providerPrefix + modelsPath(provider.kind)
+        let status = (try? await onDedicatedThread { try Self.get(socket: ticket.socketPath, path: path) }) ?? 0
+        switch status {
+        case 200..<300: return ("ok", "\(what): the key works through the egress proxy (GET \(modelsPath(provider.kind)) → \(status))")
+        case 401, 403: return ("fail", "\(what): the provider refused CLINE_API_KEY (HTTP \(status))")
+        case 0: return ("fail", "\(what): no answer through the egress proxy")
+        default: return ("fail", "\(what): GET \(modelsPath(provider.kind)) answered HTTP \(status)")
+        }
+    }
+
+    /// One GET over the proxy's Unix socket; the response status (blocking).
+    static func get(socket path: String, path target: String) throws -> Int {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Errno(errno, "socket") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw Errno(ENAMETOOLONG, "socket path") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw Errno(errno, "connect \(path)") }
+        try writeAll(fd, Array("GET \(target) HTTP/1.1\r\nHost: provider\r\nConnection: close\r\n\r\n".utf8))
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buf, buf.count)
+        guard n > 0 else { return 0 }
+        let line = String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\r\n").first ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+}
