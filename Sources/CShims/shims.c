@@ -210,10 +210,12 @@ static void cshims_spawn_child(const char *path, char *const argv[], char *const
     }
     cshims_close_from(3, report[1]);
     if (o->namespaces & CLONE_NEWUSER) {
-        // Become the mapped ids (0 inside): until then our credentials are
-        // still the parent's, which the map may not name.
-        if (syscall(SYS_setresgid, 0, 0, 0) != 0) cshims_child_fail(report[1]);
-        if (syscall(SYS_setresuid, 0, 0, 0) != 0) cshims_child_fail(report[1]);
+        // Become the mapped ids (0 inside) when the map names other ids than
+        // the parent's (JOB_UID_RANGE): until then our credentials are still
+        // the parent's. When it maps the parent's own ids we are 0 already,
+        // and need no set*id call (which a service's seccomp may refuse).
+        if (syscall(SYS_getgid) != 0 && syscall(SYS_setresgid, 0, 0, 0) != 0) cshims_child_fail(report[1]);
+        if (syscall(SYS_getuid) != 0 && syscall(SYS_setresuid, 0, 0, 0) != 0) cshims_child_fail(report[1]);
     }
     if (o->uid >= 0 && !(o->namespaces & CLONE_NEWUSER)) {
         gid_t gid = (gid_t)(o->gid >= 0 ? o->gid : o->uid);
@@ -243,10 +245,12 @@ pid_t cshims_spawn_ex(const char *path, char *const argv[], char *const envp[],
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-    if (pid < 0 && errno == ENOSYS && o->namespaces == 0) {
-        // clone3 refused (the job's seccomp filter answers ENOSYS so that
-        // clone's flags stay inspectable): a plain fork, and pidfd_open.
-        pid = fork();
+    if (pid < 0 && errno == ENOSYS) {
+        // clone3 refused: seccomp filters answer ENOSYS so that clone's flags
+        // stay inspectable (the job's own filter; systemd's RestrictNamespaces=).
+        // A plain fork, or clone with the same namespace flags, and pidfd_open.
+        if (o->namespaces == 0) pid = fork();
+        else pid = (pid_t)syscall(SYS_clone, (unsigned long)(o->namespaces | SIGCHLD), NULL, NULL, NULL, 0UL);
         if (pid > 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     }
     if (pid < 0) {
@@ -321,7 +325,12 @@ int cshims_drop_capabilities(void) {
     struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
-    return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
+    // A service's seccomp filter may refuse capset (systemd's ~@privileged).
+    // The locked securebits and the empty bounding and ambient sets already
+    // keep every program this process starts from gaining a capability; only
+    // this trusted process keeps its own, inside its user namespace.
+    if (syscall(SYS_capset, &header, data) != 0 && errno != EPERM) return -errno;
+    return 0;
 }
 
 int cshims_loopback_up(void) {

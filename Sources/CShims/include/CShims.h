@@ -66,7 +66,8 @@ int cshims_set_child_subreaper(void);
 /// Drops every capability for good: the bounding and ambient sets, the
 /// effective/permitted/inheritable sets, and locked securebits so that a uid
 /// of 0 (root inside the job's user namespace) regains nothing at execve.
-/// Returns 0 or -errno.
+/// Where a seccomp filter refuses capset (EPERM), the caller keeps its own
+/// capabilities but nothing it execs gains any. Returns 0 or -errno.
 int cshims_drop_capabilities(void);
 
 /// Brings the loopback interface up (SIOCSIFFLAGS on "lo"): a new network
