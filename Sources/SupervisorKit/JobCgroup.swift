@@ -62,7 +62,9 @@ public struct JobCgroup: Sendable {
            let controllers = try? String(contentsOfFile: "/sys/fs/cgroup/cgroup.controllers", encoding: .utf8),
            controllers.split(separator: " ").contains(where: { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "pids" }) {
             let own = "/sys/fs/cgroup" + String(v2.dropFirst(3))
-            if access(own, W_OK) == 0, let jobs = delegatedV2(own) { return jobs }
+            // Only a service's own cgroup (systemd Delegate=): never a login
+            // session's scope, which a shell's `doctor` or `run` would reshape.
+            if own.hasSuffix(".service"), access(own, W_OK) == 0, let jobs = delegatedV2(own) { return jobs }
         }
         // cgroup v1 pids hierarchy.
         if let v1 = lines.first(where: { $0.split(separator: ":").dropFirst().first?.split(separator: ",").contains("pids") == true }) {
