@@ -35,21 +35,11 @@ def tcp(port):
         return f"refused: {e.strerror or e}"
 
 
-def via_proxy(target):
+def via_proxy(target, method="CONNECT"):
+    """The proxy's first response line to `METHOD target` (CONNECT host:port or GET url)."""
     try:
         s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-        line = s.recv(4096).decode(errors="replace").split("\r\n")[0]
-        s.close()
-        return line
-    except OSError as e:
-        return f"error: {e}"
-
-
-def http_via_proxy(url):
-    try:
-        s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
-        s.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
         line = s.recv(4096).decode(errors="replace").split("\r\n")[0]
         s.close()
         return line
@@ -69,7 +59,7 @@ results["db_direct"] = tcp(targets["db"])
 results["service_direct"] = tcp(targets["service"])
 results["proxy_private"] = via_proxy("10.1.2.3:80")
 results["proxy_metadata"] = via_proxy("169.254.169.254:80")
-results["proxy_metadata_http"] = http_via_proxy("http://169.254.169.254/latest/meta-data/")
+results["proxy_metadata_http"] = via_proxy("http://169.254.169.254/latest/meta-data/", "GET")
 results["proxy_not_allowed"] = via_proxy("example.com:443")
 results["proxy_loopback_db"] = via_proxy(f"127.0.0.1:{targets['db']}")
 results["proxy_localhost_service"] = via_proxy(f"localhost:{targets['service']}")
