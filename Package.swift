@@ -3,7 +3,7 @@ import PackageDescription
 
 /// agent-runner: a supervisor (`agent-runner`) that claims architecture jobs from
 /// MongoDB and one sandboxed child (`agent-runner-job`) per job that generates,
-/// validates, commits and pushes the codebase. See README.md and DESIGN.md.
+/// validates, commits and pushes the codebase. See README.md and docs/.
 /// Release executables link with lld and packed relative relocations (RELR,
 /// glibc >= 2.36): a position-independent binary's relocation table shrinks
 /// from megabytes to kilobytes, which the loader would otherwise read at every

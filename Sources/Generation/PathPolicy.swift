@@ -15,7 +15,7 @@ public struct TreeLimits: Sendable {
     }
 }
 
-/// The rules every generated path must pass (DESIGN §4). Generated trees are
+/// The rules every generated path must pass (README, Security model). Generated trees are
 /// hostile input: these checks run before any byte is written.
 public enum PathPolicy {
     /// The normalised relative path (`./a` → `a`, `a//b` → `a/b`), or why it is unsafe.

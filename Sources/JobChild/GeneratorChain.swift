@@ -2,7 +2,7 @@ import Foundation
 import Generation
 import RunnerCore
 
-/// Tries the configured generators in order (DESIGN §4); the first that
+/// Tries the configured generators in order (GENERATORS); the first that
 /// produces a tree wins, and the log says why each other one was skipped.
 struct GeneratorChain {
     let ticket: JobTicket

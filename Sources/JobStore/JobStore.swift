@@ -39,7 +39,7 @@ public enum JobOutcome: Sendable {
     case requeued
 }
 
-/// The jobs and projects collections (DESIGN §2) over libmongoc. Every
+/// The jobs and projects collections (docs/contract.md) over libmongoc. Every
 /// method is async and runs its blocking calls on the pool's own threads.
 public final class JobStore: Sendable {
     public let pool: MongoPool
@@ -103,7 +103,7 @@ public final class JobStore: Sendable {
         }
     }
 
-    /// Atomically claims the next runnable job (DESIGN §2): a pending one whose
+    /// Atomically claims the next runnable job (docs/contract.md, Statuses): a pending one whose
     /// `notBefore` has passed, or a running one whose lease expired, in the order
     /// `priority desc, createdAt asc`. Jobs of `busyProjects` are skipped (one job
     /// per project at a time). See `ClaimSearch` for how the cost stays flat.

@@ -35,7 +35,7 @@ public struct PublishRequest: Sendable {
     }
 }
 
-/// Commits a generated tree and pushes it (DESIGN §5): on top of the remote
+/// Commits a generated tree and pushes it (docs/contract.md, Stages): on top of the remote
 /// branch when it exists, else as a new history; never twice for one job.
 public enum Publisher {
     /// The commit trailer that ties a commit to its job.

@@ -1,5 +1,7 @@
-/// The one JSON ticket the supervisor writes to a job child's stdin (then EOF).
-/// It carries everything the child may know; secrets travel only here.
+/// The one JSON ticket line the supervisor writes first on a job child's
+/// stdin, which then stays open for the whole job (EOF: the supervisor is
+/// gone). Everything the child may know; the only secret in it is the Gemini
+/// key, and only when Gemini is in the chain (docs/contract.md, Protocol).
 public struct JobTicket: Sendable, Codable {
     /// The job id as text (ObjectId hex or the string id).
     public var jobId: String

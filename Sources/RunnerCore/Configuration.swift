@@ -17,7 +17,7 @@ public enum KeepWorkspaces: String, Sendable, Codable, CaseIterable {
     case always, failed, never
 }
 
-/// The runner's validated configuration (DESIGN §7). Built once at start from
+/// The runner's validated configuration (docs/contract.md, Configuration). Built once at start from
 /// the environment plus an optional `.env` file; every value is checked.
 public struct RunnerConfiguration: Sendable {
     public var mongoURI: String

@@ -6,7 +6,7 @@ import Foundation
 /// web app's FastAPI backend (snake_case on its main path: `project_id`,
 /// `created_at`, `github_repo_url`, `repository_url`, `project_name`). Reads
 /// try the names in the order given; the runner writes only its own
-/// documented fields (README, Job document contract), never an alias.
+/// documented fields (docs/contract.md), never an alias.
 public enum DocumentFields {
     /// The job's reference to its project: the project's `_id`, or its `projectId` field.
     public static let projectRef = ["projectId", "project_id"]

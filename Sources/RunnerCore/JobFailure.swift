@@ -1,4 +1,4 @@
-/// Job error codes (DESIGN §6). Each has a default `retryable`.
+/// Job error codes (docs/contract.md, Error codes). Each has a default `retryable`.
 public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     case invalidSpec = "invalid_spec"
     case generationFailed = "generation_failed"

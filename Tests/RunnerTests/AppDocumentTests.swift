@@ -12,7 +12,7 @@ import Testing
     }
 
     /// The fields a job may hold after a run: what the app wrote plus the
-    /// runner's documented fields (README, Job document contract).
+    /// runner's documented fields (docs/contract.md).
     static let runnerFields: Set<String> = [
         "status", "stage", "logs", "metadata", "attempts", "lease", "notBefore", "error", "errors",
         "waitingForProject", "startedAt", "finishedAt", "updatedAt",

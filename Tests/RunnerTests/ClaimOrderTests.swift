@@ -3,7 +3,7 @@ import RunnerCore
 import Testing
 @testable import JobStore
 
-/// The claim (ClaimSearch) keeps DESIGN §2's order and conditions while it
+/// The claim (ClaimSearch) keeps the claim order and conditions of docs/contract.md while it
 /// only scans index ranges: priority desc (none last), then createdAt asc;
 /// notBefore, cancelRequested and busy projects respected; expired leases
 /// recovered; odd documents still claimed; no job claimed twice.
