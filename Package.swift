@@ -15,7 +15,6 @@ let releaseLinking: [LinkerSetting] = [
 
 let package = Package(
     name: "agent-runner",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "agent-runner", targets: ["Supervisor"]),
         .executable(name: "agent-runner-job", targets: ["JobChild"]),
@@ -49,20 +48,21 @@ let package = Package(
         // Shared model: configuration, job spec, child protocol, errors, redaction.
         .target(name: "RunnerCore", dependencies: ["CShims"]),
         // MongoDB job store over libmongoc.
-        .target(name: "JobStore", dependencies: ["RunnerCore", "CMongoC",
-                                                 .product(name: "Logging", package: "swift-log")]),
+        .target(name: "JobStore", dependencies: ["RunnerCore", "CMongoC"]),
         // Self-confinement of the job child: Landlock, seccomp, rlimits.
         .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
+        // Job child only (agent-runner-job), like Publishing and EgressProxy: they block
+        // (libcurl, libgit2, poll); ModuleGraphTests fails if another target reaches them.
         // Spec/instructions builders, generators and the safe tree writer.
         .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims", "COpenSSL"]),
         // The per-job egress proxy (agent-runner-job --egress-proxy) and the
         // socket helpers of the job child's forwarder: job-child binary only.
         .target(name: "EgressProxy", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
-        // Commit and push with libgit2.
+        // Commit and push with libgit2: job child only.
         .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.
         .target(name: "SupervisorKit", dependencies: [
-            "RunnerCore", "JobStore", "CShims", "Sandbox",
+            "RunnerCore", "JobStore", "CShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -81,7 +81,7 @@ let package = Package(
         ], linkerSettings: releaseLinking),
         // The operators' web dashboard: its own executable, so the supervisor stays small.
         .target(name: "DashboardKit", dependencies: [
-            "RunnerCore", "JobStore", "SupervisorKit",
+            "RunnerCore", "JobStore",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
           libseccomp-dev pkg-config git python3-venv ca-certificates openssl
           chromium chromium-driver fonts-dejavu-core libssl-dev python3-cryptography
-          python3-yaml nodejs systemd)
+          python3-yaml nodejs systemd curl)
 SECANTUS_VERSION="0.7.0b3"
 # 4.52 needs a newer certifi than the package mirror has.
 SELENIUM_VERSION="4.51.0"
