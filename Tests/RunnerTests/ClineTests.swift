@@ -5,25 +5,7 @@ import RunnerCore
 import Testing
 
 /// Fake `cline` executables run by the real child, inside the real sandbox.
-@Suite(.serialized) struct ClineTests {
-    /// Writes an executable script at `<root>/bin/cline` (its own directory:
-    /// the sandbox grants read+execute on CLINE_CMD's directory).
-    func fakeCline(_ h: Harness, _ body: String) throws -> String {
-        let dir = h.root + "/bin"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let path = dir + "/cline"
-        try ("#!/bin/sh\n" + body).write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
-        return path
-    }
-
-    func env(_ cline: String, _ extra: [String: String] = [:]) -> [String: String] {
-        ["CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline,gemini,scaffold",
-         "GITHUB_TOKEN": "ghp_FAKEfakeFAKEfakeFAKEfake0123456789"].merging(extra) { $1 }
-    }
-
-    func logs(_ job: JSONValue) -> [String] { job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
-
+@Suite(.serialized) struct ClineTests: ClineFixtures {
     @Test func successfulClineRunIsCommittedWithReadableLogs() async throws {
         let h = try Harness()
         defer { h.cleanup() }

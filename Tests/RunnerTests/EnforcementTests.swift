@@ -8,7 +8,7 @@ import Testing
 /// answers), and the URI's socketTimeoutMS is 10 minutes, so every database
 /// call hangs for the whole test: only the supervisor's own clock can act.
 @Suite(.serialized) struct EnforcementTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     /// A child that appends its pid to `<root>/pids`; on a second run (after
     /// `<root>/second` exists) it succeeds at once, else it hangs.

@@ -8,7 +8,7 @@ import Testing
 /// on the change stream. Requests are counted on the wire by a proxy
 /// (Tests/Fixtures/mongo_proxy.py --count) in front of the test server.
 @Suite(.serialized) struct LeaseBatchTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     /// Runs `jobs` long jobs under one supervisor through a counting proxy and
     /// returns the commands sent during `window` seconds of steady state.

@@ -96,7 +96,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         try await h.makeRemote()
-        let clines = ClineTests()
+        let clines = ClineFixture()
         let cline = try clines.fakeCline(h, """
         head -c 1048576 /dev/zero | tr '\\0' 'q'
         echo

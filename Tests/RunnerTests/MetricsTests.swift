@@ -5,7 +5,7 @@ import Testing
 
 /// `/metrics` and `/healthz` served on METRICS_ADDR by a real supervisor.
 @Suite(.serialized) struct MetricsTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     @Test func metricsCountJobsAndHealthFollowsTheDatabase() async throws {
         let h = try Harness()

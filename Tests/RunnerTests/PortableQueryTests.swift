@@ -8,7 +8,7 @@ import Testing
 /// the test server answers any command holding a given pattern with a command
 /// error, as a stricter MongoDB-wire server does.
 @Suite(.serialized) struct PortableQueryTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     /// The proxy's URI, rejecting commands that contain any of `patterns`.
     func strictServer(_ patterns: [String]) async throws -> (FixtureServer, String) {

@@ -6,7 +6,7 @@ import Testing
 /// Crashes and outages: a supervisor killed with SIGKILL, a lease stolen
 /// from a stalled child, the database stopped and restarted mid-run.
 @Suite(.serialized) struct QueueRecoveryTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     @Test func supervisorKilledMidJobLosesNothingAndPublishesOnce() async throws {
         let h = try Harness()

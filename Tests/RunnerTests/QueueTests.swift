@@ -5,54 +5,7 @@ import Testing
 
 /// Queue reliability against the real server: cancel, timeout, graceful
 /// stop, one job per project, many supervisors.
-@Suite(.serialized) struct QueueTests {
-    /// A child that records its runs in `<root>/runs.log` and sleeps `seconds`.
-    func fakeChild(_ h: Harness, seconds: Double) throws -> String {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_child.py").path
-        let path = h.root + "/fake-child-\(seconds)"
-        try "#!/bin/sh\nexec /usr/bin/python3 \(script) \(seconds) \(h.root)/runs.log\n"
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
-        return path
-    }
-
-    /// (kind, jobId, project, time) for each line of the run log.
-    func runs(_ h: Harness) -> [(kind: String, job: String, project: String, time: Double)] {
-        let text = (try? String(contentsOfFile: h.root + "/runs.log", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").map { line in
-            let f = line.split(separator: " ").map(String.init)
-            return (f[0], f[1], f[2], Double(f[3]) ?? 0)
-        }
-    }
-
-    /// Starts `agent-runner run` in the background.
-    func startSupervisor(_ h: Harness, _ env: [String: String], args: [String] = []) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestEnv.binDir + "/agent-runner")
-        p.arguments = ["run"] + args
-        p.environment = h.environment(env)
-        p.currentDirectoryURL = URL(fileURLWithPath: h.root)
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        return p
-    }
-
-    func waitFor(_ what: String, timeout: Double = 30, _ condition: () async throws -> Bool) async throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("timed out waiting for \(what)")
-    }
-
-    func waitExit(_ p: Process, timeout: Double = 30) async throws -> Int32? {
-        let end = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < end { try await Task.sleep(for: .milliseconds(100)) }
-        return p.isRunning ? nil : p.terminationStatus
-    }
-
+@Suite(.serialized) struct QueueTests: QueueFixtures {
     @Test func cancellingARunningJobStopsItWithinTwoSeconds() async throws {
         let h = try Harness()
         defer { h.cleanup() }

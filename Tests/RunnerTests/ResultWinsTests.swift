@@ -7,7 +7,7 @@ import Testing
 /// cancelled, timed out or stopped by a shutdown is recorded `done` with its
 /// metadata (the commit is on the remote).
 @Suite(.serialized) struct ResultWinsTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     /// A child that reports success at once, says so in `<root>/reported`, then hangs.
     func reportThenHang(_ h: Harness) throws -> String {

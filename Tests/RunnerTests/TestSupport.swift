@@ -150,7 +150,13 @@ struct Harness {
         return j
     }
 
-    func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+    /// Removes the harness's directory and drops its database. The drop runs
+    /// in the background (`defer` cannot await); no other test uses the name.
+    func cleanup() {
+        try? FileManager.default.removeItem(atPath: root)
+        let store = store
+        Task { _ = try? await store.pool.command(.object(["dropDatabase": .int(1)])) }
+    }
 }
 
 /// A minimal valid spec.
@@ -247,3 +253,87 @@ enum JobChildRun {
         return Result(events: events, stdout: out.joined(separator: "\n"), stderr: err.joined(separator: "\n"), status: status)
     }
 }
+
+/// The queue suites' shared set-up: a fake job child that logs its runs, a
+/// supervisor in the background, and waits. Suites conform, or hold a
+/// `QueueFixture`, instead of instantiating another suite.
+protocol QueueFixtures {}
+
+extension QueueFixtures {
+    /// A child that records its runs in `<root>/runs.log` and sleeps `seconds`.
+    func fakeChild(_ h: Harness, seconds: Double) throws -> String {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_child.py").path
+        let path = h.root + "/fake-child-\(seconds)"
+        try "#!/bin/sh\nexec /usr/bin/python3 \(script) \(seconds) \(h.root)/runs.log\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// (kind, jobId, project, time) for each line of the run log.
+    func runs(_ h: Harness) -> [(kind: String, job: String, project: String, time: Double)] {
+        let text = (try? String(contentsOfFile: h.root + "/runs.log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            let f = line.split(separator: " ").map(String.init)
+            return (f[0], f[1], f[2], Double(f[3]) ?? 0)
+        }
+    }
+
+    /// Starts `agent-runner run` in the background.
+    func startSupervisor(_ h: Harness, _ env: [String: String], args: [String] = []) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestEnv.binDir + "/agent-runner")
+        p.arguments = ["run"] + args
+        p.environment = h.environment(env)
+        p.currentDirectoryURL = URL(fileURLWithPath: h.root)
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        return p
+    }
+
+    func waitFor(_ what: String, timeout: Double = 30, _ condition: () async throws -> Bool) async throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    func waitExit(_ p: Process, timeout: Double = 30) async throws -> Int32? {
+        let end = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < end { try await Task.sleep(for: .milliseconds(100)) }
+        return p.isRunning ? nil : p.terminationStatus
+    }
+}
+
+/// The queue fixtures as a value, for suites that only borrow them.
+struct QueueFixture: QueueFixtures {}
+
+/// Fake `cline` executables and the environment that runs them: shared by
+/// ClineTests and the suites that need an agent's output.
+protocol ClineFixtures {}
+
+extension ClineFixtures {
+    /// Writes an executable script at `<root>/bin/cline` (its own directory:
+    /// the sandbox grants read+execute on CLINE_CMD's directory).
+    func fakeCline(_ h: Harness, _ body: String) throws -> String {
+        let dir = h.root + "/bin"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/cline"
+        try ("#!/bin/sh\n" + body).write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    func env(_ cline: String, _ extra: [String: String] = [:]) -> [String: String] {
+        ["CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline,gemini,scaffold",
+         "GITHUB_TOKEN": "ghp_FAKEfakeFAKEfakeFAKEfake0123456789"].merging(extra) { $1 }
+    }
+
+    func logs(_ job: JSONValue) -> [String] { job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+}
+
+/// The Cline fixtures as a value.
+struct ClineFixture: ClineFixtures {}

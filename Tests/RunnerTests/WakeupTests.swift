@@ -6,7 +6,7 @@ import Testing
 /// Pickup without polling: the change stream wakes the claim loop; deferred
 /// jobs are claimed when due.
 @Suite(.serialized) struct WakeupTests {
-    let queue = QueueTests()
+    let queue = QueueFixture()
 
     @Test func newJobsAreClaimedAtOnceAndDeferredJobsWhenDue() async throws {
         let h = try Harness()
