@@ -25,7 +25,8 @@ import Testing
             }
             latencies.append(try await h.job(id)["startedAt"]?.dateValue?.timeIntervalSince(inserted) ?? .infinity)
         }
-        #expect(latencies.allSatisfy { $0 < 1.0 }, "claim latencies \(latencies)")
+        // Far below the 600 s poll interval: the change stream woke the loop (not a latency bound).
+        #expect(latencies.allSatisfy { $0 < 30 }, "claim latencies \(latencies)")
 
         let project = try await h.store.insertProject(name: "Later", repoURL: nil)
         let due = Date().addingTimeInterval(2)
@@ -38,7 +39,9 @@ import Testing
         try await queue.waitFor("the deferred job", timeout: 10) { try await h.job(id)["startedAt"]?.dateValue != nil }
         let started = try await h.job(id)["startedAt"]?.dateValue ?? .distantFuture
         #expect(started >= due.addingTimeInterval(-0.05))
-        #expect(started.timeIntervalSince(due) < 1.5, "claimed \(started.timeIntervalSince(due)) s after due")
+        // Far below the 600 s poll interval: the due time woke the loop. (Not a
+        // latency bound: a loaded machine may take a few seconds.)
+        #expect(started.timeIntervalSince(due) < 30, "claimed \(started.timeIntervalSince(due)) s after due")
         p.terminate()
         #expect(try await queue.waitExit(p) == 0)
     }
