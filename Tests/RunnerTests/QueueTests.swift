@@ -60,7 +60,7 @@ import Testing
         p.terminate()
         #expect(try await waitExit(p, timeout: 20) == 0, "a graceful stop exits 0")
         let job = try await h.job(id)
-        #expect(job["status"]?.stringValue == "pending")
+        #expect(job["status"]?.stringValue == "pending", "\(job.jsonString)")
         #expect(job["attempts"]?.intValue == 0, "a requeued attempt is not counted")
         #expect(job["lease"] == nil)
     }
