@@ -132,7 +132,9 @@ import Testing
         #expect(job["status"]?.stringValue == "pending")
         #expect(job["error"]?["code"]?.stringValue == "child_crashed")
         #expect(job["error"]?["message"]?.stringValue?.contains("exit code 3") == true)
-        #expect(job["notBefore"]?.dateValue.map { $0 > Date() } == true)
+        // A backoff after the failure (not "later than now": the run may have taken longer than the backoff).
+        let failedAt = job["errors"]?.arrayValue?.first?["at"]?.dateValue
+        #expect(job["notBefore"]?.dateValue.flatMap { nb in failedAt.map { nb > $0 } } == true, "\(job.jsonString)")
         #expect(job["errors"]?.arrayValue?.count == 1)
     }
 
