@@ -45,7 +45,9 @@ final class ClaimSearch: Sendable {
         /// Per priority (nil: none), the createdAt (ms) to start looking from.
         var hints: [Int64?: Int64] = [:]
         var lastFallback: ContinuousClock.Instant?
+        #if DEBUG
         var fallbacks = 0
+        #endif
     }
 
     private let state = Locked(State())
@@ -66,8 +68,9 @@ final class ClaimSearch: Sendable {
     static let recentMs: Int64 = 60_000
 
     /// Claims one job or returns nil. Runs synchronously on a pool thread.
-    /// `guardFor` gives the conditions the claiming updateOne re-checks, `apply`
-    /// performs it on one `_id` (true when this runner won it).
+    /// `tryClaim` runs the claiming updateOne on one `_id` with the conditions
+    /// it re-checks (true when this runner won it); `fallback` is the plain
+    /// sorted claim of step 4 (the claimed `_id`, or nil).
     func next(_ coll: OpaquePointer, now: Date, busy: Set<String>,
               tryClaim: (_ id: JSONValue, _ guard: [String: JSONValue]) throws -> Bool,
               fallback: () throws -> JSONValue?) throws -> JSONValue? {
@@ -126,7 +129,9 @@ final class ClaimSearch: Sendable {
         let due = state.withLock { s -> Bool in
             guard s.lastFallback.map({ ContinuousClock.now - $0 >= Self.fallbackInterval }) ?? true else { return false }
             s.lastFallback = .now
+            #if DEBUG
             s.fallbacks += 1
+            #endif
             return true
         }
         guard due, let id = try fallback() else { return nil }
@@ -152,8 +157,10 @@ final class ClaimSearch: Sendable {
         return docs.sorted { (Job.createdMilliseconds($0) ?? 0) < (Job.createdMilliseconds($1) ?? 0) }
     }
 
-    /// How many times the full sorted claim ran (for tests).
+    #if DEBUG
+    /// How many times the full sorted claim ran (a test hook: debug builds only).
     var fallbackCount: Int { state.withLock { $0.fallbacks } }
+    #endif
 
     private func eligible(_ doc: JSONValue, nowMs: Int64, busy: Set<String>) -> Bool {
         if doc["cancelRequested"]?.boolValue == true { return false }
