@@ -26,10 +26,11 @@ final class LeaseClock: Sendable {
     var expiry: ContinuousClock.Instant { validUntil.withLock { $0 } }
 
     /// How long before the lease lapses the runner stops the child itself:
-    /// a tenth of the lease, at least 1 s, so the child is dead before another
-    /// runner could claim the job.
+    /// a tenth of the lease, at least 0.5 s (SIGKILL acts at once), so the
+    /// child is dead before another runner could claim the job, while a
+    /// renewal that is merely slow still has most of a lease third to land.
     static func fenceMargin(leaseSeconds: Int) -> Duration {
-        max(.seconds(1), .milliseconds(leaseSeconds * 100))
+        max(.milliseconds(500), .milliseconds(leaseSeconds * 100))
     }
 }
 
