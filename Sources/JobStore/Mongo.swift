@@ -183,18 +183,20 @@ public final class MongoPool: @unchecked Sendable {
     /// Runs a database command (on `databaseName`) on a dedicated thread.
     public func command(_ cmd: JSONValue) async throws -> JSONValue {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, Error>) in
-            queue.async {
-                cont.resume(with: Result {
-                    try self.withClient { client in
-                        let doc = try BSONDocument(cmd)
-                        return try withReply { reply in
-                            var error = bson_error_t()
-                            guard mongoc_client_command_simple(client, self.databaseName, doc.pointer, nil, reply, &error)
-                            else { throw MongoError(error, "command") }
-                            return try BSONDocument.json(of: reply)
-                        }
-                    }
-                })
+            queue.async { cont.resume(with: Result { try self.commandBlocking(cmd) }) }
+        }
+    }
+
+    /// Runs a database command on the calling thread (it blocks: never from
+    /// the cooperative pool in the runner; tests use it to clean up).
+    func commandBlocking(_ cmd: JSONValue) throws -> JSONValue {
+        try withClient { client in
+            let doc = try BSONDocument(cmd)
+            return try withReply { reply in
+                var error = bson_error_t()
+                guard mongoc_client_command_simple(client, self.databaseName, doc.pointer, nil, reply, &error)
+                else { throw MongoError(error, "command") }
+                return try BSONDocument.json(of: reply)
             }
         }
     }

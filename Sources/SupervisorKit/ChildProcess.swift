@@ -76,9 +76,14 @@ public final class ChildProcess: Sendable {
     }
 
     /// Waits (without blocking the cooperative pool) for the leader to exit.
+    /// Cancellation does not cut it short: an outcome must rest on the real
+    /// exit, so the wait runs in a task of its own that nobody cancels.
     public func waitForExit() async -> ExitStatus {
-        for await s in exit { return s }
-        return .exited(-1)
+        let exit = exit
+        return await Task.detached {
+            for await s in exit { return s }
+            return ExitStatus.exited(-1)
+        }.value
     }
 
     /// Sends `signal` to the child and, while it is unreaped, its process group.

@@ -136,8 +136,10 @@ struct JobRunner: Sendable {
                     }
                 }
             }
-            // Events from the child.
+            // Events from the child, read to the end even if this task is cancelled
+            // (a result the child reported must not be lost).
             group.addTask {
+                await Task.detached {
                 for await line in child.output {
                     firstEvent.withLock { if $0 == nil { $0 = .now } }
                     switch line {
@@ -166,6 +168,7 @@ struct JobRunner: Sendable {
                         }
                     }
                 }
+                }.value
             }
             // Timeout, forced shutdown, self-fencing and the signals: on their own clock.
             group.addTask {

@@ -78,7 +78,8 @@ import Testing
         #expect(p.isRunning, "the first signal waits for the running job")
         p.terminate()
         #expect(try await waitExit(p, timeout: 15) == 0, "the second signal must not wait out the 120 s grace")
-        #expect(try await h.job(id)["status"]?.stringValue == "pending")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "pending", "\(job.jsonString)")
     }
 
     @Test func jobsOfOneProjectNeverOverlap() async throws {

@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+@testable import JobStore
 import RunnerCore
 import SupervisorKit
 import Testing
@@ -150,12 +150,13 @@ struct Harness {
         return j
     }
 
-    /// Removes the harness's directory and drops its database. The drop runs
-    /// in the background (`defer` cannot await); no other test uses the name.
+    /// Removes the harness's directory and drops its database, before it
+    /// returns: a drop still running when the test process exits would use
+    /// libmongoc (and libcrypto) while their exit handlers tear them down
+    /// (seen as a SIGSEGV after the last test).
     func cleanup() {
         try? FileManager.default.removeItem(atPath: root)
-        let store = store
-        Task { _ = try? await store.pool.command(.object(["dropDatabase": .int(1)])) }
+        _ = try? store.pool.commandBlocking(.object(["dropDatabase": .int(1)]))
     }
 }
 
