@@ -138,12 +138,3 @@ enum Startup {
     }
 }
 
-/// Finds the job child executable: AGENT_RUNNER_JOB_PATH, else beside this binary.
-enum ChildLocator {
-    static func path(_ config: RunnerConfiguration) -> String? {
-        if let p = config.jobExecutablePath { return access(p, X_OK) == 0 ? p : nil }
-        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let sibling = (me as NSString).deletingLastPathComponent + "/agent-runner-job"
-        return access(sibling, X_OK) == 0 ? sibling : nil
-    }
-}

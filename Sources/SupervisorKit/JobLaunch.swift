@@ -78,18 +78,12 @@ public struct JobLaunch: Sendable {
 final class EgressProxyProcess: Sendable {
     let process: ChildProcess
 
-    /// The real agent-runner-job beside this binary: the proxy is trusted
-    /// code, so a test's stand-in job child (AGENT_RUNNER_JOB_PATH) never plays it.
-    static let besideUs: String? = {
-        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let sibling = (me as NSString).deletingLastPathComponent + "/agent-runner-job"
-        return access(sibling, X_OK) == 0 ? sibling : nil
-    }()
-
     /// Starts the proxy and waits (up to 10 s) until it listens.
     static func start(childPath: String, ticket: EgressProxyTicket) async throws -> EgressProxyProcess {
         let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
-        let executable = besideUs ?? childPath
+        // The proxy is trusted code: a test's stand-in job child
+        // (AGENT_RUNNER_JOB_PATH) never plays it.
+        let executable = ChildLocator.besideThisBinary ?? childPath
         let process = try await onDedicatedThread {
             try ChildProcess(executable: executable, arguments: ["--egress-proxy"],
                              environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line, keepInputOpen: true)
@@ -122,4 +116,20 @@ final class EgressProxyProcess: Sendable {
         process.closeInput()
         process.signalGroup(SIGKILL)
     }
+}
+
+/// Finds the job child executable: AGENT_RUNNER_JOB_PATH, else beside this binary.
+public enum ChildLocator {
+    /// The configured job child, or the one beside this binary; nil when not executable.
+    public static func path(_ config: RunnerConfiguration) -> String? {
+        if let p = config.jobExecutablePath { return access(p, X_OK) == 0 ? p : nil }
+        return besideThisBinary
+    }
+
+    /// agent-runner-job in the directory of this process's executable, if executable.
+    public static let besideThisBinary: String? = {
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let sibling = (me as NSString).deletingLastPathComponent + "/agent-runner-job"
+        return access(sibling, X_OK) == 0 ? sibling : nil
+    }()
 }

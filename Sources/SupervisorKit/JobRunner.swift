@@ -38,9 +38,11 @@ struct JobRunner: Sendable {
                 return
             }
             let launch = JobLaunch(config: config, childPath: childPath)
-            let cgroup = launch.wantsNamespaces
-                ? JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.jobMaxProcesses) : nil
-            defer { if let cgroup { cgroup.remove() } }
+            // cgroupfs writes and the removal's retries block: never on the cooperative pool.
+            let cgroup: JobCgroup? = launch.wantsNamespaces ? try await onDedicatedThread { [config] in
+                JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.jobMaxProcesses)
+            } : nil
+            defer { if let cgroup { Thread.detachNewThread { cgroup.remove() } } }
             var ticket = try await makeTicket(job, workspace: workspace)
             ticket.settings.pidsEventsPath = cgroup?.events
             let ticketLine = Array(try JSONEncoder().encode(ticket)) + [0x0A]
@@ -62,9 +64,10 @@ struct JobRunner: Sendable {
             var outcome = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
                                           redactor: redactor, logger: logger,
                                           warnings: warnings.withLock { $0 })
-            if let cgroup, cgroup.refusedForks() > 0, outcome.map(Self.overridableByLimit) == true {
+            let refused = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
+            if refused > 0, outcome.map(Self.overridableByLimit) == true {
                 outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.jobMaxProcesses) "
-                    + "reached: the job tried to start more processes \(cgroup.refusedForks()) time(s)"))
+                    + "reached: the job tried to start more processes \(refused) time(s)"))
             }
             if let outcome { await write(job, outcome, logger) }
             let final = outcome
@@ -219,7 +222,7 @@ struct JobRunner: Sendable {
     func handOverPushToken(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
                            logs: LogBatcher) async -> JobFailure? {
         if let cgroup {
-            let others = cgroup.members().filter { $0 != child.pid }
+            let others = ((try? await onDedicatedThread { cgroup.members() }) ?? []).filter { $0 != child.pid }
             if !others.isEmpty {
                 await logs.add("push token withheld: \(others.count) process(es) besides the job child are still running")
                 child.closeInput()
