@@ -77,7 +77,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], linkerSettings: releaseLinking),
         .executableTarget(name: "JobChild", dependencies: [
-            "RunnerCore", "Sandbox", "Generation", "Publishing", "EgressProxy",
+            "RunnerCore", "CShims", "Sandbox", "Generation", "Publishing", "EgressProxy",
         ], linkerSettings: releaseLinking),
         // The operators' web dashboard: its own executable, so the supervisor stays small.
         .target(name: "DashboardKit", dependencies: [
@@ -89,14 +89,14 @@ let package = Package(
         .executableTarget(name: "Dashboard", dependencies: [
             "DashboardKit", "RunnerCore", "JobStore", "SupervisorKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "DashboardTests", dependencies: [
-            "DashboardKit", "RunnerCore", "JobStore", .product(name: "Logging", package: "swift-log"),
+            "DashboardKit", "RunnerCore", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "RunnerTests", dependencies: [
-            "RunnerCore", "JobStore", "Sandbox", "Generation", "Publishing", "SupervisorKit", "EgressProxy",
+            "RunnerCore", "JobStore", "Sandbox", "Generation", "SupervisorKit", "EgressProxy",
+            .product(name: "Logging", package: "swift-log"),
         ]),
     ],
     swiftLanguageModes: [.v6]

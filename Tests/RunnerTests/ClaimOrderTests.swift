@@ -33,8 +33,9 @@ import Testing
     }
 
     @Test func ordersByPriorityThenAgeAndLearnsNewPriorities() async throws {
-        let db = "claim_order_\(UUID().uuidString.prefix(8))"
-        let store = try store(db)
+        let h = try Harness()
+        defer { h.cleanup() }
+        let store = h.store
         try await store.ensureIndexes()
         let t0 = Date().addingTimeInterval(-3600)
         func at(_ s: Double) -> JSONValue { .date(t0.addingTimeInterval(s)) }
@@ -63,8 +64,9 @@ import Testing
     }
 
     @Test func recoversExpiredLeasesAndClaimsOddDocuments() async throws {
-        let db = "claim_odd_\(UUID().uuidString.prefix(8))"
-        let store = try store(db)
+        let h = try Harness()
+        defer { h.cleanup() }
+        let store = h.store
         try await store.ensureIndexes()
         let t0 = Date().addingTimeInterval(-3600)
         try await insert(store, "dead", priority: 0, created: .date(t0), extra: [
@@ -83,8 +85,9 @@ import Testing
     }
 
     @Test func twoProcessesNeverClaimTheSameJob() async throws {
-        let db = "claim_race_\(UUID().uuidString.prefix(8))"
-        let a = try store(db), b = try store(db)
+        let h = try Harness()
+        defer { h.cleanup() }
+        let a = h.store, b = try store(h.dbName)
         try await a.ensureIndexes()
         let t0 = Date().addingTimeInterval(-600)
         for i in 0..<60 {
@@ -102,8 +105,9 @@ import Testing
 /// `createdAt` and `projectId`: the claim orders, skips and finds them alike.
 @Suite struct ClaimAliasTests {
     @Test func bothDateNamesShareOneOrderWithoutTheFallback() async throws {
-        let db = "claim_alias_\(UUID().uuidString.prefix(8))"
-        let store = JobStore(pool: try MongoPool(uri: TestEnv.mongoURI, databaseName: db), logCap: 100)
+        let h = try Harness()
+        defer { h.cleanup() }
+        let store = h.store
         try await store.ensureIndexes()
         let t0 = Date().addingTimeInterval(-3600)
         func insert(_ id: String, _ fields: [String: JSONValue]) async throws {

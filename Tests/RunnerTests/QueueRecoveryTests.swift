@@ -29,8 +29,21 @@ import Testing
         let victim = try queue.startSupervisor(h, env)
         let other = try queue.startSupervisor(h, env, args: ["--exit-when-idle"])
         defer { for p in [victim, other] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        try await Task.sleep(for: .milliseconds(1200))
+        // The victim must hold a job when it dies: running, under a lease it owns
+        // (its owner is host:pid:nonce).
+        let victimOwner = ":\(victim.processIdentifier):"
+        var held: [String] = []
+        try await queue.waitFor("the victim to hold a job") {
+            held = []
+            for (id, _) in jobs {
+                let job = try await h.job(id)
+                if job["status"]?.stringValue == "running",
+                   job["lease"]?["owner"]?.stringValue?.contains(victimOwner) == true { held.append(id) }
+            }
+            return !held.isEmpty
+        }
         kill(victim.processIdentifier, SIGKILL)
+        #expect(!held.isEmpty, "the killed supervisor held no job")
         _ = try await queue.waitExit(other, timeout: 60)
         try await Task.sleep(for: .seconds(4)) // the dead runner's leases lapse
         let restarted = try queue.startSupervisor(h, env, args: ["--exit-when-idle"])
@@ -38,6 +51,9 @@ import Testing
         #expect(try await queue.waitExit(restarted, timeout: 90) == 0)
         for (id, remote) in jobs {
             let job = try await h.job(id)
+            if held.contains(id) {
+                #expect((job["attempts"]?.intValue ?? 0) >= 2, "\(id): held by the killed runner, so claimed again")
+            }
             #expect(job["status"]?.stringValue == "done", "\(id): \(job["logs"]?.jsonString ?? "")")
             let log = try await Git.run(["-C", remote, "log", "--format=%B", "main"])
             #expect(log.components(separatedBy: "Architex-Job: \(id)").count - 1 == 1, "one commit per job on \(remote)")

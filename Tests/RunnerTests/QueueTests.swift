@@ -134,10 +134,3 @@ import Testing
         for id in ids { #expect(try await h.job(id)["status"]?.stringValue == "done") }
     }
 }
-
-/// Direct document edits standing in for the web app.
-enum CollectionTestOps {
-    static func setField(_ coll: OpaquePointer, id: String, field: String, value: JSONValue) throws {
-        try CollectionOps.update(coll, filter: ["_id": .string(id)], update: ["$set": [field: value]])
-    }
-}

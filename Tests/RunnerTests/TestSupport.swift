@@ -309,6 +309,13 @@ extension QueueFixtures {
     }
 }
 
+/// Direct document edits standing in for the web app.
+enum CollectionTestOps {
+    static func setField(_ coll: OpaquePointer, id: String, field: String, value: JSONValue) throws {
+        try CollectionOps.update(coll, filter: ["_id": .string(id)], update: ["$set": [field: value]])
+    }
+}
+
 /// The queue fixtures as a value, for suites that only borrow them.
 struct QueueFixture: QueueFixtures {}
 

@@ -56,9 +56,11 @@ import Testing
         try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: repo + "/link", withDestinationPath: outside)
-        #expect(throws: (any Error).self) {
+        let error = #expect(throws: JobFailure.self) {
             try TreeWriter(root: repo, limits: Self.limits).write([("link/pwned", Array("x".utf8))])
         }
+        #expect(error?.code == .unsafeOutput)
+        #expect(error?.message.contains("link/pwned (a symlink or escape on the way)") == true, "\(error?.message ?? "")")
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
     }
 
