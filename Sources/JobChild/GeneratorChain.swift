@@ -10,9 +10,18 @@ struct GeneratorChain {
     let inputDir: String
     let repoDir: String
     let log: (String) -> Void
-    /// The provider route Cline calls (see `ClineConfig`); nil: the ticket's
-    /// `settings.clineProviderBaseURL`.
+    /// The provider route Cline calls (see `ClineConfig`): the egress proxy's,
+    /// set by the pipeline (debug builds: else the ticket's `testProviderBaseURL`).
     var providerBaseURL: String? = nil
+
+    /// The route Cline gets; nil: none (Cline is then skipped when a provider is configured).
+    var route: String? {
+        #if DEBUG
+        providerBaseURL ?? ticket.testProviderBaseURL
+        #else
+        providerBaseURL
+        #endif
+    }
 
     /// The generator whose tree is in repo/, and what the agent reported.
     struct Outcome {
@@ -34,7 +43,7 @@ struct GeneratorChain {
                     return Outcome(generator: "scaffold")
                 case "cline":
                     let cline = ClineGenerator(settings: ticket.settings, workspace: ticket.workspace,
-                                               providerBaseURL: providerBaseURL ?? ticket.settings.clineProviderBaseURL,
+                                               providerBaseURL: route,
                                                extraEnvironment: AgentNetwork.environment, log: log)
                     if let why = cline.unavailableReason() {
                         reasons.append("cline skipped: \(why)")

@@ -9,7 +9,7 @@ import RunnerCore
 
 /// The job's side of JOB_NETWORK. In its own network namespace (proxy or
 /// none) it brings loopback up; with `proxy` it also listens on
-/// 127.0.0.1:`proxyPort` and forwards every connection to the egress proxy's
+/// 127.0.0.1:`ChildSettings.forwarderPort` and forwards every connection to the egress proxy's
 /// Unix socket, and points HTTPS_PROXY/HTTP_PROXY (its own libcurl and
 /// libgit2, and the agent's) there. Listening happens before confinement;
 /// the forwarding thread starts after it.
@@ -22,7 +22,7 @@ struct NetworkSetup {
     var providerRoute: String? { proxyURL.map { $0 + EgressProxyTicket.providerPrefix } }
 
     /// The proxy URL inside the namespace, when there is a proxy.
-    var proxyURL: String? { settings.network == .proxy ? "http://127.0.0.1:\(settings.proxyPort)" : nil }
+    var proxyURL: String? { settings.network == .proxy ? "http://127.0.0.1:\(ChildSettings.forwarderPort)" : nil }
 
     /// The line for the log.
     var summary: String {
@@ -47,7 +47,7 @@ struct NetworkSetup {
         }
         try checkingNegativeErrno("bring loopback up in the job's network namespace") { cshims_loopback_up() }
         guard settings.network == .proxy else { return }
-        listener = try SocketIO.listenLoopback(port: settings.proxyPort).fd
+        listener = try SocketIO.listenLoopback(port: ChildSettings.forwarderPort).fd
         // No NO_PROXY: nothing but the forwarder listens on this namespace's
         // loopback; the provider route answers through the proxy too.
         let env = ["HTTPS_PROXY": proxyURL!, "HTTP_PROXY": proxyURL!, "https_proxy": proxyURL!, "http_proxy": proxyURL!]

@@ -114,7 +114,7 @@ struct Pipeline {
 
     /// `resource_limit` when the job's pids cgroup refused a fork (JOB_MAX_PROCESSES).
     func pidsLimitFailure() -> JobFailure? {
-        guard let path = ticket.settings.pidsEventsPath,
+        guard let path = ticket.pidsEventsPath,
               let text = try? String(contentsOfFile: path, encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("max ") }),
               let count = Int(line.dropFirst(4)), count > 0 else { return nil }
@@ -134,7 +134,7 @@ struct Pipeline {
             readExecute.append((cline as NSString).deletingLastPathComponent)
         }
         let ports: [UInt16]? = switch s.network {
-        case .proxy: [UInt16(s.proxyPort), UInt16(NetworkSetup.tunnelPort)]
+        case .proxy: [UInt16(ChildSettings.forwarderPort), UInt16(NetworkSetup.tunnelPort)]
         case .none: []
         case .host: nil
         }
@@ -144,7 +144,7 @@ struct Pipeline {
                             memoryMB: s.memoryMB, cpuSeconds: s.cpuSeconds,
                             maxWriteMB: s.maxTotalMB + 64, enforced: s.sandboxEnforced)
         c.isolatedNetwork = s.network != .host
-        if s.pidsEventsPath == nil { c.maxProcesses = s.maxProcesses }
+        if ticket.pidsEventsPath == nil { c.maxProcesses = s.maxProcesses }
         return c
     }
 

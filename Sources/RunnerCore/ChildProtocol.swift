@@ -13,11 +13,21 @@ public struct JobTicket: Sendable, Codable {
     /// The job's own `prompt`, if it has one (the spec's `prompt` comes first).
     public var prompt: String?
     public var workspace: String
+    /// The runner's `RunnerConfiguration.child`, whole.
     public var settings: ChildSettings
     public var secrets: ChildSecrets
+    /// The job's pids cgroup `pids.events`, when the supervisor made one (the
+    /// child then reports a fork bomb as `resource_limit`); nil: RLIMIT_NPROC.
+    public var pidsEventsPath: String?
+    #if DEBUG
+    /// Tests only: the provider route Cline calls when the child has no egress
+    /// proxy of its own (JOB_NETWORK=host). Release builds have no such field.
+    public var testProviderBaseURL: String?
+    #endif
 
     public init(jobId: String, attempt: Int, projectName: String, repoURL: String?, architectureSpec: JSONValue,
-                workspace: String, settings: ChildSettings, secrets: ChildSecrets, prompt: String? = nil) {
+                workspace: String, settings: ChildSettings, secrets: ChildSecrets, prompt: String? = nil,
+                pidsEventsPath: String? = nil) {
         self.jobId = jobId
         self.attempt = attempt
         self.projectName = projectName
@@ -27,84 +37,7 @@ public struct JobTicket: Sendable, Codable {
         self.workspace = workspace
         self.settings = settings
         self.secrets = secrets
-    }
-}
-
-/// Non-secret settings the child needs, copied from the runner's configuration.
-public struct ChildSettings: Sendable, Codable {
-    public var generators: [String]
-    public var clineEnabled: Bool
-    public var clineCommand: String
-    public var clineArgs: String
-    public var clineTimeoutSeconds: Int
-    /// CLINE_PROVIDER: the provider Cline is configured for (nil: none; the
-    /// agent then runs with whatever an operator set up, usually nothing).
-    public var clineProvider: ClineProvider?
-    /// CLINE_MODEL: the model id written into Cline's configuration.
-    public var clineModel: String?
-    /// The base URL through which the agent reaches the provider: the egress
-    /// proxy's provider route (which injects CLINE_API_KEY) as seen from
-    /// inside the job. Nil until the job runner sets it; Cline is then
-    /// skipped when a provider is configured. Never the real endpoint.
-    public var clineProviderBaseURL: String?
-    public var geminiModel: String
-    public var geminiAPIBase: String
-    public var geminiTimeoutSeconds: Int
-    public var authorName: String
-    public var authorEmail: String
-    public var branch: String
-    public var remoteName: String
-    public var sandboxEnforced: Bool
-    public var sandboxReadPaths: [String]
-    /// Paths the child must never read (the runner's env file, /etc/agent-runner).
-    public var sandboxHiddenPaths: [String]
-    public var memoryMB: Int
-    public var cpuSeconds: Int
-    public var maxFileMB: Int
-    public var maxFiles: Int
-    public var maxTotalMB: Int
-    /// JOB_NETWORK.
-    public var network: JobNetwork
-    /// The loopback port of the forwarder to the egress proxy inside the job's
-    /// network namespace (HTTPS_PROXY/HTTP_PROXY of the agent).
-    public var proxyPort: Int
-    /// JOB_MAX_PROCESSES.
-    public var maxProcesses: Int
-    /// The job's pids cgroup `pids.events`, when the supervisor made one (the
-    /// child then reports a fork bomb as `resource_limit`); nil: RLIMIT_NPROC.
-    public var pidsEventsPath: String?
-
-    /// The forwarder's port inside every job's own network namespace.
-    public static let forwarderPort = 3128
-
-    public init(_ c: RunnerConfiguration) {
-        generators = c.generators
-        clineEnabled = c.clineEnabled
-        clineCommand = c.clineCommand
-        clineArgs = c.clineArgs
-        clineTimeoutSeconds = c.clineTimeoutSeconds
-        clineProvider = c.clineProvider
-        clineModel = c.clineModel
-        clineProviderBaseURL = nil
-        geminiModel = c.geminiModel
-        geminiAPIBase = c.geminiAPIBase
-        geminiTimeoutSeconds = c.geminiTimeoutSeconds
-        authorName = c.gitAuthorName
-        authorEmail = c.gitAuthorEmail
-        branch = c.defaultBranch
-        remoteName = c.remoteName
-        sandboxEnforced = c.sandboxEnforced
-        sandboxReadPaths = c.sandboxReadPaths
-        sandboxHiddenPaths = ["/etc/agent-runner"] + (c.envFilePath.map { [$0] } ?? [])
-        memoryMB = c.jobMemoryMB
-        cpuSeconds = c.jobCPUSeconds
-        maxFileMB = c.jobMaxFileMB
-        maxFiles = c.jobMaxFiles
-        maxTotalMB = c.jobMaxTotalMB
-        network = c.jobNetwork
-        proxyPort = Self.forwarderPort
-        maxProcesses = c.jobMaxProcesses
-        pidsEventsPath = nil
+        self.pidsEventsPath = pidsEventsPath
     }
 }
 

@@ -23,39 +23,26 @@ public struct RunnerConfiguration: Sendable {
     public var mongoURI: String
     public var databaseName: String
     public var geminiAPIKey: String?
-    public var geminiModel: String
-    public var geminiAPIBase: String
-    public var geminiTimeoutSeconds: Int
     public var githubToken: String?
     /// Where http(s) push tokens come from (GIT_TOKEN_SOURCE and its settings).
     public var gitToken: GitTokenSettings
     public var pollSeconds: Double
     public var workdirRoot: String
-    public var gitAuthorName: String
-    public var gitAuthorEmail: String
-    public var defaultBranch: String
-    public var remoteName: String
-    public var clineEnabled: Bool
-    public var clineCommand: String
-    public var clineArgs: String
-    public var clineTimeoutSeconds: Int
     public var concurrency: Int
     public var leaseSeconds: Int
     public var jobTimeoutSeconds: Int
     public var maxAttempts: Int
     public var shutdownGraceSeconds: Int
     public var keepWorkspaces: KeepWorkspaces
-    public var generators: [String]
-    public var jobMemoryMB: Int
-    public var jobCPUSeconds: Int
-    public var jobMaxFileMB: Int
-    public var jobMaxFiles: Int
-    public var jobMaxTotalMB: Int
-    public var sandboxEnforced: Bool
-    public var sandboxReadPaths: [String]
+    /// What a job child needs of this configuration (generators, Cline and
+    /// Gemini settings, git identity, sandbox and limits, JOB_NETWORK): one
+    /// value, sent whole in every ticket.
+    public var child: ChildSettings
     /// The absolute path of the `.env` file the settings came from, if any
-    /// (hidden from job children).
-    public var envFilePath: String?
+    /// (hidden from job children: `child.sandboxHiddenPaths` follows it).
+    public var envFilePath: String? {
+        didSet { child.sandboxHiddenPaths = ChildSettings.hiddenPaths(envFile: envFilePath) }
+    }
     public var metricsAddress: String?
     public var logFormat: String
     public var logLevel: String
@@ -65,19 +52,11 @@ public struct RunnerConfiguration: Sendable {
     /// child runs as its own uid = gid from this range; nil: children share
     /// the supervisor's uid.
     public var jobUIDRange: ClosedRange<Int>?
-    /// CLINE_PROVIDER: the model provider Cline calls through the egress proxy (nil: none configured).
-    public var clineProvider: ClineProvider?
-    /// CLINE_MODEL: the model id Cline asks the provider for.
-    public var clineModel: String?
     /// CLINE_API_KEY: the provider key. Held by the supervisor and the job's
     /// egress proxy only; never in a ticket, the agent's reach, argv or a log.
     public var clineAPIKey: String?
-    /// JOB_NETWORK: how a job child reaches the network.
-    public var jobNetwork: JobNetwork
     /// JOB_EGRESS_ALLOW: extra egress rules, added to those derived from the configuration.
     public var egressAllow: [EgressRule]
-    /// JOB_MAX_PROCESSES: the most processes (and threads) one job may have at once.
-    public var jobMaxProcesses: Int
     /// DASHBOARD_TOKEN: the operators' sign-in secret for `agent-runner dashboard`
     /// (required there only; at least 16 characters).
     public var dashboardToken: String?
@@ -111,7 +90,7 @@ public struct RunnerConfiguration: Sendable {
 
     /// Validates `environment` (with `.env` values underneath it).
     public init(environment: [String: String]) throws {
-        let r = Reader(environment)
+        let r = ConfigReader(environment)
         mongoURI = try r.required("MONGODB_URI")
         guard mongoURI.hasPrefix("mongodb://") || mongoURI.hasPrefix("mongodb+srv://") else {
             throw ConfigurationError("MONGODB_URI", "must start with mongodb:// or mongodb+srv://")
@@ -120,12 +99,7 @@ public struct RunnerConfiguration: Sendable {
         guard !databaseName.isEmpty, databaseName.range(of: #"^[A-Za-z0-9_-]{1,63}$"#, options: .regularExpression) != nil
         else { throw ConfigurationError("MONGO_DB_NAME", "must be 1-63 letters, digits, '_' or '-'") }
         geminiAPIKey = r.optional("GOOGLE_GEMINI_API_KEY")
-        geminiModel = r.string("GEMINI_MODEL")
-        geminiAPIBase = r.string("GEMINI_API_BASE")
-        guard geminiAPIBase.hasPrefix("https://") || geminiAPIBase.hasPrefix("http://") else {
-            throw ConfigurationError("GEMINI_API_BASE", "must be an http(s) URL")
-        }
-        geminiTimeoutSeconds = try r.int("GEMINI_TIMEOUT_SECONDS", 1...3600)
+        child = try ChildSettings(r)
         githubToken = r.optional("GITHUB_TOKEN")
         gitToken = try GitTokenSettings(source: r.string("GIT_TOKEN_SOURCE"), userCollection: r.string("GIT_TOKEN_USER_COLLECTION"),
                                         userField: r.string("GIT_TOKEN_USER_FIELD"), appId: r.optional("GITHUB_APP_ID"),
@@ -134,21 +108,6 @@ public struct RunnerConfiguration: Sendable {
         pollSeconds = try r.double("RUNNER_POLL_SECONDS", 0.05...3600)
         workdirRoot = r.string("WORKDIR_ROOT")
         guard workdirRoot.hasPrefix("/") else { throw ConfigurationError("WORKDIR_ROOT", "must be an absolute path") }
-        gitAuthorName = r.string("GIT_AUTHOR_NAME")
-        gitAuthorEmail = r.string("GIT_AUTHOR_EMAIL")
-        guard gitAuthorEmail.contains("@") else { throw ConfigurationError("GIT_AUTHOR_EMAIL", "must be an e-mail address") }
-        defaultBranch = r.string("CLONE_DEFAULT_BRANCH")
-        guard Self.isSafeRefName(defaultBranch) else {
-            throw ConfigurationError("CLONE_DEFAULT_BRANCH", "'\(defaultBranch)' is not a valid branch name")
-        }
-        remoteName = r.string("CLONE_REMOTE_NAME")
-        guard Self.isSafeRefName(remoteName), !remoteName.contains("/") else {
-            throw ConfigurationError("CLONE_REMOTE_NAME", "'\(remoteName)' is not a valid remote name")
-        }
-        clineEnabled = try r.bool("CLINE_ENABLED")
-        clineCommand = r.string("CLINE_CMD")
-        clineArgs = r.string("CLINE_ARGS")
-        clineTimeoutSeconds = try r.int("CLINE_TIMEOUT_SECONDS", 1...86_400)
         concurrency = try r.int("RUNNER_CONCURRENCY", 1...256)
         leaseSeconds = try r.int("LEASE_SECONDS", 3...3600)
         jobTimeoutSeconds = try r.int("JOB_TIMEOUT_SECONDS", 1...86_400)
@@ -158,24 +117,6 @@ public struct RunnerConfiguration: Sendable {
             throw ConfigurationError("KEEP_WORKSPACES", "must be always, failed or never")
         }
         keepWorkspaces = keep
-        generators = r.string("GENERATORS").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !generators.isEmpty, generators.allSatisfy(Self.knownGenerators.contains) else {
-            throw ConfigurationError("GENERATORS", "must be a comma-separated list of \(Self.knownGenerators.joined(separator: ", "))")
-        }
-        jobMemoryMB = try r.int("JOB_MEMORY_MB", 64...1_048_576)
-        jobCPUSeconds = try r.int("JOB_CPU_SECONDS", 1...86_400)
-        jobMaxFileMB = try r.int("JOB_MAX_FILE_MB", 1...4096)
-        jobMaxFiles = try r.int("JOB_MAX_FILES", 1...1_000_000)
-        jobMaxTotalMB = try r.int("JOB_MAX_TOTAL_MB", 1...65_536)
-        switch r.string("SANDBOX") {
-        case "enforce": sandboxEnforced = true
-        case "off": sandboxEnforced = false
-        default: throw ConfigurationError("SANDBOX", "must be enforce or off")
-        }
-        sandboxReadPaths = r.string("SANDBOX_READ_PATHS").split(separator: ":").map(String.init)
-        guard sandboxReadPaths.allSatisfy({ $0.hasPrefix("/") }) else {
-            throw ConfigurationError("SANDBOX_READ_PATHS", "must be a ':'-separated list of absolute paths")
-        }
         metricsAddress = r.optional("METRICS_ADDR")
         logFormat = r.string("LOG_FORMAT")
         guard ["json", "text"].contains(logFormat) else { throw ConfigurationError("LOG_FORMAT", "must be json or text") }
@@ -186,13 +127,7 @@ public struct RunnerConfiguration: Sendable {
         jobExecutablePath = r.optional("AGENT_RUNNER_JOB_PATH")
         logCap = try r.int("JOB_LOG_CAP", 10...1_000_000)
         jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
-        clineProvider = try r.optional("CLINE_PROVIDER").map(ClineProvider.parse)
-        clineModel = r.optional("CLINE_MODEL")
         clineAPIKey = r.optional("CLINE_API_KEY")
-        guard let network = JobNetwork(rawValue: r.string("JOB_NETWORK")) else {
-            throw ConfigurationError("JOB_NETWORK", "must be proxy, none or host")
-        }
-        jobNetwork = network
         egressAllow = try r.string("JOB_EGRESS_ALLOW").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { entry in
                 guard let rule = EgressRule(entry) else {
@@ -200,7 +135,6 @@ public struct RunnerConfiguration: Sendable {
                 }
                 return rule
             }
-        jobMaxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
         dashboardToken = r.optional("DASHBOARD_TOKEN")
     }
 
@@ -265,44 +199,5 @@ public struct RunnerConfiguration: Sendable {
         }
         merged.merge(process) { _, p in p }
         return merged
-    }
-
-    private struct Reader {
-        let env: [String: String]
-        let defaults: [String: String]
-        init(_ env: [String: String]) {
-            self.env = env
-            defaults = Dictionary(RunnerConfiguration.defaults.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        }
-        func string(_ k: String) -> String {
-            if let v = env[k], !v.isEmpty { return v }
-            return defaults[k] ?? ""
-        }
-        func optional(_ k: String) -> String? { let v = string(k); return v.isEmpty ? nil : v }
-        func required(_ k: String) throws -> String {
-            guard let v = optional(k) else { throw ConfigurationError(k, "is required but not set") }
-            return v
-        }
-        func int(_ k: String, _ range: ClosedRange<Int>) throws -> Int {
-            let s = string(k)
-            guard let v = Int(s), range.contains(v) else {
-                throw ConfigurationError(k, "'\(s)' is not an integer in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return v
-        }
-        func double(_ k: String, _ range: ClosedRange<Double>) throws -> Double {
-            let s = string(k)
-            guard let v = Double(s), range.contains(v) else {
-                throw ConfigurationError(k, "'\(s)' is not a number in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return v
-        }
-        func bool(_ k: String) throws -> Bool {
-            switch string(k).lowercased() {
-            case "1", "true", "yes", "on": return true
-            case "0", "false", "no", "off": return false
-            default: throw ConfigurationError(k, "'\(string(k))' is not a boolean (true or false)")
-            }
-        }
     }
 }

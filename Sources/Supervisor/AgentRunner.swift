@@ -73,7 +73,7 @@ struct Run: AsyncParsableCommand {
         }
         LogSetup.bootstrap(config)
         let logger = Logger(label: "agent-runner")
-        if !config.sandboxEnforced { logger.warning("SANDBOX=off: job children run UNCONFINED (development only)") }
+        if !config.child.sandboxEnforced { logger.warning("SANDBOX=off: job children run UNCONFINED (development only)") }
         guard let childPath = ChildLocator.path(config) else {
             throw fail("cannot find agent-runner-job; set AGENT_RUNNER_JOB_PATH", code: 69)
         }

@@ -17,7 +17,7 @@ struct Doctor: AsyncParsableCommand {
             if state == "fail" { failed = true }
         }
         let config = try common.configuration()
-        report("ok", "configuration valid (database \(config.databaseName), generators \(config.generators.joined(separator: ",")))")
+        report("ok", "configuration valid (database \(config.databaseName), generators \(config.child.generators.joined(separator: ",")))")
         do {
             let store = try common.store(config)
             report("ok", "database reachable, server \(try await store.ping())")
@@ -42,7 +42,7 @@ struct Doctor: AsyncParsableCommand {
         } catch {
             report("fail", "database: \(error)")
         }
-        let sandboxFail = config.sandboxEnforced ? "fail" : "warn"
+        let sandboxFail = config.child.sandboxEnforced ? "fail" : "warn"
         if let abi = Landlock.abiVersion() { report("ok", "Landlock ABI \(abi)") }
         else { report(sandboxFail, "Landlock unavailable in this kernel") }
         switch (SyscallFilter.currentMode(), SyscallFilter.apiLevel()) {
@@ -52,7 +52,7 @@ struct Doctor: AsyncParsableCommand {
             report("ok", "seccomp: filters supported (libseccomp API level \(api)); this process: "
                 + (mode == 0 ? "unfiltered" : "already filtered (mode \(mode), e.g. a container runtime's profile)"))
         }
-        if !config.sandboxEnforced { report("warn", "SANDBOX=off: jobs run UNCONFINED (each job's log says so)") }
+        if !config.child.sandboxEnforced { report("warn", "SANDBOX=off: jobs run UNCONFINED (each job's log says so)") }
         if let range = config.jobUIDRange {
             if geteuid() == 0 {
                 report("ok", "JOB_UID_RANGE \(range.lowerBound)-\(range.upperBound): each job child runs as its own uid")
@@ -101,9 +101,9 @@ struct Doctor: AsyncParsableCommand {
     /// the supervisor links neither libcurl nor libgit2.
     private func checkTools(childPath: String, config: RunnerConfiguration,
                             report: (String, String) -> Void) async {
-        let wantsCline = config.generators.contains("cline") && config.clineEnabled
-        let wantsGemini = config.generators.contains("gemini")
-        let request = ToolProbeRequest(settings: ChildSettings(config), clineCommand: wantsCline ? config.clineCommand : nil,
+        let wantsCline = config.child.generators.contains("cline") && config.child.clineEnabled
+        let wantsGemini = config.child.generators.contains("gemini")
+        let request = ToolProbeRequest(settings: config.child, clineCommand: wantsCline ? config.child.clineCommand : nil,
                                        geminiAPIKey: wantsGemini ? config.geminiAPIKey : nil, online: online)
         let probe: ToolProbeReport
         do {
@@ -112,31 +112,31 @@ struct Doctor: AsyncParsableCommand {
             report("fail", "tool probe (\(childPath) --probe): \(error)")
             return
         }
-        if config.generators.contains("cline") {
-            if !config.clineEnabled { report("warn", "cline: disabled (CLINE_ENABLED=false)") }
+        if config.child.generators.contains("cline") {
+            if !config.child.clineEnabled { report("warn", "cline: disabled (CLINE_ENABLED=false)") }
             else if let cline = probe.clinePath {
                 report("ok", "cline: \(cline) \(await ToolVersion.of(cline))")
             } else {
-                report("warn", "cline: '\(config.clineCommand)' not found; jobs fall back to the next generator")
+                report("warn", "cline: '\(config.child.clineCommand)' not found; jobs fall back to the next generator")
             }
-            if config.clineProvider != nil {
+            if config.child.clineProvider != nil {
                 if online {
                     let (state, line) = await ProviderCheck.run(config: config, childPath: childPath)
                     report(state, line)
                 } else {
-                    report(config.clineAPIKey == nil ? "fail" : "ok", "cline provider: \(config.clineProvider!.kind.rawValue) at "
-                        + "\(config.clineProvider!.upstreamBaseURL), key \(config.clineAPIKey == nil ? "NOT set" : "set") "
+                    report(config.clineAPIKey == nil ? "fail" : "ok", "cline provider: \(config.child.clineProvider!.kind.rawValue) at "
+                        + "\(config.child.clineProvider!.upstreamBaseURL), key \(config.clineAPIKey == nil ? "NOT set" : "set") "
                         + "(no network call; --online asks it through the egress proxy)")
                 }
             }
         }
         if wantsGemini {
             if probe.geminiChecked {
-                report(probe.geminiProblem == nil ? "ok" : "fail", "gemini: model \(config.geminiModel) at \(config.geminiAPIBase) "
+                report(probe.geminiProblem == nil ? "ok" : "fail", "gemini: model \(config.child.geminiModel) at \(config.child.geminiAPIBase) "
                     + (probe.geminiProblem.map { "refused: \($0)" } ?? "answered"))
             } else {
                 report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
-                    + "model \(config.geminiModel) at \(config.geminiAPIBase) (no network call; --online makes one)")
+                    + "model \(config.child.geminiModel) at \(config.child.geminiAPIBase) (no network call; --online makes one)")
             }
         }
         report("ok", "libgit2 \(probe.libgit2)")

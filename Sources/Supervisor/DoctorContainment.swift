@@ -12,8 +12,8 @@ enum ContainmentChecks {
     /// The namespaces a job child gets under `config` (nil: none), spawned as
     /// JobLaunch spawns it: our own uid and gid become 0 inside.
     static func namespaces(_ config: RunnerConfiguration) -> Namespaces? {
-        guard config.sandboxEnforced || config.jobNetwork != .host else { return nil }
-        return Namespaces(network: config.jobNetwork != .host, uid: Int32(bitPattern: geteuid()),
+        guard config.child.sandboxEnforced || config.child.network != .host else { return nil }
+        return Namespaces(network: config.child.network != .host, uid: Int32(bitPattern: geteuid()),
                           gid: Int32(bitPattern: getegid()))
     }
 
@@ -22,7 +22,7 @@ enum ContainmentChecks {
     /// gets as `sandbox_unavailable`) and runs the self-test without them.
     static func namespacesAndSelfTest(childPath: String, config: RunnerConfiguration,
                                       report: (String, String) -> Void) async {
-        let sandboxFail = config.sandboxEnforced ? "fail" : "warn"
+        let sandboxFail = config.child.sandboxEnforced ? "fail" : "warn"
         guard let ns = namespaces(config) else {
             report("warn", "job namespaces: none (SANDBOX=off and JOB_NETWORK=host): job processes can outlive their job")
             let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
@@ -43,7 +43,7 @@ enum ContainmentChecks {
             report(state == "ok" ? "ok" : sandboxFail, line)
         } catch {
             report(sandboxFail, "job namespaces: " + JobLaunch.namespaceAdvice(error)
-                + (config.sandboxEnforced ? "" : " (SANDBOX=off: jobs run without namespaces, each job warns)"))
+                + (config.child.sandboxEnforced ? "" : " (SANDBOX=off: jobs run without namespaces, each job warns)"))
             let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
             report(state == "ok" ? "ok" : sandboxFail, line + " (without namespaces)")
         }
@@ -51,7 +51,7 @@ enum ContainmentChecks {
 
     /// JOB_MAX_PROCESSES: a pids cgroup per job, or RLIMIT_NPROC.
     static func processLimit(_ config: RunnerConfiguration, report: (String, String) -> Void) {
-        let n = config.jobMaxProcesses
+        let n = config.child.maxProcesses
         if let parent = JobCgroup.parent {
             report("ok", "process limit: a pids cgroup per job under \(parent) (pids.max = JOB_MAX_PROCESSES = \(n))")
         } else {
@@ -65,7 +65,7 @@ enum ContainmentChecks {
     static func network(_ config: RunnerConfiguration, report: (String, String) -> Void) {
         let extra = config.egressAllow.isEmpty ? "" : "; JOB_EGRESS_ALLOW: "
             + config.egressAllow.map(\.description).joined(separator: ", ")
-        switch config.jobNetwork {
+        switch config.child.network {
         case .proxy:
             report("ok", "JOB_NETWORK=proxy: each job in its own network namespace; egress only through its proxy, "
                 + "to the configured Gemini and Cline endpoints and the job's git remote host\(extra)")

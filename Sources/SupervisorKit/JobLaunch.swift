@@ -14,7 +14,7 @@ public struct JobLaunch: Sendable {
     let childPath: String
 
     /// Whether the child gets namespaces of its own.
-    var wantsNamespaces: Bool { config.sandboxEnforced || config.jobNetwork != .host }
+    var wantsNamespaces: Bool { config.child.sandboxEnforced || config.child.network != .host }
 
     /// Clears and creates the workspace (owned by the job's uid under
     /// JOB_UID_RANGE) and its read-only `run/` folder for the proxy socket.
@@ -32,11 +32,11 @@ public struct JobLaunch: Sendable {
 
     /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, and the provider.
     func proxyTicket(workspace: String, repoURL: String?) -> EgressProxyTicket {
-        let gemini = config.generators.contains("gemini") && config.geminiAPIKey != nil ? config.geminiAPIBase : nil
-        let derived = EgressRule.derived(geminiAPIBase: gemini, clineProviderBase: config.clineProvider?.upstreamBaseURL,
+        let gemini = config.child.generators.contains("gemini") && config.geminiAPIKey != nil ? config.child.geminiAPIBase : nil
+        let derived = EgressRule.derived(geminiAPIBase: gemini, clineProviderBase: config.child.clineProvider?.upstreamBaseURL,
                                          gitRemote: repoURL)
         return EgressProxyTicket(socketPath: WorkspacePaths(workspace).egressSocket, rules: derived + config.egressAllow,
-                                 provider: config.clineProvider, providerKey: config.clineAPIKey)
+                                 provider: config.child.clineProvider, providerKey: config.clineAPIKey)
     }
 
     /// Spawns the job child. In namespaces when wanted; where the host
@@ -54,10 +54,10 @@ public struct JobLaunch: Sendable {
         }
         guard wantsNamespaces else { return try spawn(nil) }
         do {
-            return try spawn(Namespaces(network: config.jobNetwork != .host, uid: uid, gid: gid))
+            return try spawn(Namespaces(network: config.child.network != .host, uid: uid, gid: gid))
         } catch let e as Errno {
             let why = Self.namespaceAdvice(e)
-            guard !config.sandboxEnforced else { throw JobFailure(.sandboxUnavailable, why) }
+            guard !config.child.sandboxEnforced else { throw JobFailure(.sandboxUnavailable, why) }
             warn("WARNING: SANDBOX=off and " + why + "; running this job without namespaces")
             return try spawn(nil)
         }

@@ -40,17 +40,17 @@ struct JobRunner: Sendable {
             let launch = JobLaunch(config: config, childPath: childPath)
             // cgroupfs writes and the removal's retries block: never on the cooperative pool.
             let cgroup: JobCgroup? = launch.wantsNamespaces ? try await onDedicatedThread { [config] in
-                JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.jobMaxProcesses)
+                JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.child.maxProcesses)
             } : nil
             defer { if let cgroup { Thread.detachNewThread { cgroup.remove() } } }
             var ticket = try await makeTicket(job, workspace: workspace)
-            ticket.settings.pidsEventsPath = cgroup?.events
+            ticket.pidsEventsPath = cgroup?.events
             let ticketLine = Array(try JSONEncoder().encode(ticket)) + [0x0A]
             // Workspace preparation and fork/exec block: they run on a thread of their own.
             let identity = try await onDedicatedThread { try launch.prepareWorkspace(job, workspace) }
             defer { identity?.release() }
             var proxy: EgressProxyProcess?
-            if config.jobNetwork == .proxy {
+            if config.child.network == .proxy {
                 proxy = try await EgressProxyProcess.start(childPath: childPath,
                                                            ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL))
             }
@@ -66,7 +66,7 @@ struct JobRunner: Sendable {
                                           warnings: warnings.withLock { $0 })
             let refused = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
             if refused > 0, outcome.map(Self.overridableByLimit) == true {
-                outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.jobMaxProcesses) "
+                outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.child.maxProcesses) "
                     + "reached: the job tried to start more processes \(refused) time(s)"))
             }
             if let outcome { await write(job, outcome, logger) }
@@ -105,9 +105,9 @@ struct JobRunner: Sendable {
         }
         return JobTicket(jobId: job.idText, attempt: job.attempt,
                          projectName: project.name ?? "project", repoURL: project.repoURL,
-                         architectureSpec: spec, workspace: workspace, settings: ChildSettings(config),
+                         architectureSpec: spec, workspace: workspace, settings: config.child,
                          secrets: ChildSecrets(githubToken: nil,
-                                               geminiAPIKey: config.generators.contains("gemini") ? config.geminiAPIKey : nil),
+                                               geminiAPIKey: config.child.generators.contains("gemini") ? config.geminiAPIKey : nil),
                          prompt: job.job.prompt)
     }
 
@@ -266,10 +266,10 @@ struct JobRunner: Sendable {
         case .signaled(SIGSYS):
             return decide(job, JobFailure(.sandboxViolation, "the child was killed by SIGSYS: a forbidden system call"))
         case .signaled(SIGXCPU):
-            return decide(job, JobFailure(.resourceLimit, "CPU limit JOB_CPU_SECONDS=\(config.jobCPUSeconds) exceeded (SIGXCPU)"))
+            return decide(job, JobFailure(.resourceLimit, "CPU limit JOB_CPU_SECONDS=\(config.child.cpuSeconds) exceeded (SIGXCPU)"))
         case .signaled(SIGXFSZ):
             return decide(job, JobFailure(.resourceLimit, "file size limit exceeded: RLIMIT_FSIZE = JOB_MAX_TOTAL_MB+64 = "
-                + "\(config.jobMaxTotalMB + 64) MB (SIGXFSZ)"))
+                + "\(config.child.maxTotalMB + 64) MB (SIGXFSZ)"))
         default:
             return decide(job, JobFailure(.childCrashed, "the job child ended without a result: \(status)"))
         }

@@ -19,7 +19,7 @@ public enum ProviderCheck {
 
     /// ("ok" or "fail", the line to print). Needs CLINE_PROVIDER and CLINE_API_KEY.
     public static func run(config: RunnerConfiguration, childPath: String) async -> (String, String) {
-        guard let provider = config.clineProvider else { return ("warn", "cline provider: CLINE_PROVIDER not set") }
+        guard let provider = config.child.clineProvider else { return ("warn", "cline provider: CLINE_PROVIDER not set") }
         guard config.clineAPIKey != nil else { return ("fail", "cline provider: CLINE_API_KEY not set") }
         let what = "cline provider \(provider.kind.rawValue) at \(provider.upstreamBaseURL)"
         let dir = NSTemporaryDirectory() + "agent-runner-doctor-\(UUID().uuidString.prefix(8))"

@@ -48,16 +48,16 @@ import Testing
                    "CLINE_API_KEY": Self.realKey, "GENERATORS": "cline,scaffold", "WORKDIR_ROOT": root + "/work"]
         if let model { env["CLINE_MODEL"] = model }
         if let args { env["CLINE_ARGS"] = args }
-        var settings = ChildSettings(try RunnerConfiguration(environment: env))
+        var settings = try RunnerConfiguration(environment: env).child
         #expect(settings.sandboxEnforced, "these runs are in the real sandbox")
-        if route { settings.clineProviderBaseURL = "http://127.0.0.1:\(server.port)/provider" }
         // The fake provider answers on the host's loopback, so this child runs
         // without namespaces (the proxy's own tests cover the route end to end).
         settings.network = .host
         let workspace = root + "/work/job1"
-        let ticket = JobTicket(jobId: "job1", attempt: 1, projectName: "Tiny", repoURL: nil, architectureSpec: tinySpec,
+        var ticket = JobTicket(jobId: "job1", attempt: 1, projectName: "Tiny", repoURL: nil, architectureSpec: tinySpec,
                                workspace: workspace, settings: settings,
                                secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
+        if route { ticket.testProviderBaseURL = "http://127.0.0.1:\(server.port)/provider" }
         let ticketText = String(decoding: try JSONEncoder().encode(ticket), as: UTF8.self)
         let r = try await JobChildRun.run(ticket, env: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home",
                                                         "TMPDIR": workspace + "/tmp", "LANG": "C.UTF-8"])

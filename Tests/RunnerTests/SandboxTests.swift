@@ -117,7 +117,7 @@ import Testing
     @Test func limitMappingAndMemoryMarkers() throws {
         var env = Harness.minimalConfig
         env["JOB_CPU_SECONDS"] = "5"
-        let settings = ChildSettings(try RunnerConfiguration(environment: env))
+        let settings = try RunnerConfiguration(environment: env).child
         func code(_ s: AgentProcess.Status, cpu: Double = 0, memory: String? = nil) -> String? {
             ClineGenerator.limitFailure(s, cpuSeconds: cpu, memoryError: memory, settings: settings)?.code.rawValue
         }

@@ -11,7 +11,7 @@ import Testing
         let config = try RunnerConfiguration(environment: h.environment())
         let workspace = h.workspace(id)
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
-        var settings = ChildSettings(config)
+        var settings = config.child
         settings.network = .none // in its own namespaces, as the supervisor runs it; a local remote needs no network
         let ticket = JobTicket(jobId: id, attempt: 1, projectName: "Stages", repoURL: "file://" + h.remote,
                                architectureSpec: tinySpec, workspace: workspace, settings: settings,

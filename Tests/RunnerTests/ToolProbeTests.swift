@@ -28,7 +28,7 @@ import Testing
             return try await runProcess("/bin/sh", ["-c", "exec \"$0\" --probe < \"$1\"",
                                                     TestEnv.binDir + "/agent-runner-job", path])
         }
-        let found = try await probe(ToolProbeRequest(settings: ChildSettings(config), clineCommand: cline,
+        let found = try await probe(ToolProbeRequest(settings: config.child, clineCommand: cline,
                                                      geminiAPIKey: "AIza-not-a-real-key", online: false))
         #expect(found.status == 0, "\(found.stderr)")
         let report = try JSONDecoder().decode(ToolProbeReport.self, from: Data(found.stdout.utf8))
@@ -36,7 +36,7 @@ import Testing
         #expect(!report.geminiChecked && report.geminiProblem == nil, "no network call without --online")
         #expect(report.libgit2.range(of: #"^\d+\.\d+\.\d+ \("#, options: .regularExpression) != nil, "\(report.libgit2)")
 
-        let missing = try await probe(ToolProbeRequest(settings: ChildSettings(config), clineCommand: dir + "/nothing",
+        let missing = try await probe(ToolProbeRequest(settings: config.child, clineCommand: dir + "/nothing",
                                                        geminiAPIKey: nil, online: true))
         let none = try JSONDecoder().decode(ToolProbeReport.self, from: Data(missing.stdout.utf8))
         #expect(none.clinePath == nil && !none.geminiChecked)

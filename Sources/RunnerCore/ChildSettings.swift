@@ -1,0 +1,119 @@
+import Foundation
+
+/// The part of the runner's configuration a job child needs: validated with
+/// the rest of it (it is `RunnerConfiguration.child`) and sent whole in every
+/// ticket, so the supervisor and the child read the same value. No secret:
+/// the keys and tokens stay in `RunnerConfiguration` (docs/contract.md,
+/// Configuration and Protocol).
+public struct ChildSettings: Sendable, Codable, Equatable {
+    /// GENERATORS, in order.
+    public var generators: [String]
+    /// CLINE_ENABLED.
+    public var clineEnabled: Bool
+    /// CLINE_CMD.
+    public var clineCommand: String
+    /// CLINE_ARGS, the argv template.
+    public var clineArgs: String
+    /// CLINE_TIMEOUT_SECONDS.
+    public var clineTimeoutSeconds: Int
+    /// CLINE_PROVIDER: the provider Cline is configured for (nil: none; the
+    /// agent then runs with whatever an operator set up, usually nothing).
+    public var clineProvider: ClineProvider?
+    /// CLINE_MODEL: the model id written into Cline's configuration.
+    public var clineModel: String?
+    /// GEMINI_MODEL.
+    public var geminiModel: String
+    /// GEMINI_API_BASE.
+    public var geminiAPIBase: String
+    /// GEMINI_TIMEOUT_SECONDS.
+    public var geminiTimeoutSeconds: Int
+    /// GIT_AUTHOR_NAME.
+    public var authorName: String
+    /// GIT_AUTHOR_EMAIL.
+    public var authorEmail: String
+    /// CLONE_DEFAULT_BRANCH.
+    public var branch: String
+    /// CLONE_REMOTE_NAME.
+    public var remoteName: String
+    /// SANDBOX=enforce.
+    public var sandboxEnforced: Bool
+    /// SANDBOX_READ_PATHS.
+    public var sandboxReadPaths: [String]
+    /// Paths the child must never read: /etc/agent-runner and the runner's
+    /// env file (follows `RunnerConfiguration.envFilePath`).
+    public var sandboxHiddenPaths: [String]
+    /// JOB_MEMORY_MB.
+    public var memoryMB: Int
+    /// JOB_CPU_SECONDS.
+    public var cpuSeconds: Int
+    /// JOB_MAX_FILE_MB.
+    public var maxFileMB: Int
+    /// JOB_MAX_FILES.
+    public var maxFiles: Int
+    /// JOB_MAX_TOTAL_MB.
+    public var maxTotalMB: Int
+    /// JOB_NETWORK.
+    public var network: JobNetwork
+    /// JOB_MAX_PROCESSES: the most processes (and threads) one job may have at once.
+    public var maxProcesses: Int
+
+    /// The loopback port of the forwarder to the egress proxy inside every
+    /// job's own network namespace (HTTPS_PROXY/HTTP_PROXY of the agent).
+    public static let forwarderPort = 3128
+
+    /// The hidden paths for a runner whose settings came from `envFile`.
+    public static func hiddenPaths(envFile: String?) -> [String] {
+        ["/etc/agent-runner"] + (envFile.map { [$0] } ?? [])
+    }
+
+    /// Reads and checks this part of the configuration.
+    init(_ r: ConfigReader) throws {
+        geminiModel = r.string("GEMINI_MODEL")
+        geminiAPIBase = r.string("GEMINI_API_BASE")
+        guard geminiAPIBase.hasPrefix("https://") || geminiAPIBase.hasPrefix("http://") else {
+            throw ConfigurationError("GEMINI_API_BASE", "must be an http(s) URL")
+        }
+        geminiTimeoutSeconds = try r.int("GEMINI_TIMEOUT_SECONDS", 1...3600)
+        authorName = r.string("GIT_AUTHOR_NAME")
+        authorEmail = r.string("GIT_AUTHOR_EMAIL")
+        guard authorEmail.contains("@") else { throw ConfigurationError("GIT_AUTHOR_EMAIL", "must be an e-mail address") }
+        branch = r.string("CLONE_DEFAULT_BRANCH")
+        guard RunnerConfiguration.isSafeRefName(branch) else {
+            throw ConfigurationError("CLONE_DEFAULT_BRANCH", "'\(branch)' is not a valid branch name")
+        }
+        remoteName = r.string("CLONE_REMOTE_NAME")
+        guard RunnerConfiguration.isSafeRefName(remoteName), !remoteName.contains("/") else {
+            throw ConfigurationError("CLONE_REMOTE_NAME", "'\(remoteName)' is not a valid remote name")
+        }
+        clineEnabled = try r.bool("CLINE_ENABLED")
+        clineCommand = r.string("CLINE_CMD")
+        clineArgs = r.string("CLINE_ARGS")
+        clineTimeoutSeconds = try r.int("CLINE_TIMEOUT_SECONDS", 1...86_400)
+        generators = r.string("GENERATORS").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !generators.isEmpty, generators.allSatisfy(RunnerConfiguration.knownGenerators.contains) else {
+            throw ConfigurationError("GENERATORS", "must be a comma-separated list of \(RunnerConfiguration.knownGenerators.joined(separator: ", "))")
+        }
+        memoryMB = try r.int("JOB_MEMORY_MB", 64...1_048_576)
+        cpuSeconds = try r.int("JOB_CPU_SECONDS", 1...86_400)
+        maxFileMB = try r.int("JOB_MAX_FILE_MB", 1...4096)
+        maxFiles = try r.int("JOB_MAX_FILES", 1...1_000_000)
+        maxTotalMB = try r.int("JOB_MAX_TOTAL_MB", 1...65_536)
+        switch r.string("SANDBOX") {
+        case "enforce": sandboxEnforced = true
+        case "off": sandboxEnforced = false
+        default: throw ConfigurationError("SANDBOX", "must be enforce or off")
+        }
+        sandboxReadPaths = r.string("SANDBOX_READ_PATHS").split(separator: ":").map(String.init)
+        guard sandboxReadPaths.allSatisfy({ $0.hasPrefix("/") }) else {
+            throw ConfigurationError("SANDBOX_READ_PATHS", "must be a ':'-separated list of absolute paths")
+        }
+        sandboxHiddenPaths = Self.hiddenPaths(envFile: nil)
+        clineProvider = try r.optional("CLINE_PROVIDER").map(ClineProvider.parse)
+        clineModel = r.optional("CLINE_MODEL")
+        guard let network = JobNetwork(rawValue: r.string("JOB_NETWORK")) else {
+            throw ConfigurationError("JOB_NETWORK", "must be proxy, none or host")
+        }
+        self.network = network
+        maxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
+    }
+}
