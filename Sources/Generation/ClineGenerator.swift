@@ -29,10 +29,9 @@ public struct ClineGenerator {
         self.log = log
     }
 
-    var repoDir: String { workspace + "/repo" }
-    var instructions: String { workspace + "/input/instructions.md" }
-    var specPath: String { workspace + "/input/spec.json" }
-    var home: String { workspace + "/home" }
+    var layout: WorkspaceLayout { WorkspaceLayout(workspace) }
+    var repoDir: String { layout.repo }
+    var home: String { layout.home }
     /// `$CLINE_DIR`, where both Cline generations keep their data.
     public var clineDir: String { home + "/.cline" }
 
@@ -44,8 +43,8 @@ public struct ClineGenerator {
 
     /// The agent's whole environment: nothing inherited, no secret.
     public var environment: [String: String] {
-        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": workspace + "/tmp",
-                   "LANG": "C.UTF-8", "CI": "1", "NO_COLOR": "1", "CLINE_DIR": clineDir, "CLINE_NO_AUTO_UPDATE": "1"]
+        var env = layout.environment
+        env.merge(["CI": "1", "NO_COLOR": "1", "CLINE_DIR": clineDir, "CLINE_NO_AUTO_UPDATE": "1"]) { $1 }
         if config != nil, let url = providerBaseURL, let host = URLParts(url)?.host {
             // The provider route is called directly, never through HTTP(S)_PROXY.
             env["NO_PROXY"] = host
@@ -57,8 +56,8 @@ public struct ClineGenerator {
 
     /// The prompt handed to the agent.
     public var prompt: String {
-        "Read the build instructions in \(instructions) and the architecture in \(specPath) "
-            + "(the diagram as drawn is in \(workspace)/input/architecture_spec.json). Write the complete codebase "
+        "Read the build instructions in \(layout.instructions) and the architecture in \(layout.spec) "
+            + "(the diagram as drawn is in \(layout.diagram)). Write the complete codebase "
             + "into the current directory, \(repoDir), including a README.md at its root. Do not ask questions."
     }
 
@@ -77,8 +76,8 @@ public struct ClineGenerator {
         Self.split(settings.clineArgs).map { word in
             word.replacingOccurrences(of: "{prompt}", with: prompt)
                 .replacingOccurrences(of: "{repo}", with: repoDir)
-                .replacingOccurrences(of: "{instructions}", with: instructions)
-                .replacingOccurrences(of: "{spec}", with: specPath)
+                .replacingOccurrences(of: "{instructions}", with: layout.instructions)
+                .replacingOccurrences(of: "{spec}", with: layout.spec)
                 .replacingOccurrences(of: "{timeout}", with: String(cliTimeoutSeconds))
         }
     }

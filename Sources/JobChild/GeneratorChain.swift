@@ -7,8 +7,8 @@ import RunnerCore
 struct GeneratorChain {
     let ticket: JobTicket
     let spec: ArchitectureSpec
-    let inputDir: String
-    let repoDir: String
+    let workspace: WorkspaceLayout
+    var repoDir: String { workspace.repo }
     let log: (String) -> Void
     /// The provider route Cline calls (see `ClineConfig`): the egress proxy's,
     /// set by the pipeline (debug builds: else the ticket's `testProviderBaseURL`).
@@ -42,7 +42,7 @@ struct GeneratorChain {
                     log("generator scaffold: wrote \(summary.files.count) files")
                     return Outcome(generator: "scaffold")
                 case "cline":
-                    let cline = ClineGenerator(settings: ticket.settings, workspace: ticket.workspace,
+                    let cline = ClineGenerator(settings: ticket.settings, workspace: workspace.root,
                                                providerBaseURL: route,
                                                extraEnvironment: AgentNetwork.environment, log: log)
                     if let why = cline.unavailableReason() {
@@ -65,8 +65,8 @@ struct GeneratorChain {
                     let gemini = GeminiGenerator(settings: ticket.settings, apiKey: key, log: log)
                     log("generator gemini: asking \(ticket.settings.geminiModel)")
                     let files = try gemini.generate(
-                        instructions: try String(contentsOfFile: inputDir + "/instructions.md", encoding: .utf8),
-                        spec: try String(contentsOfFile: inputDir + "/spec.json", encoding: .utf8))
+                        instructions: try String(contentsOfFile: workspace.instructions, encoding: .utf8),
+                        spec: try String(contentsOfFile: workspace.spec, encoding: .utf8))
                     let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings))
                         .write(files.map { ($0.path, Array($0.content.utf8)) })
                     log("generator gemini: wrote \(summary.files.count) files")

@@ -36,7 +36,7 @@ struct NetworkSetup {
 
     init(settings: ChildSettings, workspace: String) {
         self.settings = settings
-        socketPath = WorkspacePaths(workspace).egressSocket
+        socketPath = WorkspaceLayout(workspace).egressSocket
     }
 
     /// Before confinement: loopback up and the forwarder's socket bound.

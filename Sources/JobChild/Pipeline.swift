@@ -12,9 +12,8 @@ struct Pipeline {
     let ticket: JobTicket
     let out: Emitter
 
-    var workspace: String { ticket.workspace }
-    var inputDir: String { workspace + "/input" }
-    var repoDir: String { workspace + "/repo" }
+    var workspace: WorkspaceLayout { WorkspaceLayout(ticket.workspace) }
+    var repoDir: String { workspace.repo }
 
     /// Runs every stage; returns the metadata or throws a `JobFailure`.
     func run() throws -> JobMetadata {
@@ -28,7 +27,7 @@ struct Pipeline {
         }
         out.stage(.preparing)
         try prepareWorkspace()
-        var network = NetworkSetup(settings: ticket.settings, workspace: workspace)
+        var network = NetworkSetup(settings: ticket.settings, workspace: ticket.workspace)
         try network.prepare()
         out.log(network.summary)
         // Confinement comes first, while this is the only thread (Landlock
@@ -47,7 +46,7 @@ struct Pipeline {
         lap("sandboxMs")
 
         out.stage(.generating)
-        var chain = GeneratorChain(ticket: ticket, spec: spec, inputDir: inputDir, repoDir: repoDir, log: out.log)
+        var chain = GeneratorChain(ticket: ticket, spec: spec, workspace: workspace, log: out.log)
         // Cline calls its provider through the proxy's route, which holds the real key.
         if let route = network.providerRoute { chain.providerBaseURL = route }
         let generated = try chain.run()
@@ -95,14 +94,13 @@ struct Pipeline {
     }
 
     func prepareWorkspace() throws {
-        for dir in [workspace, inputDir, repoDir, workspace + "/home", workspace + "/tmp"] {
+        for dir in workspace.childFolders {
             if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Errno(errno, "mkdir \(dir)") }
         }
         // libgit2 and every tool the child runs look for their config and
-        // temporary files here, inside the workspace, not in the host's HOME.
-        setenv("HOME", workspace + "/home", 1)
-        setenv("XDG_CONFIG_HOME", workspace + "/home/.config", 1)
-        setenv("TMPDIR", workspace + "/tmp", 1)
+        // temporary files here, inside the workspace, not in the host's HOME
+        // (whoever started this child: the supervisor already set the same).
+        for (name, value) in workspace.environment where name != "PATH" && name != "LANG" { setenv(name, value, 1) }
     }
 
     /// The threads of this process, from /proc/self/status.
@@ -125,9 +123,8 @@ struct Pipeline {
     /// The Landlock rules and limits for this job.
     func confinement() -> Confinement {
         let s = ticket.settings
-        let paths = WorkspacePaths(workspace)
         // The workspace's own folder and run/ (the proxy's socket) stay read-only.
-        var readWrite = [paths.input, paths.repo, paths.home, paths.tmp]
+        var readWrite = workspace.writable
         if let url = ticket.repoURL, case .local(let path) = Publisher.kind(of: url) { readWrite.append(path) }
         var readExecute = Confinement.systemPaths + s.sandboxReadPaths
         if s.clineEnabled, let cline = ClineGenerator.resolve(s.clineCommand) {
@@ -138,7 +135,7 @@ struct Pipeline {
         case .none: []
         case .host: nil
         }
-        var c = Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute + [paths.run],
+        var c = Confinement(rules: .init(readWrite: readWrite, readExecute: readExecute + [workspace.run],
                                          devices: Confinement.devicePaths, hidden: s.sandboxHiddenPaths,
                                          connectPorts: ports),
                             memoryMB: s.memoryMB, cpuSeconds: s.cpuSeconds,
@@ -150,10 +147,10 @@ struct Pipeline {
 
     func writeInputs(_ spec: ArchitectureSpec) throws {
         let limits = TreeLimits(maxFiles: 3, maxFileBytes: 64 << 20, maxTotalBytes: 192 << 20)
-        try TreeWriter(root: inputDir, limits: limits).write([
-            ("architecture_spec.json", Array((ticket.architectureSpec.prettyString + "\n").utf8)),
-            ("spec.json", Array((spec.normalizedJSON.prettyString + "\n").utf8)),
-            ("instructions.md", Array(Instructions.markdown(for: spec).utf8)),
+        try TreeWriter(root: workspace.input, limits: limits).write([
+            (WorkspaceLayout.diagramFile, Array((ticket.architectureSpec.prettyString + "\n").utf8)),
+            (WorkspaceLayout.specFile, Array((spec.normalizedJSON.prettyString + "\n").utf8)),
+            (WorkspaceLayout.instructionsFile, Array(Instructions.markdown(for: spec).utf8)),
         ])
     }
 }

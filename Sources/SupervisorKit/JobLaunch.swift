@@ -25,7 +25,7 @@ public struct JobLaunch: Sendable {
             try ChildIdentity.claim(range: $0, jobId: job.idText, workspace: workspace)
         }
         if identity == nil, mkdir(workspace, 0o700) != 0 { throw Errno(errno, "mkdir \(workspace)") }
-        let run = WorkspacePaths(workspace).run
+        let run = WorkspaceLayout(workspace).run
         if mkdir(run, 0o755) != 0 { identity?.release(); throw Errno(errno, "mkdir \(run)") }
         return identity
     }
@@ -35,7 +35,7 @@ public struct JobLaunch: Sendable {
         let gemini = config.child.generators.contains("gemini") && config.geminiAPIKey != nil ? config.child.geminiAPIBase : nil
         let derived = EgressRule.derived(geminiAPIBase: gemini, clineProviderBase: config.child.clineProvider?.upstreamBaseURL,
                                          gitRemote: repoURL)
-        return EgressProxyTicket(socketPath: WorkspacePaths(workspace).egressSocket, rules: derived + config.egressAllow,
+        return EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
                                  provider: config.child.clineProvider, providerKey: config.clineAPIKey)
     }
 
@@ -44,8 +44,7 @@ public struct JobLaunch: Sendable {
     /// (SANDBOX=off alone falls back to none, loudly).
     func spawnChild(ticket: [UInt8], workspace: String, identity: ChildIdentity?, cgroup: JobCgroup?,
                     warn: (String) -> Void) throws -> ChildProcess {
-        let env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WorkspacePaths(workspace).home,
-                   "TMPDIR": WorkspacePaths(workspace).tmp, "LANG": "C.UTF-8"]
+        let env = WorkspaceLayout(workspace).environment
         let uid = identity?.uid ?? Int32(bitPattern: geteuid()), gid = identity?.uid ?? Int32(bitPattern: getegid())
         func spawn(_ ns: Namespaces?) throws -> ChildProcess {
             try ChildProcess(executable: childPath, arguments: [], environment: env, stdin: ticket,

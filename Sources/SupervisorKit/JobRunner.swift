@@ -27,7 +27,7 @@ struct JobRunner: Sendable {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.idText)"
         let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 })
-        let workspace = config.workdirRoot + "/" + WorkspaceName.of(job.idText)
+        let workspace = WorkspaceLayout(workdirRoot: config.workdirRoot, jobId: job.idText).root
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
             if job.cancelRequested { return await write(job, .cancelled("cancelled before it ran"), logger) }

@@ -59,8 +59,7 @@ import Testing
                                secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
         if route { ticket.testProviderBaseURL = "http://127.0.0.1:\(server.port)/provider" }
         let ticketText = String(decoding: try JSONEncoder().encode(ticket), as: UTF8.self)
-        let r = try await JobChildRun.run(ticket, env: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workspace + "/home",
-                                                        "TMPDIR": workspace + "/tmp", "LANG": "C.UTF-8"])
+        let r = try await JobChildRun.run(ticket, env: WorkspaceLayout(workspace).environment)
         #expect(r.status == .exited(0), "\(r.stderr)")
         let events = r.events
         let evidence = try? JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: workspace + "/tmp/agent-evidence.json")))

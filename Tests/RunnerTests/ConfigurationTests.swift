@@ -64,4 +64,30 @@ import Testing
             #expect(example.contains(name + "="), "\(name) is missing from .env.example")
         }
     }
+
+    /// The child's part of the configuration is one value: the ticket carries it
+    /// whole, and the hidden paths follow the env file the settings came from.
+    @Test func childSettingsTravelWholeInTheTicket() throws {
+        var c = try RunnerConfiguration(environment: ["MONGODB_URI": "mongodb://h", "GENERATORS": "scaffold,gemini",
+                                                      "JOB_NETWORK": "none", "JOB_MAX_PROCESSES": "99"])
+        #expect(c.child.sandboxHiddenPaths == ["/etc/agent-runner"])
+        c.envFilePath = "/srv/runner/.env"
+        #expect(c.child.sandboxHiddenPaths == ["/etc/agent-runner", "/srv/runner/.env"])
+        let ticket = JobTicket(jobId: "j", attempt: 1, projectName: "P", repoURL: nil, architectureSpec: [:],
+                               workspace: "/w", settings: c.child, secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
+        let decoded = try JSONDecoder().decode(JobTicket.self, from: JSONEncoder().encode(ticket))
+        #expect(decoded.settings == c.child)
+        #expect(decoded.settings.generators == ["scaffold", "gemini"] && decoded.settings.network == .none
+                && decoded.settings.maxProcesses == 99)
+    }
+
+    /// One layout names the workspace's folders and sets HOME and TMPDIR inside it.
+    @Test func workspaceLayoutKeepsEverythingInsideTheWorkspace() {
+        let w = WorkspaceLayout(workdirRoot: "/work", jobId: "a.b")
+        #expect(w.root == "/work/" + WorkspaceName.of("a.b"))
+        #expect(w.childFolders == [w.root, w.root + "/input", w.root + "/repo", w.root + "/home", w.root + "/tmp"])
+        #expect(w.environment["HOME"] == w.home && w.environment["TMPDIR"] == w.tmp)
+        #expect(w.environment.values.allSatisfy { !$0.hasPrefix("/work") || $0.hasPrefix(w.root + "/") })
+        #expect(!w.writable.contains(w.run) && !w.writable.contains(w.root))
+    }
 }

@@ -113,7 +113,7 @@ struct Harness {
     var remote: String { root + "/remote.git" }
     var workdir: String { root + "/work" }
     /// The workspace of job `id` under `workdir`.
-    func workspace(_ id: String) -> String { workdir + "/" + WorkspaceName.of(id) }
+    func workspace(_ id: String) -> String { WorkspaceLayout(workdirRoot: workdir, jobId: id).root }
     let store: JobStore
 
     init() throws {
