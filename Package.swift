@@ -51,15 +51,19 @@ let package = Package(
         .target(name: "JobStore", dependencies: ["RunnerCore", "CMongoC"]),
         // Self-confinement of the job child: Landlock, seccomp, rlimits.
         .target(name: "Sandbox", dependencies: ["RunnerCore", "CShims", "CSeccomp"]),
-        // Job child only (agent-runner-job), like Publishing and EgressProxy: they block
-        // (libcurl, libgit2, poll); ModuleGraphTests fails if another target reaches them.
+        // Child* targets: linked only into agent-runner-job (the JobChild executable).
+        // They block (libcurl, libgit2, poll, Thread.sleep), so no process that runs
+        // Swift concurrency for the database may link them. A target can import
+        // only what it declares here: `make` builds with
+        // --explicit-target-dependency-import-check error, and ModuleGraphTests
+        // checks both the graph and every target's imports (docs/architecture.md).
         // Spec/instructions builders, generators and the safe tree writer.
-        .target(name: "Generation", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims", "COpenSSL"]),
+        .target(name: "ChildGeneration", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims", "COpenSSL"]),
         // The per-job egress proxy (agent-runner-job --egress-proxy) and the
-        // socket helpers of the job child's forwarder: job-child binary only.
-        .target(name: "EgressProxy", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
-        // Commit and push with libgit2: job child only.
-        .target(name: "Publishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
+        // socket helpers of the job child's forwarder.
+        .target(name: "ChildEgressProxy", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
+        // Commit and push with libgit2.
+        .target(name: "ChildPublishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.
         .target(name: "SupervisorKit", dependencies: [
             "RunnerCore", "JobStore", "CShims",
@@ -77,7 +81,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], linkerSettings: releaseLinking),
         .executableTarget(name: "JobChild", dependencies: [
-            "RunnerCore", "CShims", "Sandbox", "Generation", "Publishing", "EgressProxy",
+            "RunnerCore", "CShims", "Sandbox", "ChildGeneration", "ChildPublishing", "ChildEgressProxy",
         ], linkerSettings: releaseLinking),
         // The operators' web dashboard: its own executable, so the supervisor stays small.
         .target(name: "DashboardKit", dependencies: [
@@ -95,7 +99,7 @@ let package = Package(
             "DashboardKit", "RunnerCore", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "RunnerTests", dependencies: [
-            "RunnerCore", "JobStore", "Sandbox", "Generation", "SupervisorKit", "EgressProxy",
+            "RunnerCore", "JobStore", "Sandbox", "ChildGeneration", "SupervisorKit", "ChildEgressProxy",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],

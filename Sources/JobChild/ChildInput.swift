@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Generation
+import ChildGeneration
 import RunnerCore
 
 /// The job child's stdin: the ticket (first line), then, when asked for, the

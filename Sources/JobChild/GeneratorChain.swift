@@ -1,5 +1,5 @@
 import Foundation
-import Generation
+import ChildGeneration
 import RunnerCore
 
 /// Tries the configured generators in order (GENERATORS); the first that

@@ -1,5 +1,5 @@
 import Foundation
-import Generation
+import ChildGeneration
 import RunnerCore
 
 /// `--github-app-token` (see GitHubAppTokenRequest): reads the request on

@@ -2,9 +2,9 @@
 import Glibc
 #endif
 import CShims
-import EgressProxy
+import ChildEgressProxy
 import Foundation
-import Generation
+import ChildGeneration
 import RunnerCore
 
 /// The job's side of JOB_NETWORK. In its own network namespace (proxy or

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 import Foundation
-import Generation
-import Publishing
+import ChildGeneration
+import ChildPublishing
 import RunnerCore
 import Sandbox
 

@@ -1,6 +1,6 @@
 import Foundation
-import Generation
-import Publishing
+import ChildGeneration
+import ChildPublishing
 import RunnerCore
 
 /// `--probe` (see ToolProbeRequest): reads the request on stdin, prints the

@@ -13,9 +13,9 @@
 import Glibc
 #endif
 import CShims
-import EgressProxy
+import ChildEgressProxy
 import Foundation
-import Generation
+import ChildGeneration
 import RunnerCore
 import Sandbox
 

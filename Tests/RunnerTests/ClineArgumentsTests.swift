@@ -1,4 +1,4 @@
-@testable import Generation
+@testable import ChildGeneration
 import Testing
 
 /// CLINE_ARGS is split into argv words before the placeholders are filled in.

@@ -1,5 +1,5 @@
 import Foundation
-import Generation
+import ChildGeneration
 import JobStore
 import RunnerCore
 import Testing

@@ -1,4 +1,4 @@
-import EgressProxy
+import ChildEgressProxy
 import Foundation
 import RunnerCore
 import Testing

@@ -4,23 +4,27 @@ import Testing
 
 /// The package's target graph keeps the job child's blocking code (libcurl,
 /// libgit2, `poll`, `Thread.sleep`) out of every process that runs Swift
-/// concurrency for the database: `Generation`, `Publishing` and `EgressProxy`
-/// are reachable only from the `JobChild` executable target and from tests
-/// (docs/architecture.md, Processes). Read from `swift package dump-package`,
-/// so a new dependency in Package.swift fails here before it ships.
+/// concurrency for the database: the `Child*` targets are reachable only from
+/// the `JobChild` executable target and from tests (docs/architecture.md,
+/// Processes). Read from `swift package dump-package`, so a new dependency in
+/// Package.swift fails here before it ships. `make` also builds with
+/// `--explicit-target-dependency-import-check error`; the second test repeats
+/// that check for a plain `swift build`.
 @Suite struct ModuleGraphTests {
-    static let childOnly: Set<String> = ["Generation", "Publishing", "EgressProxy"]
+    static let childOnly: Set<String> = ["ChildGeneration", "ChildPublishing", "ChildEgressProxy"]
+    static var root: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
     static let neverChild = ["Supervisor", "SupervisorKit", "JobStore", "DashboardKit", "Dashboard", "RunnerCore", "Sandbox"]
 
     /// Target name → the names of the package's own targets it depends on.
     static func targetGraph() async throws -> (graph: [String: [String]], testTargets: Set<String>) {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
         // A scratch path of its own: the test run holds the lock on .build.
         let scratch = TestEnv.tempDir("dump-package")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let r = try await runProcess("/usr/bin/env", ["swift", "package", "--scratch-path", scratch, "dump-package"],
-                                     cwd: root)
+                                     cwd: Self.root)
         try #require(r.status == 0, "swift package dump-package failed: \(r.stderr)")
         let manifest = try JSONValue.parse(Data(r.stdout.utf8))
         var graph: [String: [String]] = [:]
@@ -59,5 +63,39 @@ import Testing
             let reached = Self.closure(of: name, in: graph).intersection(Self.childOnly)
             #expect(reached.isEmpty, "\(name) depends on \(reached.sorted()), which only agent-runner-job may link")
         }
+    }
+
+    /// The package's own modules each target's sources import (`import X`,
+    /// `@testable import X`, `@_implementationOnly import X`).
+    static func imports(of target: String, testTarget: Bool, among modules: Set<String>) throws -> Set<String> {
+        let dir = Self.root + (testTarget ? "/Tests/" : "/Sources/") + target
+        guard let walker = FileManager.default.enumerator(atPath: dir) else { return [] }
+        var found: Set<String> = []
+        for case let rel as String in walker where rel.hasSuffix(".swift") {
+            for line in try String(contentsOfFile: dir + "/" + rel, encoding: .utf8).split(separator: "\n") {
+                let words = line.split(separator: " ").map(String.init)
+                guard let i = words.firstIndex(of: "import"), i + 1 < words.count,
+                      words[..<i].allSatisfy({ $0.hasPrefix("@") }) else { continue }
+                if modules.contains(words[i + 1]) { found.insert(words[i + 1]) }
+            }
+        }
+        return found
+    }
+
+    /// A target imports only package modules it depends on (directly or not),
+    /// so `import ChildGeneration` in a supervisor module fails here even when
+    /// the build happened to find the module.
+    @Test func everyTargetImportsOnlyWhatItDeclares() async throws {
+        let (graph, tests) = try await Self.targetGraph()
+        let modules = Set(graph.keys)
+        var checked = 0
+        for name in graph.keys.sorted() {
+            let imported = try Self.imports(of: name, testTarget: tests.contains(name), among: modules)
+            let undeclared = imported.subtracting(Self.closure(of: name, in: graph)).subtracting([name])
+            #expect(undeclared.isEmpty, "\(name) imports \(undeclared.sorted()) without depending on it")
+            checked += imported.isEmpty ? 0 : 1
+        }
+        #expect(checked >= 8, "the scan found the imports of the package's targets")
+        #expect(try Self.imports(of: "JobChild", testTarget: false, among: modules).isSuperset(of: Self.childOnly))
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Generation
+@testable import ChildGeneration
 import JobStore
 import RunnerCore
 import Testing

@@ -1,4 +1,4 @@
-import Generation
+import ChildGeneration
 import RunnerCore
 import Testing
 
