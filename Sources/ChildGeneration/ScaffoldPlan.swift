@@ -97,7 +97,7 @@ struct ScaffoldPlan {
     }
 
     /// The apps a hosting or pipeline node serves: those it is joined to, else
-    /// every app (`frontendsFirst`: only frontends when there are any).
+    /// every app (`frontendsOnly`: only frontends when there are any).
     func targets(of c: Component, frontendsOnly: Bool) -> [App] {
         let joined = neighbours(c.id).compactMap { app($0.id) }
         if !joined.isEmpty { return joined }

@@ -80,7 +80,7 @@ enum Show {
         return "\(s / 86400)d \(String(format: "%02d", s % 86400 / 3600))h"
     }
 
-    /// A `<time>` element (the script keeps elapsed times ticking when `ticking`).
+    /// A `<time>` element holding the ISO date in `datetime` and the timestamp as text.
     static func time(_ value: JSONValue?) -> HTML {
         guard let d = value?.dateValue else { return "\(value)" }
         return "<time datetime=\"\(iso(d))\">\(timestamp(d))</time>"

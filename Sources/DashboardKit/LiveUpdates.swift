@@ -98,8 +98,10 @@ public final class ChangeHub: Sendable {
         for sub in all { sub.continuation.finish() }
     }
 
-    /// How many live views are open.
+    #if DEBUG
+    /// How many live views are open (a test hook: debug builds only).
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+    #endif
 }
 
 /// Closes the hub's live views at graceful shutdown: their event streams

@@ -65,13 +65,15 @@ import Testing
         }
     }
 
-    /// The package's own modules each target's sources import (`import X`,
-    /// `@testable import X`, `@_implementationOnly import X`).
-    static func imports(of target: String, testTarget: Bool, among modules: Set<String>) throws -> Set<String> {
+    /// The package's own modules a target's sources import (`import X`,
+    /// `@testable import X`, `@_implementationOnly import X`); nil for a
+    /// target without Swift sources (C and system-library targets).
+    static func imports(of target: String, testTarget: Bool, among modules: Set<String>) throws -> Set<String>? {
         let dir = Self.root + (testTarget ? "/Tests/" : "/Sources/") + target
-        guard let walker = FileManager.default.enumerator(atPath: dir) else { return [] }
-        var found: Set<String> = []
+        guard let walker = FileManager.default.enumerator(atPath: dir) else { return nil }
+        var found: Set<String> = [], swiftFiles = 0
         for case let rel as String in walker where rel.hasSuffix(".swift") {
+            swiftFiles += 1
             for line in try String(contentsOfFile: dir + "/" + rel, encoding: .utf8).split(separator: "\n") {
                 let words = line.split(separator: " ").map(String.init)
                 guard let i = words.firstIndex(of: "import"), i + 1 < words.count,
@@ -79,23 +81,26 @@ import Testing
                 if modules.contains(words[i + 1]) { found.insert(words[i + 1]) }
             }
         }
-        return found
+        return swiftFiles == 0 ? nil : found
     }
 
-    /// A target imports only package modules it depends on (directly or not),
-    /// so `import ChildGeneration` in a supervisor module fails here even when
-    /// the build happened to find the module.
-    @Test func everyTargetImportsOnlyWhatItDeclares() async throws {
+    /// A Swift target imports only package modules it depends on (directly or
+    /// not), so `import ChildGeneration` in a supervisor module fails here even
+    /// when the build happened to find the module; and it imports every
+    /// package module it declares (no dependency nothing uses).
+    @Test func everyTargetImportsWhatItDeclaresAndNothingElse() async throws {
         let (graph, tests) = try await Self.targetGraph()
         let modules = Set(graph.keys)
         var checked = 0
         for name in graph.keys.sorted() {
-            let imported = try Self.imports(of: name, testTarget: tests.contains(name), among: modules)
+            guard let imported = try Self.imports(of: name, testTarget: tests.contains(name), among: modules) else { continue }
             let undeclared = imported.subtracting(Self.closure(of: name, in: graph)).subtracting([name])
             #expect(undeclared.isEmpty, "\(name) imports \(undeclared.sorted()) without depending on it")
-            checked += imported.isEmpty ? 0 : 1
+            let unused = Set(graph[name] ?? []).subtracting(imported)
+            #expect(unused.isEmpty, "\(name) declares \(unused.sorted()) but imports none of it")
+            checked += 1
         }
-        #expect(checked >= 8, "the scan found the imports of the package's targets")
-        #expect(try Self.imports(of: "JobChild", testTarget: false, among: modules).isSuperset(of: Self.childOnly))
+        #expect(checked >= 10, "the scan found the package's Swift targets")
+        #expect(try Self.imports(of: "JobChild", testTarget: false, among: modules)?.isSuperset(of: Self.childOnly) == true)
     }
 }
