@@ -9,29 +9,26 @@ enum CollectionOps {
                               fields: JSONValue? = nil, upsert: Bool = false) throws -> JSONValue? {
         let q = try BSONDocument(query)
         let u = try BSONDocument(update)
+        // The sort is ordered text (a JSONValue object has no order).
+        let sort = try sortJSON.map { try BSONDocument(extendedJSON: $0) }
+        let f = try fields.map { try BSONDocument($0) }
         let opts = mongoc_find_and_modify_opts_new()!
         defer { mongoc_find_and_modify_opts_destroy(opts) }
-        var sortDoc: OpaquePointer?
-        if let sortJSON {
-            var error = bson_error_t()
-            sortDoc = bson_new_from_json(sortJSON, sortJSON.utf8.count, &error)
-            guard sortDoc != nil else { throw MongoError(error, "sort") }
-            mongoc_find_and_modify_opts_set_sort(opts, sortDoc)
-        }
-        defer { if let sortDoc { bson_destroy(sortDoc) } }
-        let f = try fields.map(BSONDocument.init)
-        if let f { mongoc_find_and_modify_opts_set_fields(opts, f.pointer) }
-        mongoc_find_and_modify_opts_set_update(opts, u.pointer)
-        mongoc_find_and_modify_opts_set_flags(opts, upsert
-            ? mongoc_find_and_modify_flags_t(MONGOC_FIND_AND_MODIFY_RETURN_NEW.rawValue | MONGOC_FIND_AND_MODIFY_UPSERT.rawValue)
-            : MONGOC_FIND_AND_MODIFY_RETURN_NEW)
-        return try withReply { reply in
-            var error = bson_error_t()
-            guard mongoc_collection_find_and_modify_with_opts(coll, q.pointer, opts, reply, &error) else {
-                throw MongoError(error, "findAndModify")
+        return try withExtendedLifetime((q, u, sort, f)) {
+            if let sort { mongoc_find_and_modify_opts_set_sort(opts, sort.pointer) }
+            if let f { mongoc_find_and_modify_opts_set_fields(opts, f.pointer) }
+            mongoc_find_and_modify_opts_set_update(opts, u.pointer)
+            mongoc_find_and_modify_opts_set_flags(opts, upsert
+                ? mongoc_find_and_modify_flags_t(MONGOC_FIND_AND_MODIFY_RETURN_NEW.rawValue | MONGOC_FIND_AND_MODIFY_UPSERT.rawValue)
+                : MONGOC_FIND_AND_MODIFY_RETURN_NEW)
+            return try withReply { reply in
+                var error = bson_error_t()
+                guard mongoc_collection_find_and_modify_with_opts(coll, q.pointer, opts, reply, &error) else {
+                    throw MongoError(error, "findAndModify")
+                }
+                let value = try BSONDocument.json(of: reply)["value"]
+                return value?.isNull == false ? value : nil
             }
-            let value = try BSONDocument.json(of: reply)["value"]
-            return value?.isNull == false ? value : nil
         }
     }
 
@@ -42,12 +39,14 @@ enum CollectionOps {
         let f = try BSONDocument(filter)
         let u = try BSONDocument(update)
         let o = try BSONDocument(upsert ? ["upsert": true] : [:])
-        return try withReply { reply in
-            var error = bson_error_t()
-            let ok = many ? mongoc_collection_update_many(coll, f.pointer, u.pointer, o.pointer, reply, &error)
-                : mongoc_collection_update_one(coll, f.pointer, u.pointer, o.pointer, reply, &error)
-            guard ok else { throw MongoError(error, many ? "updateMany" : "updateOne") }
-            return Int(try BSONDocument.json(of: reply)["matchedCount"]?.intValue ?? 0)
+        return try withExtendedLifetime((f, u, o)) {
+            try withReply { reply in
+                var error = bson_error_t()
+                let ok = many ? mongoc_collection_update_many(coll, f.pointer, u.pointer, o.pointer, reply, &error)
+                    : mongoc_collection_update_one(coll, f.pointer, u.pointer, o.pointer, reply, &error)
+                guard ok else { throw MongoError(error, many ? "updateMany" : "updateOne") }
+                return Int(try BSONDocument.json(of: reply)["matchedCount"]?.intValue ?? 0)
+            }
         }
     }
 
@@ -55,39 +54,39 @@ enum CollectionOps {
     @discardableResult
     static func delete(_ coll: OpaquePointer, filter: JSONValue) throws -> Int {
         let f = try BSONDocument(filter)
-        return try withReply { reply in
-            var error = bson_error_t()
-            guard mongoc_collection_delete_one(coll, f.pointer, nil, reply, &error) else { throw MongoError(error, "deleteOne") }
-            return Int(try BSONDocument.json(of: reply)["deletedCount"]?.intValue ?? 0)
+        return try f.withPointer { filter in
+            try withReply { reply in
+                var error = bson_error_t()
+                guard mongoc_collection_delete_one(coll, filter, nil, reply, &error) else { throw MongoError(error, "deleteOne") }
+                return Int(try BSONDocument.json(of: reply)["deletedCount"]?.intValue ?? 0)
+            }
         }
     }
 
     /// insertOne.
     static func insert(_ coll: OpaquePointer, _ doc: JSONValue) throws {
-        let d = try BSONDocument(doc)
-        try withReply { reply in
-            var error = bson_error_t()
-            guard mongoc_collection_insert_one(coll, d.pointer, nil, reply, &error) else {
-                throw MongoError(error, "insertOne")
+        try BSONDocument(doc).withPointer { d in
+            try withReply { reply in
+                var error = bson_error_t()
+                guard mongoc_collection_insert_one(coll, d, nil, reply, &error) else {
+                    throw MongoError(error, "insertOne")
+                }
             }
         }
     }
 
     /// find with an optional sort (as ordered JSON text), skip, limit and projection.
+    /// The options keep the order the text had: sort, skip, limit, projection.
     static func find(_ coll: OpaquePointer, filter: JSONValue, sortJSON: String? = nil, skip: Int = 0, limit: Int = 0,
                      projection: JSONValue? = nil) throws -> [JSONValue] {
         let f = try BSONDocument(filter)
-        var optsText = "{"
-        var parts: [String] = []
-        if let sortJSON { parts.append("\"sort\": \(sortJSON)") }
-        if skip > 0 { parts.append("\"skip\": \(skip)") }
-        if limit > 0 { parts.append("\"limit\": \(limit)") }
-        if let projection { parts.append("\"projection\": \(projection.jsonString)") }
-        optsText += parts.joined(separator: ",") + "}"
+        let opts = BSONDocument()
+        if let sortJSON { try opts.append("sort", document: BSONDocument(extendedJSON: sortJSON)) }
+        if skip > 0 { try opts.append("skip", .int(Int64(skip))) }
+        if limit > 0 { try opts.append("limit", .int(Int64(limit))) }
+        if let projection { try opts.append("projection", projection) }
         var error = bson_error_t()
-        guard let opts = bson_new_from_json(optsText, optsText.utf8.count, &error) else { throw MongoError(error, "find opts") }
-        defer { bson_destroy(opts) }
-        let cursor = mongoc_collection_find_with_opts(coll, f.pointer, opts, nil)!
+        let cursor = withExtendedLifetime((f, opts)) { mongoc_collection_find_with_opts(coll, f.pointer, opts.pointer, nil)! }
         defer { mongoc_cursor_destroy(cursor) }
         var docs: [JSONValue] = []
         var doc: OpaquePointer?
@@ -100,9 +99,8 @@ enum CollectionOps {
 
     /// countDocuments with `filter`.
     static func count(_ coll: OpaquePointer, filter: JSONValue) throws -> Int {
-        let f = try BSONDocument(filter)
         var error = bson_error_t()
-        let n = mongoc_collection_count_documents(coll, f.pointer, nil, nil, nil, &error)
+        let n = try BSONDocument(filter).withPointer { mongoc_collection_count_documents(coll, $0, nil, nil, nil, &error) }
         guard n >= 0 else { throw MongoError(error, "countDocuments") }
         return Int(n)
     }

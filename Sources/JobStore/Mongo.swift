@@ -64,44 +64,6 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     public var isDuplicateKey: Bool { code == 11000 || message.contains("E11000") || message.lowercased().contains("duplicate key") }
 }
 
-/// Owns one heap `bson_t` built from Extended JSON; destroyed in deinit.
-final class BSONDocument {
-    let pointer: OpaquePointer
-
-    init(_ json: JSONValue) throws {
-        let text = json.jsonString
-        var error = bson_error_t()
-        guard let p = bson_new_from_json(text, text.utf8.count, &error) else { throw MongoError(error, "bson_new_from_json") }
-        pointer = p
-    }
-
-    deinit { bson_destroy(pointer) }
-
-    /// Relaxed Extended JSON of a borrowed `bson_t`.
-    static func json(of doc: OpaquePointer) throws -> JSONValue {
-        var length = 0
-        guard let cString = bson_as_relaxed_extended_json(doc, &length) else {
-            throw MongoError(message: "document is not representable as JSON", operation: "bson_as_json")
-        }
-        defer { bson_free(cString) }
-        return try JSONValue.parse(Data(bytes: cString, count: length))
-    }
-}
-
-/// Runs `body` with a correctly aligned, caller-owned `bson_t` for
-/// libmongoc's out-parameter replies, destroying it afterwards. `bson_t` is
-/// 128 bytes aligned to 128 (libbson ABI); Swift sees it as opaque.
-func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
-    let reply = OpaquePointer(raw)
-    bson_init(reply)
-    defer {
-        bson_destroy(reply)
-        raw.deallocate()
-    }
-    return try body(reply)
-}
-
 /// Owns the `mongoc_client_pool_t` (thread-safe) and the dedicated threads
 /// that run every blocking libmongoc call, so none runs on Swift's
 /// cooperative pool. Clients are popped per operation and pushed back.
