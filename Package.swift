@@ -100,6 +100,8 @@ let package = Package(
         ]),
         .testTarget(name: "RunnerTests", dependencies: [
             "RunnerCore", "JobStore", "Sandbox", "ChildGeneration", "SupervisorKit", "ChildEgressProxy",
+            // BSONConversionTests hold the store's BSON to libbson's own JSON reader and writer.
+            "CMongoC",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],
