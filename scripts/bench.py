@@ -19,6 +19,9 @@ Measures (see README "Performance"):
                   once with the seed's documents (createdAt, projectId) and
                   once with the Architex app's (created_at, project_id)
   log batching    database updates for a job that prints 5,000 lines
+  bson conversion microseconds to convert the claim's, a heartbeat's and a
+                  200-line log append's documents (agent-runner bench-bson, in
+                  process): libbson's builders and iterators vs the JSON text
 """
 import json
 import os
@@ -235,6 +238,20 @@ def log_batching():
             "database_updates_for_the_job": after - before}
 
 
+def bson_conversion():
+    """The hot calls' BSON conversion (`agent-runner bench-bson`, no database):
+    the claim (its guarded update, the job read back with the seed-shaped spec),
+    a heartbeat and a 200-line log append, microseconds per call by the store's
+    builder/iterator path and by the JSON text path it replaced."""
+    r = subprocess.run([os.path.join(BIN, "agent-runner"), "bench-bson", "--spec",
+                        os.path.join(ROOT, "examples/ecommerce-seed-shape.json")],
+                       cwd=TMP, check=True, capture_output=True, text=True)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    for call in ("claim", "heartbeat", "log_append"):
+        res[call]["text_over_builder"] = round(res[call]["text_us"] / res[call]["builder_us"], 1)
+    return res
+
+
 def main():
     log("throughput: 100 jobs")
     tp = throughput()
@@ -250,6 +267,8 @@ def main():
     app_small, app_large = claim_time(100, app_shape=True), claim_time(100_000, app_shape=True)
     log("log batching: a job printing 5,000 lines")
     logs = log_batching()
+    log("BSON conversion: builders and iterators vs the JSON text path")
+    bson_us = bson_conversion()
     out = {
         "jobs_per_s": tp["jobs_per_s"], "throughput": tp,
         "baseline_jobs_per_s": base["jobs_per_s"],
@@ -264,6 +283,7 @@ def main():
         "app_shape_claim_ms_at_100_pending": app_small["median"],
         "app_shape_claim_ms_at_100000_pending": app_large["median"],
         "log_batching": logs,
+        "bson_conversion_us": bson_us,
         "targets": {
             "claim_latency_p50_le_50ms": lat["claim_latency_ms_p50"] <= 50,
             "claim_latency_p99_le_200ms": lat["claim_latency_ms_p99"] <= 200,
