@@ -26,6 +26,27 @@ final class GitRepository {
 
     deinit { git_repository_free(handle) }
 
+    /// The in-memory object store from `keepNewObjectsInMemory()`; the
+    /// repository's odb owns it (freed with the repository).
+    private var mempack: OpaquePointer?
+
+    /// From now on new objects (blobs, trees, the commit) stay in memory
+    /// (libgit2's mempack) until `persistNewObjects()` writes them as one
+    /// packfile: a commit of N files then creates two files in `.git`, not N
+    /// loose objects and their fan-out directories. A push reads them from
+    /// memory.
+    func keepNewObjectsInMemory() throws {
+        var backend: OpaquePointer?
+        try git("in-memory object store", cshims_git_add_mempack(handle, &backend))
+        mempack = backend
+    }
+
+    /// Writes the objects held in memory into the repository as one packfile.
+    func persistNewObjects() throws {
+        guard let mempack else { return }
+        try git("write the new objects", cshims_git_mempack_persist(handle, mempack))
+    }
+
     /// Scoped access to the raw handle; it must not escape the closure.
     func withHandle<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T { try body(handle) }
 

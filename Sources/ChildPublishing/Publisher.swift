@@ -70,6 +70,14 @@ public enum Publisher {
                                stage: (JobStage) -> Void = { _ in }) throws -> JobMetadata {
         stage(.committing)
         var meta = JobMetadata()
+        // Sub-phases for `metadata.timings`: fetchMs, commitMs, pushMs.
+        var mark = ContinuousClock.now
+        func lap(_ name: String) {
+            let now = ContinuousClock.now
+            let d = (now - mark).components
+            meta.timings = (meta.timings ?? [:]).merging([name: Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)]) { $1 }
+            mark = now
+        }
         meta.branch = req.branch
         let branchRef = "refs/heads/\(req.branch)"
         let trackingRef = "refs/remotes/\(req.remoteName)/\(req.branch)"
@@ -93,6 +101,13 @@ public enum Publisher {
         }
         do {
             let repo = try GitRepository(initAt: req.repoDirectory, branch: req.branch)
+            // The commit's objects are written once, as a pack, after the push
+            // (or whatever ends the publish): the repository stays whole for a
+            // kept workspace, at two files instead of one per object.
+            try repo.keepNewObjectsInMemory()
+            defer {
+                do { try repo.persistNewObjects() } catch { log("cannot write the commit's objects into the workspace: \(error)") }
+            }
             var remote: GitRemote?
             var parent: git_oid?
             if pushable, let url = req.remoteURL {
@@ -106,6 +121,7 @@ public enum Publisher {
                     throw classify(e, r.state, pushing: false)
                 }
                 parent = try repo.resolve(trackingRef)
+                lap("fetchMs")
                 if let tip = parent, let done = try repo.findCommit(from: tip, containing: trailer(req.jobId), limit: 200) {
                     log("commit \(done.hex) for this job is already on \(req.branch); not pushing again")
                     meta.commitSha = done.hex
@@ -128,6 +144,7 @@ public enum Publisher {
                                          authorEmail: req.authorEmail, message: message)
             meta.commitSha = commit.hex
             meta.parentSha = parent?.hex
+            lap("commitMs")
             log("committed \(commit.hex) (\(files) files)")
             guard let remote else {
                 meta.pushSkipped = true
@@ -144,6 +161,7 @@ public enum Publisher {
             if !remote.state.rejections.isEmpty {
                 throw JobFailure(.pushRejected, "the remote rejected the push: " + remote.state.rejections.joined(separator: "; "))
             }
+            lap("pushMs")
             log("pushed \(commit.hex) to \(req.branch)")
             return meta
         } catch let e as GitError {

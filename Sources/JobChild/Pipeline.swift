@@ -25,6 +25,15 @@ struct Pipeline {
             timings[name] = Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)
             mark = now
         }
+        /// A sub-phase's milliseconds (inside the current lap, which still counts it).
+        func measure<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+            let start = ContinuousClock.now
+            defer {
+                let d = (ContinuousClock.now - start).components
+                timings[name] = Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)
+            }
+            return try body()
+        }
         out.stage(.preparing)
         try prepareWorkspace()
         var network = NetworkSetup(settings: ticket.settings, workspace: ticket.workspace)
@@ -35,7 +44,7 @@ struct Pipeline {
         guard Self.threadCount() == 1 else {
             throw JobFailure(.internal, "confinement must be applied before any other thread exists")
         }
-        out.log(try confinement().apply())
+        out.log(try measure("confineMs") { try confinement().apply() })
         network.startForwarding()
         ChildInput.startWatching()
         let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName,
@@ -71,7 +80,7 @@ struct Pipeline {
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
         }
-        let token = try ChildInput.pushToken(emitter: out)
+        let token = try measure("tokenWaitMs") { try ChildInput.pushToken(emitter: out) }
         if let token { out.addSecret(token) }
         let s = ticket.settings
         var req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
@@ -84,6 +93,7 @@ struct Pipeline {
         }
         // Publisher reports `committing` and `pushing` as each begins.
         var meta = try Publisher.publish(req, log: out.log, stage: out.stage)
+        for (k, v) in meta.timings ?? [:] { timings[k] = v }
         meta.generator = generated.generator
         meta.agent = generated.agent
         meta.files = meta.files ?? summary.files.count

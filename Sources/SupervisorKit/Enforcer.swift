@@ -54,6 +54,8 @@ struct Enforcer {
         var stopSent: ContinuousClock.Instant?
         while !control.exited {
             try? await Task.sleep(for: tick)
+            // Woken early (cancelled) because the child exited: nothing left to enforce.
+            if control.exited { break }
             let now = ContinuousClock.now
             if now >= deadline { control.stop(.timeout) }
             if shutdown.isForced { control.stop(.shutdown) }

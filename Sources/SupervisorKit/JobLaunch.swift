@@ -30,6 +30,23 @@ public struct JobLaunch: Sendable {
         return identity
     }
 
+    /// Whether a job may need to reach beyond its own namespace: Cline in the
+    /// chain and enabled, Gemini in the chain with a key, or an http(s)
+    /// remote to push to. A job that needs none (the scaffold generator and a
+    /// local remote, or none) gets no egress proxy under JOB_NETWORK=proxy:
+    /// it runs as with JOB_NETWORK=none, in its own network namespace with
+    /// loopback only and no TCP connect at all (docs/contract.md).
+    func needsEgress(repoURL: String?) -> Bool {
+        if config.child.generators.contains("cline"), config.child.clineEnabled { return true }
+        if config.child.generators.contains("gemini"), config.geminiAPIKey != nil { return true }
+        guard let url = repoURL?.lowercased() else { return false }
+        return url.hasPrefix("https://") || url.hasPrefix("http://")
+    }
+
+    /// The log line of a JOB_NETWORK=proxy job that needs no egress.
+    static let noEgressNote = "network: this job needs no egress (no network generator runs and its remote is "
+        + "local): no egress proxy; own namespace, loopback only, as with JOB_NETWORK=none"
+
     /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, and the provider.
     func proxyTicket(workspace: String, repoURL: String?) -> EgressProxyTicket {
         let gemini = config.child.generators.contains("gemini") && config.geminiAPIKey != nil ? config.child.geminiAPIBase : nil

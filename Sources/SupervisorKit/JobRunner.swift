@@ -28,6 +28,7 @@ struct JobRunner: Sendable {
         logger[metadataKey: "job"] = "\(job.idText)"
         let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 })
         let workspace = WorkspaceLayout(workdirRoot: config.workdirRoot, jobId: job.idText).root
+        var clock = PhaseClock()
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
             if job.cancelRequested { return await write(job, .cancelled("cancelled before it ran"), logger) }
@@ -37,33 +38,44 @@ struct JobRunner: Sendable {
                 _ = try await store.deferForProject(job, leaseSeconds: config.leaseSeconds)
                 return
             }
+            clock.lap("lockMs")
             let launch = JobLaunch(config: config, childPath: childPath)
             // cgroupfs writes and the removal's retries block: never on the cooperative pool.
             let cgroup: JobCgroup? = launch.wantsNamespaces ? try await onDedicatedThread { [config] in
                 JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.child.maxProcesses)
             } : nil
             defer { if let cgroup { Thread.detachNewThread { cgroup.remove() } } }
+            clock.lap("cgroupMs")
             var ticket = try await makeTicket(job, workspace: workspace)
             ticket.pidsEventsPath = cgroup?.events
-            let ticketLine = Array(try JSONEncoder().encode(ticket)) + [0x0A]
+            clock.lap("ticketMs")
             // Workspace preparation and fork/exec block: they run on a thread of their own.
             let identity = try await onDedicatedThread { try launch.prepareWorkspace(job, workspace) }
             defer { identity?.release() }
+            clock.lap("workspaceMs")
+            var notes: [String] = []
+            if ticket.settings.network == .proxy, !launch.needsEgress(repoURL: ticket.repoURL) {
+                ticket.settings.network = .none
+                notes.append(JobLaunch.noEgressNote)
+            }
             var proxy: EgressProxyProcess?
-            if config.child.network == .proxy {
+            if ticket.settings.network == .proxy {
                 proxy = try await EgressProxyProcess.start(childPath: childPath,
                                                            ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL))
             }
             defer { proxy?.stop() }
+            clock.lap("proxyMs")
+            let ticketLine = Array(try JSONEncoder().encode(ticket)) + [0x0A]
             let warnings = Locked<[String]>([])
             let child = try await onDedicatedThread {
                 try launch.spawnChild(ticket: ticketLine, workspace: workspace, identity: identity, cgroup: cgroup,
                                       warn: { w in warnings.withLock { $0.append(w) } })
             }
             for w in warnings.withLock({ $0 }) { logger.warning("\(w)") }
+            clock.lap("forkMs")
             var outcome = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
                                           redactor: redactor, logger: logger,
-                                          warnings: warnings.withLock { $0 })
+                                          warnings: notes + warnings.withLock { $0 }, launchTimings: clock.timings)
             let refused = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
             if refused > 0, outcome.map(Self.overridableByLimit) == true {
                 outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.child.maxProcesses) "
@@ -114,7 +126,8 @@ struct JobRunner: Sendable {
     /// Relays the child's events until it exits; returns the outcome to
     /// record, or nil when the lease was lost (nothing more may be written).
     func supervise(_ job: ClaimedJob, _ child: ChildProcess, proxy: EgressProxyProcess?, cgroup: JobCgroup?,
-                   repoURL: String?, redactor: Redactor, logger: Logger, warnings: [String]) async -> JobOutcome? {
+                   repoURL: String?, redactor: Redactor, logger: Logger, warnings: [String],
+                   launchTimings: [String: Int] = [:]) async -> JobOutcome? {
         let tokenFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(store: store, job: job)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
@@ -173,20 +186,28 @@ struct JobRunner: Sendable {
                 }
                 }.value
             }
-            // Timeout, forced shutdown, self-fencing and the signals: on their own clock.
-            group.addTask {
-                await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
-                               fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds), shutdown: shutdown,
-                               logger: logger).run()
-            }
-            // Log flushing (the lease and the cancel flag are the LeaseKeeper's).
-            group.addTask {
-                while !control.exited {
-                    try? await Task.sleep(for: .milliseconds(200))
-                    await logs.flushIfDue()
+            // The periodic work, on its own clock: timeout, forced shutdown,
+            // self-fencing and the signals (Enforcer), and log flushing (the
+            // lease and the cancel flag are the LeaseKeeper's). A task of its
+            // own, cancelled the moment the child exits so that no sleep of
+            // theirs delays the outcome; nothing else cancels it.
+            let periodic = Task {
+                await withTaskGroup(of: Void.self) { periodic in
+                    periodic.addTask {
+                        await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
+                                       fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
+                                       shutdown: shutdown, logger: logger).run()
+                    }
+                    periodic.addTask {
+                        while !control.exited {
+                            try? await Task.sleep(for: .milliseconds(200))
+                            await logs.flushIfDue()
+                        }
+                    }
                 }
             }
             let status = await child.waitForExit()
+            let exited = ContinuousClock.now
             RunnerMetrics.childExit({
                 switch status {
                 case .exited(0): return "exit_0"
@@ -196,8 +217,10 @@ struct JobRunner: Sendable {
             }())
             RunnerMetrics.jobDuration(ContinuousClock.now - started)
             control.markExited()
+            periodic.cancel()
             proxy?.stop()
             await group.waitForAll()
+            await periodic.value
             await logs.add("child exited: \(status)")
             await logs.flush()
             logger.info("child exited", metadata: ["status": "\(status)"])
@@ -205,7 +228,8 @@ struct JobRunner: Sendable {
             if let failure = tokenFailure.withLock({ $0 }), control.reason == nil { decided = decide(job, failure) }
             guard case .done(var meta)? = decided else { return decided }
             // The supervisor's share of the per-phase timings.
-            var timings = meta.timings ?? [:]
+            var timings = (meta.timings ?? [:]).merging(launchTimings) { child, _ in child }
+            timings["afterExitMs"] = (ContinuousClock.now - exited).milliseconds
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
             timings["databaseMs"] = await logs.databaseTime.milliseconds
             meta.timings = timings

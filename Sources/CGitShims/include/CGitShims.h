@@ -10,4 +10,15 @@
 /// local remotes may belong to another uid (JOB_UID_RANGE) by design.
 int cshims_git_disable_owner_validation(void);
 
+/// Adds an in-memory object database (libgit2's mempack) to `repo`, above its
+/// loose and pack backends: objects written from now on (blobs, trees,
+/// commits) stay in memory instead of one loose file each. The repository's
+/// odb owns the backend; `*out` is for `cshims_git_mempack_persist`. 0 or a
+/// libgit2 error code.
+int cshims_git_add_mempack(git_repository *repo, git_odb_backend **out);
+
+/// Writes every object held in `mempack` into `repo` as one packfile (its
+/// .pack and .idx), then empties the mempack. 0 or a libgit2 error code.
+int cshims_git_mempack_persist(git_repository *repo, git_odb_backend *mempack);
+
 #endif
