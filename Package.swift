@@ -102,6 +102,8 @@ let package = Package(
             "RunnerCore", "JobStore", "Sandbox", "ChildGeneration", "SupervisorKit", "ChildEgressProxy",
             // BSONConversionTests hold the store's BSON to libbson's own JSON reader and writer.
             "CMongoC",
+            // SecurityInvariantTests give a thread a seccomp filter of its own.
+            "CSeccomp",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],

@@ -39,11 +39,9 @@ struct Pipeline {
         var network = NetworkSetup(settings: ticket.settings, workspace: ticket.workspace)
         try network.prepare()
         out.log(network.summary)
-        // Confinement comes first, while this is the only thread (Landlock
-        // restricts the calling thread and what it starts later).
-        guard Self.threadCount() == 1 else {
-            throw JobFailure(.internal, "confinement must be applied before any other thread exists")
-        }
+        // Confinement comes first, while this is the only thread: `apply()`
+        // refuses to run otherwise (Landlock binds the calling thread and
+        // what it starts later, not threads that already exist).
         out.log(try measure("confineMs") { try confinement().apply() })
         network.startForwarding()
         ChildInput.startWatching()
@@ -111,13 +109,6 @@ struct Pipeline {
         // temporary files here, inside the workspace, not in the host's HOME
         // (whoever started this child: the supervisor already set the same).
         for (name, value) in workspace.environment where name != "PATH" && name != "LANG" { setenv(name, value, 1) }
-    }
-
-    /// The threads of this process, from /proc/self/status.
-    static func threadCount() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
-        return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 0
     }
 
     /// `resource_limit` when the job's pids cgroup refused a fork (JOB_MAX_PROCESSES).

@@ -75,6 +75,13 @@ public final class MongoPool: @unchecked Sendable {
 
     private static let initialized: Bool = {
         mongoc_init()
+        // libmongoc keeps its performance counters in /dev/shm/mongoc-<pid>,
+        // made when the library loads and removed only by a clean exit: a
+        // killed supervisor left the file behind, and a later process given
+        // that pid printed "Falling back to malloc for counters" on stderr.
+        // The mapping stays valid once the name is gone; nothing here reads
+        // the counters from outside (`mongoc-stat`).
+        shm_unlink("/mongoc-\(getpid())")
         return true
     }()
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CShims
+import Foundation
 import RunnerCore
 
 /// Everything the job child applies to itself before it touches the job:
@@ -56,6 +57,15 @@ public struct Confinement: Sendable {
     /// summary for the log.
     public func apply() throws -> String {
         guard enforced else { return Self.unconfinedWarning }
+        // Landlock and the rlimits bind the calling thread and the ones it
+        // starts later; a thread that exists already would keep its freedom
+        // (seccomp's TSYNC would reach it, Landlock would not). Checked first,
+        // before anything is applied.
+        let threads = Self.threadCount()
+        guard threads == 1 else {
+            throw JobFailure(.internal, "confinement must be applied before any other thread exists "
+                + "(this process has \(threads) threads)")
+        }
         try setLimit(RLIMIT_DATA, UInt64(memoryMB) << 20)
         try setLimit(RLIMIT_CPU, UInt64(cpuSeconds), hard: UInt64(cpuSeconds + Self.cpuGraceSeconds))
         try setLimit(RLIMIT_FSIZE, UInt64(maxWriteMB) << 20)
@@ -73,6 +83,13 @@ public struct Confinement: Sendable {
         return "sandbox: landlock ABI \(abi)\(net), seccomp filter\(isolatedNetwork ? " (no UDP/raw sockets)" : ""), "
             + "no capabilities, no-new-privs, rlimits data=\(memoryMB)MB cpu=\(cpuSeconds)s fsize=\(maxWriteMB)MB nofile=\(maxOpenFiles)"
             + (maxProcesses.map { " nproc=\($0)" } ?? "")
+    }
+
+    /// The threads of this process, from /proc/self/status (0 when unreadable).
+    public static func threadCount() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
+        return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 0
     }
 
     private func setLimit(_ resource: __rlimit_resource, _ soft: UInt64, hard: UInt64? = nil) throws {

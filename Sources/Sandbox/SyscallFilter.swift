@@ -42,6 +42,9 @@ public enum SyscallFilter {
         defer { seccomp_release(ctx) }
         // Every thread of the process gets the filter, or none: checked, not assumed.
         try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1), "seccomp_attr_set TSYNC")
+        // The kernel's own error codes, not libseccomp's catch-all ECANCELED:
+        // a thread TSYNC could not reach must be told apart (ESRCH).
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "seccomp_attr_set SYSRAWRC")
         // libseccomp's default bad-arch action kills only the calling thread,
         // which can leave a multi-threaded agent (Node) hanging: kill the process.
         if seccomp_api_get() >= 3 {
@@ -71,8 +74,10 @@ public enum SyscallFilter {
         if isolatedNetwork { try refuseSockets(ctx) }
         // With TSYNC the kernel returns the id of a thread it could not
         // synchronise (a positive value), which older libseccomp passes on.
+        // libseccomp 2.5 turns that into -ESRCH (with SYSRAWRC).
         let loaded = seccomp_load(ctx)
         if loaded > 0 { throw Errno(ESRCH, "seccomp_load: thread \(loaded) could not be synchronised (TSYNC)") }
+        if loaded == -ESRCH { throw Errno(ESRCH, "seccomp_load: a thread could not be synchronised (TSYNC)") }
         try check(loaded, "seccomp_load")
         let unfiltered = threadsWithoutFilter()
         if !unfiltered.isEmpty {

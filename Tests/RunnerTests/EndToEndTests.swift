@@ -211,4 +211,24 @@ import Testing
         #expect(bad.stderr.contains("--status must be"))
         #expect(bad.stderr.split(separator: "\n").count == 1, "one line: \(bad.stderr)")
     }
+
+    /// libmongoc makes a /dev/shm/mongoc-<pid> file per process that only a
+    /// clean exit removes: a killed supervisor left it behind, and a later
+    /// process given that pid printed "Falling back to malloc for counters"
+    /// on stderr. The supervisor removes the name as soon as it starts.
+    @Test func aKilledSupervisorLeavesNothingInSharedMemory() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let queue = QueueFixture()
+        try await h.makeRemote()
+        let id = try await h.seed(tinySpec)
+        let p = try queue.startSupervisor(h, [:])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // The job done: the supervisor's database client is surely up.
+        try await queue.waitFor("the job to finish") { try await h.job(id)["status"]?.stringValue == "done" }
+        let pid = p.processIdentifier
+        kill(pid, SIGKILL)
+        p.waitUntilExit()
+        #expect(!FileManager.default.fileExists(atPath: "/dev/shm/mongoc-\(pid)"), "/dev/shm/mongoc-\(pid) left behind")
+    }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSeccomp
 import Foundation
 import ChildGeneration
 import JobStore
@@ -45,6 +49,74 @@ import Testing
         let unfiltered = SyscallFilter.threadsWithoutFilter()
         #expect(!unfiltered.isEmpty)
         #expect(unfiltered.contains(Int(getpid())) || SyscallFilter.currentMode() == 2)
+    }
+
+    /// TSYNC's result is checked: a thread that holds a seccomp filter of its
+    /// own (not an ancestor of the new one) cannot be synchronised, so the
+    /// kernel loads the filter on no thread and `install` must say so. Runs in
+    /// a process of its own (an exit test): the filter would bind this one.
+    @Test func aThreadThatCannotBeSynchronisedFailsTheFilter() async throws {
+        let result = try await #require(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let ready = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                // A filter of this thread's own: allow everything but acct(2).
+                if let ctx = seccomp_init(SCMP_ACT_ALLOW) {
+                    _ = seccomp_rule_add_array(ctx, SCMP_ACT_KILL_PROCESS, seccomp_syscall_resolve_name("acct"), 0, nil)
+                    if seccomp_load(ctx) != 0 { exit(10) }
+                    seccomp_release(ctx)
+                }
+                ready.signal()
+                while true { sleep(60) }
+            }
+            thread.start()
+            ready.wait()
+            do {
+                try SyscallFilter.install()
+                exit(11) // loaded although a thread kept its own filter
+            } catch let error as Errno {
+                FileHandle.standardError.write(Data("install: \(error)\n".utf8))
+                exit(error.code == ESRCH ? 0 : 12)
+            } catch {
+                exit(13)
+            }
+        }
+        let said = String(decoding: result.standardErrorContent, as: UTF8.self)
+        #expect(said.contains("could not be synchronised (TSYNC)"), "\(said)")
+    }
+
+    /// Confinement refuses to start while another thread exists (Landlock
+    /// would not bind it), and it checks that before applying anything.
+    @Test func confinementRefusesASecondThread() async {
+        await #expect(processExitsWith: .success) {
+            let ready = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                ready.signal()
+                while true { sleep(60) }
+            }
+            thread.start()
+            ready.wait()
+            if Confinement.threadCount() < 2 { exit(20) }
+            var before = rlimit()
+            getrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &before)
+            let confinement = Confinement(
+                rules: .init(readWrite: ["/tmp"], readExecute: Confinement.systemPaths, devices: Confinement.devicePaths),
+                memoryMB: 64, cpuSeconds: 5, maxWriteMB: 1, enforced: true)
+            do {
+                _ = try confinement.apply()
+                exit(21) // confined although another thread runs unconfined
+            } catch let failure as JobFailure {
+                guard failure.message.contains("before any other thread exists") else { exit(22) }
+            } catch {
+                exit(23)
+            }
+            // Nothing was applied: no rlimit, no no-new-privs.
+            var after = rlimit()
+            getrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &after)
+            if after.rlim_cur != before.rlim_cur { exit(24) }
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            if !status.contains("NoNewPrivs:\t0") { exit(25) }
+            exit(0)
+        }
     }
 
     /// A read-write path the sandbox cannot open fails the job at once instead

@@ -53,6 +53,8 @@ struct ProcessResult {
     var reason: Process.TerminationReason
     var stdout: String
     var stderr: String
+    /// The process's id (it has exited: only for finding what it left behind).
+    var pid: Int32 = 0
 }
 
 /// Runs a real process to completion without blocking the cooperative pool.
@@ -87,7 +89,8 @@ func runProcess(_ path: String, _ args: [String], env: [String: String]? = nil, 
     }
     deadline.cancel()
     return ProcessResult(status: p.terminationStatus, reason: p.terminationReason,
-                         stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+                         stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self),
+                         pid: p.processIdentifier)
 }
 
 
