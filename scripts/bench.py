@@ -29,10 +29,21 @@ Measures (see README "Performance"):
   bson conversion microseconds to convert the claim's, a heartbeat's and a
                   200-line log append's documents (agent-runner bench-bson, in
                   process): libbson's builders and iterators vs the JSON text
+                  path
+  wire requests   every MongoDB request the supervisor sends, counted by a
+                  TCP proxy in front of the database (Tests/Fixtures/
+                  mongo_proxy.py --count): per short job (40 scaffold jobs at
+                  concurrency 2, the whole run divided by the jobs, monitoring
+                  and change stream included) and per running job per second
+                  (30 long jobs under one supervisor, steady state), with the
+                  supervisor's CPU then, and where the requests go by command
+
 
 BENCH_ONLY=throughput,baseline (comma-separated section names: throughput,
-baseline, latency, database, claim, logs, bson) runs only those sections.
+baseline, latency, database, claim, logs, bson, requests) runs only those
+sections.
 """
+import collections
 import json
 import os
 import shutil
@@ -41,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 
 import pymongo
@@ -301,7 +313,124 @@ def bson_conversion():
     return res
 
 
-SECTIONS = ("throughput", "baseline", "latency", "database", "claim", "logs", "bson")
+PROXY = os.path.join(ROOT, "Tests", "Fixtures", "mongo_proxy.py")
+
+
+class CountingProxy:
+    """A loopback proxy in front of the database that writes one line per
+    request the supervisor sends (command name and collection)."""
+
+    def __init__(self, tag):
+        self.file = os.path.join(TMP, f"wire-{tag}.log")
+        upstream = urllib.parse.urlsplit(URI).port
+        self.process = subprocess.Popen([sys.executable, PROXY, str(upstream), "--count", self.file],
+                                        stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline())
+        self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def lines(self):
+        try:
+            with open(self.file) as f:
+                return [line.strip() for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def by_command(lines, divisor):
+    """Requests per command name (e.g. `update jobs`), divided by `divisor`."""
+    counts = collections.Counter(" ".join(line.split()[:2]) for line in lines)
+    return {k: round(v / divisor, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
+def requests_per_short_job(n=40):
+    """40 short scaffold jobs at concurrency 2 through the counting proxy:
+    every request of the run (start-up, claims, writes, monitoring, change
+    stream) divided by the jobs."""
+    db = "bench_wire_short"
+    ids = seed(db, n)
+    proxy = CountingProxy("short")
+    try:
+        start = time.monotonic()
+        subprocess.run([os.path.join(BIN, "agent-runner"), "run", "--exit-when-idle", "--concurrency", "2"],
+                       env=env(db, MONGODB_URI=proxy.uri), cwd=TMP, stderr=subprocess.DEVNULL, check=True)
+        elapsed = time.monotonic() - start
+        time.sleep(0.2)
+        lines = proxy.lines()
+    finally:
+        proxy.stop()
+    done = client[db].jobs.count_documents({"_id": {"$in": ids}, "status": "done"})
+    return {"jobs": n, "done": done, "seconds": round(elapsed, 2), "requests": len(lines),
+            "per_job": round(len(lines) / n, 2), "by_command_per_job": by_command(lines, n)}
+
+
+def requests_per_running_job(n=30, window=30.0):
+    """30 long jobs (a fake `cline` that sleeps) under one supervisor: the
+    requests per running job per second over `window` seconds of steady
+    state, and the supervisor's CPU meanwhile."""
+    db = "bench_wire_running"
+    bindir = os.path.join(TMP, "sleepy")
+    os.makedirs(bindir, exist_ok=True)
+    cline = os.path.join(bindir, "cline")
+    with open(cline, "w") as f:
+        f.write("#!/bin/sh\necho 'thinking'\nsleep 900\n")
+    os.chmod(cline, 0o755)
+    ids = seed(db, n, remotes=False)
+    proxy = CountingProxy("running")
+    sup = subprocess.Popen([os.path.join(BIN, "agent-runner"), "run", "--concurrency", str(n)], cwd=TMP,
+                           env=env(db, MONGODB_URI=proxy.uri, GENERATORS="cline,scaffold", CLINE_ENABLED="true",
+                                   CLINE_CMD=cline, SHUTDOWN_GRACE_SECONDS=1),
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while client[db].jobs.count_documents({"_id": {"$in": ids}, "status": "running", "stage": "generating"}) < n:
+            if time.monotonic() > deadline or sup.poll() is not None:
+                raise RuntimeError("the 30 long jobs did not all start")
+            time.sleep(0.2)
+        time.sleep(3)
+        before, c0, t0 = len(proxy.lines()), cpu_ticks(sup.pid), time.monotonic()
+        time.sleep(window)
+        lines = proxy.lines()[before:]
+        seconds = time.monotonic() - t0
+        cpu = (cpu_ticks(sup.pid) - c0) / os.sysconf("SC_CLK_TCK") / seconds * 100
+        rss = rss_kb(sup.pid)
+    finally:
+        sup.terminate()
+        time.sleep(0.5)
+        sup.terminate()
+        try:
+            sup.wait(60)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+            sup.wait()
+        proxy.stop()
+    return {"jobs": n, "seconds": round(seconds, 1), "requests": len(lines),
+            "per_running_job_per_s": round(len(lines) / n / seconds, 4), "cpu_percent": round(cpu, 2),
+            "rss_mb": round(rss / 1024, 1), "by_command_per_s": by_command(lines, seconds)}
+
+
+def requests_section():
+    log("wire requests: 40 short jobs at concurrency 2, through a counting proxy")
+    short = requests_per_short_job()
+    log("wire requests: 30 long jobs running under one supervisor")
+    running = requests_per_running_job()
+    return {
+        "db_requests_per_short_job": short["per_job"],
+        "db_requests_per_running_job_per_s": running["per_running_job_per_s"],
+        "supervisor_cpu_percent_with_30_running": running["cpu_percent"],
+        "supervisor_rss_mb_with_30_running": running["rss_mb"],
+        "db_requests": {"short_jobs": short, "running_jobs": running},
+    }, {
+        "requests_per_short_job_le_8": short["per_job"] <= 8,
+        "requests_per_running_job_per_s_le_0_15": running["per_running_job_per_s"] <= 0.15,
+        "cpu_with_30_running_le_5_percent": running["cpu_percent"] <= 5,
+    }
+
+
+SECTIONS = ("throughput", "baseline", "latency", "database", "claim", "logs", "bson", "requests")
 # BENCH_ONLY=throughput,baseline runs only those sections (the JSON line then
 # holds only their figures and targets).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))
@@ -360,6 +489,10 @@ def main():
     if "bson" in ONLY:
         log("BSON conversion: builders and iterators vs the JSON text path")
         out["bson_conversion_us"] = bson_conversion()
+    if "requests" in ONLY:
+        figures, wire_targets = requests_section()
+        out.update(figures)
+        targets.update(wire_targets)
     out["targets"] = targets
     print(json.dumps(out))
     shutil.rmtree(TMP, ignore_errors=True)

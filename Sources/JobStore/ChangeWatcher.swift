@@ -81,11 +81,28 @@ public final class ChangeWatcher: Sendable {
                     defer { bson_destroy(pipeline); bson_destroy(opts) }
                     guard let stream = mongoc_collection_watch(coll, pipeline, opts) else { return "watch failed" }
                     defer { mongoc_change_stream_destroy(stream) }
+                    // Open: every change from now on arrives (the caller may rely on that at once).
+                    var openReply: OpaquePointer?
+                    if mongoc_change_stream_error_document(stream, &err, &openReply) {
+                        return MongoError(err, "change stream").description
+                    }
+                    if healthy != true { healthy = true; backoff = 0.5; onState(true, "change stream open") }
                     var doc: OpaquePointer?
                     while !stopped.withLock({ $0 }) {
+                        let asked = ContinuousClock.now
                         if mongoc_change_stream_next(stream, &doc) {
                             onChange(parse ? try? BSONDocument.json(of: doc!) : nil)
                             continue
+                        }
+                        // An empty answer that came early: the server woke the
+                        // wait for a write this stream filters out. Ask again
+                        // no sooner than `minimumWait` after the last ask, so a
+                        // busy collection costs a few getMores a second, not
+                        // one per write.
+                        let waited = ContinuousClock.now - asked
+                        if waited < Self.minimumWait {
+                            let rest = Self.minimumWait - waited
+                            Thread.sleep(forTimeInterval: Double(rest.components.attoseconds) / 1e18 + Double(rest.components.seconds))
                         }
                         var reply: OpaquePointer?
                         if mongoc_change_stream_error_document(stream, &err, &reply) {
@@ -102,6 +119,11 @@ public final class ChangeWatcher: Sendable {
             }
         }
     }
+
+    /// The shortest time between two asks for more events (getMore) that
+    /// found none: an event waits at most this much longer while the
+    /// collection is busy (an idle stream's wait is the server's, up to 1 s).
+    static let minimumWait = Duration.milliseconds(250)
 
     /// Stops the thread within about a second.
     public func stop() { stopped.withLock { $0 = true } }

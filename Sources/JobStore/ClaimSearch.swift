@@ -25,7 +25,8 @@ import RunnerCore
 /// 1. takes a running job whose lease expired (range on `lease_expiry`);
 /// 2. probes for priorities it does not know yet (ranges between the known ones);
 /// 3. walks the priorities from the highest, jobs without one last, and in each
-///    looks below `hint + w`, growing `w` fourfold until a window holds a claimable job.
+///    looks below `hint + w`, growing `w` fourfold until a window holds a claimable job
+///    (once a window reaches past now, the next and last one reaches the horizon).
 ///    The window has no lower bound but the epoch, so older jobs (retries keep
 ///    their creation date) are always seen; its cost is the number of pending jobs
 ///    older than the window's end, normally a handful;
@@ -37,6 +38,16 @@ import RunnerCore
 ///    does not pay for a full scan on every wake-up.
 /// The first claim of a process reads every pending job's priority and
 /// `createdAt` once to learn the priorities and where each starts.
+///
+/// While the queue is watched (the supervisor's change stream works), the
+/// candidates a search read after the one it claimed are kept, in order, and
+/// the next claims try them first, one findAndModify each, without searching
+/// again: a claim then costs one request. They are dropped on any change that
+/// can make another job claimable (the change stream's events, a deferred
+/// job's due time: `invalidate()`), and after `cacheAge` at the latest (an
+/// expired lease, which no event announces, waits that much longer). Likewise
+/// a search that found no pending job at all is remembered until the queue
+/// changes: the next claims only look for expired leases.
 final class ClaimSearch: Sendable {
     private struct State {
         var warm = false
@@ -45,6 +56,17 @@ final class ClaimSearch: Sendable {
         /// Per priority (nil: none), the createdAt (ms) to start looking from.
         var hints: [Int64?: Int64] = [:]
         var lastFallback: ContinuousClock.Instant?
+        /// Whether candidates may be kept between claims (the queue is watched).
+        var watched = false
+        /// Candidates read by the last search, after the one it claimed, in claim order.
+        var cached: [JSONValue] = []
+        var cachedBand: Int64?
+        var cachedAt = ContinuousClock.now
+        /// Per priority, the width (ms) of the first window, adapted so that a
+        /// window holds about `windowTarget` jobs (kept for the next claims).
+        var widths: [Int64?: Int64] = [:]
+        /// When a search last found no pending job at all (while watched).
+        var emptyAt: ContinuousClock.Instant?
         #if DEBUG
         var fallbacks = 0
         #endif
@@ -52,10 +74,65 @@ final class ClaimSearch: Sendable {
 
     private let state = Locked(State())
     static let fallbackInterval = Duration.seconds(30)
-    /// What eligibility needs of a candidate (not its spec or logs).
-    static let fields: JSONValue = .object(
-        ["_id": 1, "notBefore": 1, "cancelRequested": 1].merging(
-            (DocumentFields.createdAt + DocumentFields.projectRef).map { ($0, JSONValue.int(1)) }) { $1 })
+    /// How many jobs a first window should hold: enough to keep for the next
+    /// claims, few enough to read cheaply (the width grows fourfold, up to 10
+    /// minutes, while a window that claimed held fewer than this, and shrinks
+    /// in proportion when it held over 8×; back to `firstWidth` when the queue changes).
+    static let windowTarget = 8
+    static let firstWidth: Int64 = 64
+    /// The longest candidates are kept between claims.
+    static let cacheAge = Duration.seconds(5)
+
+    /// Whether a change stream reports every change that can make a job
+    /// claimable (only then are candidates kept between claims).
+    func setWatched(_ on: Bool) {
+        state.withLock { s in
+            s.watched = on
+            if !on { s.cached = [] }
+        }
+    }
+
+    /// Drops the kept candidates, the knowledge that the queue is empty and
+    /// the adapted window widths (a burst of new jobs must not make the
+    /// next window read them all): the queue changed.
+    func invalidate() {
+        state.withLock { s in
+            s.cached = []
+            s.emptyAt = nil
+            s.widths = [:]
+        }
+    }
+
+    /// Whether a search found the queue empty lately and nothing changed since.
+    private var knownEmpty: Bool {
+        state.withLock { s in
+            guard s.watched, let at = s.emptyAt, ContinuousClock.now - at < Self.cacheAge else { return false }
+            return true
+        }
+    }
+
+    /// The next kept candidate, if the cache is still good.
+    private func popCached() -> (JSONValue, Int64?)? {
+        state.withLock { s in
+            guard s.watched, !s.cached.isEmpty, ContinuousClock.now - s.cachedAt < Self.cacheAge else {
+                s.cached = []
+                return nil
+            }
+            return (s.cached.removeFirst(), s.cachedBand)
+        }
+    }
+
+    private func keep(_ rest: ArraySlice<JSONValue>, band: Int64?) {
+        state.withLock { s in
+            guard s.watched else { return }
+            s.cached = Array(rest)
+            s.cachedBand = band
+            s.cachedAt = .now
+        }
+    }
+    /// What a candidate is read with: all but its logs (the claim returns it,
+    /// with the claim applied, instead of reading it back).
+    static let fields: JSONValue = ["logs": 0]
     /// What learning the queue's shape reads.
     static let shapeFields: JSONValue = .object(
         ["priority": 1].merging(DocumentFields.createdAt.map { ($0, JSONValue.int(1)) }) { $1 })
@@ -68,19 +145,31 @@ final class ClaimSearch: Sendable {
     static let recentMs: Int64 = 60_000
 
     /// Claims one job or returns nil. Runs synchronously on a pool thread.
-    /// `tryClaim` runs the claiming updateOne on one `_id` with the conditions
-    /// it re-checks (true when this runner won it); `fallback` is the plain
-    /// sorted claim of step 4 (the claimed `_id`, or nil).
+    /// `tryClaim` runs the claiming updateOne on one candidate (read with
+    /// `fields`) with the conditions it re-checks, and returns the claimed
+    /// document when this runner won it; `fallback` is the plain sorted claim
+    /// of step 4 (the claimed document, or nil). Returns the claimed document.
     func next(_ coll: OpaquePointer, now: Date, busy: Set<String>,
-              tryClaim: (_ id: JSONValue, _ guard: [String: JSONValue]) throws -> Bool,
+              tryClaim: (_ candidate: JSONValue, _ guard: [String: JSONValue]) throws -> JSONValue?,
               fallback: () throws -> JSONValue?) throws -> JSONValue? {
         let nowJSON = JSONValue.date(now)
+        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
+        let pendingGuard = JobStore.pendingClaimable(now: nowJSON)
+        // 0. The candidates the last search read, while nothing changed.
+        while let (doc, band) = popCached() {
+            guard eligible(doc, nowMs: nowMs, busy: busy), let claimed = try tryClaim(doc, pendingGuard) else { continue }
+            if let ms = Job.createdMilliseconds(doc) { state.withLock { $0.hints[band] = ms } }
+            return claimed
+        }
         // 1. A dead runner's job first: it has waited longest.
         let expired = try CollectionOps.find(coll, filter: .object(JobStore.expiredLease(now: nowJSON)),
-                                             sortJSON: #"{"lease.expiresAt": 1}"#, limit: 5, projection: ["_id": 1])
+                                             sortJSON: #"{"lease.expiresAt": 1}"#, limit: 5, projection: Self.fields)
         for doc in expired {
-            if let id = doc["_id"], try tryClaim(id, JobStore.expiredLease(now: nowJSON)) { return id }
+            if let claimed = try tryClaim(doc, JobStore.expiredLease(now: nowJSON)) { return claimed }
         }
+        // The last search found no pending job at all and no change came since.
+        if knownEmpty { return nil }
+        var sawAny = false
         // 2. Priorities: learn all once, then probe the gaps for new ones.
         if !state.withLock({ $0.warm }) {
             learn(try CollectionOps.find(coll, filter: ["status": "pending"], projection: Self.shapeFields))
@@ -91,8 +180,6 @@ final class ClaimSearch: Sendable {
                                          projection: Self.shapeFields))
         }
         // 3. Each priority, highest first, then the jobs without one.
-        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
-        let pendingGuard = JobStore.pendingClaimable(now: nowJSON)
         for band in state.withLock({ $0.bands.map { Optional($0) } }) + [nil] {
             let priority: JSONValue = band.map { .int($0) } ?? .null
             // Jobs without a creation date sort first (as in MongoDB's order).
@@ -100,17 +187,24 @@ final class ClaimSearch: Sendable {
             for name in DocumentFields.createdAt { undated[name] = .null }
             var candidates = try CollectionOps.find(coll, filter: .object(undated), projection: Self.fields)
             var start = state.withLock { $0.hints[band] } ?? nowMs - Self.recentMs
-            var width: Int64 = 64
+            var width = state.withLock { $0.widths[band] } ?? Self.firstWidth
+            var windowed = false
             var seen = !candidates.isEmpty
             while true {
-                for doc in candidates where eligible(doc, nowMs: nowMs, busy: busy) {
-                    guard let id = doc["_id"], try tryClaim(id, pendingGuard) else { continue }
+                sawAny = sawAny || !candidates.isEmpty
+                for (i, doc) in candidates.enumerated() where eligible(doc, nowMs: nowMs, busy: busy) {
+                    guard let claimed = try tryClaim(doc, pendingGuard) else { continue }
                     if let ms = Job.createdMilliseconds(doc) { state.withLock { $0.hints[band] = ms } }
-                    return id
+                    keep(candidates[(i + 1)...], band: band)
+                    if windowed { adapt(band, width: width / 4, held: candidates.count) }
+                    return claimed
                 }
-                let end = start + width
-                if end > nowMs + Self.horizonMs { break }
+                // Once a window reached past now, one last window to the horizon.
+                let horizon = nowMs + Self.horizonMs
+                if start >= horizon { break }
+                let end = start > nowMs ? horizon : min(start + width, horizon)
                 candidates = try window(coll, priority: priority, end: end)
+                windowed = true
                 seen = seen || !candidates.isEmpty
                 // Geometric growth bounds the probes per priority (about 15 up to the horizon).
                 start = end
@@ -125,6 +219,10 @@ final class ClaimSearch: Sendable {
                 }
             }
         }
+        // Nothing pending at all: say so until the queue changes.
+        if !sawAny, state.withLock({ $0.bands.isEmpty }) {
+            state.withLock { s in if s.watched { s.emptyAt = .now } }
+        }
         // 4. Rarely, the full sorted claim for what the ranges cannot see.
         let due = state.withLock { s -> Bool in
             guard s.lastFallback.map({ ContinuousClock.now - $0 >= Self.fallbackInterval }) ?? true else { return false }
@@ -134,11 +232,21 @@ final class ClaimSearch: Sendable {
             #endif
             return true
         }
-        guard due, let id = try fallback() else { return nil }
+        guard due, let claimed = try fallback() else { return nil }
         // It found something the ranges missed: there may be more, so the next
         // empty search may fall back again at once.
         state.withLock { $0.lastFallback = nil }
-        return id
+        return claimed
+    }
+
+    /// The next first window of `band`: wider when the window that claimed
+    /// (`width` wide) held few jobs, narrower when it held many.
+    private func adapt(_ band: Int64?, width: Int64, held: Int) {
+        let next: Int64
+        if held < Self.windowTarget { next = min(width * 4, 600_000) }
+        else if held > Self.windowTarget * 8 { next = max(width * Int64(Self.windowTarget) / Int64(held), 1) }
+        else { next = width }
+        state.withLock { $0.widths[band] = next }
     }
 
     /// The pending jobs of one priority created before `end` (ms), under either

@@ -112,48 +112,65 @@ public final class JobStore: Sendable {
         let token = UUID().uuidString
         let sent = ContinuousClock.now
         let nowJSON = JSONValue.date(now)
+        let set: [String: JSONValue] = [
+            "status": "running", "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
+            "lease": ["owner": .string(owner), "token": .string(token),
+                      "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]]
+        let unset = ["notBefore", "finishedAt", "waitingForProject"]
         let update: JSONValue = [
-            "$set": ["status": "running", "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
-                     "lease": ["owner": .string(owner), "token": .string(token),
-                               "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]],
-            "$inc": ["attempts": 1],
-            "$unset": ["notBefore": "", "finishedAt": "", "waitingForProject": ""],
+            "$set": .object(set), "$inc": ["attempts": 1],
+            "$unset": .object(Dictionary(uniqueKeysWithValues: unset.map { ($0, JSONValue.string("")) })),
         ]
         let search = claimSearch
         let busy = Set(busyProjects.map(\.jsonString))
         let doc = try await pool.run(jobsName) { coll -> JSONValue? in
-            // `_id` sorts first in the filter, so the server looks up one document.
-            func tryClaim(_ id: JSONValue, _ conditions: [String: JSONValue]) throws -> Bool {
+            // The guarded updateOne re-checks the claim conditions (one runner
+            // wins). The candidate was read whole (but its logs) by the search,
+            // so the claimed document is that with the claim applied: no
+            // read-back. (Not findAndModify: SecantusDB scans the collection
+            // for one, 1.6 s at 100,000 jobs.) `_id` sorts first in the filter,
+            // so the server looks up one document.
+            func tryClaim(_ candidate: JSONValue, _ conditions: [String: JSONValue]) throws -> JSONValue? {
+                guard let id = candidate["_id"] else { return nil }
                 var filter = conditions
                 filter["_id"] = id
-                return try CollectionOps.update(coll, filter: .object(filter), update: update) == 1
+                guard try CollectionOps.update(coll, filter: .object(filter), update: update) == 1 else { return nil }
+                var claimed = candidate.objectValue ?? [:]
+                claimed.merge(set) { $1 }
+                claimed["attempts"] = .int(Int64(Job(candidate).attempts + 1))
+                for name in unset { claimed[name] = nil }
+                return .object(claimed)
             }
-            let id = try search.next(coll, now: now, busy: busy, tryClaim: tryClaim,
+            return try search.next(coll, now: now, busy: busy, tryClaim: tryClaim,
                 fallback: {
-                    // The sorted full query, then the same guarded updateOne as the
+                    // The sorted full query, then the same guarded claim as the
                     // ranges; busy projects are skipped here (a portable `$nin`).
-                    var fields: [String: JSONValue] = ["_id": 1, "status": 1]
-                    for name in DocumentFields.projectRef { fields[name] = 1 }
                     let candidates = try CollectionOps.find(coll, filter: Self.fullClaimQuery(now: nowJSON),
                                                             sortJSON: Self.claimSort, limit: Self.fallbackBatch,
-                                                            projection: .object(fields))
+                                                            projection: ClaimSearch.fields)
                     for doc in candidates {
-                        guard let id = doc["_id"] else { continue }
                         if let project = DocumentFields.first(DocumentFields.projectRef, in: doc),
                            busy.contains(project.jsonString) { continue }
                         let running = doc["status"]?.stringValue == "running"
-                        if try tryClaim(id, running ? Self.expiredLease(now: nowJSON) : Self.pendingClaimable(now: nowJSON)) {
-                            return id
+                        if let claimed = try tryClaim(doc, running ? Self.expiredLease(now: nowJSON) : Self.pendingClaimable(now: nowJSON)) {
+                            return claimed
                         }
                     }
                     return nil
                 })
-            guard let id else { return nil }
-            return try CollectionOps.find(coll, filter: ["_id": id, "lease.token": .string(token)], limit: 1).first
         }
         guard let doc, doc["_id"] != nil else { return nil }
         return ClaimedJob(document: doc, token: token, leaseStart: sent)
     }
+
+    /// Whether a change stream tells this process of every change that can make
+    /// a job claimable (the supervisor's, while it works). Only then does the
+    /// claim keep the candidates a search read for the next claims (ClaimSearch).
+    public func setClaimQueueWatched(_ on: Bool) { claimSearch.setWatched(on) }
+
+    /// The queue changed (a change event, a deferred job's due time): the next
+    /// claim searches afresh.
+    public func claimQueueChanged() { claimSearch.invalidate() }
 
     /// The operators every query and update of the runner uses, supported
     /// alike by MongoDB >= 5, Amazon DocumentDB, Azure Cosmos DB for MongoDB
@@ -187,21 +204,26 @@ public final class JobStore: Sendable {
 
     private func fenced(_ job: ClaimedJob) -> JSONValue { ["_id": job.id, "lease.token": .string(job.token)] }
 
+    /// `$push` of log lines, capped to the last `logCap`.
+    func pushLogs(_ lines: [String]) -> JSONValue {
+        ["logs": ["$each": .array(lines.map { .string($0) }), "$slice": .int(-Int64(logCap))]]
+    }
+
     /// Appends log lines (capped to the last `logCap`). False when the lease is lost.
     public func appendLogs(_ job: ClaimedJob, _ lines: [String]) async throws -> Bool {
         guard !lines.isEmpty else { return true }
-        let update: JSONValue = [
-            "$push": ["logs": ["$each": .array(lines.map { .string($0) }), "$slice": .int(-Int64(logCap))]],
-            "$set": ["updatedAt": .date(Date())],
-        ]
+        let update: JSONValue = ["$push": pushLogs(lines), "$set": ["updatedAt": .date(Date())]]
         let filter = fenced(job)
         return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
     }
 
-    /// Records the stage. False when the lease is lost.
-    public func setStage(_ job: ClaimedJob, _ stage: JobStage) async throws -> Bool {
-        let update: JSONValue = ["$set": ["stage": .string(stage.rawValue), "updatedAt": .date(Date())]]
+    /// Records the stage, and with it the log lines not yet written (one
+    /// write for both). False when the lease is lost.
+    public func setStage(_ job: ClaimedJob, _ stage: JobStage, logs lines: [String] = []) async throws -> Bool {
+        var fields: [String: JSONValue] = ["$set": ["stage": .string(stage.rawValue), "updatedAt": .date(Date())]]
+        if !lines.isEmpty { fields["$push"] = pushLogs(lines) }
         let filter = fenced(job)
+        let update = JSONValue.object(fields)
         return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
     }
 
@@ -219,8 +241,9 @@ public final class JobStore: Sendable {
         return doc["cancelRequested"]?.boolValue == true
     }
 
-    /// Writes the attempt's outcome, fenced on the lease. False when the lease is lost.
-    public func finish(_ job: ClaimedJob, _ outcome: JobOutcome) async throws -> Bool {
+    /// Writes the attempt's outcome, fenced on the lease, with the log lines
+    /// not yet written (one write). False when the lease is lost.
+    public func finish(_ job: ClaimedJob, _ outcome: JobOutcome, logs: [String] = []) async throws -> Bool {
         let now = JSONValue.date(Date())
         var set: [String: JSONValue] = ["updatedAt": now]
         var update: [String: JSONValue] = ["$unset": ["lease": ""]]
@@ -232,10 +255,9 @@ public final class JobStore: Sendable {
             set.merge(["status": "failed", "stage": "finished", "finishedAt": now, "error": f.json]) { $1 }
         case .retry(let f, let notBefore):
             set.merge(["status": "pending", "error": f.json, "notBefore": .date(notBefore)]) { $1 }
-        case .cancelled(let why):
+        case .cancelled:
             set.merge(["status": "cancelled", "stage": "finished", "finishedAt": now]) { $1 }
             update["$unset"] = ["lease": "", "error": ""]
-            update["$push"] = ["logs": ["$each": [.string(why)], "$slice": .int(-Int64(logCap))]]
         case .requeued:
             set["status"] = "pending"
             update["$inc"] = ["attempts": -1]
@@ -247,6 +269,12 @@ public final class JobStore: Sendable {
             entry["attempt"] = .int(Int64(job.attempt))
             update["$push"] = ["errors": ["$each": [.object(entry)], "$slice": -20]]
         default: break
+        }
+        // The reason of a cancel is the last line of `logs`.
+        var lines = logs
+        if case .cancelled(let why) = outcome { lines.append(why) }
+        if !lines.isEmpty, case .object(let push) = pushLogs(lines) {
+            update["$push"] = .object((update["$push"]?.objectValue ?? [:]).merging(push) { $1 })
         }
         update["$set"] = .object(set)
         let filter = fenced(job)
@@ -278,8 +306,13 @@ public final class JobStore: Sendable {
     /// (the project found as `project(_:)` finds it).
     public func recordSuccess(projectId ref: JSONValue, jobId: JSONValue) async throws {
         guard let project = try await resolveProject(ref) else { return }
+        try await recordSuccess(projectDocumentId: project.id, jobId: jobId)
+    }
+
+    /// `recordSuccess` on the project whose `_id` the job's run already read (one write).
+    public func recordSuccess(projectDocumentId id: JSONValue, jobId: JSONValue) async throws {
         let update: JSONValue = ["$set": ["lastUpdated": .date(Date())], "$addToSet": ["jobIds": jobId]]
-        let filter: JSONValue = ["_id": project.id]
+        let filter: JSONValue = ["_id": id]
         _ = try await pool.run(projectsName) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 }

@@ -5,7 +5,9 @@ import RunnerCore
 /// document per project in `project_locks` (`_id` = the project id), held by
 /// the job's lease token, extended by its heartbeat, released at its end.
 /// A job that finds its project busy is deferred (not counted as an attempt)
-/// and woken when the lock is released, so nothing spins.
+/// and woken when the lock is released, so nothing spins. A deferred job
+/// marks the lock `waiters: true`, so a release wakes the project's jobs
+/// only when some wait (one delete otherwise).
 extension JobStore {
 
     /// Projects whose lock is live now (the claim skips their jobs).
@@ -38,8 +40,12 @@ extension JobStore {
         _ = try await pool.run(locksName) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 
-    /// Releases the lock (if still ours) and wakes the project's deferred jobs.
+    /// Releases the lock (if still ours) and wakes the project's deferred jobs
+    /// if any wait: a lock nobody waits for is deleted in one request.
     public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
+        let unwaited: JSONValue = ["_id": projectId, "token": .string(job.token), "waiters": ["$exists": false]]
+        if try await pool.run(locksName, { try CollectionOps.delete($0, filter: unwaited) }) == 1 { return }
+        // Waiters (or the lock is no longer ours: then waking is harmless).
         let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
         _ = try await pool.run(locksName) { try CollectionOps.delete($0, filter: filter) }
         try await wakeDeferred(projectId: projectId)
@@ -58,17 +64,16 @@ extension JobStore {
         ]
         let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
         let deferred = try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
-        // The holder may have released the lock between our failed acquire and
-        // the write above; its wake-up then ran before this job was waiting.
-        // Re-check after deferring: with no live lock, wake the project's
-        // waiting jobs ourselves. A release that comes after this read runs
-        // its own wake-up after our write, so no job is left asleep.
+        // Tell the holder someone waits: mark its live lock. The holder may
+        // have released the lock between our failed acquire and the write
+        // above (its release then woke nobody): with no live lock to mark,
+        // wake the project's waiting jobs ourselves. A release after the mark
+        // sees it and wakes them, after our write, so no job is left asleep.
         if deferred, let projectId = job.projectId, !projectId.isNull {
             let live: JSONValue = ["_id": projectId, "expiresAt": ["$gt": .date(Date())]]
-            let held = try await pool.run(locksName) { coll in
-                try CollectionOps.find(coll, filter: live, limit: 1, projection: ["_id": 1])
-            }
-            if held.isEmpty { try await wakeDeferred(projectId: projectId) }
+            let mark: JSONValue = ["$set": ["waiters": true]]
+            let marked = try await pool.run(locksName) { try CollectionOps.update($0, filter: live, update: mark) }
+            if marked == 0 { try await wakeDeferred(projectId: projectId) }
         }
         return deferred
     }

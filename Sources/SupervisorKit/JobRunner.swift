@@ -46,7 +46,7 @@ struct JobRunner: Sendable {
             } : nil
             defer { if let cgroup { Thread.detachNewThread { cgroup.remove() } } }
             clock.lap("cgroupMs")
-            var ticket = try await makeTicket(job, workspace: workspace)
+            var (ticket, projectDocumentId) = try await makeTicket(job, workspace: workspace)
             ticket.pidsEventsPath = cgroup?.events
             clock.lap("ticketMs")
             // Workspace preparation and fork/exec block: they run on a thread of their own.
@@ -73,15 +73,15 @@ struct JobRunner: Sendable {
             }
             for w in warnings.withLock({ $0 }) { logger.warning("\(w)") }
             clock.lap("forkMs")
-            var outcome = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
-                                          redactor: redactor, logger: logger,
-                                          warnings: notes + warnings.withLock { $0 }, launchTimings: clock.timings)
+            var (outcome, lines) = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
+                                                   redactor: redactor, logger: logger,
+                                                   warnings: notes + warnings.withLock { $0 }, launchTimings: clock.timings)
             let refused = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
             if refused > 0, outcome.map(Self.overridableByLimit) == true {
                 outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.child.maxProcesses) "
                     + "reached: the job tried to start more processes \(refused) time(s)"))
             }
-            if let outcome { await write(job, outcome, logger) }
+            if let outcome { await write(job, outcome, logger, logs: lines, projectDocumentId: projectDocumentId) }
             let final = outcome
             _ = try? await onDedicatedThread { cleanWorkspace(workspace, outcome: final) }
         } catch let failure as JobFailure {
@@ -103,8 +103,9 @@ struct JobRunner: Sendable {
     /// `Project`, with their aliases), settings and the secrets its child's
     /// trusted code needs: the Gemini key only when Gemini is in the chain.
     /// Never the Cline key (only the egress proxy holds it) and never the push
-    /// token (sent later, after the agent phase: see `supervise`).
-    func makeTicket(_ job: ClaimedJob, workspace: String) async throws -> JobTicket {
+    /// token (sent later, after the agent phase: see `supervise`). Also the
+    /// project's `_id`, for recording a success without reading it again.
+    func makeTicket(_ job: ClaimedJob, workspace: String) async throws -> (JobTicket, JSONValue) {
         guard let spec = job.job.architectureSpec else {
             throw JobFailure(.invalidSpec, "the job has no architecture_spec")
         }
@@ -115,19 +116,20 @@ struct JobRunner: Sendable {
             throw JobFailure(.invalidSpec, "project \(JobStore.idText(projectRef)) does not exist "
                 + "(no project has it as _id or projectId)")
         }
-        return JobTicket(jobId: job.idText, attempt: job.attempt,
+        return (JobTicket(jobId: job.idText, attempt: job.attempt,
                          projectName: project.name ?? "project", repoURL: project.repoURL,
                          architectureSpec: spec, workspace: workspace, settings: config.child,
                          secrets: ChildSecrets(githubToken: nil,
                                                geminiAPIKey: config.child.generators.contains("gemini") ? config.geminiAPIKey : nil),
-                         prompt: job.job.prompt)
+                         prompt: job.job.prompt), project.id)
     }
 
     /// Relays the child's events until it exits; returns the outcome to
-    /// record, or nil when the lease was lost (nothing more may be written).
+    /// record, or nil when the lease was lost (nothing more may be written),
+    /// and the log lines not yet written (they go with the outcome).
     func supervise(_ job: ClaimedJob, _ child: ChildProcess, proxy: EgressProxyProcess?, cgroup: JobCgroup?,
                    repoURL: String?, redactor: Redactor, logger: Logger, warnings: [String],
-                   launchTimings: [String: Int] = [:]) async -> JobOutcome? {
+                   launchTimings: [String: Int] = [:]) async -> (JobOutcome?, [String]) {
         let tokenFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(store: store, job: job)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
@@ -166,16 +168,16 @@ struct JobRunner: Sendable {
                         }
                         switch event {
                         case .log(let l): await logs.add(redactor.redact(l))
+                        // `finished` is written by the outcome's write, which sets it.
+                        case .stage(.finished): break
                         case .stage(let s):
-                            await logs.flush()
-                            let t = ContinuousClock.now
+                            // One write: the stage and the log lines before it.
                             do {
-                                if try await !store.setStage(job, s) { control.stop(.leaseLost) }
+                                if try await !logs.stage(s) { control.stop(.leaseLost) }
                             } catch {
                                 // The stage is informational: the job goes on, the next stage or the outcome follows.
                                 logger.warning("cannot record the stage \(s.rawValue)", metadata: DatabaseRetry.metadata(error))
                             }
-                            await logs.addDatabaseTime(ContinuousClock.now - t)
                         case .succeeded, .failed: result.set(event)
                         case .pushTokenRequest:
                             if let failure = await handOverPushToken(job, repoURL: repoURL, child, cgroup: cgroup, logs: logs) {
@@ -222,18 +224,18 @@ struct JobRunner: Sendable {
             await group.waitForAll()
             await periodic.value
             await logs.add("child exited: \(status)")
-            await logs.flush()
+            let lines = await logs.takeAll()
             logger.info("child exited", metadata: ["status": "\(status)"])
             var decided = outcome(job, status: status, result: result.value, stop: control.reason)
             if let failure = tokenFailure.withLock({ $0 }), control.reason == nil { decided = decide(job, failure) }
-            guard case .done(var meta)? = decided else { return decided }
+            guard case .done(var meta)? = decided else { return (decided, lines) }
             // The supervisor's share of the per-phase timings.
             var timings = (meta.timings ?? [:]).merging(launchTimings) { child, _ in child }
             timings["afterExitMs"] = (ContinuousClock.now - exited).milliseconds
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
             timings["databaseMs"] = await logs.databaseTime.milliseconds
             meta.timings = timings
-            return .done(meta)
+            return (.done(meta), lines)
         }
     }
 
@@ -307,16 +309,18 @@ struct JobRunner: Sendable {
         return .retry(failure, notBefore: Date().addingTimeInterval(base + Double.random(in: 0...(base / 4 + 1))))
     }
 
-    /// Records the outcome, retrying through a database outage (capped
-    /// backoff, up to 15 minutes; the write stays fenced, so a lease that
-    /// lapsed meanwhile makes it a no-op), then releases the project lock and,
-    /// for a success, records it on the project. A rejection by the server is
-    /// logged as such, never as an outage.
-    func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger) async {
+    /// Records the outcome with the job's last log lines, retrying through a
+    /// database outage (capped backoff, up to 15 minutes; the write stays
+    /// fenced, so a lease that lapsed meanwhile makes it a no-op), then
+    /// releases the project lock and, for a success, records it on the
+    /// project (`projectDocumentId`: its `_id` as the ticket read it). A
+    /// rejection by the server is logged as such, never as an outage.
+    func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger, logs: [String] = [],
+               projectDocumentId: JSONValue? = nil) async {
         let written: Bool
         do {
             written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                try await store.finish(job, outcome)
+                try await store.finish(job, outcome, logs: logs)
             }
         } catch {
             if DatabaseRetry.isOutage(error) {
@@ -361,7 +365,11 @@ struct JobRunner: Sendable {
         if case .done = outcome {
             do {
                 try await DatabaseRetry.run("recording the project's success", giveUpAfter: .seconds(120), logger: logger) {
-                    try await store.recordSuccess(projectId: p, jobId: job.id)
+                    if let projectDocumentId {
+                        try await store.recordSuccess(projectDocumentId: projectDocumentId, jobId: job.id)
+                    } else {
+                        try await store.recordSuccess(projectId: p, jobId: job.id)
+                    }
                 }
             } catch {
                 logger.warning("the job is recorded done, but the project's lastUpdated and jobIds were not updated",

@@ -40,9 +40,16 @@ final class LeaseKeeper: Sendable {
     /// Whether the change stream works (cancels arrive on it).
     func setStreaming(_ on: Bool) { streaming.withLock { $0 = on } }
 
-    /// A change event said `jobId`'s cancellation was requested.
-    func cancelRequested(jobId: String) {
-        for h in held.withLock({ Array($0.values) }) where h.job.idText == jobId { h.control.stop(.cancelled) }
+    /// A change event said `jobId`'s cancellation was requested. False when
+    /// no job held here has that id (a pending job, or another runner's).
+    @discardableResult
+    func cancelRequested(jobId: String) -> Bool {
+        var found = false
+        for h in held.withLock({ Array($0.values) }) where h.job.idText == jobId {
+            h.control.stop(.cancelled)
+            found = true
+        }
+        return found
     }
 
     /// Renews and polls until `stopped()`.

@@ -29,16 +29,18 @@ public final class ShutdownSignal: Sendable {
 }
 
 /// Batches a job's log lines: a job that prints thousands of lines costs a
-/// few database round-trips (flush at 200 lines or every half second).
+/// few database round-trips (flush at 200 lines or every half second), and
+/// the lines pending when a stage begins or the job ends go with that write
+/// (a short job needs no log write of its own). One write at a time, so the
+/// lines stay in order.
 actor LogBatcher {
     let store: JobStore
     let job: ClaimedJob
     private var pending: [String] = []
     private var lastFlush = ContinuousClock.now
+    private var writing = false
     /// Time this job's relay spent in database writes (logs and stages).
     private(set) var databaseTime = Duration.zero
-
-    func addDatabaseTime(_ d: Duration) { databaseTime += d }
 
     init(store: JobStore, job: ClaimedJob) {
         self.store = store
@@ -63,17 +65,41 @@ actor LogBatcher {
         if !pending.isEmpty, ContinuousClock.now - lastFlush >= .milliseconds(500) { await flush() }
     }
 
-    /// Writes the pending lines; on a database error they stay buffered
-    /// (bounded: the oldest are dropped past 5000, with a marker).
+    /// Writes the pending lines (if no write is under way: those lines then
+    /// go with the next one).
     func flush() async {
+        guard !writing, !pending.isEmpty else { return }
+        _ = try? await write { store, job, lines in try await store.appendLogs(job, lines) }
+    }
+
+    /// Records `stage` with the pending lines in one write, after any write
+    /// under way. False when the lease is lost; throws when the database fails
+    /// (the lines stay pending).
+    func stage(_ stage: JobStage) async throws -> Bool {
+        while writing { try? await Task.sleep(for: .milliseconds(5)) }
+        return try await write { store, job, lines in try await store.setStage(job, stage, logs: lines) }
+    }
+
+    /// The lines not yet written, for the outcome's write (the relay is over).
+    func takeAll() -> [String] {
+        defer { pending.removeAll() }
+        return pending
+    }
+
+    /// Runs one write of the pending lines; on a database error they stay
+    /// pending (bounded: the oldest are dropped past 5000, with a marker).
+    private func write(_ op: @Sendable (JobStore, ClaimedJob, [String]) async throws -> Bool) async throws -> Bool {
+        writing = true
         lastFlush = ContinuousClock.now
-        guard !pending.isEmpty else { return }
         let lines = pending
         pending.removeAll()
         let t = ContinuousClock.now
-        defer { databaseTime += ContinuousClock.now - t }
+        defer {
+            databaseTime += ContinuousClock.now - t
+            writing = false
+        }
         do {
-            _ = try await store.appendLogs(job, lines)
+            return try await op(store, job, lines)
         } catch {
             pending = lines + pending
             if pending.count > 5000 {
@@ -81,6 +107,7 @@ actor LogBatcher {
                 pending.removeFirst(dropped)
                 pending[0] = "[\(dropped) log lines dropped while the database was unavailable]"
             }
+            throw error
         }
     }
 }

@@ -53,14 +53,25 @@ public final class Supervisor: Service, Sendable {
                                leases: leases)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
         let cannotClaim = Locked<String?>(nil)
+        /// Whether pending jobs the web app cancelled may be waiting: at start,
+        /// on a cancel event for a job not running here, on each safety poll,
+        /// and on every wake-up while the change stream is down.
+        let sweepDue = Locked(true)
         let watcher = ChangeWatcher(pool: store.pool)
+        let jobStore = store
         watcher.startEvents(onEvent: { event in
             // A running job's cancel arrives here; anything else may make a job claimable.
-            if let event, let cancelled = ChangeWatcher.cancelledJob(in: event) { leases.cancelRequested(jobId: cancelled) }
+            if let event, let cancelled = ChangeWatcher.cancelledJob(in: event),
+               !leases.cancelRequested(jobId: cancelled) {
+                sweepDue.withLock { $0 = true }
+            }
+            jobStore.claimQueueChanged()
             wake.yield()
         }, onState: { [logger] ok, why in
             schedule.withLock { $0.streaming = ok }
             leases.setStreaming(ok)
+            jobStore.setClaimQueueWatched(ok)
+            if !ok { sweepDue.withLock { $0 = true } }
             if ok { logger.info("change stream open: new jobs are picked up at once") }
             else { logger.warning("change stream unavailable; polling", metadata: ["reason": "\(why)"]) }
         })
@@ -73,7 +84,7 @@ public final class Supervisor: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 // Every running job's lease, renewed together; cancel polling while the stream is down.
                 group.addTask { await leases.run(until: { Task.isCancelled }) }
-                group.addTask { [config, schedule, watchdog] in
+                group.addTask { [config, schedule, watchdog, jobStore] in
                     // The tick: polls every RUNNER_POLL_SECONDS while the change stream is
                     // down (a slow safety poll while it works), and wakes the loop when
                     // the earliest deferred job becomes due. Timers only; no database call.
@@ -85,6 +96,9 @@ public final class Supervisor: Service, Sendable {
                         if ContinuousClock.now - lastPoll >= .seconds(interval) || (due.map { $0 <= Date() } ?? false) {
                             lastPoll = .now
                             schedule.withLock { $0.nextDue = nil }
+                            // A due time or a poll: the queue may have changed without an event.
+                            jobStore.claimQueueChanged()
+                            sweepDue.withLock { $0 = true }
                             wake.yield()
                         }
                     }
@@ -92,6 +106,11 @@ public final class Supervisor: Service, Sendable {
                 var backoff = 0.5
                 var rejections = 0
                 var sweepFailing = false
+                // Projects whose lock is live elsewhere, read at most every `busyRefresh`
+                // (a job of one claimed meanwhile is deferred by the lock itself), and
+                // the projects of the jobs this supervisor runs (known here, never read).
+                var busyElsewhere: (at: ContinuousClock.Instant, projects: [JSONValue])?
+                let ownProjects = Locked<[String: JSONValue]>([:])
                 wake.yield()
                 for await _ in wakeups {
                     health.tick()
@@ -106,12 +125,15 @@ public final class Supervisor: Service, Sendable {
                     }
                     var idle = false
                     let endedBefore = ended.withLock { $0 }
-                    if running.withLock({ $0 }) < config.concurrency {
+                    let streaming = schedule.withLock { $0.streaming }
+                    if running.withLock({ $0 }) < config.concurrency, !streaming || sweepDue.withLock({ $0 }) {
                         // Pending jobs the web app cancelled directly end `cancelled` without running.
                         do {
+                            sweepDue.withLock { $0 = false }
                             try await store.sweepCancelledPending()
                             sweepFailing = false
                         } catch {
+                            sweepDue.withLock { $0 = true }
                             if !sweepFailing {
                                 logger.warning("cannot end pending jobs whose cancellation was requested; will retry",
                                                metadata: DatabaseRetry.metadata(error))
@@ -122,8 +144,11 @@ public final class Supervisor: Service, Sendable {
                     while running.withLock({ $0 }) < config.concurrency, !shutdown.isDraining {
                         let job: ClaimedJob?
                         do {
-                            job = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds,
-                                                        busyProjects: try await store.busyProjects())
+                            if busyElsewhere.map({ ContinuousClock.now - $0.at >= Self.busyRefresh }) ?? true {
+                                busyElsewhere = (.now, try await store.busyProjects())
+                            }
+                            let busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
+                            job = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
                             if backoff > 0.5 { logger.notice("database reachable again; claiming resumed") }
                             backoff = 0.5
                             health.database(ok: true)
@@ -162,8 +187,10 @@ public final class Supervisor: Service, Sendable {
                         RunnerMetrics.running(busy, slots: config.concurrency)
                         let queuedSince = job.job.notBefore ?? job.job.createdAt
                         if let queuedSince, job.attempt == 1 { RunnerMetrics.claimLatency(Date().timeIntervalSince(queuedSince)) }
+                        if let p = job.projectId, !p.isNull { ownProjects.withLock { $0[job.token] = p } }
                         group.addTask { [systemd, config] in
                             await runner.run(job)
+                            ownProjects.withLock { _ = $0.removeValue(forKey: job.token) }
                             ended.withLock { $0 += 1 }
                             let busy = running.withLock { $0 -= 1; return $0 }
                             systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
@@ -219,6 +246,9 @@ public final class Supervisor: Service, Sendable {
         }
         logger.info("supervisor stopped")
     }
+
+    /// How long the set of projects locked by other supervisors is reused between claims.
+    static let busyRefresh = Duration.seconds(2)
 
     /// Consecutive claims the server rejects (not outages) before the supervisor stops.
     static let rejectionsBeforeExit = 3

@@ -7,8 +7,9 @@ that contains any of the given byte patterns itself, with a command error
 Usage: mongo_proxy.py UPSTREAM_PORT [--code N] [--errmsg TEXT] [--count FILE] PATTERN...
 Prints its own port first. PATTERN is matched against the raw request bytes
 (e.g. '$not' matches any document key "$not"). With --count, every command
-forwarded is appended to FILE as one line: its name and, when the name's value
-is a string, that (the collection).
+forwarded (OP_MSG, and the legacy OP_QUERY a driver may open a connection
+with) is appended to FILE as one line: its name and, when the name's value is
+a string, that (the collection).
 """
 import socket
 import struct
@@ -16,6 +17,7 @@ import sys
 import threading
 
 OP_MSG = 2013
+OP_QUERY = 2004
 
 
 def cstring(s):
@@ -75,14 +77,17 @@ def main():
     next_id = [1 << 24]
     count_lock = threading.Lock()
 
-    def record(msg):
+    def record(msg, opcode):
         # OP_MSG: header, flagBits, section kind 0, then the command document;
-        # its first element's key is the command name.
+        # OP_QUERY: header, flags, collection name, skip, limit, then the query.
+        # The document's first element's key is the command name.
         try:
-            kind_at = 20
-            if msg[kind_at] != 0:
-                return
-            doc = msg[kind_at + 1:]
+            if opcode == OP_MSG:
+                if msg[20] != 0:
+                    return
+                doc = msg[21:]
+            else:
+                doc = msg[msg.index(b"\x00", 20) + 9:]
             etype = doc[4]
             end = doc.index(b"\x00", 5)
             name = doc[5:end].decode()
@@ -132,8 +137,8 @@ def main():
                     with lock:
                         client.sendall(reply)
                     continue
-                if count and opcode == OP_MSG:
-                    record(msg)
+                if count and opcode in (OP_MSG, OP_QUERY):
+                    record(msg, opcode)
                 upstream.sendall(msg)
         except OSError:
             pass

@@ -1,0 +1,56 @@
+import Foundation
+import RunnerCore
+import Testing
+
+/// Issue 15, item 3: what one short job costs the database, counted on the
+/// wire by a proxy (Tests/Fixtures/mongo_proxy.py --count) in front of the
+/// test server: every request the supervisor sends, start-up, monitoring and
+/// change stream included. A count, not a timing: a change that adds a
+/// round trip per job fails here.
+@Suite struct WireCountTests {
+    let queue = QueueFixture()
+
+    @Test func oneShortJobStaysWithinItsRequestBudget() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
+        let countFile = h.root + "/commands.log"
+        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile])
+        defer { proxy.stop() }
+        let id = try await h.seed(tinySpec)
+        let r = try await h.agentRunner(["run", "--exit-when-idle"],
+                                        env: ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(job)")
+        try await Task.sleep(for: .milliseconds(200))
+        let lines = ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let by = Dictionary(grouping: lines, by: { $0 }).mapValues(\.count)
+        print("one short job, in order: " + lines.joined(separator: " | "))
+        print("one short job: \(lines.count) requests: "
+              + by.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        // The job's own writes: the claim (an updateOne whose candidate the
+        // search read whole: no read-back), five stage writes that carry the
+        // log lines (preparing, generating, validating, committing, pushing)
+        // and the outcome with the last lines and `finished`; plus the sweep of
+        // cancelled pending jobs at start. A log line flushed on its own while
+        // a stage lasts over half a second (a loaded machine) may add one or two.
+        #expect(by["update jobs", default: 0] <= 8 + 2, "stage and outcome writes: \(by)")
+        #expect(by["findAndModify jobs", default: 0] == 0, "no per-job heartbeat: \(by)")
+        // The project is read once (for the ticket), written once (the success).
+        #expect(by["find projects", default: 0] == 1, "\(by)")
+        #expect(by["update projects", default: 0] == 1, "\(by)")
+        // Its lock: taken, then released in one delete (nobody waits).
+        #expect(by["findAndModify project_locks", default: 0] == 1, "\(by)")
+        #expect(by["delete project_locks", default: 0] == 1, "\(by)")
+        #expect(by["update project_locks", default: 0] == 0, "\(by)")
+        // Everything but the driver's monitoring and the change stream's waits
+        // (those follow the clock, not the job): start-up (indexes, the queue's
+        // shape, the stream's open), the claims (the job's, and the empty
+        // searches after it) and the job's own requests.
+        let clocked: Set<String> = ["hello ", "isMaster ", "getMore "]
+        let counted = lines.filter { !clocked.contains($0) }
+        #expect(counted.count <= 40, "\(counted.count) requests for one short job: \(by)")
+    }
+}
