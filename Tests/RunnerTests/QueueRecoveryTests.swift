@@ -11,10 +11,13 @@ import Testing
     @Test func supervisorKilledMidJobLosesNothingAndPublishesOnce() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        // A slow agent keeps jobs mid-flight when the supervisor dies.
+        // An agent that waits for the test keeps jobs mid-flight until the
+        // supervisor is dead (a timed agent could finish a job between the
+        // check that the victim holds it and the kill). Its folder is
+        // readable inside the sandbox: it holds the agent.
         let bin = h.root + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        try "#!/bin/sh\nsleep 2\necho '# slow agent' > README.md\necho ok > app.txt\n"
+        try "#!/bin/sh\nwhile [ ! -e \(bin)/release ]; do sleep 0.1; done\necho '# slow agent' > README.md\necho ok > app.txt\n"
             .write(toFile: bin + "/cline", atomically: true, encoding: .utf8)
         chmod(bin + "/cline", 0o755)
         var jobs: [(id: String, remote: String)] = []
@@ -44,6 +47,7 @@ import Testing
         }
         kill(victim.processIdentifier, SIGKILL)
         #expect(!held.isEmpty, "the killed supervisor held no job")
+        #expect(FileManager.default.createFile(atPath: bin + "/release", contents: Data()))
         _ = try await queue.waitExit(other, timeout: 60)
         try await Task.sleep(for: .seconds(4)) // the dead runner's leases lapse
         let restarted = try queue.startSupervisor(h, env, args: ["--exit-when-idle"])
