@@ -84,6 +84,8 @@ final class GitRemote {
         git_fetch_options_init(&opts, UInt32(GIT_FETCH_OPTIONS_VERSION))
         opts.callbacks = callbacks()
         opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        // The tracking ref is what the publisher reads; FETCH_HEAD would be one more file per job.
+        opts.update_fetchhead = 0
         try withExtendedLifetime(state) {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
@@ -94,7 +96,10 @@ final class GitRemote {
         }
     }
 
-    /// Pushes `refspec`; rejections reported by the server are collected in `state.rejections`.
+    /// Pushes `refspec`; rejections reported by the server are collected in
+    /// `state.rejections`. The upload alone: the workspace's tracking ref and
+    /// its reflog are not updated afterwards (the workspace serves one job;
+    /// that update was five more directories and files per job).
     func push(_ refspec: String) throws {
         var opts = git_push_options()
         git_push_options_init(&opts, UInt32(GIT_PUSH_OPTIONS_VERSION))
@@ -103,7 +108,8 @@ final class GitRemote {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
                 return try withStrArray([refspec]) { specs in
-                    try git("push", git_remote_push(handle, specs, &opts))
+                    defer { git_remote_disconnect(handle) }
+                    return try git("push", git_remote_upload(handle, specs, &opts))
                 }
             }
         }
