@@ -70,7 +70,7 @@ public enum Publisher {
                                stage: (JobStage) -> Void = { _ in }) throws -> JobMetadata {
         stage(.committing)
         var meta = JobMetadata()
-        // Sub-phases for `metadata.timings`: fetchMs, commitMs, pushMs.
+        // Sub-phases for `metadata.timings`: gitInitMs, fetchMs, commitMs, pushMs.
         var mark = ContinuousClock.now
         func lap(_ name: String) {
             let now = ContinuousClock.now
@@ -105,6 +105,7 @@ public enum Publisher {
             // (or whatever ends the publish): the repository stays whole for a
             // kept workspace, at two files instead of one per object.
             try repo.keepNewObjectsInMemory()
+            lap("gitInitMs")
             defer {
                 do { try repo.persistNewObjects() } catch { log("cannot write the commit's objects into the workspace: \(error)") }
             }

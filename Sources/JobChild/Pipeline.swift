@@ -78,7 +78,10 @@ struct Pipeline {
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
         }
-        let token = try measure("tokenWaitMs") { try ChildInput.pushToken(emitter: out) }
+        // Only an http(s) push uses a token: for a local remote, or none, the
+        // child does not ask (one round trip through the supervisor less).
+        let token = Publisher.kind(of: ticket.repoURL ?? "") == .http
+            ? try measure("tokenWaitMs") { try ChildInput.pushToken(emitter: out) } : nil
         if let token { out.addSecret(token) }
         let s = ticket.settings
         var req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
