@@ -12,8 +12,10 @@ Measures (see README "Performance"):
                   (find_one_and_update), read the project, write the files
                   one scaffold job generates, commit and push with the git
                   CLI, push the log lines, write the outcome; it sleeps its
-                  2 s poll only when no job was found. Target: throughput
-                  >= 1.5x this loop (issue 15)
+                  2 s poll only when no job was found. The two run in
+                  alternating halves (BENCH_ROUNDS=2: seed, runner, runner,
+                  seed), so a load that drifts weighs on both. Target:
+                  throughput >= 1.5x this loop (issue 15)
   claim latency   20 jobs arriving one at a time into an idle supervisor
                   (insert -> startedAt), p50 and p99
   memory and CPU  supervisor RSS idle and while 2 children run; idle CPU %
@@ -112,11 +114,10 @@ def cpu_ticks(pid):
 SHORT_JOBS = int(os.environ.get("BENCH_SHORT_JOBS", "40"))
 
 
-def throughput(n=SHORT_JOBS):
+def throughput(n=SHORT_JOBS, db="bench_tp"):
     """`n` short scaffold jobs through the runner: concurrency 2, the sandbox
     enforced and JOB_NETWORK=proxy (the production defaults, set explicitly),
     pushes to local bare repositories."""
-    db = "bench_tp"
     ids = seed(db, n)
     sup = subprocess.Popen([os.path.join(BIN, "agent-runner"), "run", "--exit-when-idle", "--concurrency", "2"],
                            env=env(db, SANDBOX="enforce", JOB_NETWORK="proxy"), cwd=TMP, stderr=subprocess.DEVNULL)
@@ -140,7 +141,41 @@ def throughput(n=SHORT_JOBS):
             "jobs_per_s": round(len(done) / elapsed, 2), "rss_mb_with_2_children": round(peak / 1024, 1),
             "split_ms_median": {"spawn_and_sandbox": med("spawnMs"), "generation": med("generateMs"),
                                 "commit_and_push": med("publishMs"), "database_writes": med("databaseMs")},
-            "timings_ms_median": {k: med(k) for k in keys}}
+            "timings_ms_median": {k: med(k) for k in keys}, "timings": timings, "done_count": len(done)}
+
+
+def interleaved(files, n=SHORT_JOBS, rounds=int(os.environ.get("BENCH_ROUNDS", "2"))):
+    """The seed's loop and the runner on the same server in the same run,
+    `n` jobs each, in `rounds` alternating halves (A B B A ...), so that a
+    load that drifts during the run (a shared machine) weighs on both alike.
+    Each figure is its jobs over its summed seconds."""
+    per = max(1, n // rounds)
+    base_s = tp_s = 0.0
+    base_n = tp_n = sandboxed = 0
+    timings, peak = [], 0
+    for r in range(rounds):
+        for which in (("base", "tp") if r % 2 == 0 else ("tp", "base")):
+            if which == "base":
+                b = baseline(files, per, db=f"bench_base{r}")
+                base_s, base_n = base_s + b["seconds"], base_n + b["jobs"]
+            else:
+                t = throughput(per, db=f"bench_tp{r}")
+                tp_s, tp_n = tp_s + t["seconds"], tp_n + t["done_count"]
+                sandboxed += t["sandboxed"]
+                timings += t["timings"]
+                peak = max(peak, t["rss_mb_with_2_children"])
+
+    def med(key):
+        vals = [t[key] for t in timings if key in t]
+        return round(statistics.median(vals), 1) if vals else None
+    keys = sorted({k for t in timings for k in t})
+    base = {"jobs": base_n, "seconds": round(base_s, 2), "jobs_per_s": round(base_n / base_s, 2)}
+    tp = {"jobs": per * rounds, "done": tp_n, "sandboxed": sandboxed, "rounds": rounds, "seconds": round(tp_s, 2),
+          "jobs_per_s": round(tp_n / tp_s, 2), "rss_mb_with_2_children": peak,
+          "split_ms_median": {"spawn_and_sandbox": med("spawnMs"), "generation": med("generateMs"),
+                              "commit_and_push": med("publishMs"), "database_writes": med("databaseMs")},
+          "timings_ms_median": {k: med(k) for k in keys}}
+    return base, tp
 
 
 def scaffold_tree():
@@ -162,12 +197,11 @@ def scaffold_tree():
     return files
 
 
-def baseline(files, n=SHORT_JOBS):
+def baseline(files, n=SHORT_JOBS, db="bench_base"):
     """The seed's loop, as the seed runs it: one job at a time, no sandbox;
     claim with find_one_and_update, read the project, write the generated
     files, commit and push with the git CLI, push the log lines, write the
     outcome; sleep the 2 s poll only when no job was found."""
-    db = "bench_base"
     seed(db, n)
     start = time.monotonic()
     finished = 0
@@ -443,13 +477,21 @@ def main():
     if ONLY & {"throughput", "baseline"}:
         log("the scaffold tree of one job (untimed warm-up)")
         files = scaffold_tree()
-    if "baseline" in ONLY:
+    if {"throughput", "baseline"} <= ONLY:
+        log(f"baseline and throughput, {SHORT_JOBS} jobs each in alternating halves: the seed's loop (one at a "
+            "time, no sandbox, git CLI) and the runner (concurrency 2, sandbox enforced, JOB_NETWORK=proxy)")
+        base, tp = interleaved(files)
+    elif "baseline" in ONLY:
         log(f"baseline: the seed's loop, {SHORT_JOBS} jobs one at a time, no sandbox, git CLI")
         base = baseline(files)
-        out.update({"baseline_jobs_per_s": base["jobs_per_s"], "baseline": base})
-    if "throughput" in ONLY:
+    elif "throughput" in ONLY:
         log(f"throughput: {SHORT_JOBS} jobs, concurrency 2, sandbox enforced, JOB_NETWORK=proxy")
         tp = throughput()
+    if "baseline" in ONLY:
+        out.update({"baseline_jobs_per_s": base["jobs_per_s"], "baseline": base})
+    if "throughput" in ONLY:
+        for k in ("timings", "done_count"):
+            tp.pop(k, None)
         out.update({"jobs_per_s": tp["jobs_per_s"], "throughput": tp,
                     "supervisor_rss_mb_with_2_children": tp["rss_mb_with_2_children"],
                     "per_job_split_ms_median": tp["split_ms_median"],
