@@ -19,9 +19,21 @@ final class GitRepository {
     init(initAt path: String, branch: String) throws {
         _ = Self.initialized
         var repo: OpaquePointer?
-        try git("git init", git_repository_init(&repo, path, 0))
+        var opts = git_repository_init_options()
+        try git("init options", git_repository_init_options_init(&opts, UInt32(GIT_REPOSITORY_INIT_OPTIONS_VERSION)))
+        opts.flags = GIT_REPOSITORY_INIT_MKPATH.rawValue
+        // HEAD names the branch from the start (no second write of HEAD).
+        try branch.withCString { head in
+            opts.initial_head = head
+            try git("git init", git_repository_init_ext(&repo, path, &opts))
+        }
         handle = repo!
-        try git("set HEAD", git_repository_set_head(handle, "refs/heads/\(branch)"))
+        // No reflogs: the workspace serves one job, and they were five more
+        // directories and files in .git per job.
+        var config: OpaquePointer?
+        try git("open config", git_repository_config(&config, handle))
+        defer { git_config_free(config) }
+        try git("core.logAllRefUpdates", git_config_set_bool(config, "core.logAllRefUpdates", 0))
     }
 
     deinit { git_repository_free(handle) }
