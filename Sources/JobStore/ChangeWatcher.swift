@@ -11,6 +11,7 @@ import RunnerCore
 public final class ChangeWatcher: Sendable {
     private let pool: MongoPool
     private let stopped = Locked(false)
+    private let patient = Locked(false)
     private let pipelineJSON: String
 
     /// A watcher for the supervisor's wake-ups (`pipeline`).
@@ -95,14 +96,15 @@ public final class ChangeWatcher: Sendable {
                             continue
                         }
                         // An empty answer that came early: the server woke the
-                        // wait for a write this stream filters out. Ask again
-                        // no sooner than `minimumWait` after the last ask, so a
-                        // busy collection costs a few getMores a second, not
-                        // one per write.
-                        let waited = ContinuousClock.now - asked
-                        if waited < Self.minimumWait {
-                            let rest = Self.minimumWait - waited
-                            Thread.sleep(forTimeInterval: Double(rest.components.attoseconds) / 1e18 + Double(rest.components.seconds))
+                        // wait for a write this stream filters out. While the
+                        // caller is patient (a supervisor whose slots are all
+                        // busy: only a cancel matters, within seconds), ask
+                        // again no sooner than `patientInterval` after the last
+                        // ask, so its own jobs' writes cost a few getMores a
+                        // second, not one each.
+                        if patient.withLock({ $0 }) {
+                            let rest = Self.patientInterval - (ContinuousClock.now - asked)
+                            if rest > .zero { Thread.sleep(forTimeInterval: rest / .seconds(1)) }
                         }
                         var reply: OpaquePointer?
                         if mongoc_change_stream_error_document(stream, &err, &reply) {
@@ -120,10 +122,12 @@ public final class ChangeWatcher: Sendable {
         }
     }
 
-    /// The shortest time between two asks for more events (getMore) that
-    /// found none: an event waits at most this much longer while the
-    /// collection is busy (an idle stream's wait is the server's, up to 1 s).
-    static let minimumWait = Duration.milliseconds(250)
+    /// While patient, the shortest time between two asks for more events
+    /// (getMore): an event then waits at most this much longer.
+    static let patientInterval = Duration.milliseconds(250)
+
+    /// Whether events may wait up to `patientInterval` (see `start`'s loop).
+    public func setPatient(_ on: Bool) { patient.withLock { $0 = on } }
 
     /// Stops the thread within about a second.
     public func stop() { stopped.withLock { $0 = true } }

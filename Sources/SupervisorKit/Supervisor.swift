@@ -181,7 +181,12 @@ public final class Supervisor: Service, Sendable {
                             break
                         }
                         guard let job else { idle = true; break }
-                        let busy = running.withLock { $0 += 1; return $0 }
+                        // Every slot busy: the change stream may answer more slowly (fewer getMores).
+                        let busy = running.withLock { n in
+                            n += 1
+                            watcher.setPatient(n >= config.concurrency)
+                            return n
+                        }
                         systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
                         RunnerMetrics.claimed()
                         RunnerMetrics.running(busy, slots: config.concurrency)
@@ -192,7 +197,11 @@ public final class Supervisor: Service, Sendable {
                             await runner.run(job)
                             ownProjects.withLock { _ = $0.removeValue(forKey: job.token) }
                             ended.withLock { $0 += 1 }
-                            let busy = running.withLock { $0 -= 1; return $0 }
+                            let busy = running.withLock { n in
+                                n -= 1
+                                watcher.setPatient(n >= config.concurrency)
+                                return n
+                            }
                             systemd.notify("STATUS=\(busy)/\(config.concurrency) slots busy")
                             RunnerMetrics.running(busy, slots: config.concurrency)
                             wake.yield()
