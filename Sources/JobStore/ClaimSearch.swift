@@ -154,10 +154,10 @@ final class ClaimSearch: Sendable {
               fallback: () throws -> JSONValue?) throws -> JSONValue? {
         let nowJSON = JSONValue.date(now)
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
-        let pendingGuard = JobStore.pendingClaimable(now: nowJSON)
+        let pendingGuard = { (doc: JSONValue) in JobStore.pendingGuard(doc, now: nowJSON) }
         // 0. The candidates the last search read, while nothing changed.
         while let (doc, band) = popCached() {
-            guard eligible(doc, nowMs: nowMs, busy: busy), let claimed = try tryClaim(doc, pendingGuard) else { continue }
+            guard eligible(doc, nowMs: nowMs, busy: busy), let claimed = try tryClaim(doc, pendingGuard(doc)) else { continue }
             if let ms = Job.createdMilliseconds(doc) { state.withLock { $0.hints[band] = ms } }
             return claimed
         }
@@ -193,7 +193,7 @@ final class ClaimSearch: Sendable {
             while true {
                 sawAny = sawAny || !candidates.isEmpty
                 for (i, doc) in candidates.enumerated() where eligible(doc, nowMs: nowMs, busy: busy) {
-                    guard let claimed = try tryClaim(doc, pendingGuard) else { continue }
+                    guard let claimed = try tryClaim(doc, pendingGuard(doc)) else { continue }
                     if let ms = Job.createdMilliseconds(doc) { state.withLock { $0.hints[band] = ms } }
                     keep(candidates[(i + 1)...], band: band)
                     if windowed { adapt(band, width: width / 4, held: candidates.count) }

@@ -152,7 +152,7 @@ public final class JobStore: Sendable {
                         if let project = DocumentFields.first(DocumentFields.projectRef, in: doc),
                            busy.contains(project.jsonString) { continue }
                         let running = doc["status"]?.stringValue == "running"
-                        if let claimed = try tryClaim(doc, running ? Self.expiredLease(now: nowJSON) : Self.pendingClaimable(now: nowJSON)) {
+                        if let claimed = try tryClaim(doc, running ? Self.expiredLease(now: nowJSON) : Self.pendingGuard(doc, now: nowJSON)) {
                             return claimed
                         }
                     }
@@ -186,6 +186,19 @@ public final class JobStore: Sendable {
     static func pendingClaimable(now: JSONValue) -> [String: JSONValue] {
         ["status": "pending", "cancelRequested": ["$in": [false, nil]],
          "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": now]]]]
+    }
+
+    /// The claim's re-check for one pending candidate, as read: still pending,
+    /// not cancelled, and still due, by the one test that holds for its
+    /// `notBefore` (absent or null, or passed). No `$or`: SecantusDB answers
+    /// an update with `$or` in its filter by scanning the collection (0.7 s
+    /// with 100,000 jobs), one with equalities, `$in` and a range at once. A
+    /// `notBefore` changed since the read fails the check (another candidate
+    /// is tried), never claims a job that is not due.
+    static func pendingGuard(_ candidate: JSONValue, now: JSONValue) -> [String: JSONValue] {
+        let notBefore = candidate["notBefore"]
+        return ["status": "pending", "cancelRequested": ["$in": [false, nil]],
+                "notBefore": notBefore == nil || notBefore?.isNull == true ? .null : ["$lte": now]]
     }
 
     /// A running job whose lease has expired (its runner is gone).
