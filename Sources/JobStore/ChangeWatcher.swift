@@ -96,16 +96,15 @@ public final class ChangeWatcher: Sendable {
                             continue
                         }
                         // An empty answer that came early: the server woke the
-                        // wait for a write this stream filters out. While the
-                        // caller is patient (a supervisor whose slots are all
-                        // busy: only a cancel matters, within seconds), ask
-                        // again no sooner than `patientInterval` after the last
-                        // ask, so its own jobs' writes cost a few getMores a
-                        // second, not one each.
-                        if patient.withLock({ $0 }) {
-                            let rest = Self.patientInterval - (ContinuousClock.now - asked)
-                            if rest > .zero { Thread.sleep(forTimeInterval: rest / .seconds(1)) }
-                        }
+                        // wait for a write this stream filters out. Ask again
+                        // no sooner than `eagerInterval` after the last ask (a
+                        // burst of writes costs a few getMores, not one each),
+                        // or `patientInterval` while the caller is patient (a
+                        // supervisor whose slots are all busy: only a cancel
+                        // matters, within seconds).
+                        let interval = patient.withLock { $0 } ? Self.patientInterval : Self.eagerInterval
+                        let rest = interval - (ContinuousClock.now - asked)
+                        if rest > .zero { Thread.sleep(forTimeInterval: rest / .seconds(1)) }
                         var reply: OpaquePointer?
                         if mongoc_change_stream_error_document(stream, &err, &reply) {
                             return MongoError(err, "change stream").description
@@ -125,6 +124,8 @@ public final class ChangeWatcher: Sendable {
     /// While patient, the shortest time between two asks for more events
     /// (getMore): an event then waits at most this much longer.
     static let patientInterval = Duration.milliseconds(250)
+    /// Otherwise: an event then waits at most this much longer.
+    static let eagerInterval = Duration.milliseconds(50)
 
     /// Whether events may wait up to `patientInterval` (see `start`'s loop).
     public func setPatient(_ on: Bool) { patient.withLock { $0 = on } }
