@@ -144,11 +144,22 @@ public final class Supervisor: Service, Sendable {
                     while running.withLock({ $0 }) < config.concurrency, !shutdown.isDraining {
                         let job: ClaimedJob?
                         do {
+                            var fresh = false
                             if busyElsewhere.map({ ContinuousClock.now - $0.at >= Self.busyRefresh }) ?? true {
                                 busyElsewhere = (.now, try await store.busyProjects())
+                                fresh = true
                             }
-                            let busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
-                            job = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
+                            var busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
+                            var claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
+                            if claimed == nil, !fresh, busyElsewhere?.projects.isEmpty == false {
+                                // Nothing but, perhaps, jobs of projects thought busy elsewhere: a
+                                // lock may have been released since they were read. Read again.
+                                store.claimQueueChanged()
+                                busyElsewhere = (.now, try await store.busyProjects())
+                                busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
+                                claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
+                            }
+                            job = claimed
                             if backoff > 0.5 { logger.notice("database reachable again; claiming resumed") }
                             backoff = 0.5
                             health.database(ok: true)
