@@ -292,6 +292,11 @@ def claim_time(pending, app_shape=False):
     db = f"bench_scale_{pending}" + ("_app" if app_shape else "")
     date_field, project_field = ("created_at", "project_id") if app_shape else ("createdAt", "projectId")
     coll = client[db].jobs
+    # The indexes first (bench-claim with nothing to claim creates them): built
+    # over 100,000 documents afterwards, they outlast the driver's 10 s socket
+    # timeout on a loaded machine.
+    subprocess.run([os.path.join(BIN, "agent-runner"), "bench-claim", "--count", "0"], cwd=TMP, env=env(db),
+                   check=True, capture_output=True)
     batch = []
     t0 = datetime.now(timezone.utc) - timedelta(hours=1)
     for i in range(pending):

@@ -149,12 +149,14 @@ public final class Supervisor: Service, Sendable {
                                 busyElsewhere = (.now, try await store.busyProjects())
                                 fresh = true
                             }
-                            var busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
+                            let own = ownProjects.withLock { Array($0.values) }
+                            var busy = (busyElsewhere?.projects ?? []) + own
                             var claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
-                            if claimed == nil, !fresh, busyElsewhere?.projects.isEmpty == false {
+                            let ownKeys = Set(own.map(\.jsonString))
+                            if claimed == nil, !fresh,
+                               busyElsewhere?.projects.contains(where: { !ownKeys.contains($0.jsonString) }) == true {
                                 // Nothing but, perhaps, jobs of projects thought busy elsewhere: a
                                 // lock may have been released since they were read. Read again.
-                                store.claimQueueChanged()
                                 busyElsewhere = (.now, try await store.busyProjects())
                                 busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
                                 claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
