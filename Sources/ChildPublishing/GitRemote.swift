@@ -51,7 +51,7 @@ final class GitRemote {
     /// Creates remote `name` for `url` in `repo`, fetching `refs/heads/*`.
     init(repo: GitRepository, name: String, url: String, token: String?, maxAuthAttempts: Int = 3) throws {
         var remote: OpaquePointer?
-        try repo.withHandle { h in
+        _ = try repo.withHandle { h in
             try git("add remote", git_remote_create_with_fetchspec(&remote, h, name, url,
                                                                     "+refs/heads/*:refs/remotes/\(name)/*"))
         }
@@ -86,7 +86,7 @@ final class GitRemote {
         opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
         // The tracking ref is what the publisher reads; FETCH_HEAD would be one more file per job.
         opts.update_fetchhead = 0
-        try withExtendedLifetime(state) {
+        _ = try withExtendedLifetime(state) {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
                 return try withStrArray([refspec]) { specs in
@@ -104,7 +104,7 @@ final class GitRemote {
         var opts = git_push_options()
         git_push_options_init(&opts, UInt32(GIT_PUSH_OPTIONS_VERSION))
         opts.callbacks = callbacks()
-        try withExtendedLifetime(state) {
+        _ = try withExtendedLifetime(state) {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
                 return try withStrArray([refspec]) { specs in

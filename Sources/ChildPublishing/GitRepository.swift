@@ -77,7 +77,7 @@ final class GitRepository {
         var index: OpaquePointer?
         try git("open index", git_repository_index(&index, handle))
         defer { git_index_free(index) }
-        try withStrArray(["*"]) { spec in
+        _ = try withStrArray(["*"]) { spec in
             try git("git add", git_index_add_all(index, spec, GIT_INDEX_ADD_DEFAULT.rawValue, nil, nil))
         }
         try git("write index", git_index_write(index))
@@ -131,7 +131,7 @@ final class GitRepository {
         defer { if parentCommit != nil { git_commit_free(parentCommit) } }
         var out = git_oid()
         var parents: [OpaquePointer?] = parentCommit.map { [$0] } ?? []
-        try parents.withUnsafeMutableBufferPointer { buf in
+        _ = try parents.withUnsafeMutableBufferPointer { buf in
             try git("commit", git_commit_create(&out, handle, refName, sig, sig, "UTF-8", message, tree,
                                                 buf.count, buf.baseAddress))
         }
@@ -155,8 +155,7 @@ extension git_oid {
         var copy = self
         var buf = [CChar](repeating: 0, count: 41)
         git_oid_fmt(&buf, &copy)
-        buf[40] = 0
-        return String(cString: buf)
+        return String(decoding: buf.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func == (a: git_oid, b: git_oid) -> Bool {

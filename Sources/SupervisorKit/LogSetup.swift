@@ -31,10 +31,11 @@ public struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message
         var all = metadata
-        if let extra { all.merge(extra) { $1 } }
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let error = event.error { all["error"] = "\(error)" }
         let text: String
         if json {
             var o: [String: JSONValue] = ["ts": .string(Date().formatted(.iso8601)), "level": .string(level.rawValue),
