@@ -5,6 +5,16 @@ int cshims_git_disable_owner_validation(void) {
     return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
 }
 
+int cshims_git_ignore_user_config(void) {
+    const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
+                          GIT_CONFIG_LEVEL_PROGRAMDATA};
+    for (unsigned i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        int rc = git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 

@@ -88,22 +88,7 @@ public enum SocketIO {
             else { continue }
             var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            let rc: Int32
-            if ip.isV4 {
-                var a = sockaddr_in()
-                a.sin_family = sa_family_t(AF_INET)
-                a.sin_port = in_port_t(UInt16(port).bigEndian)
-                withUnsafeMutableBytes(of: &a.sin_addr) { $0.copyBytes(from: ip.bytes) }
-                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            } else {
-                var a = sockaddr_in6()
-                a.sin6_family = sa_family_t(AF_INET6)
-                a.sin6_port = in_port_t(UInt16(port).bigEndian)
-                withUnsafeMutableBytes(of: &a.sin6_addr) { $0.copyBytes(from: ip.bytes) }
-                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-            }
+            let rc = withSocketAddress(ip, port: port) { connect(fd, $0, $1) }
             if rc == 0 {
                 var none = timeval()
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
@@ -113,6 +98,25 @@ public enum SocketIO {
             close(fd)
         }
         throw last
+    }
+
+    /// Runs `body` with the sockaddr_in or sockaddr_in6 for `ip` and `port`, and its length.
+    static func withSocketAddress<T>(_ ip: IPAddress, port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        func call<A>(_ a: inout A) -> T {
+            withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<A>.size)) } }
+        }
+        if ip.isV4 {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = in_port_t(UInt16(port).bigEndian)
+            withUnsafeMutableBytes(of: &a.sin_addr) { $0.copyBytes(from: ip.bytes) }
+            return call(&a)
+        }
+        var a = sockaddr_in6()
+        a.sin6_family = sa_family_t(AF_INET6)
+        a.sin6_port = in_port_t(UInt16(port).bigEndian)
+        withUnsafeMutableBytes(of: &a.sin6_addr) { $0.copyBytes(from: ip.bytes) }
+        return call(&a)
     }
 
     /// Accepts connections on `fd` forever, each handled on a thread of its

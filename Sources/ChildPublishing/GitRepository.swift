@@ -11,6 +11,8 @@ final class GitRepository {
     private static let initialized: Bool = {
         git_libgit2_init()
         _ = cshims_git_disable_owner_validation()
+        // Nothing from HOME (the agent's) or the host: see the shim.
+        precondition(cshims_git_ignore_user_config() == 0, "libgit2 refused to clear its config search path")
         return true
     }()
 

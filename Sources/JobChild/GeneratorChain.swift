@@ -78,6 +78,9 @@ struct GeneratorChain {
                 reasons.append(f.message)
                 retryable = retryable || f.retryable
                 log("generator \(name) failed: \(f.message); trying the next one")
+                // Nothing a failed agent started may write into the next generator's tree.
+                let leftovers = AgentReaper.killAll()
+                if leftovers > 0 { log("ended \(leftovers) process(es) the failed agent left running") }
                 try clearRepo()
             }
         }

@@ -199,8 +199,11 @@ struct ChildRun {
 
     static func collect(_ path: String, _ arguments: [String], environment: [String: String],
                         stdin: [UInt8] = [], namespaces: Namespaces? = nil) async throws -> ChildRun {
-        let child = try ChildProcess(executable: path, arguments: arguments, environment: environment, stdin: stdin,
-                                     namespaces: namespaces)
+        // The spawn blocks (clone, id maps, exec report): off the cooperative pool.
+        let child = try await onDedicatedThread {
+            try ChildProcess(executable: path, arguments: arguments, environment: environment, stdin: stdin,
+                             namespaces: namespaces)
+        }
         var lines: [String] = []
         for await line in child.output {
             switch line {
@@ -214,8 +217,10 @@ struct ChildRun {
 /// `<tool> --version`, first line, bounded to 5 s.
 enum ToolVersion {
     static func of(_ path: String) async -> String {
-        guard let child = try? ChildProcess(executable: path, arguments: ["--version"],
-                                            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"], stdin: []) else { return "" }
+        guard let child = try? await onDedicatedThread({
+            try ChildProcess(executable: path, arguments: ["--version"],
+                             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"], stdin: [])
+        }) else { return "" }
         let timer = Task { try await Task.sleep(for: .seconds(5)); child.signalGroup(SIGKILL) }
         var first = ""
         for await line in child.output where first.isEmpty {

@@ -69,11 +69,8 @@ results["udp"] = make("udp", socket.AF_INET, socket.SOCK_DGRAM)
 results["udp6"] = make("udp6", socket.AF_INET6, socket.SOCK_DGRAM)
 results["raw"] = make("raw", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 results["packet"] = make("packet", socket.AF_PACKET, socket.SOCK_RAW)
-try:
-    socket.getaddrinfo("example.com", 443)
-    results["dns"] = "resolved"
-except OSError as e:
-    results["dns"] = f"failed: {e}"
+# No DNS lookup here: it would go to /etc/resolv.conf's (non-loopback)
+# server if containment ever broke. "No DNS of its own" is the UDP refusal.
 
 # Everything readable that could hold a key.
 evidence = [json.dumps(dict(os.environ)), " ".join(sys.argv)]

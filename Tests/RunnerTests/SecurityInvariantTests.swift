@@ -119,6 +119,39 @@ import Testing
         }
     }
 
+    /// The agent writes HOME (the job's home/): a ~/.gitconfig it plants
+    /// there must not steer the push (url.insteadOf would send the commit,
+    /// and a token with it, elsewhere). libgit2 reads no global config.
+    @Test func aGitConfigPlantedByTheAgentDoesNotRedirectThePush() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let elsewhere = h.root + "/elsewhere.git"
+        try await Git.initBare(elsewhere)
+        let bin = h.root + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try """
+        #!/bin/sh
+        printf '[url "file://\(elsewhere)"]\\n\\tinsteadOf = file://\(h.remote)\\n[url "file://\(elsewhere)"]\\n\\tpushInsteadOf = file://\(h.remote)\\n' > "$HOME/.gitconfig"
+        mkdir -p "$HOME/.config/git" && cp "$HOME/.gitconfig" "$HOME/.config/git/config"
+        echo '# planted' > README.md
+        echo ok > app.txt
+        """.write(toFile: bin + "/cline", atomically: true, encoding: .utf8)
+        chmod(bin + "/cline", 0o755)
+        let id = try await h.seed(tinySpec)
+        let r = try await h.agentRunner(["run", "--exit-when-idle"],
+                                        env: ["CLINE_CMD": bin + "/cline", "CLINE_ENABLED": "true", "GENERATORS": "cline"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(job.jsonString)")
+        let home = h.workspace(id) + "/home/.gitconfig"
+        #expect(FileManager.default.fileExists(atPath: home), "the agent planted nothing: the test proves nothing")
+        let pushed = try await Git.run(["-C", h.remote, "log", "--format=%B", "main"])
+        #expect(pushed.contains("Architex-Job: \(id)"), "the commit is on the job's remote")
+        let diverted = try? await Git.run(["-C", elsewhere, "rev-parse", "--verify", "-q", "refs/heads/main"])
+        #expect(diverted == nil || diverted!.isEmpty, "nothing reached the planted remote")
+    }
+
     /// A read-write path the sandbox cannot open fails the job at once instead
     /// of being skipped (here a file:// repository that does not exist).
     @Test func aMissingReadWritePathFailsTheJob() async throws {

@@ -10,6 +10,13 @@
 /// local remotes may belong to another uid (JOB_UID_RANGE) by design.
 int cshims_git_disable_owner_validation(void);
 
+/// Empties libgit2's search path for the system, XDG and global config
+/// levels: only the repository's own .git/config is read. HOME is the job's
+/// home/, which the agent can write; a planted ~/.gitconfig
+/// (url.*.insteadOf, pushInsteadOf) could otherwise redirect the push, and
+/// the token with it. 0 or a libgit2 error code.
+int cshims_git_ignore_user_config(void);
+
 /// Adds an in-memory object database (libgit2's mempack) to `repo`, above its
 /// loose and pack backends: objects written from now on (blobs, trees,
 /// commits) stay in memory instead of one loose file each. The repository's
