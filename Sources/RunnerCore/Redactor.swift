@@ -11,6 +11,12 @@ public struct Redactor: Sendable {
         self.secrets = secrets.filter { $0.count >= 4 }.sorted { $0.count > $1.count }
     }
 
+    /// This redactor, also hiding `secret` (a value that became known later,
+    /// such as a job's push token).
+    public func adding(_ secret: String) -> Redactor {
+        Redactor(secrets: secrets + [secret])
+    }
+
     private static let patterns: [(NSRegularExpression, String)] = [
         (#"(?i)\b(authorization|proxy-authorization|x-goog-api-key|x-api-key)(\s*[:=]\s*)[^\r\n]+"#, "$1$2[REDACTED]"),
         (#"github_pat_[A-Za-z0-9_]{20,}"#, "[REDACTED]"),

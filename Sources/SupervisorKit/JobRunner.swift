@@ -26,7 +26,8 @@ struct JobRunner: Sendable {
     func run(_ job: ClaimedJob) async {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.idText)"
-        let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 })
+        // Grows by the push token once it is fetched (GIT_TOKEN_SOURCE=user or github-app).
+        let redactor = Locked(Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 }))
         let workspace = WorkspaceLayout(workdirRoot: config.workdirRoot, jobId: job.idText).root
         var clock = PhaseClock()
         do {
@@ -87,7 +88,7 @@ struct JobRunner: Sendable {
         } catch let failure as JobFailure {
             await write(job, decide(job, failure), logger)
         } catch {
-            await write(job, decide(job, JobFailure(.internal, redactor.redact("\(error)"))), logger)
+            await write(job, decide(job, JobFailure(.internal, redactor.withLock { $0 }.redact("\(error)"))), logger)
         }
     }
 
@@ -128,7 +129,7 @@ struct JobRunner: Sendable {
     /// record, or nil when the lease was lost (nothing more may be written),
     /// and the log lines not yet written (they go with the outcome).
     func supervise(_ job: ClaimedJob, _ child: ChildProcess, proxy: EgressProxyProcess?, cgroup: JobCgroup?,
-                   repoURL: String?, redactor: Redactor, logger: Logger, warnings: [String],
+                   repoURL: String?, redactor: Locked<Redactor>, logger: Logger, warnings: [String],
                    launchTimings: [String: Int] = [:]) async -> (JobOutcome?, [String]) {
         let tokenFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(store: store, job: job)
@@ -150,7 +151,7 @@ struct JobRunner: Sendable {
                         guard case .stdout(let text) = line,
                               let event = try? JSONDecoder().decode(EgressEvent.self, from: Data(text.utf8)) else { continue }
                         if event.type == "denied" { RunnerMetrics.egressDenied(reason: event.reason ?? "unknown") }
-                        if event.type != "ready" { await logs.add(redactor.redact(event.logLine)) }
+                        if event.type != "ready" { await logs.add(redactor.withLock { $0 }.redact(event.logLine)) }
                     }
                 }
             }
@@ -161,13 +162,13 @@ struct JobRunner: Sendable {
                 for await line in child.output {
                     firstEvent.withLock { if $0 == nil { $0 = .now } }
                     switch line {
-                    case .stderr(let text): await logs.add("[stderr] " + redactor.redact(text))
+                    case .stderr(let text): await logs.add("[stderr] " + redactor.withLock { $0 }.redact(text))
                     case .stdout(let text):
                         guard let event = try? JSONDecoder().decode(ChildEvent.self, from: Data(text.utf8)) else {
-                            await logs.add("[child] " + redactor.redact(text)); continue
+                            await logs.add("[child] " + redactor.withLock { $0 }.redact(text)); continue
                         }
                         switch event {
-                        case .log(let l): await logs.add(redactor.redact(l))
+                        case .log(let l): await logs.add(redactor.withLock { $0 }.redact(l))
                         // `finished` is written by the outcome's write, which sets it.
                         case .stage(.finished): break
                         case .stage(let s):
@@ -180,7 +181,8 @@ struct JobRunner: Sendable {
                             }
                         case .succeeded, .failed: result.set(event)
                         case .pushTokenRequest:
-                            if let failure = await handOverPushToken(job, repoURL: repoURL, child, cgroup: cgroup, logs: logs) {
+                            if let failure = await handOverPushToken(job, repoURL: repoURL, child, cgroup: cgroup, logs: logs,
+                                                                     redactor: redactor) {
                                 tokenFailure.withLock { $0 = failure }
                             }
                         }
@@ -246,7 +248,7 @@ struct JobRunner: Sendable {
     /// A token that cannot be had ends the child (its stdin closes) and is
     /// returned as the job's failure.
     func handOverPushToken(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
-                           logs: LogBatcher) async -> JobFailure? {
+                           logs: LogBatcher, redactor: Locked<Redactor>) async -> JobFailure? {
         if let cgroup {
             let others = ((try? await onDedicatedThread { cgroup.members() }) ?? []).filter { $0 != child.pid }
             if !others.isEmpty {
@@ -262,6 +264,8 @@ struct JobRunner: Sendable {
             child.closeInput()
             return error as? JobFailure ?? JobFailure(.pushFailed, "cannot get a push token: \(error)")
         }
+        // Whatever the child relays from now on is cleaned of this token too.
+        if let token { redactor.withLock { $0 = $0.adding(token) } }
         let secrets = ChildSecrets(githubToken: token, geminiAPIKey: nil)
         guard let line = try? JSONEncoder().encode(secrets) else { return nil }
         do {

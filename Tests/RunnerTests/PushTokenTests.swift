@@ -127,6 +127,37 @@ import Testing
         #expect(try await w.h.job(anonymous)["error"]?["message"]?.stringValue?.contains("no userId (nor user_id)") == true)
     }
 
+    /// A push token fetched for the job (here a user's, in no GitHub token
+    /// format the patterns know) is redacted from whatever the child relays.
+    @Test func aFetchedPushTokenNeverReachesTheJobsLog() async throws {
+        let w = try await world()
+        defer { w.stop() }
+        let plain = "plain-user-token-" + "0123456789abcdef"
+        try await w.h.store.pool.run("users") {
+            try CollectionOps.insert($0, ["_id": "user-3", "github_access_token": .string(plain)])
+        }
+        let id = try await appJob(w, user: "user-3")
+        // A stand-in child that asks for the token and then prints it, as a log event and on stderr.
+        let child = w.h.root + "/echo-token-child"
+        try """
+        #!/usr/bin/python3
+        import json, sys
+        sys.stdin.readline()
+        print(json.dumps({"type": "push_token_request"}), flush=True)
+        token = json.loads(sys.stdin.readline())["githubToken"]
+        print(json.dumps({"type": "log", "line": "remote said no to " + token}), flush=True)
+        print("stderr: " + token, file=sys.stderr, flush=True)
+        print(json.dumps({"type": "result", "ok": True, "metadata": {"generator": "fake"}}), flush=True)
+        """.write(toFile: child, atomically: true, encoding: .utf8)
+        chmod(child, 0o755)
+        try await run(w, ["GIT_TOKEN_SOURCE": "user", "AGENT_RUNNER_JOB_PATH": child])
+        let job = try await w.h.job(id)
+        let logs = job["logs"]?.jsonString ?? ""
+        #expect(logs.contains("remote said no to [REDACTED]"), "the child's line is there, token hidden: \(logs)")
+        #expect(logs.contains("stderr: [REDACTED]"), "\(logs)")
+        #expect(!job.jsonString.contains(plain), "\(job.jsonString)")
+    }
+
     @Test func tokenSourceSettingsAreValidated() throws {
         var env = Harness.minimalConfig
         env["GIT_TOKEN_SOURCE"] = "vault"
