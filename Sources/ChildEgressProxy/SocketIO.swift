@@ -10,55 +10,11 @@ import RunnerCore
 public enum SocketIO {
     /// A listening Unix socket at `path` (replacing a stale file), mode `mode`.
     public static func listenUnix(_ path: String, mode: mode_t = 0o600) throws -> Int32 {
-        let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        unlink(path)
-        let rc = try withShortPath(path) { short -> Int32 in
-            var addr = try unixAddress(short)
-            return withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        }
-        guard rc == 0 else { let e = errno; close(fd); throw Errno(e, "bind \(path)") }
-        chmod(path, mode)
-        guard listen(fd, 64) == 0 else { let e = errno; close(fd); throw Errno(e, "listen \(path)") }
-        return fd
+        try UnixSocket.listen(path, mode: mode)
     }
 
     /// A connection to the Unix socket at `path`.
-    public static func connectUnix(_ path: String) throws -> Int32 {
-        let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        let rc = try withShortPath(path) { short -> Int32 in
-            var addr = try unixAddress(short)
-            return withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        }
-        guard rc == 0 else { let e = errno; close(fd); throw Errno(e, "connect \(path)") }
-        return fd
-    }
-
-    /// Runs `body` with a name for `path` that fits sockaddr_un (108 bytes):
-    /// the path itself, or /proc/self/fd/N/<name> through an O_PATH
-    /// descriptor of its directory (workspaces can be deep).
-    static func withShortPath<T>(_ path: String, _ body: (String) throws -> T) throws -> T {
-        guard path.utf8.count >= 100 else { return try body(path) }
-        let dir = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
-        let fd = open(dir, cshims_o_path() | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw Errno(errno, "open \(dir)") }
-        defer { close(fd) }
-        return try body("/proc/self/fd/\(fd)/\(name)")
-    }
-
-    static func unixAddress(_ path: String) throws -> sockaddr_un {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw Errno(ENAMETOOLONG, "socket path \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        return addr
-    }
+    public static func connectUnix(_ path: String) throws -> Int32 { try UnixSocket.connect(path) }
 
     /// A listening TCP socket on 127.0.0.1:`port` (0: any free port); returns the fd and the port.
     public static func listenLoopback(port: Int) throws -> (fd: Int32, port: Int) {

@@ -53,10 +53,23 @@ public final class ChildProcess: Sendable {
         let (exit, exitCont) = AsyncStream.makeStream(of: ExitStatus.self, bufferingPolicy: .bufferingNewest(1))
         self.output = output
         self.exit = exit
+        // The writer thread writes to a descriptor of its own, which only it
+        // closes: `closeInput()` may close the shared one meanwhile, and a
+        // number reused by another open must never receive the rest of `stdin`.
         let writeFD = inPipe[1]
+        let writerFD: Int32
+        do {
+            writerFD = try retryingEINTR("dup the child's stdin") { fcntl(writeFD, F_DUPFD_CLOEXEC, 0) }
+        } catch {
+            close(writeFD); close(outPipe[0]); close(errPipe[0])
+            spawned.signalGroup(SIGKILL)
+            _ = spawned.waitForExit()
+            throw error
+        }
         input = Locked(writeFD)
         Thread.detachNewThread { [input] in
-            try? writeAll(writeFD, stdin)
+            try? writeAll(writerFD, stdin)
+            close(writerFD)
             if !keepInputOpen {
                 input.withLock { fd in if fd >= 0 { close(fd); fd = -1 } }
             }

@@ -94,12 +94,24 @@ public struct JobLaunch: Sendable {
 final class EgressProxyProcess: Sendable {
     let process: ChildProcess
 
+    /// The proxy's executable: always the agent-runner-job installed beside
+    /// this binary, never AGENT_RUNNER_JOB_PATH (which chooses the job child
+    /// only): the proxy holds the provider keys, so it is the one binary that
+    /// ships with the supervisor, whatever job child is configured. Missing:
+    /// `sandbox_unavailable` saying so (an operator must install it).
+    static func executable(beside sibling: String? = ChildLocator.besideThisBinary) throws -> String {
+        guard let sibling else {
+            throw JobFailure(.sandboxUnavailable, "the job's egress proxy is agent-runner-job beside agent-runner ("
+                + ChildLocator.siblingPath + "), which is missing or not executable: install both binaries in one "
+                + "directory (AGENT_RUNNER_JOB_PATH chooses the job child only, never the proxy)")
+        }
+        return sibling
+    }
+
     /// Starts the proxy and waits (up to 10 s) until it listens.
-    static func start(childPath: String, ticket: EgressProxyTicket) async throws -> EgressProxyProcess {
+    static func start(ticket: EgressProxyTicket) async throws -> EgressProxyProcess {
         let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
-        // The proxy is trusted code: a test's stand-in job child
-        // (AGENT_RUNNER_JOB_PATH) never plays it.
-        let executable = ChildLocator.besideThisBinary ?? childPath
+        let executable = try executable()
         let process = try await onDedicatedThread {
             try ChildProcess(executable: executable, arguments: ["--egress-proxy"],
                              environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line, keepInputOpen: true)
@@ -143,9 +155,11 @@ public enum ChildLocator {
     }
 
     /// agent-runner-job in the directory of this process's executable, if executable.
-    public static let besideThisBinary: String? = {
-        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let sibling = (me as NSString).deletingLastPathComponent + "/agent-runner-job"
-        return access(sibling, X_OK) == 0 ? sibling : nil
+    public static let besideThisBinary: String? = access(siblingPath, X_OK) == 0 ? siblingPath : nil
+
+    /// Where agent-runner-job beside this process's executable would be.
+    public static let siblingPath: String = {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        return (me as NSString).deletingLastPathComponent + "/agent-runner-job"
     }()
 }

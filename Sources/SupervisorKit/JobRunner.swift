@@ -61,8 +61,7 @@ struct JobRunner: Sendable {
             }
             var proxy: EgressProxyProcess?
             if ticket.settings.network == .proxy {
-                proxy = try await EgressProxyProcess.start(childPath: childPath,
-                                                           ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL))
+                proxy = try await EgressProxyProcess.start(ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL))
             }
             defer { proxy?.stop() }
             clock.lap("proxyMs")

@@ -29,7 +29,7 @@ public enum ProviderCheck {
                                        providerKey: config.clineAPIKey)
         let proxy: EgressProxyProcess
         do {
-            proxy = try await EgressProxyProcess.start(childPath: childPath, ticket: ticket)
+            proxy = try await EgressProxyProcess.start(ticket: ticket)
         } catch {
             return ("fail", "\(what): the egress proxy did not start: \(error)")
         }
@@ -46,20 +46,10 @@ public enum ProviderCheck {
 
     /// One GET over the proxy's Unix socket; the response status (blocking).
     static func get(socket path: String, path target: String) throws -> Int {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Errno(errno, "socket") }
+        let fd = try UnixSocket.connect(path)
         defer { close(fd) }
         var tv = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw Errno(ENAMETOOLONG, "socket path") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw Errno(errno, "connect \(path)") }
         try writeAll(fd, Array("GET \(target) HTTP/1.1\r\nHost: provider\r\nConnection: close\r\n\r\n".utf8))
         var buf = [UInt8](repeating: 0, count: 512)
         let n = read(fd, &buf, buf.count)
