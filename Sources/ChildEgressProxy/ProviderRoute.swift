@@ -6,48 +6,95 @@ import CCurlShims
 import Foundation
 import RunnerCore
 
-/// The provider route: the agent calls `/provider/<path>` on its loopback
-/// proxy port with a placeholder key; this drops every credential header it
-/// sent, adds the real key in the provider's header, and forwards the request
-/// over libcurl (TLS verified) to the provider's base URL + `<path>`. The
-/// response streams back as it arrives (server-sent events included).
+/// The keyed routes: the agent calls `/provider/<path>` on its loopback
+/// proxy port with a placeholder key (Cline's provider); the job child's
+/// Gemini generator and the doctor's probe call `/gemini/<path>` with the
+/// job's route token (`GeminiRoute`). Either way this drops every credential
+/// header the caller sent, adds the real key in the upstream's header, and
+/// forwards the request over libcurl (TLS verified) to the upstream's base
+/// URL + `<path>`. The response streams back as it arrives (server-sent
+/// events included). Only this process holds the keys.
 struct ProviderRoute {
     let ticket: EgressProxyTicket
     let out: EventWriter
 
-    func forward(_ client: Int32, request: HTTPHead, early: [UInt8]) {
-        guard let provider = ticket.provider, let key = ticket.providerKey else {
-            return fail(client, 503, "no Cline provider is configured (CLINE_PROVIDER and CLINE_API_KEY)")
+    /// Where one keyed request goes.
+    struct Upstream {
+        /// "provider" or "gemini", for the log.
+        let name: String
+        let prefix: String
+        let baseURL: String
+        let authHeaders: [(name: String, value: String)]
+    }
+
+    /// The route `target` belongs to, or nil after answering the client.
+    private func upstream(_ client: Int32, _ request: HTTPHead) -> Upstream? {
+        if ProxyServer.hasPrefix(request.target, GeminiRoute.prefix) {
+            guard let gemini = ticket.gemini else {
+                fail(client, 503, "gemini: no Gemini route is configured (GOOGLE_GEMINI_API_KEY)")
+                return nil
+            }
+            guard Self.sameToken(request.value(GeminiRoute.tokenHeader), gemini.routeToken) else {
+                fail(client, 403, "gemini: refused a request without the job's route token")
+                out.emit(EgressEvent(type: "denied", target: GeminiRoute.prefix, reason: DenyReason.notAllowed.rawValue,
+                                     detail: "the Gemini route needs the job's route token"))
+                return nil
+            }
+            return Upstream(name: "gemini", prefix: GeminiRoute.prefix, baseURL: gemini.apiBase,
+                            authHeaders: [("x-goog-api-key", gemini.apiKey)])
         }
-        guard let body = readBody(client, request, early) else { return fail(client, 400, "unreadable request body") }
-        let path = String(request.target.dropFirst(EgressProxyTicket.providerPrefix.count))
-        let url = provider.upstreamBaseURL + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
+        guard let provider = ticket.provider, let key = ticket.providerKey else {
+            fail(client, 503, "provider: no Cline provider is configured (CLINE_PROVIDER and CLINE_API_KEY)")
+            return nil
+        }
+        return Upstream(name: "provider", prefix: EgressProxyTicket.providerPrefix, baseURL: provider.upstreamBaseURL,
+                        authHeaders: provider.authHeaders(key: key))
+    }
+
+    /// Compares without an early exit on the first differing byte.
+    static func sameToken(_ given: String?, _ expected: String) -> Bool {
+        guard let given else { return false }
+        let a = Array(given.utf8), b = Array(expected.utf8)
+        guard a.count == b.count, !b.isEmpty else { return false }
+        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    func forward(_ client: Int32, request: HTTPHead, early: [UInt8]) {
+        guard let upstream = upstream(client, request) else { return }
+        guard let body = readBody(client, request, early) else { return fail(client, 400, "\(upstream.name): unreadable request body") }
+        let path = String(request.target.dropFirst(upstream.prefix.count))
+        var base = upstream.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        let url = base + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
         var headers: [String] = ["Expect:"]
         for (name, value) in request.headers {
             let n = name.lowercased()
             if HTTPHead.hopByHop.contains(n) || ClineProvider.credentialHeaders.contains(n)
-                || ["host", "content-length", "expect"].contains(n) { continue }
+                || ["host", "content-length", "expect", GeminiRoute.tokenHeader.lowercased()].contains(n) { continue }
             headers.append("\(name): \(value)")
         }
-        headers += provider.authHeaders(key: key).map { "\($0.name): \($0.value)" }
+        headers += upstream.authHeaders.map { "\($0.name): \($0.value)" }
         let exchange = Exchange(client: client)
         let rc: CURLcode
         do {
             rc = try perform(url: url, method: request.method, headers: headers, body: body, exchange: exchange)
         } catch {
-            return fail(client, 502, "cannot reach the provider")
+            return fail(client, 502, "\(upstream.name): cannot reach the upstream")
         }
         if rc != CURLE_OK && !exchange.headSent {
-            return fail(client, 502, "provider request failed: \(String(cString: curl_easy_strerror(rc)))")
+            return fail(client, 502, "\(upstream.name) request failed: \(String(cString: curl_easy_strerror(rc)))")
         }
-        out.emit(EgressEvent(type: "log", detail: "provider: \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
+        out.emit(EgressEvent(type: "log", detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
     }
 
+    /// The proxy's own error answer, in the shape Google's and OpenAI's
+    /// clients both read (`error.message`), with `error.status` EGRESS_PROXY.
     private func fail(_ client: Int32, _ status: Int, _ message: String) {
-        let text = message + "\n"
-        try? writeAll(client, Array(("HTTP/1.1 \(status) Error\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+        let json: JSONValue = ["error": ["code": .int(Int64(status)), "status": "EGRESS_PROXY", "message": .string(message)]]
+        let text = json.jsonString + "\n"
+        try? writeAll(client, Array(("HTTP/1.1 \(status) Error\r\nContent-Type: application/json\r\nConnection: close\r\n"
             + "Content-Length: \(text.utf8.count)\r\n\r\n" + text).utf8))
-        out.emit(EgressEvent(type: "log", detail: "provider: \(message)"))
+        out.emit(EgressEvent(type: "log", detail: message))
     }
 
     /// The request body: Content-Length bytes, or a chunked body decoded (at most 64 MiB).

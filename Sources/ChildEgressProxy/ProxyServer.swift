@@ -6,8 +6,9 @@ import RunnerCore
 
 /// The job's egress proxy: a forward proxy on a Unix socket. It serves
 /// `CONNECT host:port` and plain-HTTP requests in absolute form to the
-/// destinations its `EgressPolicy` allows, and `/provider/…` requests by
-/// forwarding them to the Cline provider with the real key (ProviderRoute).
+/// destinations its `EgressPolicy` allows, and `/provider/…` and `/gemini/…`
+/// requests by forwarding them to the Cline provider or the Gemini API with
+/// the real key (ProviderRoute).
 /// Every refusal is one `denied` event on stdout.
 public final class ProxyServer: Sendable {
     let ticket: EgressProxyTicket
@@ -48,9 +49,14 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// Whether `path` is one of the keyed routes (`/provider…`, `/gemini…`).
     static func isProviderPath(_ path: String) -> Bool {
-        path == EgressProxyTicket.providerPrefix || path.hasPrefix(EgressProxyTicket.providerPrefix + "/")
-            || path.hasPrefix(EgressProxyTicket.providerPrefix + "?")
+        hasPrefix(path, EgressProxyTicket.providerPrefix) || hasPrefix(path, GeminiRoute.prefix)
+    }
+
+    /// Whether `path` is `prefix` or under it.
+    static func hasPrefix(_ path: String, _ prefix: String) -> Bool {
+        path == prefix || path.hasPrefix(prefix + "/") || path.hasPrefix(prefix + "?")
     }
 
     /// host and port of "host:port" or "[v6]:port".

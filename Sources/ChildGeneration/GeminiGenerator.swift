@@ -4,25 +4,36 @@ import RunnerCore
 /// The Gemini API generator over libcurl: one `generateContent` call asking
 /// for `{"files":[{"path","content"}]}` as JSON, bounded retries of
 /// 429/500/503 honouring `RetryInfo.retryDelay`, other errors at once with
-/// Google's message. The key travels only in the `x-goog-api-key` header.
+/// Google's message. It never holds the key: it calls the egress proxy's
+/// Gemini route (`GeminiRoute`) with the job's route token, and the proxy
+/// adds `x-goog-api-key` and forwards to GEMINI_API_BASE.
 public struct GeminiGenerator {
     public let settings: ChildSettings
-    public let apiKey: String
+    public let route: GeminiRoute
     public let log: (String) -> Void
     /// At most this many requests, and this much waiting between them.
     public var maxAttempts = 4
     public var maxTotalWait: Double = 120
 
-    public init(settings: ChildSettings, apiKey: String, log: @escaping (String) -> Void) {
+    public init(settings: ChildSettings, route: GeminiRoute, log: @escaping (String) -> Void) {
         self.settings = settings
-        self.apiKey = apiKey
+        self.route = route
         self.log = log
     }
 
-    public var url: String {
-        var base = settings.geminiAPIBase
-        while base.hasSuffix("/") { base.removeLast() }
-        return "\(base)/v1beta/models/\(settings.geminiModel):generateContent"
+    /// The generateContent path under the API base (and under the route).
+    public var path: String { "/v1beta/models/\(settings.geminiModel):generateContent" }
+
+    /// One request through the route: the proxy's socket, the token header.
+    func call(_ path: String, body: Data?, totalTimeout: Int, maxResponseBytes: Int) throws -> HTTPResponse {
+        var headers = ["\(GeminiRoute.tokenHeader): \(route.token)"]
+        if body != nil { headers.append("Content-Type: application/json") }
+        // Workspaces can be deep: a socket path too long for sockaddr_un goes through its folder's descriptor.
+        return try UnixSocket.withShortPath(route.socketPath) { socket in
+            try CurlEasy().post("http://egress-proxy" + GeminiRoute.prefix + path, headers: headers, body: body,
+                                connectTimeout: 10, totalTimeout: totalTimeout, maxResponseBytes: maxResponseBytes,
+                                unixSocket: socket)
+        }
     }
 
     /// The system instruction: the output format and, from the `Catalogue`,
@@ -61,9 +72,7 @@ public struct GeminiGenerator {
         for attempt in 1...maxAttempts {
             let response: HTTPResponse
             do {
-                response = try CurlEasy().post(url, headers: ["Content-Type: application/json", "x-goog-api-key: \(apiKey)"],
-                                               body: body, connectTimeout: 10, totalTimeout: settings.geminiTimeoutSeconds,
-                                               maxResponseBytes: cap)
+                response = try call(path, body: body, totalTimeout: settings.geminiTimeoutSeconds, maxResponseBytes: cap)
             } catch let e as CurlError {
                 if e.isTimeout {
                     throw JobFailure(.generationFailed, "gemini: no answer within GEMINI_TIMEOUT_SECONDS=\(settings.geminiTimeoutSeconds)")
@@ -71,6 +80,11 @@ public struct GeminiGenerator {
                 throw JobFailure(.generationFailed, "gemini: \(e.message)", retryable: e.code != 23)
             }
             let json = try? JSONValue.parse(response.body)
+            if Self.isProxyError(json) {
+                // The route could not reach the API (or refused): as a transport failure, worth another attempt.
+                throw JobFailure(.generationFailed, "gemini: \(Self.errorMessage(json, status: response.status))",
+                                 retryable: response.status >= 500)
+            }
             switch response.status {
             case 200: return try Self.files(fromResponse: json)
             case 429, 500, 503:
@@ -93,15 +107,17 @@ public struct GeminiGenerator {
     /// One GET of the model's description: proves the base URL, the key and
     /// the model name (for `doctor --online`). Returns nil when fine, else why not.
     public func checkModel() -> String? {
-        var base = settings.geminiAPIBase
-        while base.hasSuffix("/") { base.removeLast() }
         do {
-            let r = try CurlEasy().post("\(base)/v1beta/models/\(settings.geminiModel)", headers: ["x-goog-api-key: \(apiKey)"],
-                                        body: nil, connectTimeout: 10, totalTimeout: 20, maxResponseBytes: 1 << 20)
+            let r = try call("/v1beta/models/\(settings.geminiModel)", body: nil, totalTimeout: 20, maxResponseBytes: 1 << 20)
             return r.status == 200 ? nil : Self.errorMessage(try? JSONValue.parse(r.body), status: r.status)
         } catch {
             return "\(error)"
         }
+    }
+
+    /// Whether the answer is the egress proxy's own error (`error.status` EGRESS_PROXY), not the API's.
+    static func isProxyError(_ json: JSONValue?) -> Bool {
+        json?["error"]?["status"]?.stringValue == "EGRESS_PROXY"
     }
 
     /// Google's error `status: message`, or the HTTP status.

@@ -61,9 +61,11 @@ final class CurlEasy {
     }
 
     /// POSTs `body` to `url` with `headers` (a GET when `body` is nil);
-    /// returns the response (any status).
+    /// returns the response (any status). With `unixSocket`, the connection
+    /// goes to that socket (an egress proxy's route), never through an
+    /// environment proxy.
     func post(_ url: String, headers: [String], body: Data?, connectTimeout: Int, totalTimeout: Int,
-              maxResponseBytes: Int) throws -> HTTPResponse {
+              maxResponseBytes: Int, unixSocket: String? = nil) throws -> HTTPResponse {
         var list: UnsafeMutablePointer<curl_slist>?
         for h in headers { list = curl_slist_append(list, h) }
         defer { curl_slist_free_all(list) }
@@ -80,6 +82,10 @@ final class CurlEasy {
                 try check(cshims_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeout), "connect timeout")
                 try check(cshims_curl_setopt_long(handle, CURLOPT_TIMEOUT, totalTimeout), "timeout")
                 try check(cshims_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, list), "headers")
+                if let unixSocket {
+                    try check(cshims_curl_setopt_ptr(handle, CURLOPT_UNIX_SOCKET_PATH, unixSocket), "unix socket")
+                    try check(cshims_curl_setopt_ptr(handle, CURLOPT_PROXY, ""), "no proxy")
+                }
                 if body == nil {
                     try check(cshims_curl_setopt_long(handle, CURLOPT_HTTPGET, 1), "get")
                 } else {

@@ -57,12 +57,17 @@ struct GeneratorChain {
                     log("generator cline: finished")
                     return Outcome(generator: "cline", agent: usage)
                 case "gemini":
-                    guard let key = ticket.secrets.geminiAPIKey else {
-                        reasons.append("gemini skipped: GOOGLE_GEMINI_API_KEY is not set")
-                        log("generator gemini skipped: GOOGLE_GEMINI_API_KEY is not set")
+                    // The key stays with the egress proxy: the ticket holds its route's token only.
+                    guard let token = ticket.secrets.geminiRouteToken else {
+                        let why = ticket.settings.network == .none
+                            ? "JOB_NETWORK=none: the job has no route to the Gemini API"
+                            : "GOOGLE_GEMINI_API_KEY is not set"
+                        reasons.append("gemini skipped: " + why)
+                        log("generator gemini skipped: " + why)
                         continue
                     }
-                    let gemini = GeminiGenerator(settings: ticket.settings, apiKey: key, log: log)
+                    let gemini = GeminiGenerator(settings: ticket.settings,
+                                                 route: GeminiRoute(socketPath: workspace.egressSocket, token: token), log: log)
                     log("generator gemini: asking \(ticket.settings.geminiModel)")
                     let files = try gemini.generate(
                         instructions: try String(contentsOfFile: workspace.instructions, encoding: .utf8),

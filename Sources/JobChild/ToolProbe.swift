@@ -14,9 +14,9 @@ enum ToolProbe {
         }
         var problem: String?
         var checked = false
-        if request.online, let key = request.geminiAPIKey {
-            problem = GeminiGenerator(settings: request.settings, apiKey: key, log: { _ in }).checkModel()
-                .map { Redactor(secrets: [key]).redact($0) }
+        if request.online, let route = request.geminiRoute {
+            problem = GeminiGenerator(settings: request.settings, route: route, log: { _ in }).checkModel()
+                .map { Redactor(secrets: [route.token]).redact($0) }
             checked = true
         }
         let report = ToolProbeReport(libgit2: GitInfo.description,

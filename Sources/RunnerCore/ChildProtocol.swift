@@ -1,7 +1,8 @@
 /// The one JSON ticket line the supervisor writes first on a job child's
 /// stdin, which then stays open for the whole job (EOF: the supervisor is
-/// gone). Everything the child may know; the only secret in it is the Gemini
-/// key, and only when Gemini is in the chain (docs/contract.md, Protocol).
+/// gone). Everything the child may know. It holds no key: the only secret in
+/// it is the job's Gemini route token, and only when Gemini is in the chain
+/// with a key configured (docs/contract.md, Protocol).
 public struct JobTicket: Sendable, Codable {
     /// The job id as text (ObjectId hex or the string id).
     public var jobId: String
@@ -42,19 +43,22 @@ public struct JobTicket: Sendable, Codable {
 }
 
 /// Secrets for one job. Never logged: `description` hides them. The ticket
-/// carries only the Gemini key, and only when Gemini is in the chain; the
-/// push token comes later, in a second line on stdin, after the child asked
-/// for it (`ChildEvent.pushTokenRequest`) with every agent process gone.
+/// carries only the Gemini route token (never the Gemini key, which only
+/// the job's egress proxy holds), and only when Gemini is in the chain with a
+/// key and the job has a route out; the push token comes later, in a second
+/// line on stdin, after the child asked for it (`ChildEvent.pushTokenRequest`)
+/// with every agent process gone.
 public struct ChildSecrets: Sendable, Codable, CustomStringConvertible {
     public var githubToken: String?
-    public var geminiAPIKey: String?
-    public init(githubToken: String?, geminiAPIKey: String?) {
+    /// The token of the egress proxy's Gemini route (`GeminiRoute`).
+    public var geminiRouteToken: String?
+    public init(githubToken: String?, geminiRouteToken: String? = nil) {
         self.githubToken = githubToken
-        self.geminiAPIKey = geminiAPIKey
+        self.geminiRouteToken = geminiRouteToken
     }
     public var description: String { "ChildSecrets(redacted)" }
     /// The secret values present, for exact-match redaction.
-    public var values: [String] { [githubToken, geminiAPIKey].compactMap { $0 } }
+    public var values: [String] { [githubToken, geminiRouteToken].compactMap { $0 } }
 }
 
 /// The job's `metadata` sub-document.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the supervisor tells one job's egress proxy (`agent-runner-job
 /// --egress-proxy`), as one JSON line on its stdin. The proxy runs outside
 /// the job's namespaces, beside the supervisor but apart from its database
@@ -11,15 +13,67 @@ public struct EgressProxyTicket: Sendable, Codable {
     public var provider: ClineProvider?
     /// CLINE_API_KEY. Only the proxy holds it; it is never sent to the job child.
     public var providerKey: String?
+    /// The Gemini route (`/gemini/…` to GEMINI_API_BASE, GOOGLE_GEMINI_API_KEY
+    /// added); nil: no Gemini route.
+    public var gemini: GeminiUpstream?
 
     /// The path prefix of the provider route.
     public static let providerPrefix = "/provider"
 
-    public init(socketPath: String, rules: [EgressRule], provider: ClineProvider?, providerKey: String?) {
+    public init(socketPath: String, rules: [EgressRule], provider: ClineProvider?, providerKey: String?,
+                gemini: GeminiUpstream? = nil) {
         self.socketPath = socketPath
         self.rules = rules
         self.provider = provider
         self.providerKey = providerKey
+        self.gemini = gemini
+    }
+}
+
+/// The egress proxy's side of the Gemini route: where it forwards and the
+/// key it adds. Only the proxy holds the key; the job child and the doctor's
+/// probe hold the route's token instead (`GeminiRoute`).
+public struct GeminiUpstream: Sendable, Codable {
+    /// GEMINI_API_BASE.
+    public var apiBase: String
+    /// GOOGLE_GEMINI_API_KEY, sent upstream as `x-goog-api-key`.
+    public var apiKey: String
+    /// The token every `/gemini/…` request must carry in `GeminiRoute.tokenHeader`.
+    public var routeToken: String
+
+    public init(apiBase: String, apiKey: String, routeToken: String) {
+        self.apiBase = apiBase
+        self.apiKey = apiKey
+        self.routeToken = routeToken
+    }
+}
+
+/// How trusted code (the job child's Gemini generator, the doctor's probe)
+/// calls the Gemini API without its key: HTTP requests to `/gemini/<path>`
+/// on the egress proxy's Unix socket, carrying the route token, which only
+/// that code has (the agent does not: it is in the ticket, never in a file
+/// or the environment). The proxy checks the token, drops every credential
+/// header, adds `x-goog-api-key` and forwards to GEMINI_API_BASE + `<path>`.
+public struct GeminiRoute: Sendable, Codable, Equatable {
+    /// The egress proxy's Unix socket.
+    public var socketPath: String
+    /// The route token (one per job; never the key).
+    public var token: String
+
+    /// The path prefix of the route.
+    public static let prefix = "/gemini"
+    /// The request header that carries the route token.
+    public static let tokenHeader = "X-Agent-Runner-Route"
+
+    public init(socketPath: String, token: String) {
+        self.socketPath = socketPath
+        self.token = token
+    }
+
+    /// A fresh route token: 32 random bytes as hex.
+    public static func newToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
     }
 }
 

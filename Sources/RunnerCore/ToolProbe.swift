@@ -1,22 +1,24 @@
 /// `agent-runner-job --probe`: the checks of `agent-runner doctor` that need
 /// the generation and publishing libraries (libcurl, libgit2). They run in the
 /// job child's binary so that the supervisor links neither. The request
-/// arrives as one JSON document on stdin (it may hold the Gemini key, which
-/// must never be in argv); the report is one JSON line on stdout.
+/// arrives as one JSON document on stdin; it never holds the Gemini key: the
+/// online Gemini check goes through an egress proxy that the doctor starts
+/// with the key (`geminiRoute`). The report is one JSON line on stdout.
 public struct ToolProbeRequest: Sendable, Codable {
     /// Generator settings from the runner's configuration.
     public var settings: ChildSettings
     /// The cline command to resolve, or nil when cline is not configured.
     public var clineCommand: String?
-    /// The Gemini key; with `online`, one GET of the model checks it.
-    public var geminiAPIKey: String?
+    /// The egress proxy's Gemini route (which adds the key); with `online`,
+    /// one GET of the model through it checks the key.
+    public var geminiRoute: GeminiRoute?
     /// Make the one network call (`doctor --online`).
     public var online: Bool
 
-    public init(settings: ChildSettings, clineCommand: String?, geminiAPIKey: String?, online: Bool) {
+    public init(settings: ChildSettings, clineCommand: String?, geminiRoute: GeminiRoute?, online: Bool) {
         self.settings = settings
         self.clineCommand = clineCommand
-        self.geminiAPIKey = geminiAPIKey
+        self.geminiRoute = geminiRoute
         self.online = online
     }
 }
@@ -27,7 +29,7 @@ public struct ToolProbeReport: Sendable, Codable, Equatable {
     public var libgit2: String
     /// The resolved cline executable, or nil when not found (or not asked).
     public var clinePath: String?
-    /// With `online` and a key: nil when the model answered, else why not.
+    /// With `online` and a route: nil when the model answered, else why not.
     public var geminiProblem: String?
     /// Whether the Gemini call was made.
     public var geminiChecked: Bool

@@ -103,12 +103,29 @@ struct Doctor: AsyncParsableCommand {
                             report: (String, String) -> Void) async {
         let wantsCline = config.child.generators.contains("cline") && config.child.clineEnabled
         let wantsGemini = config.child.generators.contains("gemini")
+        // The online Gemini check goes through an egress proxy that holds the
+        // key, as a job's Gemini call does: the probe gets the route's token only.
+        var geminiProxy: DoctorProxy?
+        var geminiRoute: GeminiRoute?
+        if online, wantsGemini, let key = config.geminiAPIKey {
+            let token = GeminiRoute.newToken()
+            do {
+                let proxy = try await DoctorProxy.start(gemini: GeminiUpstream(apiBase: config.child.geminiAPIBase, apiKey: key,
+                                                                               routeToken: token))
+                geminiProxy = proxy
+                geminiRoute = GeminiRoute(socketPath: proxy.socketPath, token: token)
+            } catch {
+                report("fail", "gemini: the egress proxy for the online check did not start: \(error)")
+            }
+        }
         let request = ToolProbeRequest(settings: config.child, clineCommand: wantsCline ? config.child.clineCommand : nil,
-                                       geminiAPIKey: wantsGemini ? config.geminiAPIKey : nil, online: online)
+                                       geminiRoute: geminiRoute, online: online)
         let probe: ToolProbeReport
         do {
             probe = try await ToolProbeRun.run(childPath: childPath, request: request)
+            geminiProxy?.stop()
         } catch {
+            geminiProxy?.stop()
             report("fail", "tool probe (\(childPath) --probe): \(error)")
             return
         }
@@ -134,7 +151,7 @@ struct Doctor: AsyncParsableCommand {
             if probe.geminiChecked {
                 report(probe.geminiProblem == nil ? "ok" : "fail", "gemini: model \(config.child.geminiModel) at \(config.child.geminiAPIBase) "
                     + (probe.geminiProblem.map { "refused: \($0)" } ?? "answered"))
-            } else {
+            } else if !(online && config.geminiAPIKey != nil) { // else the proxy's failure is reported above
                 report(config.geminiAPIKey == nil ? "warn" : "ok", "gemini: API key \(config.geminiAPIKey == nil ? "not set" : "set"), "
                     + "model \(config.child.geminiModel) at \(config.child.geminiAPIBase) (no network call; --online makes one)")
             }
@@ -233,7 +250,7 @@ enum ToolVersion {
 }
 
 /// Runs `agent-runner-job --probe` with a clean environment; the request
-/// (which may hold the Gemini key) goes on stdin, never in argv.
+/// (never a key: see `ToolProbeRequest`) goes on stdin, never in argv.
 enum ToolProbeRun {
     struct Failure: Error, CustomStringConvertible { let description: String }
 

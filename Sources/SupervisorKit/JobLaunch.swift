@@ -47,13 +47,24 @@ public struct JobLaunch: Sendable {
     static let noEgressNote = "network: this job needs no egress (no network generator runs and its remote is "
         + "local): no egress proxy; own namespace, loopback only, as with JOB_NETWORK=none"
 
-    /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, and the provider.
-    func proxyTicket(workspace: String, repoURL: String?) -> EgressProxyTicket {
+    /// Whether the job's Gemini generator gets the egress proxy's Gemini
+    /// route: Gemini in the chain, a key, and a network (not JOB_NETWORK=none).
+    /// The key stays with the proxy; the child gets the route's token.
+    func wantsGeminiRoute(network: JobNetwork) -> Bool {
+        config.child.generators.contains("gemini") && config.geminiAPIKey != nil && network != .none
+    }
+
+    /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, the
+    /// provider, and the Gemini route when `geminiRouteToken` is set.
+    func proxyTicket(workspace: String, repoURL: String?, geminiRouteToken: String? = nil) -> EgressProxyTicket {
         let gemini = config.child.generators.contains("gemini") && config.geminiAPIKey != nil ? config.child.geminiAPIBase : nil
         let derived = EgressRule.derived(geminiAPIBase: gemini, clineProviderBase: config.child.clineProvider?.upstreamBaseURL,
                                          gitRemote: repoURL)
+        let route = geminiRouteToken.flatMap { token in
+            config.geminiAPIKey.map { GeminiUpstream(apiBase: config.child.geminiAPIBase, apiKey: $0, routeToken: token) }
+        }
         return EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
-                                 provider: config.child.clineProvider, providerKey: config.clineAPIKey)
+                                 provider: config.child.clineProvider, providerKey: config.clineAPIKey, gemini: route)
     }
 
     /// Spawns the job child. In namespaces when wanted; where the host

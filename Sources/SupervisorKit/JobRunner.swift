@@ -59,9 +59,14 @@ struct JobRunner: Sendable {
                 ticket.settings.network = .none
                 notes.append(JobLaunch.noEgressNote)
             }
+            // Gemini's key stays with the egress proxy (started for it under JOB_NETWORK=host too): the child gets its route's token.
+            let geminiToken = launch.wantsGeminiRoute(network: ticket.settings.network) ? GeminiRoute.newToken() : nil
+            ticket.secrets.geminiRouteToken = geminiToken
+            if let geminiToken { redactor.withLock { $0 = $0.adding(geminiToken) } }
             var proxy: EgressProxyProcess?
-            if ticket.settings.network == .proxy {
-                proxy = try await EgressProxyProcess.start(ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL))
+            if ticket.settings.network == .proxy || geminiToken != nil {
+                proxy = try await EgressProxyProcess.start(ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL,
+                                                                                      geminiRouteToken: geminiToken))
             }
             defer { proxy?.stop() }
             clock.lap("proxyMs")
@@ -100,10 +105,10 @@ struct JobRunner: Sendable {
     }
 
     /// The ticket: the job, its project (read through the typed `Job` and
-    /// `Project`, with their aliases), settings and the secrets its child's
-    /// trusted code needs: the Gemini key only when Gemini is in the chain.
-    /// Never the Cline key (only the egress proxy holds it) and never the push
-    /// token (sent later, after the agent phase: see `supervise`). Also the
+    /// `Project`, with their aliases) and settings. No key: the Gemini and
+    /// Cline keys stay with the egress proxy (`run` adds the Gemini route's
+    /// token), and the push token is sent later, after the agent phase (see
+    /// `supervise`). Also the
     /// project's `_id`, for recording a success without reading it again.
     func makeTicket(_ job: ClaimedJob, workspace: String) async throws -> (JobTicket, JSONValue) {
         guard let spec = job.job.architectureSpec else {
@@ -119,8 +124,7 @@ struct JobRunner: Sendable {
         return (JobTicket(jobId: job.idText, attempt: job.attempt,
                          projectName: project.name ?? "project", repoURL: project.repoURL,
                          architectureSpec: spec, workspace: workspace, settings: config.child,
-                         secrets: ChildSecrets(githubToken: nil,
-                                               geminiAPIKey: config.child.generators.contains("gemini") ? config.geminiAPIKey : nil),
+                         secrets: ChildSecrets(githubToken: nil),
                          prompt: job.job.prompt), project.id)
     }
 
@@ -265,7 +269,7 @@ struct JobRunner: Sendable {
         }
         // Whatever the child relays from now on is cleaned of this token too.
         if let token { redactor.withLock { $0 = $0.adding(token) } }
-        let secrets = ChildSecrets(githubToken: token, geminiAPIKey: nil)
+        let secrets = ChildSecrets(githubToken: token)
         guard let line = try? JSONEncoder().encode(secrets) else { return nil }
         do {
             try await child.send(Array(line) + [0x0A])

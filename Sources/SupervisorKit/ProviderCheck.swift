@@ -5,8 +5,8 @@ import Foundation
 import RunnerCore
 
 /// `doctor --online`'s check of the Cline provider, made the way a job makes
-/// it: through a real egress proxy (`agent-runner-job --egress-proxy`) that
-/// adds CLINE_API_KEY, asking the provider's model listing once.
+/// it: through a real egress proxy (`agent-runner-job --egress-proxy`,
+/// `DoctorProxy`) that adds CLINE_API_KEY, asking the provider's model listing once.
 public enum ProviderCheck {
     /// The listing path under the provider's base URL, by dialect.
     static func modelsPath(_ kind: ClineProvider.Kind) -> String {
@@ -22,20 +22,15 @@ public enum ProviderCheck {
         guard let provider = config.child.clineProvider else { return ("warn", "cline provider: CLINE_PROVIDER not set") }
         guard config.clineAPIKey != nil else { return ("fail", "cline provider: CLINE_API_KEY not set") }
         let what = "cline provider \(provider.kind.rawValue) at \(provider.upstreamBaseURL)"
-        let dir = NSTemporaryDirectory() + "agent-runner-doctor-\(UUID().uuidString.prefix(8))"
-        guard mkdir(dir, 0o700) == 0 else { return ("fail", "\(what): cannot create \(dir)") }
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [], provider: provider,
-                                       providerKey: config.clineAPIKey)
-        let proxy: EgressProxyProcess
+        let proxy: DoctorProxy
         do {
-            proxy = try await EgressProxyProcess.start(ticket: ticket)
+            proxy = try await DoctorProxy.start(provider: provider, providerKey: config.clineAPIKey)
         } catch {
             return ("fail", "\(what): the egress proxy did not start: \(error)")
         }
         defer { proxy.stop() }
         let path = EgressProxyTicket.providerPrefix + modelsPath(provider.kind)
-        let status = (try? await onDedicatedThread { try Self.get(socket: ticket.socketPath, path: path) }) ?? 0
+        let status = (try? await onDedicatedThread { try Self.get(socket: proxy.socketPath, path: path) }) ?? 0
         switch status {
         case 200..<300: return ("ok", "\(what): the key works through the egress proxy (GET \(modelsPath(provider.kind)) → \(status))")
         case 401, 403: return ("fail", "\(what): the provider refused CLINE_API_KEY (HTTP \(status))")
@@ -56,5 +51,35 @@ public enum ProviderCheck {
         guard n > 0 else { return 0 }
         let line = String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\r\n").first ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+}
+
+/// An egress proxy of `doctor --online`'s own, in a private temporary folder,
+/// made as a job's is: the keys go to it, never to the probe that calls it.
+public struct DoctorProxy: Sendable {
+    let process: EgressProxyProcess
+    let folder: String
+    /// The proxy's Unix socket.
+    public var socketPath: String { folder + "/egress.sock" }
+
+    /// Starts a proxy with the given routes and no egress rules.
+    public static func start(provider: ClineProvider? = nil, providerKey: String? = nil,
+                             gemini: GeminiUpstream? = nil) async throws -> DoctorProxy {
+        let folder = NSTemporaryDirectory() + "agent-runner-doctor-\(UUID().uuidString.prefix(8))"
+        guard mkdir(folder, 0o700) == 0 else { throw Errno(errno, "mkdir \(folder)") }
+        let ticket = EgressProxyTicket(socketPath: folder + "/egress.sock", rules: [], provider: provider,
+                                       providerKey: providerKey, gemini: gemini)
+        do {
+            return DoctorProxy(process: try await EgressProxyProcess.start(ticket: ticket), folder: folder)
+        } catch {
+            try? FileManager.default.removeItem(atPath: folder)
+            throw error
+        }
+    }
+
+    /// Ends the proxy and removes its folder.
+    public func stop() {
+        process.stop()
+        try? FileManager.default.removeItem(atPath: folder)
     }
 }

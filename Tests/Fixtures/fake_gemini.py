@@ -89,6 +89,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         """The model description (doctor --online); 403 for the `invalid` scenario."""
+        with lock:
+            parts = urlsplit(self.path)
+            with open(LOG, "a") as f:
+                f.write(json.dumps({"method": "GET", "path": parts.path, "query": parts.query,
+                                    "headers": {k.lower(): v for k, v in self.headers.items()}}) + "\n")
         ok = self.headers.get("x-goog-api-key", "").startswith("AIza") and SCENARIO != "invalid"
         status, payload = (200, {"name": "models" + self.path.split("/models")[-1]}) if ok else \
             error(403, "PERMISSION_DENIED", "API key not valid.")

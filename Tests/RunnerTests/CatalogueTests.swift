@@ -100,7 +100,7 @@ import Testing
         }
         #expect(md.contains(Catalogue.entry("stripe")!.summary))
         #expect(md.contains(Catalogue.rules))
-        let body = GeminiGenerator(settings: try RunnerConfiguration(environment: Harness.minimalConfig).child, apiKey: "k", log: { _ in })
+        let body = GeminiGenerator(settings: try RunnerConfiguration(environment: Harness.minimalConfig).child, route: GeminiRoute(socketPath: "/nonexistent", token: "t"), log: { _ in })
             .requestBody(instructions: md, spec: spec.normalizedJSON.jsonString)
         let system = body["systemInstruction"]?["parts"]?.arrayValue?.first?["text"]?.stringValue ?? ""
         #expect(system.contains(Catalogue.rules))

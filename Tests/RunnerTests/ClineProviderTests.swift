@@ -56,7 +56,7 @@ import Testing
         let workspace = root + "/work/job1"
         var ticket = JobTicket(jobId: "job1", attempt: 1, projectName: "Tiny", repoURL: nil, architectureSpec: tinySpec,
                                workspace: workspace, settings: settings,
-                               secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
+                               secrets: ChildSecrets(githubToken: nil))
         if route { ticket.testProviderBaseURL = "http://127.0.0.1:\(server.port)/provider" }
         let ticketText = String(decoding: try JSONEncoder().encode(ticket), as: UTF8.self)
         let r = try await JobChildRun.run(ticket, env: WorkspaceLayout(workspace).environment)

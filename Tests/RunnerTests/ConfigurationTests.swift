@@ -74,7 +74,7 @@ import Testing
         c.envFilePath = "/srv/runner/.env"
         #expect(c.child.sandboxHiddenPaths == ["/etc/agent-runner", "/srv/runner/.env"])
         let ticket = JobTicket(jobId: "j", attempt: 1, projectName: "P", repoURL: nil, architectureSpec: [:],
-                               workspace: "/w", settings: c.child, secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
+                               workspace: "/w", settings: c.child, secrets: ChildSecrets(githubToken: nil))
         let decoded = try JSONDecoder().decode(JobTicket.self, from: JSONEncoder().encode(ticket))
         #expect(decoded.settings == c.child)
         #expect(decoded.settings.generators == ["scaffold", "gemini"] && decoded.settings.network == .none

@@ -15,7 +15,7 @@ import Testing
         settings.network = .none // in its own namespaces, as the supervisor runs it; a local remote needs no network
         let ticket = JobTicket(jobId: id, attempt: 1, projectName: "Stages", repoURL: "file://" + h.remote,
                                architectureSpec: tinySpec, workspace: workspace, settings: settings,
-                               secrets: ChildSecrets(githubToken: nil, geminiAPIKey: nil))
+                               secrets: ChildSecrets(githubToken: nil))
         let r = try await JobChildRun.run(ticket, env: h.environment(),
                                           namespaces: Namespaces(network: true, uid: Int32(bitPattern: geteuid()),
                                                                  gid: Int32(bitPattern: getegid())))

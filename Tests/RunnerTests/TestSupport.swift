@@ -246,7 +246,7 @@ enum JobChildRun {
                 guard let e = try? JSONDecoder().decode(ChildEvent.self, from: Data(text.utf8)) else { continue }
                 events.append(e)
                 if e == .pushTokenRequest {
-                    let secrets = Array(try JSONEncoder().encode(ChildSecrets(githubToken: token, geminiAPIKey: nil))) + [0x0A]
+                    let secrets = Array(try JSONEncoder().encode(ChildSecrets(githubToken: token))) + [0x0A]
                     try await child.send(secrets)
                 }
             case .stderr(let text): err.append(text)

@@ -29,7 +29,7 @@ import Testing
                                                     TestEnv.binDir + "/agent-runner-job", path])
         }
         let found = try await probe(ToolProbeRequest(settings: config.child, clineCommand: cline,
-                                                     geminiAPIKey: "AIza-not-a-real-key", online: false))
+                                                     geminiRoute: GeminiRoute(socketPath: dir + "/nothing.sock", token: "t"), online: false))
         #expect(found.status == 0, "\(found.stderr)")
         let report = try JSONDecoder().decode(ToolProbeReport.self, from: Data(found.stdout.utf8))
         #expect(report.clinePath == cline)
@@ -37,7 +37,7 @@ import Testing
         #expect(report.libgit2.range(of: #"^\d+\.\d+\.\d+ \("#, options: .regularExpression) != nil, "\(report.libgit2)")
 
         let missing = try await probe(ToolProbeRequest(settings: config.child, clineCommand: dir + "/nothing",
-                                                       geminiAPIKey: nil, online: true))
+                                                       geminiRoute: nil, online: true))
         let none = try JSONDecoder().decode(ToolProbeReport.self, from: Data(missing.stdout.utf8))
         #expect(none.clinePath == nil && !none.geminiChecked)
 

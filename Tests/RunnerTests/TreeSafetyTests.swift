@@ -149,7 +149,7 @@ import Testing
     }
 
     @Test func secretsNeverPrint() {
-        let s = ChildSecrets(githubToken: "ghp_x", geminiAPIKey: "AIza_y")
-        #expect(!"\(s)".contains("ghp_x"))
+        let s = ChildSecrets(githubToken: "ghp_x", geminiRouteToken: "route_y")
+        #expect(!"\(s)".contains("ghp_x") && !"\(s)".contains("route_y"))
     }
 }
