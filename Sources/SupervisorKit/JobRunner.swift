@@ -245,20 +245,25 @@ struct JobRunner: Sendable {
     }
 
     /// Sends the push token once the child says the agent phase is over, and
-    /// only if the job's cgroup (where there is one) holds nothing but the
-    /// child: no agent process can be there to read it. The token comes from
+    /// only if the job has no process but the child (`JobProcesses`: its
+    /// cgroup, else every process below the child): no agent process can be
+    /// there to read it. The token comes from
     /// GIT_TOKEN_SOURCE now, not earlier: it never exists while the agent runs.
     /// A token that cannot be had ends the child (its stdin closes) and is
     /// returned as the job's failure.
     func handOverPushToken(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
                            logs: LogBatcher, redactor: Locked<Redactor>) async -> JobFailure? {
-        if let cgroup {
-            let others = ((try? await onDedicatedThread { cgroup.members() }) ?? []).filter { $0 != child.pid }
-            if !others.isEmpty {
-                await logs.add("push token withheld: \(others.count) process(es) besides the job child are still running")
-                child.closeInput()
-                return JobFailure(.sandboxViolation, "processes of the agent were still running when the push token was due")
-            }
+        let pid = child.pid
+        guard let others = try? await onDedicatedThread({ JobProcesses.others(child: pid, cgroup: cgroup) }) else {
+            await logs.add("push token withheld: the job's processes cannot be listed")
+            child.closeInput()
+            return JobFailure(.sandboxViolation, "the job's processes could not be listed when the push token was due, "
+                + "so it was withheld (the supervisor reads \(cgroup.map { $0.procs } ?? "/proc"))")
+        }
+        if !others.isEmpty {
+            await logs.add("push token withheld: \(others.count) process(es) besides the job child are still running")
+            child.closeInput()
+            return JobFailure(.sandboxViolation, "processes of the agent were still running when the push token was due")
         }
         let token: String?
         do {
