@@ -46,24 +46,19 @@ public final class ChangeWatcher: Sendable {
         return JobStore.idText(id)
     }
 
-    /// Starts the watching thread.
-    public func start(onWake: @escaping @Sendable () -> Void, onState: @escaping @Sendable (Bool, String) -> Void) {
-        start(parse: false, onChange: { _ in onWake() }, onState: onState)
-    }
-
     /// Starts the watching thread; `onChange` gets the changed job's id text (nil when unreadable).
     public func startKeyed(onChange: @escaping @Sendable (String?) -> Void,
                            onState: @escaping @Sendable (Bool, String) -> Void) {
-        start(parse: true, onChange: { onChange($0?["documentKey"]?["_id"].map(JobStore.idText)) }, onState: onState)
+        start(onChange: { onChange($0?["documentKey"]?["_id"].map(JobStore.idText)) }, onState: onState)
     }
 
     /// Starts the watching thread; `onEvent` gets each change event (nil when unreadable).
     public func startEvents(onEvent: @escaping @Sendable (JSONValue?) -> Void,
                             onState: @escaping @Sendable (Bool, String) -> Void) {
-        start(parse: true, onChange: onEvent, onState: onState)
+        start(onChange: onEvent, onState: onState)
     }
 
-    private func start(parse: Bool, onChange: @escaping @Sendable (JSONValue?) -> Void,
+    private func start(onChange: @escaping @Sendable (JSONValue?) -> Void,
                        onState: @escaping @Sendable (Bool, String) -> Void) {
         let pipelineText = pipelineJSON
         Thread.detachNewThread { [self] in
@@ -92,7 +87,7 @@ public final class ChangeWatcher: Sendable {
                     while !stopped.withLock({ $0 }) {
                         let asked = ContinuousClock.now
                         if mongoc_change_stream_next(stream, &doc) {
-                            onChange(parse ? try? BSONDocument.json(of: doc!) : nil)
+                            onChange(try? BSONDocument.json(of: doc!))
                             continue
                         }
                         // An empty answer that came early: the server woke the

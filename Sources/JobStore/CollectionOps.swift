@@ -63,6 +63,50 @@ enum CollectionOps {
         }
     }
 
+    /// Several updateOne statements sent as one `update` command (an
+    /// unordered bulk write: one request however many); returns how many
+    /// documents they matched in all.
+    @discardableResult
+    static func updateEach(_ coll: OpaquePointer, _ statements: [(filter: JSONValue, update: JSONValue)]) throws -> Int {
+        guard !statements.isEmpty else { return 0 }
+        let docs = try statements.map { (try BSONDocument($0.filter), try BSONDocument($0.update)) }
+        return try bulk(coll, "bulk update", reading: "nMatched") { bulk, error in
+            for (f, u) in docs where !mongoc_bulk_operation_update_one_with_opts(bulk, f.pointer, u.pointer, nil, &error) {
+                return false
+            }
+            return true
+        }
+    }
+
+    /// Several deleteOne statements sent as one `delete` command (unordered);
+    /// returns how many documents were deleted in all.
+    @discardableResult
+    static func deleteEach(_ coll: OpaquePointer, _ filters: [JSONValue]) throws -> Int {
+        guard !filters.isEmpty else { return 0 }
+        let docs = try filters.map { try BSONDocument($0) }
+        return try bulk(coll, "bulk delete", reading: "nRemoved") { bulk, error in
+            for f in docs where !mongoc_bulk_operation_remove_one_with_opts(bulk, f.pointer, nil, &error) { return false }
+            return true
+        }
+    }
+
+    /// One unordered bulk write: `add` appends its statements (false, with
+    /// `error` set, when one cannot be added); returns the reply's `count` field.
+    private static func bulk(_ coll: OpaquePointer, _ operation: String, reading count: String,
+                             add: (OpaquePointer, inout bson_error_t) -> Bool) throws -> Int {
+        let opts = try BSONDocument(["ordered": false])
+        guard let bulk = opts.withPointer({ mongoc_collection_create_bulk_operation_with_opts(coll, $0) }) else {
+            throw MongoError(message: "cannot create a bulk write", operation: operation)
+        }
+        defer { mongoc_bulk_operation_destroy(bulk) }
+        var error = bson_error_t()
+        guard add(bulk, &error) else { throw MongoError(error, operation) }
+        return try withReply { reply in
+            guard mongoc_bulk_operation_execute(bulk, reply, &error) != 0 else { throw MongoError(error, operation) }
+            return Int(try BSONDocument.json(of: reply)[count]?.intValue ?? 0)
+        }
+    }
+
     /// insertOne.
     static func insert(_ coll: OpaquePointer, _ doc: JSONValue) throws {
         try BSONDocument(doc).withPointer { d in

@@ -222,38 +222,6 @@ public final class JobStore: Sendable {
         ["logs": ["$each": .array(lines.map { .string($0) }), "$slice": .int(-Int64(logCap))]]
     }
 
-    /// Appends log lines (capped to the last `logCap`). False when the lease is lost.
-    public func appendLogs(_ job: ClaimedJob, _ lines: [String]) async throws -> Bool {
-        guard !lines.isEmpty else { return true }
-        let update: JSONValue = ["$push": pushLogs(lines), "$set": ["updatedAt": .date(Date())]]
-        let filter = fenced(job)
-        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
-    }
-
-    /// Records the stage, and with it the log lines not yet written (one
-    /// write for both). False when the lease is lost.
-    public func setStage(_ job: ClaimedJob, _ stage: JobStage, logs lines: [String] = []) async throws -> Bool {
-        var fields: [String: JSONValue] = ["$set": ["stage": .string(stage.rawValue), "updatedAt": .date(Date())]]
-        if !lines.isEmpty { fields["$push"] = pushLogs(lines) }
-        let filter = fenced(job)
-        let update = JSONValue.object(fields)
-        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update) } == 1
-    }
-
-    /// Extends the lease; returns whether cancellation was requested, or nil when the lease is lost.
-    public func heartbeat(_ job: ClaimedJob, leaseSeconds: Int) async throws -> Bool? {
-        let now = Date()
-        let update: JSONValue = ["$set": ["lease.expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds))),
-                                          "updatedAt": .date(now)]]
-        let filter = fenced(job)
-        let doc = try await pool.run(jobsName) { coll in
-            try CollectionOps.findAndModify(coll, query: filter, sortJSON: nil, update: update,
-                                            fields: ["cancelRequested": 1])
-        }
-        guard let doc else { return nil }
-        return doc["cancelRequested"]?.boolValue == true
-    }
-
     /// Writes the attempt's outcome, fenced on the lease, with the log lines
     /// not yet written (one write). False when the lease is lost.
     public func finish(_ job: ClaimedJob, _ outcome: JobOutcome, logs: [String] = []) async throws -> Bool {
@@ -313,19 +281,5 @@ public final class JobStore: Sendable {
     /// `project(_:)`, decoded.
     public func resolveProject(_ ref: JSONValue) async throws -> Project? {
         try await project(ref).map(Project.init)
-    }
-
-    /// After a successful job: the project's `lastUpdated` and `jobIds`
-    /// (the project found as `project(_:)` finds it).
-    public func recordSuccess(projectId ref: JSONValue, jobId: JSONValue) async throws {
-        guard let project = try await resolveProject(ref) else { return }
-        try await recordSuccess(projectDocumentId: project.id, jobId: jobId)
-    }
-
-    /// `recordSuccess` on the project whose `_id` the job's run already read (one write).
-    public func recordSuccess(projectDocumentId id: JSONValue, jobId: JSONValue) async throws {
-        let update: JSONValue = ["$set": ["lastUpdated": .date(Date())], "$addToSet": ["jobIds": jobId]]
-        let filter: JSONValue = ["_id": id]
-        _ = try await pool.run(projectsName) { try CollectionOps.update($0, filter: filter, update: update) }
     }
 }

@@ -33,13 +33,6 @@ extension JobStore {
         }
     }
 
-    /// Extends the project lock with the job's heartbeat (fenced on its token).
-    public func extendProjectLock(_ job: ClaimedJob, projectId: JSONValue, leaseSeconds: Int) async throws {
-        let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
-        let update: JSONValue = ["$set": ["expiresAt": .date(Date().addingTimeInterval(Double(leaseSeconds)))]]
-        _ = try await pool.run(locksName) { try CollectionOps.update($0, filter: filter, update: update) }
-    }
-
     /// Releases the lock (if still ours) and wakes the project's deferred jobs
     /// if any wait: a lock nobody waits for is deleted in one request.
     public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
@@ -97,15 +90,5 @@ extension JobStore {
         let update: JSONValue = ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
                                  "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
         return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update, many: true) }
-    }
-
-    /// Whether cancellation was requested, or nil when the lease is lost (a read, no write).
-    public func cancelRequested(_ job: ClaimedJob) async throws -> Bool? {
-        let filter: JSONValue = ["_id": job.id, "lease.token": .string(job.token)]
-        let docs = try await pool.run(jobsName) { coll in
-            try CollectionOps.find(coll, filter: filter, limit: 1, projection: ["cancelRequested": 1])
-        }
-        guard let doc = docs.first else { return nil }
-        return doc["cancelRequested"]?.boolValue == true
     }
 }

@@ -43,14 +43,12 @@ extension JobStore {
         _ = await step("busyProjects") { try await scratch.busyProjects() }
         if let job {
             _ = await step("acquireProjectLock (upsert)") { try await scratch.acquireProjectLock(job, projectId: projectId, leaseSeconds: 60) }
-            _ = await step("appendLogs ($push $each $slice)") { try await scratch.appendLogs(job, ["doctor"]) }
-            _ = await step("setStage") { try await scratch.setStage(job, .generating) }
-            _ = await step("heartbeat") { try await scratch.heartbeat(job, leaseSeconds: 60) }
+            _ = await step("writeProgress (bulk updateOne: $set stage, $push $each $slice)") {
+                try await scratch.writeProgress([ProgressUpdate(job: job, stage: .generating, lines: ["doctor"])])
+            }
             _ = await step("renewLeases (updateMany on lease tokens, project locks)") {
                 try await scratch.renewLeases([job.token], leaseSeconds: 60)
             }
-            _ = await step("cancelRequested") { try await scratch.cancelRequested(job) }
-            _ = await step("extendProjectLock") { try await scratch.extendProjectLock(job, projectId: projectId, leaseSeconds: 60) }
             if let second = await step("claim of a busy project's job", { () async throws -> ClaimedJob? in
                 if let j = try await scratch.claim(owner: "doctor", leaseSeconds: 60, busyProjects: [projectId]) { return j }
                 return try await scratch.claim(owner: "doctor", leaseSeconds: 60)
@@ -60,9 +58,11 @@ extension JobStore {
                 }
             }
             _ = await step("finish done") { try await scratch.finish(job, .done(JobMetadata())) }
-            _ = await step("recordSuccess ($addToSet)") { try await scratch.recordSuccess(projectId: projectId, jobId: job.id) }
-            _ = await step("releaseProjectLock (deleteOne, wake-up updateMany)") {
-                try await scratch.releaseProjectLock(job, projectId: projectId)
+            _ = await step("recordSuccess ($addToSet) in a bulk update") {
+                try await scratch.recordSuccesses([(projectDocumentId: projectId, jobId: job.id)])
+            }
+            _ = await step("releaseProjectLocks (bulk deleteOne, wake-up updateMany)") {
+                try await scratch.releaseProjectLocks([(job: job, projectId: projectId)])
             }
         }
         if let again = await step("claim after a wake-up", { try await scratch.claim(owner: "doctor", leaseSeconds: 60) }),

@@ -22,6 +22,8 @@ struct JobRunner: Sendable {
     let shutdown: ShutdownSignal
     /// Renews this job's lease with the supervisor's others and delivers its cancel.
     let leases: LeaseKeeper
+    /// Writes this job's progress, lock release and project record with the supervisor's others.
+    let writes: WriteBatcher
 
     func run(_ job: ClaimedJob) async {
         var logger = logger
@@ -135,7 +137,7 @@ struct JobRunner: Sendable {
                    repoURL: String?, redactor: Locked<Redactor>, logger: Logger, warnings: [String],
                    launchTimings: [String: Int] = [:]) async -> (JobOutcome?, [String]) {
         let tokenFailure = Locked<JobFailure?>(nil)
-        let logs = LogBatcher(store: store, job: job)
+        let logs = LogBatcher(job: job, writes: writes)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
         let control = ChildControl()
         let result = ResultBox()
@@ -174,14 +176,8 @@ struct JobRunner: Sendable {
                         case .log(let l): await logs.add(redactor.withLock { $0 }.redact(l))
                         // `finished` is written by the outcome's write, which sets it.
                         case .stage(.finished): break
-                        case .stage(let s):
-                            // One write: the stage and the log lines before it.
-                            do {
-                                if try await !logs.stage(s) { control.stop(.leaseLost) }
-                            } catch {
-                                // The stage is informational: the job goes on, the next stage or the outcome follows.
-                                logger.warning("cannot record the stage \(s.rawValue)", metadata: DatabaseRetry.metadata(error))
-                            }
+                        // Written with the next batched flush (a lost lease shows there), or with the outcome.
+                        case .stage(let s): await logs.stage(s)
                         case .succeeded, .failed: result.set(event)
                         case .pushTokenRequest:
                             if let failure = await handOverPushToken(job, repoURL: repoURL, child, cgroup: cgroup, logs: logs,
@@ -194,24 +190,14 @@ struct JobRunner: Sendable {
                 }.value
             }
             // The periodic work, on its own clock: timeout, forced shutdown,
-            // self-fencing and the signals (Enforcer), and log flushing (the
-            // lease and the cancel flag are the LeaseKeeper's). A task of its
-            // own, cancelled the moment the child exits so that no sleep of
-            // theirs delays the outcome; nothing else cancels it.
+            // self-fencing and the signals (Enforcer; the lease and the cancel
+            // flag are the LeaseKeeper's, the writes the WriteBatcher's). A
+            // task of its own, cancelled the moment the child exits so that no
+            // sleep of its delays the outcome; nothing else cancels it.
             let periodic = Task {
-                await withTaskGroup(of: Void.self) { periodic in
-                    periodic.addTask {
-                        await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
-                                       fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
-                                       shutdown: shutdown, logger: logger).run()
-                    }
-                    periodic.addTask {
-                        while !control.exited {
-                            try? await Task.sleep(for: .milliseconds(200))
-                            await logs.flushIfDue()
-                        }
-                    }
-                }
+                await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
+                               fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
+                               shutdown: shutdown, logger: logger).run()
             }
             let status = await child.waitForExit()
             let exited = ContinuousClock.now
@@ -229,7 +215,7 @@ struct JobRunner: Sendable {
             await group.waitForAll()
             await periodic.value
             await logs.add("child exited: \(status)")
-            let lines = await logs.takeAll()
+            let (lines, waited) = await logs.takeAll()
             logger.info("child exited", metadata: ["status": "\(status)"])
             var decided = outcome(job, status: status, result: result.value, stop: control.reason)
             if let failure = tokenFailure.withLock({ $0 }), control.reason == nil { decided = decide(job, failure) }
@@ -238,7 +224,7 @@ struct JobRunner: Sendable {
             var timings = (meta.timings ?? [:]).merging(launchTimings) { child, _ in child }
             timings["afterExitMs"] = (ContinuousClock.now - exited).milliseconds
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
-            timings["databaseMs"] = await logs.databaseTime.milliseconds
+            timings["databaseMs"] = waited.milliseconds
             meta.timings = timings
             return (.done(meta), lines)
         }
@@ -324,15 +310,18 @@ struct JobRunner: Sendable {
     /// Records the outcome with the job's last log lines, retrying through a
     /// database outage (capped backoff, up to 15 minutes; the write stays
     /// fenced, so a lease that lapsed meanwhile makes it a no-op), then
-    /// releases the project lock and, for a success, records it on the
-    /// project (`projectDocumentId`: its `_id` as the ticket read it). A
-    /// rejection by the server is logged as such, never as an outage.
+    /// queues the project lock's release and, for a success, the project's
+    /// record (`projectDocumentId`: its `_id` as the ticket read it) for the
+    /// supervisor's next batched flush. A rejection by the server is logged
+    /// as such, never as an outage.
     func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger, logs: [String] = [],
                projectDocumentId: JSONValue? = nil) async {
+        // Lines still pending (a run that ended before its relay) go with the outcome.
+        let lines = logs + (await writes.takeLines(job)).lines
         let written: Bool
         do {
             written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                try await store.finish(job, outcome, logs: logs)
+                try await store.finish(job, outcome, logs: lines)
             }
         } catch {
             if DatabaseRetry.isOutage(error) {
@@ -362,31 +351,11 @@ struct JobRunner: Sendable {
         case .cancelled: logger.info("cancelled")
         case .requeued: logger.info("requeued for another runner")
         }
+        // The lock's release and the project's record go with the supervisor's next batched flush.
         guard let p = job.projectId, !p.isNull else { return }
-        do {
-            try await DatabaseRetry.run("releasing the project lock", giveUpAfter: .seconds(120), logger: logger) {
-                try await store.releaseProjectLock(job, projectId: p)
-            }
-        } catch {
-            logger.warning("""
-                the outcome is recorded but the project lock was not released; \
-                the project's next job waits until the lock's lease lapses (LEASE_SECONDS)
-                """,
-                           metadata: DatabaseRetry.metadata(error))
-        }
-        if case .done = outcome {
-            do {
-                try await DatabaseRetry.run("recording the project's success", giveUpAfter: .seconds(120), logger: logger) {
-                    if let projectDocumentId {
-                        try await store.recordSuccess(projectDocumentId: projectDocumentId, jobId: job.id)
-                    } else {
-                        try await store.recordSuccess(projectId: p, jobId: job.id)
-                    }
-                }
-            } catch {
-                logger.warning("the job is recorded done, but the project's lastUpdated and jobIds were not updated",
-                               metadata: DatabaseRetry.metadata(error))
-            }
+        await writes.release(job, projectId: p)
+        if case .done = outcome, let projectDocumentId {
+            await writes.recordSuccess(projectDocumentId: projectDocumentId, jobId: job.id)
         }
     }
 

@@ -22,6 +22,7 @@ final class LeaseKeeper: Sendable {
     private let logger: Logger
     private let held = Locked<[String: Held]>([:])
     private let streaming = Locked(false)
+    private let verify = Locked(false)
 
     init(store: JobStore, leaseSeconds: Int, pollSeconds: Double, logger: Logger) {
         self.store = store
@@ -36,6 +37,10 @@ final class LeaseKeeper: Sendable {
     }
 
     func release(_ job: ClaimedJob) { _ = held.withLock { $0.removeValue(forKey: job.token) } }
+
+    /// A batched write matched fewer jobs than it covered: some lease is
+    /// lost. The next round reads which (one read for all held leases).
+    func verifySoon() { verify.withLock { $0 = true } }
 
     /// Whether the change stream works (cancels arrive on it).
     func setStreaming(_ on: Bool) { streaming.withLock { $0 = on } }
@@ -72,8 +77,9 @@ final class LeaseKeeper: Sendable {
                     lastPoll = now
                     let flags = try await store.renewLeases(Array(current.keys), leaseSeconds: leaseSeconds)
                     apply(flags, to: current, renewedAt: now)
-                } else if !streaming.withLock({ $0 }), now - lastPoll >= .seconds(pollSeconds) {
-                    // No change stream: one read for all running jobs' cancel flags.
+                } else if verify.withLock({ v in defer { v = false }; return v })
+                            || (!streaming.withLock({ $0 }) && now - lastPoll >= .seconds(pollSeconds)) {
+                    // No change stream, or a lease may be lost: one read for all running jobs' flags.
                     lastPoll = now
                     apply(try await store.leaseFlags(Array(current.keys)), to: current, renewedAt: nil)
                 }

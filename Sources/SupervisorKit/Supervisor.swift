@@ -49,8 +49,9 @@ public final class Supervisor: Service, Sendable {
         let ended = Locked(0)
         let leases = LeaseKeeper(store: store, leaseSeconds: config.leaseSeconds, pollSeconds: config.pollSeconds,
                                  logger: logger)
+        let writes = WriteBatcher(store: store, leases: leases, logger: logger)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown,
-                               leases: leases)
+                               leases: leases, writes: writes)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
         let cannotClaim = Locked<String?>(nil)
         /// Whether pending jobs the web app cancelled may be waiting: at start,
@@ -84,6 +85,8 @@ public final class Supervisor: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 // Every running job's lease, renewed together; cancel polling while the stream is down.
                 group.addTask { await leases.run(until: { Task.isCancelled }) }
+                // Every running job's progress, lock release and project record, batched.
+                group.addTask { await writes.run(until: { Task.isCancelled }) }
                 group.addTask { [config, schedule, watchdog, jobStore] in
                     // The tick: polls every RUNNER_POLL_SECONDS while the change stream is
                     // down (a slow safety poll while it works), and wakes the loop when
@@ -108,7 +111,8 @@ public final class Supervisor: Service, Sendable {
                 var sweepFailing = false
                 // Projects whose lock is live elsewhere, read at most every `busyRefresh`
                 // (a job of one claimed meanwhile is deferred by the lock itself), and
-                // the projects of the jobs this supervisor runs (known here, never read).
+                // the projects of the jobs this supervisor runs or whose lock's batched
+                // release is still to come (known here, never read).
                 var busyElsewhere: (at: ContinuousClock.Instant, projects: [JSONValue])?
                 let ownProjects = Locked<[String: JSONValue]>([:])
                 wake.yield()
@@ -208,8 +212,12 @@ public final class Supervisor: Service, Sendable {
                         if let p = job.projectId, !p.isNull { ownProjects.withLock { $0[job.token] = p } }
                         group.addTask { [systemd, config] in
                             await runner.run(job)
-                            ownProjects.withLock { _ = $0.removeValue(forKey: job.token) }
-                            ended.withLock { $0 += 1 }
+                            // The project stays busy here until its lock's release is written.
+                            await writes.whenReleased(job) {
+                                ownProjects.withLock { _ = $0.removeValue(forKey: job.token) }
+                                ended.withLock { $0 += 1 }
+                                wake.yield()
+                            }
                             let busy = running.withLock { n in
                                 n -= 1
                                 watcher.setPatient(n >= config.concurrency)
@@ -228,7 +236,8 @@ public final class Supervisor: Service, Sendable {
                             logger.warning("cannot read when the next deferred job is due", metadata: DatabaseRetry.metadata(error))
                         }
                     }
-                    if exitWhenIdle, idle, running.withLock({ $0 }) == 0, ended.withLock({ $0 }) == endedBefore {
+                    if exitWhenIdle, idle, running.withLock({ $0 }) == 0, ownProjects.withLock({ $0.isEmpty }),
+                       ended.withLock({ $0 }) == endedBefore {
                         logger.info("nothing to claim and no job running; exiting (--exit-when-idle)")
                         shutdown.drain()
                         break
@@ -236,6 +245,8 @@ public final class Supervisor: Service, Sendable {
                 }
                 group.cancelAll()
             }
+            // What the last jobs left to write (lock releases, project records), even if this task was cancelled.
+            await Task.detached { await writes.drain() }.value
         } onGracefulShutdown: { [shutdown, logger, config, systemd] in
             systemd.notify("STOPPING=1\nSTATUS=draining")
             logger.notice("shutdown requested: no new claims; waiting for running jobs",

@@ -207,7 +207,7 @@ import Testing
         }
     }
 
-    /// The hot calls: claim, heartbeat, log append, finish, read back.
+    /// The hot calls: claim, lease renewal, batched progress, finish, read back.
     @Test func claimHeartbeatAndLogsRoundTrip() async throws {
         let h = try Harness()
         defer { h.cleanup() }
@@ -217,9 +217,10 @@ import Testing
         #expect(job.idText == id && job.document["architecture_spec"] == tinySpec)
         #expect(job.document["createdAt"]?.dateValue != nil)
         let lines = ["plain", "unicode ✓ 日本語 🚀", "quote \" and \\ and \t", "", String(repeating: "x", count: 10_000)]
-        #expect(try await h.store.appendLogs(job, lines))
-        #expect(try await h.store.heartbeat(job, leaseSeconds: 120) == false)
+        #expect(try await h.store.writeProgress([ProgressUpdate(job: job, stage: .generating, lines: lines)]) == 1)
+        #expect(try await h.store.renewLeases([job.token], leaseSeconds: 120) == [job.token: false])
         let doc = try await h.job(id)
+        #expect(doc["stage"] == "generating")
         #expect(doc["logs"]?.arrayValue?.compactMap(\.stringValue) == lines)
         let expires = try #require(doc["lease"]?["expiresAt"]?.dateValue)
         #expect(expires.timeIntervalSinceNow > 60 && expires.timeIntervalSinceNow <= 121)
