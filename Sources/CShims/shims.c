@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -177,19 +178,27 @@ static int cshims_prepare_child(pid_t pid, const struct cshims_spawn_options *o)
 // async-signal-safe calls. Never returns.
 static void cshims_spawn_child(const char *path, char *const argv[], char *const envp[],
                                const struct cshims_spawn_options *o, int report[2], int go[2]) {
-    // Child: only async-signal-safe calls until execve. Wait for the parent
-    // to map ids and place us in the cgroup.
+    // Child: only async-signal-safe calls until execve. The parent blocked
+    // every signal across the clone, so none can run one of its (Swift)
+    // handlers here: first every handler back to SIG_DFL (which also drops a
+    // pending signal whose default is to ignore it), and only then an empty
+    // mask for the program we exec.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    // Wait for the parent to map ids and place us in the cgroup.
     close(go[1]);
     char byte;
     ssize_t g;
     do { g = read(go[0], &byte, 1); } while (g < 0 && errno == EINTR);
     if (g != 1) _exit(127);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    for (int s = 1; s < NSIG; s++) {
-        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-    }
     if (setsid() < 0) cshims_child_fail(report[1]);
     if (o->death_signal > 0 && prctl(PR_SET_PDEATHSIG, o->death_signal, 0, 0, 0) != 0) cshims_child_fail(report[1]);
     int fds[3] = {o->stdin_fd, o->stdout_fd, o->stderr_fd};
@@ -244,21 +253,32 @@ pid_t cshims_spawn_ex(const char *path, char *const argv[], char *const envp[],
     args.flags = CLONE_PIDFD | o->namespaces;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
+    // Every signal blocked across the clone: the child inherits the full mask
+    // and unblocks only after resetting the handlers it inherited. (glibc
+    // keeps its two internal signals out of any mask; they are only ever
+    // sent to threads of this process, never to the new one.)
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    // Raw system calls only, never libc's fork(): it runs pthread_atfork
+    // handlers in the child, which in a multi-threaded process can wait
+    // forever for a lock another thread held at the clone.
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid < 0 && errno == ENOSYS) {
         // clone3 refused: seccomp filters answer ENOSYS so that clone's flags
         // stay inspectable (the job's own filter; systemd's RestrictNamespaces=).
-        // A plain fork, or clone with the same namespace flags, and pidfd_open.
-        if (o->namespaces == 0) pid = fork();
-        else pid = (pid_t)syscall(SYS_clone, (unsigned long)(o->namespaces | SIGCHLD), NULL, NULL, NULL, 0UL);
+        // clone with the same namespace flags (none: a fork without libc's
+        // atfork handlers), then pidfd_open.
+        pid = (pid_t)syscall(SYS_clone, (unsigned long)(o->namespaces | SIGCHLD), NULL, NULL, NULL, 0UL);
         if (pid > 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     }
-    if (pid < 0) {
-        int err = errno;
-        close(report[0]); close(report[1]); close(go[0]); close(go[1]);
-        return -err;
-    }
     if (pid == 0) cshims_spawn_child(path, argv, envp, o, report, go);
+    int clone_err = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0) {
+        close(report[0]); close(report[1]); close(go[0]); close(go[1]);
+        return -clone_err;
+    }
     close(report[1]);
     close(go[0]);
     int err = cshims_prepare_child(pid, o);

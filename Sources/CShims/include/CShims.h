@@ -1,6 +1,7 @@
 // CShims: the few C helpers agent-runner needs because Swift cannot express
 // them safely: function-like macros, variadic C functions, raw syscalls
-// without a libc wrapper, and the code between fork() and execve().
+// without a libc wrapper, and the code between clone and execve (nothing
+// written in Swift may run there).
 // Every symbol is prefixed `cshims_` and documented with why it exists.
 #ifndef CSHIMS_H
 #define CSHIMS_H
@@ -14,7 +15,6 @@
 int cshims_set_no_new_privs(void);
 /// prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach by same-uid peers.
 int cshims_set_not_dumpable(void);
-/// prctl(PR_SET_PDEATHSIG, sig): the child dies with the supervisor.
 
 /// How `cshims_spawn_ex` starts a process. Zero-initialise, then set fields;
 /// -1 for any descriptor or id means "not used".
@@ -23,7 +23,7 @@ struct cshims_spawn_options {
     /// setresuid/setresgid before exec (only without CLONE_NEWUSER).
     int uid, gid;
     const char *cwd;
-    /// CLONE_NEW* flags for clone3 (0: a plain fork). With CLONE_NEWUSER the
+    /// CLONE_NEW* flags for clone3 (0: none, a fork). With CLONE_NEWUSER the
     /// parent maps `map_uid`/`map_gid` (outer ids) to 0 inside before the
     /// child goes on.
     uint64_t namespaces;
@@ -39,9 +39,13 @@ struct cshims_spawn_options {
 };
 
 /// fork/exec with namespaces, an id mapping, a cgroup and a pidfd, through
-/// clone3(2), which glibc does not wrap. The child leads a new session and
-/// runs only async-signal-safe code until execve. Returns the pid (in the
-/// caller's PID namespace) or -errno; on success `options->pidfd` is set.
+/// clone3(2), which glibc does not wrap (clone(2) where a seccomp filter
+/// refuses clone3; never libc's fork(), whose atfork handlers are not
+/// async-signal-safe). Every signal is blocked across the clone; the child
+/// resets all handlers to SIG_DFL before it unblocks them, so no handler of
+/// the caller runs in it. The child leads a new session and runs only
+/// async-signal-safe code until execve. Returns the pid (in the caller's PID
+/// namespace) or -errno; on success `options->pidfd` is set.
 pid_t cshims_spawn_ex(const char *path, char *const argv[], char *const envp[],
                       struct cshims_spawn_options *options);
 
