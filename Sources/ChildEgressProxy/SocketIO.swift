@@ -26,12 +26,13 @@ public enum SocketIO {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let rc = withUnsafeMutablePointer(to: &addr) {
+        // errno is taken right after the call that failed.
+        let failed = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                bind(fd, p, len) == 0 && getsockname(fd, p, &len) == 0 ? 0 : -1
+                bind(fd, p, len) == 0 && getsockname(fd, p, &len) == 0 && listen(fd, 64) == 0 ? 0 : errno
             }
         }
-        guard rc == 0, listen(fd, 64) == 0 else { let e = errno; close(fd); throw Errno(e, "listen on 127.0.0.1:\(port)") }
+        guard failed == 0 else { close(fd); throw Errno(failed, "listen on 127.0.0.1:\(port)") }
         return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 
@@ -44,35 +45,38 @@ public enum SocketIO {
             else { continue }
             var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            let rc = withSocketAddress(ip, port: port) { connect(fd, $0, $1) }
-            if rc == 0 {
+            do {
+                try withSocketAddress(ip, port: port) {
+                    try connectRetryingEINTR(fd, $0, $1, "connect \(ip):\(port)", timeoutMs: timeout * 1000)
+                }
                 var none = timeval()
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
                 return fd
+            } catch let error as Errno {
+                last = error
+                close(fd)
             }
-            last = Errno(errno, "connect \(ip):\(port)")
-            close(fd)
         }
         throw last
     }
 
     /// Runs `body` with the sockaddr_in or sockaddr_in6 for `ip` and `port`, and its length.
-    static func withSocketAddress<T>(_ ip: IPAddress, port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
-        func call<A>(_ a: inout A) -> T {
-            withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<A>.size)) } }
+    static func withSocketAddress<T>(_ ip: IPAddress, port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> T) rethrows -> T {
+        func call<A>(_ a: inout A) throws -> T {
+            try withUnsafePointer(to: &a) { try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<A>.size)) } }
         }
         if ip.isV4 {
             var a = sockaddr_in()
             a.sin_family = sa_family_t(AF_INET)
             a.sin_port = in_port_t(UInt16(port).bigEndian)
             withUnsafeMutableBytes(of: &a.sin_addr) { $0.copyBytes(from: ip.bytes) }
-            return call(&a)
+            return try call(&a)
         }
         var a = sockaddr_in6()
         a.sin6_family = sa_family_t(AF_INET6)
         a.sin6_port = in_port_t(UInt16(port).bigEndian)
         withUnsafeMutableBytes(of: &a.sin6_addr) { $0.copyBytes(from: ip.bytes) }
-        return call(&a)
+        return try call(&a)
     }
 
     /// Accepts connections on `fd` forever, each handled on a thread of its
@@ -83,8 +87,9 @@ public enum SocketIO {
             slots.wait()
             let conn = cshims_accept_cloexec(fd)
             if conn < 0 {
+                let e = errno // before slots.signal(), which may change it
                 slots.signal()
-                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { if errno == EMFILE { usleep(100_000) }; continue }
+                if e == EINTR || e == ECONNABORTED || e == EMFILE { if e == EMFILE { usleep(100_000) }; continue }
                 return
             }
             Thread.detachNewThread {

@@ -113,7 +113,7 @@ public enum AgentReaper {
             let found = info._sifields._sigchld.si_pid
             guard found > 0, found != pid else { return }
             var status: Int32 = 0
-            _ = waitpid(found, &status, 0)
+            _ = try? retryingEINTR("waitpid") { waitpid(found, &status, 0) }
         }
     }
 

@@ -117,7 +117,7 @@ public final class SpawnedProcess: Sendable {
             _ = kill(-pid, SIGKILL)
             var status: Int32 = 0
             var usage = rusage()
-            while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+            _ = try? retryingEINTR("wait4") { wait4(pid, &status, 0, &usage) }
             done = true
             let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
                 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000

@@ -12,30 +12,37 @@ public enum UnixSocket {
     public static func listen(_ path: String, mode: mode_t = 0o600) throws -> Int32 {
         let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         unlink(path)
-        let rc = try withShortPath(path) { short -> Int32 in
+        // errno is taken right after bind: withShortPath's close may follow it.
+        let failed = try withShortPath(path) { short -> Int32 in
             var addr = try address(short)
             return withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 ? 0 : errno
+                }
             }
         }
-        guard rc == 0 else { let e = errno; close(fd); throw Errno(e, "bind \(path)") }
+        guard failed == 0 else { close(fd); throw Errno(failed, "bind \(path)") }
         chmod(path, mode)
         guard Glibc.listen(fd, 64) == 0 else { let e = errno; close(fd); throw Errno(e, "listen \(path)") }
         return fd
     }
 
-    /// A connection to the Unix socket at `path`.
+    /// A connection to the Unix socket at `path` (a signal does not fail it: `connectRetryingEINTR`).
     public static func connect(_ path: String) throws -> Int32 {
         let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        let rc = try withShortPath(path) { short -> Int32 in
-            var addr = try address(short)
-            return withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        do {
+            try withShortPath(path) { short in
+                var addr = try address(short)
+                try withUnsafePointer(to: &addr) {
+                    try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        try connectRetryingEINTR(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size), "connect \(path)")
+                    }
                 }
             }
+        } catch {
+            close(fd)
+            throw error
         }
-        guard rc == 0 else { let e = errno; close(fd); throw Errno(e, "connect \(path)") }
         return fd
     }
 
@@ -45,8 +52,7 @@ public enum UnixSocket {
     public static func withShortPath<T>(_ path: String, _ body: (String) throws -> T) throws -> T {
         guard path.utf8.count >= 100 else { return try body(path) }
         let dir = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
-        let fd = open(dir, cshims_o_path() | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw Errno(errno, "open \(dir)") }
+        let fd = try retryingEINTR("open \(dir)") { open(dir, cshims_o_path() | O_DIRECTORY | O_CLOEXEC) }
         defer { close(fd) }
         return try body("/proc/self/fd/\(fd)/\(name)")
     }

@@ -37,13 +37,14 @@ public enum SandboxSelfTest {
         let workspace = String(cString: made)
         let outside = "\(base)/agent-runner-selftest-\(getpid())-outside"
         let pid = fork()
+        let forkError = errno // before the clean-up below changes it
         if pid == 0 { _exit(probe(workspace: workspace, outside: outside, loopback: loopback)) }
         var status: Int32 = 0
-        if pid > 0 { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        if pid > 0 { _ = try? retryingEINTR("waitpid") { waitpid(pid, &status, 0) } }
         // The probe creates at most this one file in the workspace.
         unlink(workspace + "/inside-probe")
         rmdir(workspace)
-        if pid < 0 { return report(["ok": false, "error": .string("\(Errno(errno, "fork"))")], status: 2) }
+        if pid < 0 { return report(["ok": false, "error": .string("\(Errno(forkError, "fork"))")], status: 2) }
         if cshims_wifsignaled(status) != 0 {
             return report(["ok": false, "error": .string("the probe process was killed by signal \(cshims_wtermsig(status))")],
                           status: 2)
