@@ -58,10 +58,12 @@ let package = Package(
         // --explicit-target-dependency-import-check error, and ModuleGraphTests
         // checks both the graph and every target's imports (docs/architecture.md).
         // Spec/instructions builders, generators and the safe tree writer.
-        .target(name: "ChildGeneration", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims", "COpenSSL"]),
+        // The one libcurl client (CurlEasy) of the job child's generators and the egress proxy.
+        .target(name: "ChildHTTP", dependencies: ["RunnerCore", "CCurl", "CCurlShims"]),
+        .target(name: "ChildGeneration", dependencies: ["RunnerCore", "CShims", "ChildHTTP", "COpenSSL"]),
         // The per-job egress proxy (agent-runner-job --egress-proxy) and the
         // socket helpers of the job child's forwarder.
-        .target(name: "ChildEgressProxy", dependencies: ["RunnerCore", "CShims", "CCurl", "CCurlShims"]),
+        .target(name: "ChildEgressProxy", dependencies: ["RunnerCore", "CShims", "ChildHTTP"]),
         // Commit and push with libgit2.
         .target(name: "ChildPublishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.

@@ -1,8 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CCurl
-import CCurlShims
+import ChildHTTP
 import Foundation
 import RunnerCore
 
@@ -75,14 +74,13 @@ struct ProviderRoute {
         }
         headers += upstream.authHeaders.map { "\($0.name): \($0.value)" }
         let exchange = Exchange(client: client)
-        let rc: CURLcode
         do {
-            rc = try perform(url: url, method: request.method, headers: headers, body: body, exchange: exchange)
+            // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
+            _ = try CurlEasy().perform(url, method: request.method, headers: headers, body: request.method == "GET" ? nil : body,
+                                       connectTimeout: 15, timeout: .stalled(300), receiver: exchange)
         } catch {
-            return fail(client, 502, "\(upstream.name): cannot reach the upstream")
-        }
-        if rc != CURLE_OK && !exchange.headSent {
-            return fail(client, 502, "\(upstream.name) request failed: \(String(cString: curl_easy_strerror(rc)))")
+            // Once the answer's head went out, the client sees the cut; before, it gets the reason.
+            if !exchange.headSent { return fail(client, 502, "\(upstream.name) request failed: \(error)") }
         }
         out.emit(EgressEvent(type: "log", detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
     }
@@ -127,60 +125,22 @@ struct ProviderRoute {
             pos += size + 2
         }
     }
-
-    private func perform(url: String, method: String, headers: [String], body: [UInt8], exchange: Exchange) throws -> CURLcode {
-        _ = curlReady
-        guard let h = curl_easy_init() else { throw Errno(ENOMEM, "curl_easy_init") }
-        defer { curl_easy_cleanup(h) }
-        var list: UnsafeMutablePointer<curl_slist>?
-        for line in headers { list = curl_slist_append(list, line) }
-        defer { curl_slist_free_all(list) }
-        return withExtendedLifetime(exchange) {
-            body.withUnsafeBytes { raw in
-                _ = cshims_curl_setopt_ptr(h, CURLOPT_URL, url)
-                _ = cshims_curl_setopt_ptr(h, CURLOPT_PROTOCOLS_STR, "http,https")
-                _ = cshims_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
-                _ = cshims_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
-                _ = cshims_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
-                _ = cshims_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
-                _ = cshims_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, 15)
-                // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
-                _ = cshims_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
-                _ = cshims_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, 300)
-                _ = cshims_curl_setopt_ptr(h, CURLOPT_HTTPHEADER, list)
-                _ = cshims_curl_setopt_ptr(h, CURLOPT_PROXY, "") // never an environment proxy
-                if method == "GET" {
-                    _ = cshims_curl_setopt_long(h, CURLOPT_HTTPGET, 1)
-                } else {
-                    _ = cshims_curl_setopt_ptr(h, CURLOPT_CUSTOMREQUEST, method)
-                    _ = cshims_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1))
-                    _ = cshims_curl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count))
-                }
-                let me = Unmanaged.passUnretained(exchange).toOpaque()
-                _ = cshims_curl_setopt_header(h, providerHeaderCallback)
-                _ = cshims_curl_setopt_ptr(h, CURLOPT_HEADERDATA, me)
-                _ = cshims_curl_setopt_write(h, providerWriteCallback)
-                _ = cshims_curl_setopt_ptr(h, CURLOPT_WRITEDATA, me)
-                return curl_easy_perform(h)
-            }
-        }
-    }
 }
 
-private let curlReady: Bool = {
-    curl_global_init(Int(CURL_GLOBAL_DEFAULT))
-    return true
-}()
-
-/// One provider exchange, reached from libcurl's callbacks: collects the
-/// response head, sends it to the agent once complete, then streams the body.
-final class Exchange {
+/// One keyed exchange, reached from libcurl's callbacks: collects the
+/// response head, sends it to the caller once complete, then streams the body.
+final class Exchange: CurlReceiver {
     let client: Int32
     var status = 0
     var headers: [String] = []
     var headSent = false
     var broken = false
     init(client: Int32) { self.client = client }
+
+    func header(_ line: String) -> Bool {
+        headerLine(line)
+        return !broken
+    }
 
     func headerLine(_ line: String) {
         let trimmed = line.trimmingCharacters(in: .newlines)
@@ -208,20 +168,4 @@ final class Exchange {
         if (try? writeAll(client, bytes)) == nil { broken = true; return false }
         return true
     }
-}
-
-private let providerHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
-    ptr, size, count, userdata in
-    let exchange = Unmanaged<Exchange>.fromOpaque(userdata!).takeUnretainedValue()
-    let n = size * count
-    if let ptr { exchange.headerLine(String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)) }
-    return exchange.broken ? 0 : n
-}
-
-private let providerWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
-    ptr, size, count, userdata in
-    let exchange = Unmanaged<Exchange>.fromOpaque(userdata!).takeUnretainedValue()
-    let n = size * count
-    guard let ptr else { return n }
-    return exchange.body(UnsafeRawBufferPointer(start: ptr, count: n)) ? n : 0
 }

@@ -1,3 +1,4 @@
+import ChildHTTP
 import Foundation
 import RunnerCore
 

@@ -1,4 +1,5 @@
 import COpenSSL
+import ChildHTTP
 import Foundation
 import RunnerCore
 
