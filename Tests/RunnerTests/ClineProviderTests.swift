@@ -89,12 +89,15 @@ import Testing
     func expectNoRealKey(_ run: Run) {
         #expect(!run.ticket.contains(Self.realKey), "the ticket never carries CLINE_API_KEY")
         #expect(!run.stdout.contains(Self.realKey))
-        if let e = run.evidence {
-            #expect(!e.jsonString.contains(Self.realKey), "argv and environment of the agent")
-            #expect(e["env"]?["HOME"]?.stringValue == run.workspace + "/home")
-            #expect(e["env"]?["CLINE_DIR"]?.stringValue == run.workspace + "/home/.cline")
-        }
         for r in run.requests { #expect(receivedKey(r) == Self.placeholder, "\(r)") }
+        // The agent ran: its evidence (argv and environment) must be there to be checked.
+        guard let e = run.evidence else {
+            Issue.record("the fake cline wrote no tmp/agent-evidence.json: the agent's argv and environment went unchecked")
+            return
+        }
+        #expect(!e.jsonString.contains(Self.realKey), "argv and environment of the agent")
+        #expect(e["env"]?["HOME"]?.stringValue == run.workspace + "/home")
+        #expect(e["env"]?["CLINE_DIR"]?.stringValue == run.workspace + "/home/.cline")
     }
 
     /// (CLINE_PROVIDER, the 3.x provider id, the path the 3.x CLI calls under
