@@ -33,8 +33,7 @@ import Testing
              args: String? = nil, route: Bool = true) async throws -> Run {
         let root = TestEnv.tempDir("cline")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures").path
+        let fixtures = TestEnv.fixtures
         try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/work", withIntermediateDirectories: true)
         let cline = root + "/bin/cline"

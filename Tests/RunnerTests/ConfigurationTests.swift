@@ -57,9 +57,7 @@ import Testing
     }
 
     @Test func everyVariableHasADocumentedDefault() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let example = try String(contentsOf: root.appendingPathComponent(".env.example"), encoding: .utf8)
+        let example = try String(contentsOfFile: TestEnv.repoRoot + "/.env.example", encoding: .utf8)
         for (name, _) in RunnerConfiguration.defaults {
             #expect(example.contains(name + "="), "\(name) is missing from .env.example")
         }

@@ -28,12 +28,12 @@ import Testing
         let id = try await h.seed(.object(hostile))
         let agent = try Containment.install("hostile_agent.py", in: h.root)
         let metricsPort = freePort()
-        let p = try Containment.startSupervisor(h, [
+        let p = try h.startSupervisor([
             "CLINE_CMD": agent, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "1",
             "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_API_KEY": Self.realKey,
             "METRICS_ADDR": "127.0.0.1:\(metricsPort)", "JOB_EGRESS_ALLOW": "localhost"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        let finished = try await Containment.eventually(60) { try await h.job(id)["status"]?.stringValue == "done" }
+        let finished = try await eventually(60) { try await h.job(id)["status"]?.stringValue == "done" }
         let job = try await h.job(id)
         #expect(finished, "\(job.jsonString)")
         let sha = try #require(job["metadata"]?["commitSha"]?.stringValue)
@@ -69,15 +69,15 @@ import Testing
         let all = try await h.store.pool.run("jobs") { try CollectionOps.find($0, filter: [:]) }
         #expect(!all.contains { $0.jsonString.contains("pwned") })
         // Its detached grandchild died with the job.
-        #expect(await Containment.eventually(5) { Containment.processes(with: marker).isEmpty })
+        #expect(await eventually(5) { Containment.processes(with: marker).isEmpty })
         // The next normal job runs.
         let next = try await h.seed(tinySpec, project: "after the attack")
         _ = try await h.store.pool.run("jobs") { coll in
             try CollectionOps.update(coll, filter: ["_id": .string(next)], update: ["$set": ["priority": 5]])
         }
-        #expect(try await Containment.eventually(60) { try await h.job(next)["status"]?.stringValue != "pending" })
+        #expect(try await eventually(60) { try await h.job(next)["status"]?.stringValue != "pending" })
         p.terminate()
-        _ = await Containment.eventually(30) { !p.isRunning }
+        _ = await eventually(30) { !p.isRunning }
         let after = try await h.job(next)
         #expect(after["status"]?.stringValue == "done", "\(after.jsonString)")
     }

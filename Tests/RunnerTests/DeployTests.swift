@@ -13,8 +13,7 @@ import Testing
 /// SystemCallFilter=, RestrictNamespaces=, RestrictAddressFamilies=,
 /// CapabilityBoundingSet= and NoNewPrivileges= itself, as an unprivileged user.
 @Suite struct DeployTests {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repoRoot = TestEnv.repoRoot
     static let unit = repoRoot + "/Deploy/agent-runner.service"
     static let analyzer: String? = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { access($0, X_OK) == 0 }
 
@@ -87,7 +86,7 @@ import Testing
         }
         _ = try await runProcess("/bin/chmod", ["-R", "a+rwX", h.remote])
         let id = try await h.seed(tinySpec)
-        let fixture = Self.repoRoot + "/Tests/Fixtures/systemd_sandbox.py"
+        let fixture = TestEnv.fixtures + "/systemd_sandbox.py"
         let env = h.environment(["JOB_MAX_ATTEMPTS": "1", "KEEP_WORKSPACES": "never"])
         func underUnit(_ args: [String]) async throws -> ProcessResult {
             try await runProcess("/usr/bin/python3", [fixture, Self.unit, "--uid", "65534", "--",

@@ -222,7 +222,7 @@ import Testing
         let queue = QueueFixture()
         try await h.makeRemote()
         let id = try await h.seed(tinySpec)
-        let p = try queue.startSupervisor(h, [:])
+        let p = try h.startSupervisor([:])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         // The job done: the supervisor's database client is surely up.
         try await queue.waitFor("the job to finish") { try await h.job(id)["status"]?.stringValue == "done" }

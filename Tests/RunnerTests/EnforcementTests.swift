@@ -43,7 +43,7 @@ import Testing
         let store = JobStore(pool: try MongoPool(uri: uri, databaseName: "enforce"), logCap: 100)
         let project = try await store.insertProject(name: "E", repoURL: nil)
         let id = try await store.insertJob(projectId: project, spec: tinySpec)
-        let p = try queue.startSupervisor(h, ["MONGODB_URI": uri, "MONGO_DB_NAME": "enforce",
+        let p = try h.startSupervisor(["MONGODB_URI": uri, "MONGO_DB_NAME": "enforce",
                                               "AGENT_RUNNER_JOB_PATH": try recordingChild(h),
                                               // Host pids for the checks: the stand-in child runs without namespaces.
                                               "SANDBOX": "off", "JOB_NETWORK": "host"].merging(env) { $1 })

@@ -49,8 +49,7 @@ import Testing
         let serviceLog = h.root + "/service.log"
         let service = try await FixtureServer("tcp_listener.py", [serviceLog])
         defer { service.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/network_probe_child.py").path
+        let script = TestEnv.fixtures + "/network_probe_child.py"
         let out = h.root + "/probe.json"
         let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
         let child = h.root + "/probe-child"

@@ -15,25 +15,22 @@ import Testing
     func steadyState(jobs: Int, leaseSeconds: Int, window: Double) async throws -> [String] {
         let h = try Harness()
         defer { h.cleanup() }
-        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
-        let countFile = h.root + "/commands.log"
-        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile])
+        let proxy = try await DatabaseProxy(countingIn: h.root)
         defer { proxy.stop() }
         for i in 0..<jobs {
             let p = try await h.store.insertProject(name: "L\(i)", repoURL: nil)
             _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
         }
-        let s = try queue.startSupervisor(h, ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true",
+        let s = try h.startSupervisor(["MONGODB_URI": proxy.uri,
                                               "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: window + 60),
                                               "RUNNER_CONCURRENCY": "\(jobs)", "LEASE_SECONDS": "\(leaseSeconds)",
                                               "SHUTDOWN_GRACE_SECONDS": "1"])
         defer { if s.isRunning { kill(s.processIdentifier, SIGKILL) } }
         try await queue.waitFor("every job to start", timeout: 60) { queue.runs(h).filter { $0.kind == "start" }.count == jobs }
         try await Task.sleep(for: .seconds(1))
-        let lines = { ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
-        let before = lines().count
+        let before = proxy.commands().count
         try await Task.sleep(for: .seconds(window))
-        let during = Array(lines().dropFirst(before))
+        let during = Array(proxy.commands().dropFirst(before))
         let perJobSecond = Double(during.count) / Double(jobs) / window
         print("steady state: \(jobs) running jobs, LEASE_SECONDS=\(leaseSeconds), \(window) s: \(during.count) requests, "
               + String(format: "%.3f", perJobSecond) + " per running job per second; by command: "
@@ -98,16 +95,14 @@ import Testing
     @Test func withoutAChangeStreamTheCancelIsPolledInOneRead() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
-        let countFile = h.root + "/commands.log"
-        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile, "$changeStream"])
+        let proxy = try await DatabaseProxy(refusing: ["$changeStream"], countingIn: h.root)
         defer { proxy.stop() }
         var ids: [String] = []
         for name in ["A", "B", "C"] {
             let p = try await h.store.insertProject(name: name, repoURL: nil)
             ids.append(try await h.store.insertJob(projectId: p, spec: tinySpec))
         }
-        let s = try queue.startSupervisor(h, ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true",
+        let s = try h.startSupervisor(["MONGODB_URI": proxy.uri,
                                               "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 300),
                                               "RUNNER_CONCURRENCY": "3", "RUNNER_POLL_SECONDS": "1", "LEASE_SECONDS": "60",
                                               "SHUTDOWN_GRACE_SECONDS": "1"])
@@ -116,7 +111,7 @@ import Testing
         #expect(try await h.store.requestCancel(ids[1]))
         try await queue.waitFor("the cancel", timeout: 10) { try await h.job(ids[1])["status"]?.stringValue == "cancelled" }
         #expect(try await h.job(ids[0])["status"]?.stringValue == "running")
-        let commands = ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n")
+        let commands = proxy.commands()
         #expect(!commands.contains { $0.hasPrefix("getMore") }, "no change stream ran")
         #expect(!commands.contains { $0.hasPrefix("findAndModify") && !$0.hasSuffix("project_locks") },
                 "no per-job heartbeat")

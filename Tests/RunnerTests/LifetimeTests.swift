@@ -22,38 +22,38 @@ import Testing
         if path == .timeout { env["JOB_TIMEOUT_SECONDS"] = "3" }
         if path == .sigtermDrain { env["SHUTDOWN_GRACE_SECONDS"] = "1" }
         if path == .secondSignal { env["SHUTDOWN_GRACE_SECONDS"] = "120" }
-        let p = try Containment.startSupervisor(h, env)
+        let p = try h.startSupervisor(env)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         // The grandchild is up.
-        #expect(await Containment.eventually(30) { !Containment.processes(with: marker).isEmpty }, "no escapee started")
+        #expect(await eventually(30) { !Containment.processes(with: marker).isEmpty }, "no escapee started")
         func status() async throws -> String? { try await h.job(id)["status"]?.stringValue }
         switch path {
         case .done, .failed, .timeout:
-            let ended = try await Containment.eventually(30) {
+            let ended = try await eventually(30) {
                 let s = try await status()
                 return s != "running" && s != "pending"
             }
             #expect(ended)
         case .cancel:
             #expect(try await h.agentRunner(["cancel", id]).status == 0)
-            #expect(try await Containment.eventually(10) { try await status() == "cancelled" })
+            #expect(try await eventually(10) { try await status() == "cancelled" })
         case .sigtermDrain, .secondSignal:
             kill(p.processIdentifier, SIGTERM)
             if path == .secondSignal {
                 try await Task.sleep(for: .milliseconds(300))
                 kill(p.processIdentifier, SIGTERM)
             }
-            #expect(try await Containment.eventually(20) { try await status() == "pending" }, "requeued")
+            #expect(try await eventually(20) { try await status() == "pending" }, "requeued")
         case .supervisorKilled:
             kill(p.processIdentifier, SIGKILL)
-            _ = await Containment.eventually(5) { !p.isRunning }
+            _ = await eventually(5) { !p.isRunning }
         }
         let expected: [Path: String] = [.done: "done", .failed: "failed", .timeout: "failed", .cancel: "cancelled",
                                         .sigtermDrain: "pending", .secondSignal: "pending", .supervisorKilled: "running"]
         let doc = try await h.job(id)
         #expect(doc["status"]?.stringValue == expected[path], "\(doc.jsonString)")
         // Within 5 s of the outcome, nothing of the job is left.
-        let gone = await Containment.eventually(5) { Containment.processes(with: marker).isEmpty }
+        let gone = await eventually(5) { Containment.processes(with: marker).isEmpty }
         #expect(gone, "escapee still running: \(Containment.processes(with: marker))")
         if !gone { for pid in Containment.processes(with: marker) { kill(pid, SIGKILL) } }
     }
@@ -88,6 +88,6 @@ import Testing
         #expect(job["status"]?.stringValue == "failed", "\(job.jsonString)")
         #expect(job["error"]?["code"]?.stringValue == "resource_limit")
         #expect(job["error"]?["message"]?.stringValue?.contains("JOB_MAX_PROCESSES=16") == true, "\(job.jsonString)")
-        #expect(await Containment.eventually(5) { Containment.processes(with: marker).isEmpty })
+        #expect(await eventually(5) { Containment.processes(with: marker).isEmpty })
     }
 }

@@ -15,7 +15,7 @@ import Testing
         let port = freePort()
         let env = ["MONGODB_URI": db.uri, "MONGO_DB_NAME": "metrics", "METRICS_ADDR": "127.0.0.1:\(port)",
                    "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0), "RUNNER_POLL_SECONDS": "0.2"]
-        let p = try queue.startSupervisor(h, env)
+        let p = try h.startSupervisor(env)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let base = "http://127.0.0.1:\(port)"
         try await queue.waitFor("the health endpoint") { (try? await httpRequest(base + "/healthz"))?.status == 200 }
@@ -51,7 +51,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let port = freePort()
-        let p = try queue.startSupervisor(h, ["METRICS_ADDR": "127.0.0.1:\(port)", "RUNNER_CONCURRENCY": "3",
+        let p = try h.startSupervisor(["METRICS_ADDR": "127.0.0.1:\(port)", "RUNNER_CONCURRENCY": "3",
                                               "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0)])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let base = "http://127.0.0.1:\(port)"

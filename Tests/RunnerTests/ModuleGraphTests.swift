@@ -12,10 +12,7 @@ import Testing
 /// that check for a plain `swift build`.
 @Suite struct ModuleGraphTests {
     static let childOnly: Set<String> = ["ChildGeneration", "ChildPublishing", "ChildEgressProxy", "ChildHTTP"]
-    static var root: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-    }
+    static var root: String { TestEnv.repoRoot }
     static let neverChild = ["Supervisor", "SupervisorKit", "JobStore", "DashboardKit", "Dashboard", "RunnerCore", "Sandbox"]
 
     /// Target name → the names of the package's own targets it depends on.

@@ -11,16 +11,14 @@ import Testing
     let queue = QueueFixture()
 
     /// The proxy's URI, rejecting commands that contain any of `patterns`.
-    func strictServer(_ patterns: [String]) async throws -> (FixtureServer, String) {
-        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
-        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream)] + patterns)
-        return (proxy, "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true")
+    func strictServer(_ patterns: [String]) async throws -> (DatabaseProxy, String) {
+        let proxy = try await DatabaseProxy(refusing: patterns)
+        return (proxy, proxy.uri)
     }
 
     /// Every operator the store and the supervisor write is in the portable set.
     @Test func theSourcesUseOnlyPortableOperators() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources")
+        let root = URL(fileURLWithPath: TestEnv.repoRoot + "/Sources")
         // Extended JSON type wrappers and the change stream's pipeline stages are not query operators.
         let allowed = JobStore.portableOperators.union(["$oid", "$date", "$numberLong", "$numberInt", "$numberDouble", "$match", "$project"])
         let pattern = try NSRegularExpression(pattern: #""(\$[A-Za-z]+)""#)

@@ -29,8 +29,8 @@ import Testing
         }
         let env = ["CLINE_CMD": bin + "/cline", "CLINE_ENABLED": "true", "GENERATORS": "cline,scaffold",
                    "LEASE_SECONDS": "3", "RUNNER_CONCURRENCY": "2"]
-        let victim = try queue.startSupervisor(h, env)
-        let other = try queue.startSupervisor(h, env, args: ["--exit-when-idle"])
+        let victim = try h.startSupervisor(env)
+        let other = try h.startSupervisor(env, args: ["--exit-when-idle"])
         defer { for p in [victim, other] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         // The victim must hold a job when it dies: running, under a lease it owns
         // (its owner is host:pid:nonce).
@@ -50,7 +50,7 @@ import Testing
         #expect(FileManager.default.createFile(atPath: bin + "/release", contents: Data()))
         _ = try await queue.waitExit(other, timeout: 60)
         try await Task.sleep(for: .seconds(4)) // the dead runner's leases lapse
-        let restarted = try queue.startSupervisor(h, env, args: ["--exit-when-idle"])
+        let restarted = try h.startSupervisor(env, args: ["--exit-when-idle"])
         defer { if restarted.isRunning { kill(restarted.processIdentifier, SIGKILL) } }
         #expect(try await queue.waitExit(restarted, timeout: 90) == 0)
         for (id, remote) in jobs {
@@ -68,7 +68,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
-        let p = try queue.startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 4), "LEASE_SECONDS": "3"])
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 4), "LEASE_SECONDS": "3"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await queue.waitFor("the job to start") { queue.runs(h).contains { $0.kind == "start" } }
         // Another runner takes the job over (as after a lease expiry).
@@ -100,7 +100,7 @@ import Testing
         }
         let env = ["MONGODB_URI": db.uri, "MONGO_DB_NAME": "outage", "RUNNER_CONCURRENCY": "2",
                    "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 2)]
-        let p = try queue.startSupervisor(h, env, args: ["--exit-when-idle"])
+        let p = try h.startSupervisor(env, args: ["--exit-when-idle"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await queue.waitFor("jobs to start") { queue.runs(h).contains { $0.kind == "start" } }
         db.stop()
@@ -132,8 +132,7 @@ final class PrivateDatabase: @unchecked Sendable {
     }
 
     func start() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
+        let root = TestEnv.repoRoot
         let p = Process()
         p.executableURL = URL(fileURLWithPath: root + "/.venv/bin/secantusd-py")
         p.arguments = ["--config", dir + "/secantusd.toml", "--host", "127.0.0.1", "--port", "\(port)",

@@ -13,7 +13,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
-        let p = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300),
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300),
                                         "LEASE_SECONDS": "3600", "RUNNER_POLL_SECONDS": "3600"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
@@ -65,7 +65,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
-        let p = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "SHUTDOWN_GRACE_SECONDS": "1"])
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "SHUTDOWN_GRACE_SECONDS": "1"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
         p.terminate()
@@ -80,7 +80,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
-        let p = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "SHUTDOWN_GRACE_SECONDS": "120"])
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300), "SHUTDOWN_GRACE_SECONDS": "120"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
         p.terminate()
@@ -102,8 +102,8 @@ import Testing
         ids.append(try await h.store.insertJob(projectId: b, spec: tinySpec))
         let child = try fakeChild(h, seconds: 1)
         // Two supervisors with spare slots race for the same project's jobs.
-        let s1 = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "3"], args: ["--exit-when-idle"])
-        let s2 = try startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "3"], args: ["--exit-when-idle"])
+        let s1 = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "3"], args: ["--exit-when-idle"])
+        let s2 = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "3"], args: ["--exit-when-idle"])
         defer { for p in [s1, s2] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitFor("all jobs done", timeout: 90) {
             var all = true
@@ -133,8 +133,8 @@ import Testing
         }
         let child = try fakeChild(h, seconds: 0)
         let env = ["AGENT_RUNNER_JOB_PATH": child, "RUNNER_CONCURRENCY": "2"]
-        let s1 = try startSupervisor(h, env, args: ["--exit-when-idle"])
-        let s2 = try startSupervisor(h, env, args: ["--exit-when-idle"])
+        let s1 = try h.startSupervisor(env, args: ["--exit-when-idle"])
+        let s2 = try h.startSupervisor(env, args: ["--exit-when-idle"])
         defer { for p in [s1, s2] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         #expect(try await waitExit(s1, timeout: 240) == 0)
         #expect(try await waitExit(s2, timeout: 240) == 0)

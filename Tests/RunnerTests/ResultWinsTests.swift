@@ -48,7 +48,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
-        let p = try queue.startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try reportThenHang(h)])
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try reportThenHang(h)])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await queue.waitFor("the result") { FileManager.default.fileExists(atPath: h.root + "/reported") }
         #expect(try await h.agentRunner(["cancel", id]).status == 0)
@@ -64,7 +64,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
-        let p = try queue.startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try reportThenHang(h), "SHUTDOWN_GRACE_SECONDS": "1"])
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try reportThenHang(h), "SHUTDOWN_GRACE_SECONDS": "1"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await queue.waitFor("the result") { FileManager.default.fileExists(atPath: h.root + "/reported") }
         p.terminate()

@@ -197,8 +197,7 @@ import Testing
         let files = ScaffoldGenerator.files(for: spec)
         _ = try TreeWriter(root: root, limits: TreeLimits(maxFiles: 2000, maxFileBytes: 1 << 20, maxTotalBytes: 50 << 20))
             .write(files.map { ($0.path, Array($0.content.utf8)) })
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/check_tree.py").path
+        let fixture = TestEnv.fixtures + "/check_tree.py"
         let parsed = try await runProcess("/usr/bin/python3", [fixture, root])
         #expect(parsed.status == 0, "\(parsed.stdout)")
         let parseable = files.filter { f in [".py", ".json", ".yml", ".yaml", ".toml", ".xml"].contains { f.path.hasSuffix($0) } }

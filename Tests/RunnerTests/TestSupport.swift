@@ -32,10 +32,15 @@ enum TestEnv {
         return path
     }
 
+    /// The repository's root (this file is Tests/RunnerTests/TestSupport.swift).
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// Tests/Fixtures: the fixture servers, stand-in children and agents.
+    static let fixtures = repoRoot + "/Tests/Fixtures"
+
     static func exampleSpec(_ name: String) throws -> JSONValue {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        return try JSONValue.parse(Data(contentsOf: root.appendingPathComponent("examples/\(name)")))
+        try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: repoRoot + "/examples/\(name)")))
     }
 }
 
@@ -177,8 +182,7 @@ final class FixtureServer: Sendable {
     let port: Int
 
     init(_ script: String, _ args: [String]) async throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/\(script)").path
+        let path = TestEnv.fixtures + "/" + script
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", path] + args
@@ -266,8 +270,7 @@ protocol QueueFixtures {}
 extension QueueFixtures {
     /// A child that records its runs in `<root>/runs.log` and sleeps `seconds`.
     func fakeChild(_ h: Harness, seconds: Double) throws -> String {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_child.py").path
+        let script = TestEnv.fixtures + "/fake_child.py"
         let path = h.root + "/fake-child-\(seconds)"
         try "#!/bin/sh\nexec /usr/bin/python3 \(script) \(seconds) \(h.root)/runs.log\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
@@ -284,25 +287,9 @@ extension QueueFixtures {
         }
     }
 
-    /// Starts `agent-runner run` in the background.
-    func startSupervisor(_ h: Harness, _ env: [String: String], args: [String] = []) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestEnv.binDir + "/agent-runner")
-        p.arguments = ["run"] + args
-        p.environment = h.environment(env)
-        p.currentDirectoryURL = URL(fileURLWithPath: h.root)
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        return p
-    }
-
+    /// Waits until `condition` holds; records an issue naming `what` when it never did.
     func waitFor(_ what: String, timeout: Double = 30, _ condition: () async throws -> Bool) async throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("timed out waiting for \(what)")
+        if try await !eventually(timeout, condition) { Issue.record("timed out waiting for \(what)") }
     }
 
     func waitExit(_ p: Process, timeout: Double = 30) async throws -> Int32? {
@@ -310,6 +297,32 @@ extension QueueFixtures {
         while p.isRunning && Date() < end { try await Task.sleep(for: .milliseconds(100)) }
         return p.isRunning ? nil : p.terminationStatus
     }
+}
+
+extension Harness {
+    /// `agent-runner run` (plus `args`) in the background with this harness's
+    /// environment plus `env`; its stderr is discarded.
+    func startSupervisor(_ env: [String: String], args: [String] = []) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestEnv.binDir + "/agent-runner")
+        p.arguments = ["run"] + args
+        p.environment = environment(env)
+        p.currentDirectoryURL = URL(fileURLWithPath: root)
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        return p
+    }
+}
+
+/// Waits until `condition` holds, at most `timeout` seconds (a liveness
+/// bound, not a speed check); false when it never did.
+func eventually(_ timeout: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let end = Date().addingTimeInterval(timeout)
+    while Date() < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return try await condition()
 }
 
 /// Direct document edits standing in for the web app.

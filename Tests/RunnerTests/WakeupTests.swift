@@ -12,7 +12,7 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         // A poll interval far longer than the test: only the stream and the due timer can explain pickups.
-        let p = try queue.startSupervisor(h, ["AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0),
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0),
                                               "RUNNER_POLL_SECONDS": "600"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .seconds(2)) // the stream opens

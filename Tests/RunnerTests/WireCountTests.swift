@@ -14,18 +14,16 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         try await h.makeRemote()
-        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
-        let countFile = h.root + "/commands.log"
-        let proxy = try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile])
+        let proxy = try await DatabaseProxy(countingIn: h.root)
         defer { proxy.stop() }
         let id = try await h.seed(tinySpec)
         let r = try await h.agentRunner(["run", "--exit-when-idle"],
-                                        env: ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true"])
+                                        env: ["MONGODB_URI": proxy.uri])
         #expect(r.status == 0, "\(r.stderr)")
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job)")
         try await Task.sleep(for: .milliseconds(200))
-        let lines = ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let lines = proxy.commands()
         let by = Dictionary(grouping: lines, by: { $0 }).mapValues(\.count)
         print("one short job, in order: " + lines.joined(separator: " | "))
         print("one short job: \(lines.count) requests: "

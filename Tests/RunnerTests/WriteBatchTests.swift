@@ -12,19 +12,6 @@ import Testing
 @Suite struct WriteBatchTests {
     let queue = QueueFixture()
 
-    /// A counting proxy in front of the test server, and the file it counts into.
-    func countingProxy(_ h: Harness) async throws -> (FixtureServer, String) {
-        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
-        let countFile = h.root + "/commands.log"
-        return (try await FixtureServer("mongo_proxy.py", [String(upstream), "--count", countFile]), countFile)
-    }
-
-    /// The requests counted, but the driver's monitoring (which follows the clock).
-    func counted(_ file: String) -> [String] {
-        ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-            .filter { !["hello ", "isMaster "].contains($0) }
-    }
-
     /// Three running jobs' stages and lines: one flush, one `update jobs` on
     /// the wire, and each document gets its own stage and its lines in order.
     @Test func severalJobsProgressIsOneRequest() async throws {
@@ -36,9 +23,9 @@ import Testing
             _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
             jobs.append(try #require(try await h.store.claim(owner: "test", leaseSeconds: 60)))
         }
-        let (proxy, countFile) = try await countingProxy(h)
+        let proxy = try await DatabaseProxy(countingIn: h.root)
         defer { proxy.stop() }
-        let store = JobStore(pool: try MongoPool(uri: "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true",
+        let store = JobStore(pool: try MongoPool(uri: proxy.uri,
                                                  databaseName: h.dbName), logCap: 1000)
         let logger = Logger(label: "test")
         let leases = LeaseKeeper(store: store, leaseSeconds: 60, pollSeconds: 1, logger: logger)
@@ -49,10 +36,10 @@ import Testing
             for n in 0..<5 { await writes.add(job, "job \(i) line \(n)") }
             await writes.stage(job, stages[i])
         }
-        try? FileManager.default.removeItem(atPath: countFile)
+        proxy.resetCount()
         await writes.flush()
         try await Task.sleep(for: .milliseconds(200))
-        let sent = counted(countFile)
+        let sent = proxy.commands(monitoring: false)
         #expect(sent == ["update jobs"], "\(sent)")
         for (i, job) in jobs.enumerated() {
             let doc = try await h.job(job.idText)
@@ -63,7 +50,7 @@ import Testing
         await writes.flush()
         #expect(await writes.takeLines(jobs[0]).lines.isEmpty)
         try await Task.sleep(for: .milliseconds(200))
-        #expect(counted(countFile) == ["update jobs"], "\(counted(countFile))")
+        #expect(proxy.commands(monitoring: false) == ["update jobs"], "\(proxy.commands(monitoring: false))")
     }
 
     /// A batch that matches fewer jobs than it covers makes the lease keeper
@@ -138,13 +125,13 @@ import Testing
     @Test func aProjectsJobsFollowEachOtherWithoutADeferral() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        let (proxy, countFile) = try await countingProxy(h)
+        let proxy = try await DatabaseProxy(countingIn: h.root)
         defer { proxy.stop() }
         let p = try await h.store.insertProject(name: "Serial", repoURL: nil)
         var ids: [String] = []
         for _ in 0..<3 { ids.append(try await h.store.insertJob(projectId: p, spec: tinySpec)) }
         let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true", "RUNNER_CONCURRENCY": "2",
+            "MONGODB_URI": proxy.uri, "RUNNER_CONCURRENCY": "2",
             "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0),
         ])
         #expect(r.status == 0, "\(r.stderr)")
@@ -155,7 +142,7 @@ import Testing
         let project = try #require(try await h.store.project(.string(p)))
         #expect(Set(project["jobIds"]?.arrayValue?.compactMap(\.stringValue) ?? []) == Set(ids), "\(project)")
         try await Task.sleep(for: .milliseconds(200))
-        let by = Dictionary(grouping: counted(countFile), by: { $0 }).mapValues(\.count)
+        let by = Dictionary(grouping: proxy.commands(monitoring: false), by: { $0 }).mapValues(\.count)
         #expect(by["findAndModify project_locks"] == 3, "\(by)")
         #expect(by["update project_locks", default: 0] == 0, "no waiter marked: \(by)")
     }

@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+
+/// Tests/Fixtures/mongo_proxy.py in front of the test server, shared by the
+/// suites that count what reaches the database or refuse some of it: it
+/// answers commands that contain any of `refusing` with an error, and with
+/// `countingIn` it appends one line per command ("<command> <collection>")
+/// to `<directory>/commands.log`.
+struct DatabaseProxy {
+    let server: FixtureServer
+    /// Where the commands are counted; nil when they are not.
+    let countFile: String?
+
+    init(refusing: [String] = [], countingIn directory: String? = nil) async throws {
+        let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
+        countFile = directory.map { $0 + "/commands.log" }
+        server = try await FixtureServer("mongo_proxy.py", [String(upstream)] + (countFile.map { ["--count", $0] } ?? []) + refusing)
+    }
+
+    /// The connection string that goes through the proxy.
+    var uri: String { "mongodb://127.0.0.1:\(server.port)/?directConnection=true" }
+
+    /// The commands counted so far, in order (empty when not counting);
+    /// `monitoring: false` leaves out the driver's server monitoring (`hello`,
+    /// `isMaster`), which follows the clock rather than the work.
+    func commands(monitoring: Bool = true) -> [String] {
+        guard let countFile else { return [] }
+        let all = ((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        return monitoring ? all : all.filter { !["hello ", "isMaster "].contains($0) }
+    }
+
+    /// Forgets the commands counted so far.
+    func resetCount() {
+        if let countFile { try? FileManager.default.removeItem(atPath: countFile) }
+    }
+
+    func stop() { server.stop() }
+}
