@@ -17,12 +17,9 @@ import RunnerCore
 ///   Extended JSON writes for it, made by libbson itself;
 /// - a string or key that is not UTF-8 is an error, as it was for the text.
 enum BSONDecoding {
-    /// Runs `body` with a `bson_iter_t` on the stack (128 bytes aligned to
-    /// 128, libbson ABI; Swift sees it as opaque, like `bson_t`).
+    /// Runs `body` with a `bson_iter_t` on the stack.
     static func withIterator<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
-        try withUnsafeTemporaryAllocation(byteCount: 128, alignment: 128) { raw in
-            try body(OpaquePointer(raw.baseAddress!))
-        }
+        try withLibbsonStruct(body)
     }
 
     /// The borrowed document `doc` as an object.

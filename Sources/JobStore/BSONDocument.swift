@@ -86,16 +86,21 @@ final class BSONDocument {
     }
 }
 
-/// Runs `body` with a correctly aligned, caller-owned `bson_t` for
-/// libmongoc's out-parameter replies, destroying it afterwards. `bson_t` is
-/// 128 bytes aligned to 128 (libbson ABI); Swift sees it as opaque.
-func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
-    let reply = OpaquePointer(raw)
-    bson_init(reply)
-    defer {
-        bson_destroy(reply)
-        raw.deallocate()
+/// Runs `body` with 128 bytes aligned to 128 on the stack: the size and
+/// alignment of libbson's `bson_t` and `bson_iter_t` (its ABI), which Swift
+/// sees as opaque. The one place that knows them.
+func withLibbsonStruct<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+    try withUnsafeTemporaryAllocation(byteCount: 128, alignment: 128) { raw in
+        try body(OpaquePointer(raw.baseAddress!))
     }
-    return try body(reply)
+}
+
+/// Runs `body` with a caller-owned, initialised `bson_t` for libmongoc's
+/// out-parameter replies, destroying it afterwards.
+func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+    try withLibbsonStruct { reply in
+        bson_init(reply)
+        defer { bson_destroy(reply) }
+        return try body(reply)
+    }
 }

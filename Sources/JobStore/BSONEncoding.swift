@@ -89,9 +89,8 @@ enum BSONEncoding {
     /// `body` throws so that the parent stays valid for its owner to destroy.
     private static func nested(_ parent: OpaquePointer, _ key: UnsafePointer<CChar>, _ length: Int32, array: Bool,
                                name: () -> String, _ body: (OpaquePointer) throws -> Void) throws -> Bool {
-        // bson_t is 128 bytes aligned to 128 (libbson ABI); this child lives on the stack.
-        try withUnsafeTemporaryAllocation(byteCount: 128, alignment: 128) { raw in
-            let child = OpaquePointer(raw.baseAddress!)
+        // The child `bson_t` lives on the stack.
+        try withLibbsonStruct { child in
             let began = array ? bson_append_array_begin(parent, key, length, child)
                 : bson_append_document_begin(parent, key, length, child)
             guard began else { return false }
