@@ -91,8 +91,13 @@ struct Doctor: AsyncParsableCommand {
         case .user:
             report("ok", "GIT_TOKEN_SOURCE=user: each job's user's token from \(config.gitToken.userCollection).\(config.gitToken.userField)")
         case .githubApp:
-            report("ok", "GIT_TOKEN_SOURCE=github-app: app \(config.gitToken.appId ?? "-") at \(config.gitToken.apiURL), "
-                + "installation tokens minted per job by the job child's --github-app-token")
+            if let helper = ChildLocator.besideThisBinary {
+                report("ok", "GIT_TOKEN_SOURCE=github-app: app \(config.gitToken.appId ?? "-") at \(config.gitToken.apiURL), "
+                    + "installation tokens minted per job by \(helper) --github-app-token")
+            } else {
+                report("fail", "GIT_TOKEN_SOURCE=github-app: the token helper, agent-runner-job beside agent-runner "
+                    + "(\(ChildLocator.siblingPath)), is missing or not executable (AGENT_RUNNER_JOB_PATH is never used for it)")
+            }
         }
         if failed { throw ExitCode(1) }
     }

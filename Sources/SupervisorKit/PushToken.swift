@@ -14,13 +14,30 @@ import RunnerCore
 public struct PushTokenProvider: Sendable {
     public let config: RunnerConfiguration
     public let store: JobStore
-    /// The job child's binary (for `--github-app-token`).
-    public let childPath: String
+    /// The GitHub App token helper's binary: the agent-runner-job beside
+    /// agent-runner (`ChildLocator.besideThisBinary`), nil when missing.
+    public let helperPath: String?
 
-    public init(config: RunnerConfiguration, store: JobStore, childPath: String) {
+    /// `helperPath` is the agent-runner-job installed beside this binary:
+    /// never AGENT_RUNNER_JOB_PATH, which chooses the job child only.
+    public init(config: RunnerConfiguration, store: JobStore, helperPath: String? = ChildLocator.besideThisBinary) {
         self.config = config
         self.store = store
-        self.childPath = childPath
+        self.helperPath = helperPath
+    }
+
+    /// The token helper's executable. It receives the App's private key, so
+    /// it is always the agent-runner-job that ships beside agent-runner, never
+    /// the configured job child (AGENT_RUNNER_JOB_PATH may name any
+    /// executable). Missing: `push_auth_failed` naming the path (the source
+    /// yields no credential; a retry would not install it).
+    static func helperExecutable(_ helperPath: String?) throws -> String {
+        guard let helperPath else {
+            throw JobFailure(.pushAuthFailed, "GIT_TOKEN_SOURCE=github-app: the token helper is agent-runner-job beside "
+                + "agent-runner (\(ChildLocator.siblingPath)), which is missing or not executable: install both binaries "
+                + "in one directory (AGENT_RUNNER_JOB_PATH chooses the job child only, never the token helper)")
+        }
+        return helperPath
     }
 
     /// The token for pushing `job` to `repoURL`; nil when none is needed (no
@@ -58,6 +75,8 @@ public struct PushTokenProvider: Sendable {
         guard let (owner, name) = RepositoryPath.ownerAndName(repoURL) else {
             throw JobFailure(.pushAuthFailed, "GIT_TOKEN_SOURCE=github-app: the repository URL names no owner/repository")
         }
+        // Before the key is even read: it goes to no other binary.
+        let helper = try Self.helperExecutable(helperPath)
         let pem: String
         do {
             pem = try String(contentsOfFile: settings.appPrivateKeyFile ?? "", encoding: .utf8)
@@ -67,7 +86,7 @@ public struct PushTokenProvider: Sendable {
         }
         let request = GitHubAppTokenRequest(apiURL: settings.apiURL, appId: settings.appId ?? "", privateKeyPEM: pem,
                                             owner: owner, repository: name)
-        let reply = try await Self.runHelper(childPath, request: request)
+        let reply = try await Self.runHelper(helper, request: request)
         if let token = reply.token { return token }
         let why = "GIT_TOKEN_SOURCE=github-app: GitHub refused an installation token for \(owner)/\(name): "
             + (reply.status.map { $0 == 0 ? "" : "HTTP \($0) " } ?? "") + (reply.error ?? "no reason given")
@@ -76,12 +95,13 @@ public struct PushTokenProvider: Sendable {
         throw JobFailure(.pushAuthFailed, why)
     }
 
-    /// Runs `agent-runner-job --github-app-token` with a clean environment and
-    /// the request (holding the private key) on stdin; killed after 60 s.
-    static func runHelper(_ childPath: String, request: GitHubAppTokenRequest) async throws -> GitHubAppTokenReply {
+    /// Runs `<helper> --github-app-token` (the agent-runner-job beside this
+    /// binary) with a clean environment and the request (holding the private
+    /// key) on stdin; killed after 60 s.
+    static func runHelper(_ helper: String, request: GitHubAppTokenRequest) async throws -> GitHubAppTokenReply {
         let input = Array(try JSONEncoder().encode(request))
         let child = try await onDedicatedThread {
-            try ChildProcess(executable: childPath, arguments: ["--github-app-token"],
+            try ChildProcess(executable: helper, arguments: ["--github-app-token"],
                              environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: input)
         }
         let timer = Task { try await Task.sleep(for: .seconds(60)); child.signalGroup(SIGKILL) }
@@ -93,7 +113,7 @@ public struct PushTokenProvider: Sendable {
         let status = await child.waitForExit()
         guard status == .exited(0), let last,
               let reply = try? JSONDecoder().decode(GitHubAppTokenReply.self, from: Data(last.utf8)) else {
-            throw JobFailure(.pushFailed, "GIT_TOKEN_SOURCE=github-app: the token helper (\(childPath) --github-app-token) "
+            throw JobFailure(.pushFailed, "GIT_TOKEN_SOURCE=github-app: the token helper (\(helper) --github-app-token) "
                 + "ended without an answer: \(status)")
         }
         return reply
@@ -108,7 +128,7 @@ extension JobRunner {
     }
 
     func pushToken(for job: ClaimedJob, repoURL: String?) async throws -> String? {
-        try await PushTokenProvider(config: config, store: store, childPath: childPath).pushToken(for: job, repoURL: repoURL)
+        try await PushTokenProvider(config: config, store: store).pushToken(for: job, repoURL: repoURL)
     }
 }
 
