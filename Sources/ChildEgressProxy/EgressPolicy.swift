@@ -5,7 +5,7 @@ import RunnerCore
 
 /// Why the proxy refused a destination (the label of the refusal counter).
 public enum DenyReason: String, Sendable, Codable, CaseIterable {
-    /// No rule of JOB_EGRESS_ALLOW or the derived defaults names it.
+    /// No rule of JOB_EGRESS_ALLOW nor the git remote's names it.
     case notAllowed = "not_allowed"
     /// It resolves only to loopback, private, link-local, multicast or
     /// unspecified addresses, and no exact host:port rule names it.

@@ -55,7 +55,7 @@ public struct RunnerConfiguration: Sendable {
     /// CLINE_API_KEY: the provider key. Held by the supervisor and the job's
     /// egress proxy only; never in a ticket, the agent's reach, argv or a log.
     public var clineAPIKey: String?
-    /// JOB_EGRESS_ALLOW: extra egress rules, added to those derived from the configuration.
+    /// JOB_EGRESS_ALLOW: extra egress rules, added to the job's git remote rule (`EgressRule.derived`).
     public var egressAllow: [EgressRule]
     /// DASHBOARD_TOKEN: the operators' sign-in secret for `agent-runner dashboard`
     /// (required there only; at least 16 characters).

@@ -69,20 +69,15 @@ public struct EgressRule: Sendable, Codable, Hashable, CustomStringConvertible {
     /// reach a non-public address.
     public var isExact: Bool { !wildcard && port != nil && !nameOnly }
 
-    /// The rules derived from the configuration: the Gemini endpoint (when
-    /// Gemini is in the chain) and the Cline provider, operator-configured, as
-    /// exact host:port (so they may sit on a private network); and the job's
-    /// git remote, from the project document, which users control: by name
-    /// only, so it can never open a loopback or private address.
-    public static func derived(geminiAPIBase: String?, clineProviderBase: String?, gitRemote: String?) -> [EgressRule] {
-        var rules: [EgressRule] = []
-        for url in [geminiAPIBase, clineProviderBase] {
-            if let url, let p = URLParts(url) { rules.append(EgressRule(host: p.host, port: p.port)) }
-        }
-        if let gitRemote, let p = URLParts(gitRemote) {
-            rules.append(EgressRule(host: p.host, port: p.port, nameOnly: true))
-        }
-        return rules
+    /// The one rule derived for a job: its git remote's host, from the
+    /// project document, which users control: by name only, so it can never
+    /// open a loopback or private address. The model providers get no rule:
+    /// the proxy itself calls them (its `/provider/…` and `/gemini/…` routes,
+    /// over libcurl, outside the CONNECT policy), so the agent never needs to
+    /// reach them directly, and must not with a key of its own.
+    public static func derived(gitRemote: String?) -> [EgressRule] {
+        guard let gitRemote, let p = URLParts(gitRemote) else { return [] }
+        return [EgressRule(host: p.host, port: p.port, nameOnly: true)]
     }
 
     public var description: String {

@@ -7,7 +7,7 @@ import Foundation
 public struct EgressProxyTicket: Sendable, Codable {
     /// The Unix socket to listen on (inside the workspace, in a folder the agent cannot write).
     public var socketPath: String
-    /// Every destination the job may reach (derived rules plus JOB_EGRESS_ALLOW).
+    /// Every destination the job may CONNECT to (the git remote's rule plus JOB_EGRESS_ALLOW; the keyed routes need none).
     public var rules: [EgressRule]
     /// Where `/provider/…` requests go, with the real key added; nil: no provider route.
     public var provider: ClineProvider?

@@ -54,12 +54,12 @@ public struct JobLaunch: Sendable {
         config.child.generators.contains("gemini") && config.geminiAPIKey != nil && network != .none
     }
 
-    /// The egress proxy's ticket: derived rules plus JOB_EGRESS_ALLOW, the
-    /// provider, and the Gemini route when `geminiRouteToken` is set.
+    /// The egress proxy's ticket: the git remote's rule plus JOB_EGRESS_ALLOW,
+    /// the provider, and the Gemini route when `geminiRouteToken` is set. No
+    /// rule opens the Cline provider or the Gemini API to CONNECT: the proxy
+    /// calls them itself, on its keyed routes.
     func proxyTicket(workspace: String, repoURL: String?, geminiRouteToken: String? = nil) -> EgressProxyTicket {
-        let gemini = config.child.generators.contains("gemini") && config.geminiAPIKey != nil ? config.child.geminiAPIBase : nil
-        let derived = EgressRule.derived(geminiAPIBase: gemini, clineProviderBase: config.child.clineProvider?.upstreamBaseURL,
-                                         gitRemote: repoURL)
+        let derived = EgressRule.derived(gitRemote: repoURL)
         let route = geminiRouteToken.flatMap { token in
             config.geminiAPIKey.map { GeminiUpstream(apiBase: config.child.geminiAPIBase, apiKey: $0, routeToken: token) }
         }

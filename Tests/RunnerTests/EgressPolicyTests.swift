@@ -51,15 +51,17 @@ import Testing
                 == .deny(.nonPublicAddress, "resolves to 169.254.169.254, a link-local address"))
     }
 
-    @Test func derivedRulesTrustTheConfigurationNotTheProjectDocument() {
-        let rules = EgressRule.derived(geminiAPIBase: "http://127.0.0.1:9999", clineProviderBase: nil,
-                                       gitRemote: "http://127.0.0.1:27017/repo.git")
+    /// The one derived rule, the git remote's, comes from a document users
+    /// write: it allows the name, never a non-public address.
+    @Test func theDerivedRemoteRuleNeverOpensANonPublicAddress() {
+        let rules = EgressRule.derived(gitRemote: "http://127.0.0.1:27017/repo.git")
+        #expect(rules == [EgressRule(host: "127.0.0.1", port: 27017, nameOnly: true)])
         let dns = resolver(["127.0.0.1": ["127.0.0.1"]])
         let p = EgressPolicy(rules: rules)
-        #expect(p.decide(host: "127.0.0.1", port: 9999, resolve: dns) == .allow([IPAddress(literal: "127.0.0.1")!]))
         // A user's repository URL pointing at the database is never an exact rule.
         #expect(p.decide(host: "127.0.0.1", port: 27017, resolve: dns)
                 == .deny(.nonPublicAddress, "resolves to 127.0.0.1, a loopback address"))
+        #expect(EgressRule.derived(gitRemote: nil).isEmpty && EgressRule.derived(gitRemote: "/srv/repo.git").isEmpty)
     }
 
     @Test func addressKinds() {
