@@ -140,7 +140,7 @@ def throughput(n=SHORT_JOBS, db="bench_tp"):
     return {"jobs": len(ids), "done": len(done), "sandboxed": sandboxed, "seconds": round(elapsed, 2),
             "jobs_per_s": round(len(done) / elapsed, 2), "rss_mb_with_2_children": round(peak / 1024, 1),
             "split_ms_median": {"spawn_and_sandbox": med("spawnMs"), "generation": med("generateMs"),
-                                "commit_and_push": med("publishMs"), "database_writes": med("databaseMs")},
+                                "commit_and_push": med("publishMs"), "waiting_for_batched_writes": med("databaseMs")},
             "timings_ms_median": {k: med(k) for k in keys}, "timings": timings, "done_count": len(done)}
 
 
@@ -173,7 +173,7 @@ def interleaved(files, n=SHORT_JOBS, rounds=int(os.environ.get("BENCH_ROUNDS", "
     tp = {"jobs": per * rounds, "done": tp_n, "sandboxed": sandboxed, "rounds": rounds, "seconds": round(tp_s, 2),
           "jobs_per_s": round(tp_n / tp_s, 2), "rss_mb_with_2_children": peak,
           "split_ms_median": {"spawn_and_sandbox": med("spawnMs"), "generation": med("generateMs"),
-                              "commit_and_push": med("publishMs"), "database_writes": med("databaseMs")},
+                              "commit_and_push": med("publishMs"), "waiting_for_batched_writes": med("databaseMs")},
           "timings_ms_median": {k: med(k) for k in keys}}
     return base, tp
 

@@ -37,26 +37,32 @@ extension JobStore {
         return try await pool.run(jobsName) { try CollectionOps.updateEach($0, statements) }
     }
 
-    /// Releases several jobs' project locks (each only if still the job's):
-    /// one delete for all the locks nobody waits for; a lock marked
-    /// `waiters: true` is then released on its own and its project's
-    /// deferred jobs woken (`releaseProjectLock`).
-    public func releaseProjectLocks(_ locks: [(job: ClaimedJob, projectId: JSONValue)]) async throws {
-        guard !locks.isEmpty else { return }
+    /// Deletes, in one request, every lock among `locks` still held by its
+    /// job that nobody waits for. Returns the tokens of those still held
+    /// afterwards (read only when some were not deleted): the locks marked
+    /// `waiters: true`, for `releaseWaitedLock`.
+    public func releaseUnwaitedLocks(_ locks: [(job: ClaimedJob, projectId: JSONValue)]) async throws -> Set<String> {
+        guard !locks.isEmpty else { return [] }
         let unwaited: [JSONValue] = locks.map {
             ["_id": $0.projectId, "token": .string($0.job.token), "waiters": ["$exists": false]]
         }
         let removed = try await pool.run(locksName) { try CollectionOps.deleteEach($0, unwaited) }
-        guard removed < locks.count else { return }
+        guard removed < locks.count else { return [] }
         // Some lock had waiters (or was no longer the job's): which ones still are ours.
         let tokens: JSONValue = ["token": ["$in": .array(locks.map { .string($0.job.token) })]]
         let left = try await pool.run(locksName) { coll in
             try CollectionOps.find(coll, filter: tokens, projection: ["token": 1])
         }
-        let leftTokens = Set(left.compactMap { $0["token"]?.stringValue })
-        for lock in locks where leftTokens.contains(lock.job.token) {
-            try await releaseProjectLock(lock.job, projectId: lock.projectId)
-        }
+        return Set(left.compactMap { $0["token"]?.stringValue })
+    }
+
+    /// Releases a lock someone waits for: deletes it (if still the job's),
+    /// then wakes the project's deferred jobs. Safe to repeat: a retry after
+    /// a failed wake-up deletes nothing and wakes them.
+    public func releaseWaitedLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
+        let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
+        _ = try await pool.run(locksName) { try CollectionOps.delete($0, filter: filter) }
+        try await wakeDeferred(projectId: projectId)
     }
 
     /// After successful jobs: each one's project (by the `_id` its run read) gets

@@ -33,15 +33,12 @@ extension JobStore {
         }
     }
 
-    /// Releases the lock (if still ours) and wakes the project's deferred jobs
-    /// if any wait: a lock nobody waits for is deleted in one request.
+    /// Releases one lock as the supervisor's batched flush does
+    /// (`releaseUnwaitedLocks`, then `releaseWaitedLock` if someone waits).
     public func releaseProjectLock(_ job: ClaimedJob, projectId: JSONValue) async throws {
-        let unwaited: JSONValue = ["_id": projectId, "token": .string(job.token), "waiters": ["$exists": false]]
-        if try await pool.run(locksName, { try CollectionOps.delete($0, filter: unwaited) }) == 1 { return }
-        // Waiters (or the lock is no longer ours: then waking is harmless).
-        let filter: JSONValue = ["_id": projectId, "token": .string(job.token)]
-        _ = try await pool.run(locksName) { try CollectionOps.delete($0, filter: filter) }
-        try await wakeDeferred(projectId: projectId)
+        if try await releaseUnwaitedLocks([(job, projectId)]).contains(job.token) {
+            try await releaseWaitedLock(job, projectId: projectId)
+        }
     }
 
     /// Puts a claimed job back because its project is busy: pending, the

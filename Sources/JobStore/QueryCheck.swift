@@ -61,8 +61,11 @@ extension JobStore {
             _ = await step("recordSuccess ($addToSet) in a bulk update") {
                 try await scratch.recordSuccesses([(projectDocumentId: projectId, jobId: job.id)])
             }
-            _ = await step("releaseProjectLocks (bulk deleteOne, wake-up updateMany)") {
-                try await scratch.releaseProjectLocks([(job: job, projectId: projectId)])
+            _ = await step("releaseUnwaitedLocks (bulk deleteOne)") {
+                try await scratch.releaseUnwaitedLocks([(job: job, projectId: projectId)])
+            }
+            _ = await step("releaseWaitedLock (deleteOne, wake-up updateMany)") {
+                try await scratch.releaseWaitedLock(job, projectId: projectId)
             }
         }
         if let again = await step("claim after a wake-up", { try await scratch.claim(owner: "doctor", leaseSeconds: 60) }),

@@ -75,8 +75,9 @@ public struct JobMetadata: Sendable, Codable, Hashable {
     public var files: Int?
     public var bytes: Int?
     /// Milliseconds per phase: spawnMs (spawn to the child's first event) and
-    /// databaseMs from the supervisor; sandboxMs, generateMs, validateMs and
-    /// publishMs from the child.
+    /// databaseMs (how long the job's end waited for a batched write under
+    /// way) from the supervisor; sandboxMs, generateMs, validateMs and
+    /// publishMs from the child (docs/contract.md lists the finer ones).
     public var timings: [String: Int]?
     /// What the agent generator (Cline) reported: model and token usage.
     public var agent: AgentUsage?

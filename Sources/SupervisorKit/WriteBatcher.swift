@@ -13,15 +13,28 @@ import RunnerCore
 ///
 /// One flush at a time. A job's outcome first waits for a flush under way
 /// (its lines stay in order and none is written after the outcome); what it
-/// finds pending goes with the outcome. A flush that meets an outage keeps
-/// what it held for the next one (a job's lines bounded at 5000, the oldest
-/// dropped with a marker; releases and success records given up after
-/// `giveUpAfter`); what the server rejects is logged, not retried.
+/// finds pending goes with the outcome. A job's pending lines are bounded
+/// (the database keeps only its last `logCap` anyway, and a statement must
+/// stay far below 16 MB): past `logCap` lines or `maxPendingBytes` the
+/// oldest are dropped, and one marker line says how many. A flush that meets
+/// an outage keeps what it held for the next one, at most one a second;
+/// releases and success records are given up after `giveUpAfter`, and what
+/// the server rejects is logged once, not retried.
 actor WriteBatcher {
+    /// One job's unwritten progress, and how many of its lines were dropped.
+    private struct Pending {
+        var update: ProgressUpdate
+        var bytes = 0
+        var dropped = 0
+        init(_ job: ClaimedJob) { update = ProgressUpdate(job: job) }
+        var isEmpty: Bool { update.isEmpty && dropped == 0 }
+    }
     private struct Release {
         let job: ClaimedJob
         let projectId: JSONValue
         let since: ContinuousClock.Instant
+        /// The lock had waiters: it needs its own release and the wake-up.
+        var waited = false
     }
     private struct Success {
         let projectDocumentId: JSONValue
@@ -34,8 +47,10 @@ actor WriteBatcher {
     let leases: LeaseKeeper
     let interval: Duration
     let giveUpAfter: Duration
-    private var progress: [String: ProgressUpdate] = [:]
+    private var progress: [String: Pending] = [:]
     private var releases: [Release] = []
+    /// Jobs whose lock release is queued or being written (by lease token).
+    private var releasing: Set<String> = []
     private var successes: [Success] = []
     /// What waits for a job's lock release: by lease token.
     private var afterRelease: [String: [@Sendable () -> Void]] = [:]
@@ -44,10 +59,13 @@ actor WriteBatcher {
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     private var failing = false
 
-    /// The most lines a job keeps pending before a flush is due at once.
+    /// The lines a job has pending that make a flush due at once.
     static let linesBeforeFlush = 200
-    /// The most lines a job keeps pending while the database fails.
-    static let maxPendingLines = 5000
+    /// The most bytes of lines a job keeps pending (one statement carries them).
+    static let maxPendingBytes = 4 << 20
+    /// How long the supervisor's last flush may retry an outage at exit
+    /// (within systemd's stop timeout after the shutdown grace).
+    static let drainBudget = Duration.seconds(20)
 
     init(store: JobStore, leases: LeaseKeeper, logger: Logger, interval: Duration = .milliseconds(250),
          giveUpAfter: Duration = .seconds(120)) {
@@ -60,17 +78,20 @@ actor WriteBatcher {
 
     /// Queues a log line of `job` (cut to `LogBatcher.maxStoredLine`).
     func add(_ job: ClaimedJob, _ line: String) {
-        var u = progress[job.token] ?? ProgressUpdate(job: job)
-        u.lines.append(LogBatcher.capped(line))
-        if u.lines.count >= Self.linesBeforeFlush { urgent = true }
-        progress[job.token] = u
+        var p = progress[job.token] ?? Pending(job)
+        let kept = LogBatcher.capped(line)
+        p.update.lines.append(kept)
+        p.bytes += kept.utf8.count
+        trim(&p)
+        if p.update.lines.count >= Self.linesBeforeFlush { urgent = true }
+        progress[job.token] = p
     }
 
     /// Records that `job` entered `stage` (a later stage before the next flush supersedes it).
     func stage(_ job: ClaimedJob, _ stage: JobStage) {
-        var u = progress[job.token] ?? ProgressUpdate(job: job)
-        u.stage = stage
-        progress[job.token] = u
+        var p = progress[job.token] ?? Pending(job)
+        p.update.stage = stage
+        progress[job.token] = p
     }
 
     /// The lines of `job` not yet written, for its outcome's write, after any
@@ -79,18 +100,20 @@ actor WriteBatcher {
     func takeLines(_ job: ClaimedJob) async -> (lines: [String], waited: Duration) {
         let start = ContinuousClock.now
         while flushing { await waitForFlush() }
-        return (progress.removeValue(forKey: job.token)?.lines ?? [], ContinuousClock.now - start)
+        guard let p = progress.removeValue(forKey: job.token) else { return ([], ContinuousClock.now - start) }
+        return (Self.marked(p), ContinuousClock.now - start)
     }
 
     /// Queues the release of `job`'s project lock (its outcome is written).
     func release(_ job: ClaimedJob, projectId: JSONValue) {
         releases.append(Release(job: job, projectId: projectId, since: .now))
+        releasing.insert(job.token)
     }
 
     /// Runs `body` once `job`'s project lock is released (or given up): at
-    /// once when no release of it is queued.
+    /// once when no release of it is queued or being written.
     func whenReleased(_ job: ClaimedJob, _ body: @escaping @Sendable () -> Void) {
-        guard releases.contains(where: { $0.job.token == job.token }) else { return body() }
+        guard releasing.contains(job.token) else { return body() }
         afterRelease[job.token, default: []].append(body)
     }
 
@@ -103,31 +126,40 @@ actor WriteBatcher {
         !releases.isEmpty || !successes.isEmpty || progress.values.contains { !$0.isEmpty }
     }
 
-    /// Flushes every `interval` while something waits (at once when urgent)
-    /// until `stopped()`. What is left then is `drain`'s.
+    /// Flushes every `interval` while something waits (at once when a job has
+    /// `linesBeforeFlush` lines; at most once a second while the database
+    /// fails) until `stopped()`. What is left then is `drain`'s.
     func run(until stopped: @Sendable () -> Bool) async {
         var last = ContinuousClock.now
         while !stopped() {
-            try? await Task.sleep(for: .milliseconds(25))
-            if urgent || (hasWork && ContinuousClock.now - last >= interval) {
+            try? await Task.sleep(for: .milliseconds(hasWork ? 25 : 100))
+            let since = ContinuousClock.now - last
+            let due = failing ? since >= .seconds(1) : (urgent || since >= interval)
+            if hasWork, due {
                 last = .now
                 await flush()
             }
         }
     }
 
-    /// Writes everything pending, retrying while the database fails (up to
-    /// `giveUpAfter`): the supervisor's last act. Call it from a task that
-    /// is not cancelled (its pauses between retries are sleeps).
+    /// Writes everything pending, retrying an outage for up to
+    /// `drainBudget`: the supervisor's last act. Call it from a task that is
+    /// not cancelled (its pauses between retries are sleeps).
     func drain() async {
         let start = ContinuousClock.now
-        while hasWork, ContinuousClock.now - start < giveUpAfter {
+        while hasWork, ContinuousClock.now - start < Self.drainBudget {
             await flush()
             if failing { try? await Task.sleep(for: .milliseconds(500)) }
         }
+        guard hasWork else { return }
+        logger.error("exiting with writes the database did not take", metadata: [
+            "lockReleases": "\(releases.count)", "projectRecords": "\(successes.count)",
+            "jobsWithProgress": "\(progress.values.filter { !$0.isEmpty }.count)"])
+        for r in releases { released(r.job) }
     }
 
-    /// One flush: at most one request per kind of write.
+    /// One flush: at most one request per kind of write (a lock someone
+    /// waits for costs its own release and wake-up).
     func flush() async {
         while flushing { await waitForFlush() }
         flushing = true
@@ -138,36 +170,45 @@ actor WriteBatcher {
             flushWaiters = []
             for w in waiters { w.resume() }
         }
-        var failed = false
+        var outage: Error?
+        var rejection: Error?
+        func failed(_ error: Error) {
+            if DatabaseRetry.isOutage(error) { outage = outage ?? error } else { rejection = rejection ?? error }
+        }
         // Progress: what each job has pending now (its entry stays, emptied).
         let batch = progress.values.filter { !$0.isEmpty }
-        for u in batch { progress[u.job.token] = ProgressUpdate(job: u.job) }
+        for p in batch { progress[p.update.job.token] = Pending(p.update.job) }
+        let updates = batch.map { p in
+            ProgressUpdate(job: p.update.job, stage: p.update.stage, lines: Self.marked(p))
+        }
         do {
-            if try await store.writeProgress(batch) < batch.count { leases.verifySoon() }
-        } catch where DatabaseRetry.isOutage(error) {
-            failed = true
-            report(error)
-            for u in batch { restore(u) }
+            if try await store.writeProgress(updates) < updates.count { leases.verifySoon() }
         } catch {
+            failed(error)
             // A rejection fails the same way again (and the batch's other statements were written).
-            logger.warning("the database rejected a batched progress write; its lines are lost",
-                           metadata: DatabaseRetry.metadata(error))
+            if DatabaseRetry.isOutage(error) { for p in batch { restore(p) } }
         }
         // Lock releases, after the outcomes that queued them.
         let rel = releases
         releases = []
+        var waited = rel.filter(\.waited)
+        let fresh = rel.filter { !$0.waited }
         do {
-            try await store.releaseProjectLocks(rel.map { ($0.job, $0.projectId) })
-            for r in rel { released(r.job) }
+            let left = try await store.releaseUnwaitedLocks(fresh.map { ($0.job, $0.projectId) })
+            for var r in fresh {
+                if left.contains(r.job.token) { r.waited = true; waited.append(r) } else { released(r.job) }
+            }
         } catch {
-            let outage = DatabaseRetry.isOutage(error)
-            failed = failed || outage
-            report(error)
-            for r in rel {
-                if outage, ContinuousClock.now - r.since < giveUpAfter { releases.append(r); continue }
-                logger.warning("the project lock was not released; the project's next job waits until its lease lapses",
-                               metadata: ["job": "\(r.job.idText)"])
+            failed(error)
+            for r in fresh { requeue(r, error) }
+        }
+        for r in waited {
+            do {
+                try await store.releaseWaitedLock(r.job, projectId: r.projectId)
                 released(r.job)
+            } catch {
+                failed(error)
+                requeue(r, error)
             }
         }
         let succ = successes
@@ -175,45 +216,79 @@ actor WriteBatcher {
         do {
             try await store.recordSuccesses(succ.map { ($0.projectDocumentId, $0.jobId) })
         } catch {
-            let outage = DatabaseRetry.isOutage(error)
-            failed = failed || outage
-            report(error)
+            failed(error)
             for s in succ {
-                if outage, ContinuousClock.now - s.since < giveUpAfter { successes.append(s); continue }
+                if DatabaseRetry.isOutage(error), ContinuousClock.now - s.since < giveUpAfter { successes.append(s); continue }
                 var metadata = DatabaseRetry.metadata(error)
                 metadata["job"] = "\(JobStore.idText(s.jobId))"
                 logger.warning("the job is recorded done, but the project's lastUpdated and jobIds were not updated",
                                metadata: metadata)
             }
         }
-        if failing, !failed { logger.notice("batched writes recorded again") }
-        failing = failed
+        let problem = outage ?? rejection
+        if let problem, !failing {
+            logger.warning(outage != nil ? "batched writes failed; will retry" : "the database rejected a batched write",
+                           metadata: DatabaseRetry.metadata(problem))
+        } else if problem == nil, failing {
+            logger.notice("batched writes recorded again")
+        }
+        failing = problem != nil
     }
 
     private func waitForFlush() async {
         await withCheckedContinuation { flushWaiters.append($0) }
     }
 
+    /// A release the database did not take: again with the next flush, unless
+    /// it was rejected or is older than `giveUpAfter` (the lock then lapses
+    /// with its lease).
+    private func requeue(_ r: Release, _ error: Error) {
+        if DatabaseRetry.isOutage(error), ContinuousClock.now - r.since < giveUpAfter {
+            releases.append(r)
+            return
+        }
+        var metadata = DatabaseRetry.metadata(error)
+        metadata["job"] = "\(r.job.idText)"
+        logger.warning("the project lock was not released; the project's next job waits until its lease lapses",
+                       metadata: metadata)
+        released(r.job)
+    }
+
     private func released(_ job: ClaimedJob) {
+        releasing.remove(job.token)
         for body in afterRelease.removeValue(forKey: job.token) ?? [] { body() }
     }
 
-    /// Puts a failed write's progress back in front of what came since.
-    private func restore(_ u: ProgressUpdate) {
-        guard var now = progress[u.job.token] else { return }
-        now.stage = now.stage ?? u.stage
-        now.lines = u.lines + now.lines
-        if now.lines.count > Self.maxPendingLines {
-            let dropped = now.lines.count - Self.maxPendingLines
-            now.lines.removeFirst(dropped)
-            now.lines[0] = "[\(dropped) log lines dropped while the database was unavailable]"
-        }
-        progress[u.job.token] = now
+    /// A pending entry's lines, with the marker for the dropped ones first.
+    private static func marked(_ p: Pending) -> [String] {
+        guard p.dropped > 0 else { return p.update.lines }
+        return ["[\(p.dropped) log lines dropped: more were pending than the log keeps]"] + p.update.lines
     }
 
-    private func report(_ error: Error) {
-        if !failing, DatabaseRetry.isOutage(error) {
-            logger.warning("batched writes failed; will retry", metadata: DatabaseRetry.metadata(error))
+    /// Keeps at most the log's `logCap` lines and `maxPendingBytes` pending,
+    /// dropping the oldest (counted in `dropped`).
+    private func trim(_ p: inout Pending) {
+        var drop = max(0, p.update.lines.count - store.logCap)
+        var bytes = p.bytes
+        for line in p.update.lines.prefix(drop) { bytes -= line.utf8.count }
+        while bytes > Self.maxPendingBytes, drop < p.update.lines.count {
+            bytes -= p.update.lines[drop].utf8.count
+            drop += 1
         }
+        guard drop > 0 else { return }
+        p.update.lines.removeFirst(drop)
+        p.bytes = bytes
+        p.dropped += drop
+    }
+
+    /// Puts a failed write's progress back in front of what came since.
+    private func restore(_ p: Pending) {
+        guard var now = progress[p.update.job.token] else { return }
+        now.update.stage = now.update.stage ?? p.update.stage
+        now.update.lines = p.update.lines + now.update.lines
+        now.bytes += p.bytes
+        now.dropped += p.dropped
+        trim(&now)
+        progress[p.update.job.token] = now
     }
 }

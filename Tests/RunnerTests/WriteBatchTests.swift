@@ -38,7 +38,7 @@ import Testing
         }
         proxy.resetCount()
         await writes.flush()
-        try await Task.sleep(for: .milliseconds(200))
+        // The proxy counts a command before it forwards it: no wait needed.
         let sent = proxy.commands(monitoring: false)
         #expect(sent == ["update jobs"], "\(sent)")
         for (i, job) in jobs.enumerated() {
@@ -49,7 +49,6 @@ import Testing
         // Nothing pending: the next flush sends nothing, and an outcome finds no line left.
         await writes.flush()
         #expect(await writes.takeLines(jobs[0]).lines.isEmpty)
-        try await Task.sleep(for: .milliseconds(200))
         #expect(proxy.commands(monitoring: false) == ["update jobs"], "\(proxy.commands(monitoring: false))")
     }
 
@@ -87,35 +86,74 @@ import Testing
         #expect(try await h.job(jobs[1].idText)["logs"] == [])
     }
 
-    /// Locks released together: one delete for those nobody waits for; a
-    /// lock with a waiter is released and its project's deferred job woken.
+    /// Locks released together: one delete for all those nobody waits for;
+    /// a lock with a waiter is then released on its own and its project's
+    /// deferred job woken. A job's `whenReleased` runs once its release is written.
     @Test func locksAreReleasedTogetherAndWaitersWoken() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        let p1 = try await h.store.insertProject(name: "P1", repoURL: nil)
-        let p2 = try await h.store.insertProject(name: "P2", repoURL: nil)
-        _ = try await h.store.insertJob(projectId: p1, spec: tinySpec)
-        _ = try await h.store.insertJob(projectId: p2, spec: tinySpec)
-        let waiting = try await h.store.insertJob(projectId: p2, spec: tinySpec)
+        var projects: [String] = []
+        for i in 0..<3 {
+            projects.append(try await h.store.insertProject(name: "P\(i)", repoURL: nil))
+            _ = try await h.store.insertJob(projectId: projects[i], spec: tinySpec)
+        }
+        let waiting = try await h.store.insertJob(projectId: projects[2], spec: tinySpec)
         var holders: [(job: ClaimedJob, projectId: JSONValue)] = []
-        for _ in 0..<2 {
+        for _ in 0..<3 {
             let job = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
             let projectId = try #require(job.projectId)
             #expect(try await h.store.acquireProjectLock(job, projectId: projectId, leaseSeconds: 60))
             holders.append((job, projectId))
         }
-        let third = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
-        #expect(third.idText == waiting)
-        #expect(try await !h.store.acquireProjectLock(third, projectId: .string(p2), leaseSeconds: 60))
-        #expect(try await h.store.deferForProject(third, leaseSeconds: 60))
+        let fourth = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        #expect(fourth.idText == waiting)
+        #expect(try await !h.store.acquireProjectLock(fourth, projectId: .string(projects[2]), leaseSeconds: 60))
+        #expect(try await h.store.deferForProject(fourth, leaseSeconds: 60))
         #expect(try await h.job(waiting)["waitingForProject"] == true)
 
-        try await h.store.releaseProjectLocks(holders)
+        let proxy = try await DatabaseProxy(countingIn: h.root)
+        defer { proxy.stop() }
+        let store = JobStore(pool: try MongoPool(uri: proxy.uri, databaseName: h.dbName), logCap: 1000)
+        let logger = Logger(label: "test")
+        let writes = WriteBatcher(store: store, leases: LeaseKeeper(store: store, leaseSeconds: 60, pollSeconds: 1,
+                                                                     logger: logger), logger: logger)
+        let fired = Locked(0)
+        for holder in holders {
+            await writes.release(holder.job, projectId: holder.projectId)
+            await writes.whenReleased(holder.job) { fired.withLock { $0 += 1 } }
+        }
+        #expect(fired.withLock { $0 } == 0, "nothing is released before the flush")
+        proxy.resetCount()
+        await writes.flush()
+        #expect(fired.withLock { $0 } == 3)
+        // One bulk delete; the lock left (it has a waiter) found, deleted, and its project's jobs woken (one update per name of the reference).
+        #expect(proxy.commands(monitoring: false) == ["delete project_locks", "find project_locks", "delete project_locks",
+                                                     "update jobs", "update jobs"], "\(proxy.commands(monitoring: false))")
         let locks = try await h.store.pool.run("project_locks") { try CollectionOps.find($0, filter: [:]) }
         #expect(locks.isEmpty, "\(locks)")
         let woken = try await h.job(waiting)
         #expect(woken["status"] == "pending" && woken["waitingForProject"] == nil && woken["notBefore"] == nil, "\(woken)")
         #expect(try await h.store.claim(owner: "test", leaseSeconds: 60)?.idText == waiting)
+    }
+
+    /// A waited lock's release is safe to repeat: after an attempt that
+    /// deleted the lock but could not wake the project's jobs (an outage),
+    /// the retry deletes nothing and wakes them.
+    @Test func aRetriedWaitedReleaseStillWakes() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let p = try await h.store.insertProject(name: "R", repoURL: nil)
+        _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
+        let waiting = try await h.store.insertJob(projectId: p, spec: tinySpec)
+        let holder = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        #expect(try await h.store.acquireProjectLock(holder, projectId: .string(p), leaseSeconds: 60))
+        let second = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        #expect(try await h.store.deferForProject(second, leaseSeconds: 60))
+        // The first attempt's delete went through; its wake-up did not.
+        _ = try await h.store.pool.run("project_locks") { try CollectionOps.delete($0, filter: ["_id": .string(p)]) }
+        #expect(try await h.job(waiting)["waitingForProject"] == true)
+        try await h.store.releaseWaitedLock(holder, projectId: .string(p))
+        #expect(try await h.job(waiting)["waitingForProject"] == nil)
     }
 
     /// One supervisor runs a project's jobs one after another: it claims the
@@ -131,7 +169,7 @@ import Testing
         var ids: [String] = []
         for _ in 0..<3 { ids.append(try await h.store.insertJob(projectId: p, spec: tinySpec)) }
         let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "MONGODB_URI": proxy.uri, "RUNNER_CONCURRENCY": "2",
+            "MONGODB_URI": proxy.uri, "RUNNER_CONCURRENCY": "2", "LEASE_SECONDS": "600",
             "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0),
         ])
         #expect(r.status == 0, "\(r.stderr)")
@@ -139,11 +177,13 @@ import Testing
             let doc = try await h.job(id)
             #expect(doc["status"] == "done", "\(doc)")
         }
+        #expect(r.stderr.contains("claimed"), "the supervisor logs at info: \(r.stderr)")
+        #expect(!r.stderr.contains("deferred until it ends"), "\(r.stderr)")
         let project = try #require(try await h.store.project(.string(p)))
         #expect(Set(project["jobIds"]?.arrayValue?.compactMap(\.stringValue) ?? []) == Set(ids), "\(project)")
-        try await Task.sleep(for: .milliseconds(200))
         let by = Dictionary(grouping: proxy.commands(monitoring: false), by: { $0 }).mapValues(\.count)
         #expect(by["findAndModify project_locks"] == 3, "\(by)")
+        // No waiter marked (LEASE_SECONDS=600: no lease renewal writes project_locks meanwhile).
         #expect(by["update project_locks", default: 0] == 0, "no waiter marked: \(by)")
     }
 }
