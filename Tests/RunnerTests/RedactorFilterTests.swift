@@ -28,6 +28,6 @@ import Testing
             if full != line { matched += 1 }
         }
         // The lines exercised the patterns, not only the filters.
-        #expect(matched > 300, "\(matched)")
+        #expect(matched > 100, "\(matched) of 3000 lines matched a pattern")
     }
 }
