@@ -10,7 +10,9 @@ import Testing
 /// which logs the path and headers it received. Until the egress proxy sits
 /// in between, the provider route is the fake provider itself, so it must
 /// see the placeholder key, and nothing the agent can reach holds the real one.
-@Suite(.serialized) struct ClineProviderTests {
+@Suite(.serialized, .enabled(if: TestEnv.debugBuild,
+                             "the provider route comes from the ticket's testProviderBaseURL, which only debug builds have"))
+struct ClineProviderTests {
     static let realKey = "sk-REAL-provider-key-0123456789abcdef"
     static let placeholder = ClineProvider.placeholderKey
 
@@ -56,7 +58,9 @@ import Testing
         var ticket = JobTicket(jobId: "job1", attempt: 1, projectName: "Tiny", repoURL: nil, architectureSpec: tinySpec,
                                workspace: workspace, settings: settings,
                                secrets: ChildSecrets(githubToken: nil))
+        #if DEBUG
         if route { ticket.testProviderBaseURL = "http://127.0.0.1:\(server.port)/provider" }
+        #endif
         let ticketText = String(decoding: try JSONEncoder().encode(ticket), as: UTF8.self)
         let r = try await JobChildRun.run(ticket, env: WorkspaceLayout(workspace).environment)
         #expect(r.status == .exited(0), "\(r.stderr)")

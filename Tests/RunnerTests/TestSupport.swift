@@ -32,6 +32,16 @@ enum TestEnv {
         return path
     }
 
+    /// Whether this is a debug build, whose products carry the `#if DEBUG`
+    /// test hooks (`swift test -c release` builds without them).
+    static let debugBuild: Bool = {
+        #if DEBUG
+        return true
+        #else
+        return false
+        #endif
+    }()
+
     /// The repository's root (this file is Tests/RunnerTests/TestSupport.swift).
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
