@@ -139,12 +139,8 @@ public enum AgentReaper {
     /// Reaps every exited child, blocking until none is left.
     static func reapAll() {
         var status: Int32 = 0
-        while true {
-            let r = waitpid(-1, &status, 0)
-            if r > 0 { continue }
-            if r < 0 && errno == EINTR { continue }
-            return
-        }
+        // Until ECHILD (none left); a signal does not end it.
+        while (try? retryingEINTR("waitpid") { waitpid(-1, &status, 0) }) != nil {}
     }
 
     /// The pids whose parent is this process, from /proc/*/stat.
