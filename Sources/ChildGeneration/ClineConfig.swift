@@ -93,11 +93,14 @@ public struct ClineConfig: Sendable, Equatable {
 
     /// globalState.json (2.x): provider for both modes, the model under the
     /// provider's model key, the base URL under its base-URL key, onboarding
-    /// marked done (else a headless run stops with "Not authenticated").
+    /// marked done (else a headless run stops with "Not authenticated"), and
+    /// telemetry off (its host is not in the job's egress rules: each attempt
+    /// would only be a refused CONNECT in the job's log).
     public var globalStateJSON: JSONValue {
         let p = providerIDv2
         var o: [String: JSONValue] = ["welcomeViewCompleted": true, "isNewUser": false, "mode": "act",
-                                      "actModeApiProvider": .string(p), "planModeApiProvider": .string(p)]
+                                      "actModeApiProvider": .string(p), "planModeApiProvider": .string(p),
+                                      "telemetrySetting": "disabled"]
         let modelKey = p == "openai" ? "OpenAiModelId" : "ApiModelId"
         if let model {
             o["actMode" + modelKey] = .string(model)

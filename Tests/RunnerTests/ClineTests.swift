@@ -217,6 +217,7 @@ import Testing
         #expect(p["providers"]?["anthropic"]?["tokenSource"]?.stringValue == "manual")
         #expect(anthropic.globalStateJSON["anthropicBaseUrl"]?.stringValue == "http://127.0.0.1:3128/provider")
         #expect(anthropic.globalStateJSON["actModeApiModelId"]?.stringValue == "claude-x")
+        #expect(anthropic.globalStateJSON["telemetrySetting"]?.stringValue == "disabled")
         #expect(anthropic.secretsJSON["apiKey"]?.stringValue == ClineProvider.placeholderKey)
 
         let openrouter = ClineConfig(provider: try ClineProvider.parse("openrouter"), model: nil, baseURL: route)
