@@ -13,10 +13,15 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         let id = try await h.seed(tinySpec)
+        let log = h.root + "/supervisor.log"
         let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try fakeChild(h, seconds: 300),
-                                        "LEASE_SECONDS": "3600", "RUNNER_POLL_SECONDS": "3600"])
+                                       "LEASE_SECONDS": "3600", "RUNNER_POLL_SECONDS": "3600"], log: log)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await waitFor("the job to start") { runs(h).contains { $0.kind == "start" } }
+        // A change made before the stream opened would never reach it.
+        try await waitFor("the change stream to open") {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("change stream open")
+        }
         // The stand-in child, found by its run log in its argv.
         let child = Containment.processes(with: h.root + "/runs.log")
         #expect(!child.isEmpty, "the job's child is running")

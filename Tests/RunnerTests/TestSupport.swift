@@ -311,14 +311,15 @@ extension QueueFixtures {
 
 extension Harness {
     /// `agent-runner run` (plus `args`) in the background with this harness's
-    /// environment plus `env`; its stderr is discarded.
-    func startSupervisor(_ env: [String: String], args: [String] = []) throws -> Process {
+    /// environment plus `env`; its stderr (the log) goes to `log`, else nowhere.
+    func startSupervisor(_ env: [String: String], args: [String] = [], log: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestEnv.binDir + "/agent-runner")
         p.arguments = ["run"] + args
         p.environment = environment(env)
         p.currentDirectoryURL = URL(fileURLWithPath: root)
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        if let log { FileManager.default.createFile(atPath: log, contents: nil) }
+        p.standardError = FileHandle(forWritingAtPath: log ?? "/dev/null")
         try p.run()
         return p
     }
