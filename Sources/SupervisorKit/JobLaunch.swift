@@ -165,8 +165,10 @@ public enum ChildLocator {
         return besideThisBinary
     }
 
-    /// agent-runner-job in the directory of this process's executable, if executable.
-    public static let besideThisBinary: String? = access(siblingPath, X_OK) == 0 ? siblingPath : nil
+    /// agent-runner-job in the directory of this process's executable, if
+    /// executable now (checked at each use: a binary missing for a moment, as
+    /// during an upgrade, is not remembered).
+    public static var besideThisBinary: String? { access(siblingPath, X_OK) == 0 ? siblingPath : nil }
 
     /// Where agent-runner-job beside this process's executable would be.
     public static let siblingPath: String = {
