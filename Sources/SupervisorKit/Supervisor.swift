@@ -49,7 +49,7 @@ public final class Supervisor: Service, Sendable {
         let ended = Locked(0)
         let leases = LeaseKeeper(store: store, leaseSeconds: config.leaseSeconds, pollSeconds: config.pollSeconds,
                                  logger: logger)
-        let writes = WriteBatcher(store: store, leases: leases, logger: logger)
+        let writes = WriteBatcher(store: store, leases: leases, logger: logger, progressInterval: Self.progressInterval)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown,
                                leases: leases, writes: writes)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
@@ -278,6 +278,18 @@ public final class Supervisor: Service, Sendable {
             throw SupervisorFailure(message: reason)
         }
         logger.info("supervisor stopped")
+    }
+
+    /// How long a job's stage and lines may wait for the batched flush:
+    /// nil, the flush's own 250 ms (docs/contract.md, Stages).
+    static var progressInterval: Duration? {
+        #if DEBUG
+        // Tests only: a count test stretches it, so that a short job's writes are exactly its own.
+        if let ms = ProcessInfo.processInfo.environment["AGENT_RUNNER_TEST_PROGRESS_MS"].flatMap(Int.init) {
+            return .milliseconds(ms)
+        }
+        #endif
+        return nil
     }
 
     /// How long the set of projects locked by other supervisors is reused between claims.

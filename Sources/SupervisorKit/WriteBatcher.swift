@@ -46,6 +46,8 @@ actor WriteBatcher {
     let logger: Logger
     let leases: LeaseKeeper
     let interval: Duration
+    /// How long progress may wait (`interval` unless a test stretches it).
+    let progressInterval: Duration
     let giveUpAfter: Duration
     private var progress: [String: Pending] = [:]
     private var releases: [Release] = []
@@ -68,11 +70,12 @@ actor WriteBatcher {
     static let drainBudget = Duration.seconds(20)
 
     init(store: JobStore, leases: LeaseKeeper, logger: Logger, interval: Duration = .milliseconds(250),
-         giveUpAfter: Duration = .seconds(120)) {
+         progressInterval: Duration? = nil, giveUpAfter: Duration = .seconds(120)) {
         self.store = store
         self.leases = leases
         self.logger = logger
         self.interval = interval
+        self.progressInterval = progressInterval ?? interval
         self.giveUpAfter = giveUpAfter
     }
 
@@ -122,9 +125,9 @@ actor WriteBatcher {
         successes.append(Success(projectDocumentId: projectDocumentId, jobId: jobId, since: .now))
     }
 
-    private var hasWork: Bool {
-        !releases.isEmpty || !successes.isEmpty || progress.values.contains { !$0.isEmpty }
-    }
+    private var hasWork: Bool { hasProjectWork || hasProgress }
+    private var hasProjectWork: Bool { !releases.isEmpty || !successes.isEmpty }
+    private var hasProgress: Bool { progress.values.contains { !$0.isEmpty } }
 
     /// Flushes every `interval` while something waits (at once when a job has
     /// `linesBeforeFlush` lines; at most once a second while the database
@@ -134,8 +137,9 @@ actor WriteBatcher {
         while !stopped() {
             try? await Task.sleep(for: .milliseconds(hasWork ? 25 : 100))
             let since = ContinuousClock.now - last
-            let due = failing ? since >= .seconds(1) : (urgent || since >= interval)
-            if hasWork, due {
+            let due = failing ? hasWork && since >= .seconds(1)
+                : urgent || (hasProjectWork && since >= interval) || (hasProgress && since >= progressInterval)
+            if due {
                 last = .now
                 await flush()
             }
