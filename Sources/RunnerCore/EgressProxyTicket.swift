@@ -4,7 +4,7 @@ import Foundation
 /// --egress-proxy`), as one JSON line on its stdin. The proxy runs outside
 /// the job's namespaces, beside the supervisor but apart from its database
 /// connection, and ends when its stdin closes.
-public struct EgressProxyTicket: Sendable, Codable {
+public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     /// The Unix socket to listen on (inside the workspace, in a folder the agent cannot write).
     public var socketPath: String
     /// Every destination the job may CONNECT to (the git remote's rule plus JOB_EGRESS_ALLOW; the keyed routes need none).
@@ -28,12 +28,18 @@ public struct EgressProxyTicket: Sendable, Codable {
         self.providerKey = providerKey
         self.gemini = gemini
     }
+
+    /// Without the key (an interpolated ticket is safe to log).
+    public var description: String {
+        "EgressProxyTicket(socketPath: \(socketPath), rules: \(rules.count), provider: \(provider?.kind.rawValue ?? "none"), "
+            + "providerKey: \(providerKey == nil ? "none" : "redacted"), gemini: \(gemini.map(\.description) ?? "none"))"
+    }
 }
 
 /// The egress proxy's side of the Gemini route: where it forwards and the
 /// key it adds. Only the proxy holds the key; the job child and the doctor's
 /// probe hold the route's token instead (`GeminiRoute`).
-public struct GeminiUpstream: Sendable, Codable {
+public struct GeminiUpstream: Sendable, Codable, CustomStringConvertible {
     /// GEMINI_API_BASE.
     public var apiBase: String
     /// GOOGLE_GEMINI_API_KEY, sent upstream as `x-goog-api-key`.
@@ -46,15 +52,21 @@ public struct GeminiUpstream: Sendable, Codable {
         self.apiKey = apiKey
         self.routeToken = routeToken
     }
+
+    /// Without the key and the token (an interpolated upstream is safe to log).
+    public var description: String { "GeminiUpstream(apiBase: \(apiBase), apiKey: redacted, routeToken: redacted)" }
 }
 
 /// How trusted code (the job child's Gemini generator, the doctor's probe)
 /// calls the Gemini API without its key: HTTP requests to `/gemini/<path>`
 /// on the egress proxy's Unix socket, carrying the route token, which only
-/// that code has (the agent does not: it is in the ticket, never in a file
-/// or the environment). The proxy checks the token, drops every credential
+/// that code has: it is in the ticket, never in a file or the environment.
+/// The agent cannot read it only with SANDBOX=enforce, where the job child
+/// is non-dumpable and the agent runs with every capability dropped (so it
+/// cannot read the child's memory through /proc or ptrace); with the sandbox
+/// off, a process of the same user can. The proxy checks the token, drops every credential
 /// header, adds `x-goog-api-key` and forwards to GEMINI_API_BASE + `<path>`.
-public struct GeminiRoute: Sendable, Codable, Equatable {
+public struct GeminiRoute: Sendable, Codable, Equatable, CustomStringConvertible {
     /// The egress proxy's Unix socket.
     public var socketPath: String
     /// The route token (one per job; never the key).
@@ -69,6 +81,9 @@ public struct GeminiRoute: Sendable, Codable, Equatable {
         self.socketPath = socketPath
         self.token = token
     }
+
+    /// Without the token (an interpolated route is safe to log).
+    public var description: String { "GeminiRoute(socketPath: \(socketPath), token: redacted)" }
 
     /// A fresh route token: 32 random bytes as hex.
     public static func newToken() -> String {

@@ -13,13 +13,19 @@ public enum UnixSocket {
         let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         unlink(path)
         // errno is taken right after bind: withShortPath's close may follow it.
-        let failed = try withShortPath(path) { short -> Int32 in
-            var addr = try address(short)
-            return withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 ? 0 : errno
+        let failed: Int32
+        do {
+            failed = try withShortPath(path) { short -> Int32 in
+                var addr = try address(short)
+                return withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 ? 0 : errno
+                    }
                 }
             }
+        } catch {
+            close(fd)
+            throw error
         }
         guard failed == 0 else { close(fd); throw Errno(failed, "bind \(path)") }
         chmod(path, mode)

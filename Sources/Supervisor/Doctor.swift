@@ -143,7 +143,7 @@ struct Doctor: AsyncParsableCommand {
             }
             if config.child.clineProvider != nil {
                 if online {
-                    let (state, line) = await ProviderCheck.run(config: config, childPath: childPath)
+                    let (state, line) = await ProviderCheck.run(config: config)
                     report(state, line)
                 } else {
                     report(config.clineAPIKey == nil ? "fail" : "ok", "cline provider: \(config.child.clineProvider!.kind.rawValue) at "

@@ -18,7 +18,7 @@ public enum ProviderCheck {
     }
 
     /// ("ok" or "fail", the line to print). Needs CLINE_PROVIDER and CLINE_API_KEY.
-    public static func run(config: RunnerConfiguration, childPath: String) async -> (String, String) {
+    public static func run(config: RunnerConfiguration) async -> (String, String) {
         guard let provider = config.child.clineProvider else { return ("warn", "cline provider: CLINE_PROVIDER not set") }
         guard config.clineAPIKey != nil else { return ("fail", "cline provider: CLINE_API_KEY not set") }
         let what = "cline provider \(provider.kind.rawValue) at \(provider.upstreamBaseURL)"
@@ -46,10 +46,14 @@ public enum ProviderCheck {
         var tv = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         try writeAll(fd, Array("GET \(target) HTTP/1.1\r\nHost: provider\r\nConnection: close\r\n\r\n".utf8))
-        var buf = [UInt8](repeating: 0, count: 512)
-        let n = read(fd, &buf, buf.count)
-        guard n > 0 else { return 0 }
-        let line = String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\r\n").first ?? ""
+        // Up to the end of the status line (a signal does not cut the read short).
+        var answer = [UInt8](), buf = [UInt8](repeating: 0, count: 512)
+        while answer.firstRange(of: [13, 10]) == nil, answer.count < 8192 {
+            let n = try retryingEINTR("read \(path)") { read(fd, &buf, buf.count) }
+            if n == 0 { break }
+            answer += buf[0..<n]
+        }
+        let line = String(decoding: answer, as: UTF8.self).split(separator: "\r\n").first ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 }
