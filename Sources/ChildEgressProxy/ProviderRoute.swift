@@ -60,8 +60,21 @@ struct ProviderRoute {
 
     func forward(_ client: Int32, request: HTTPHead, early: [UInt8]) {
         guard let upstream = upstream(client, request) else { return }
-        guard let body = readBody(client, request, early) else { return fail(client, 400, "\(upstream.name): unreadable request body") }
         let path = String(request.target.dropFirst(upstream.prefix.count))
+        // libcurl (and the upstream) would resolve "..": /provider/../admin must not leave the base URL's path.
+        guard !Self.hasDotSegment(path) else { return fail(client, 400, "\(upstream.name): a path with a . or .. segment") }
+        let body: [UInt8]
+        switch RequestBody.framing(request).flatMap({ framing -> Result<[UInt8], RequestBody.Failure> in
+            if framing != .none, request.value("expect")?.lowercased() == "100-continue" {
+                try? writeAll(client, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+            }
+            return RequestBody.read(client, framing, early: early)
+        }) {
+        case .success(let bytes): body = bytes
+        case .failure(.bad(let why)): return fail(client, 400, "\(upstream.name): \(why)")
+        case .failure(.tooLarge): return fail(client, 413, "\(upstream.name): a request body over \(RequestBody.cap >> 20) MiB")
+        case .failure(.closed): return fail(client, 400, "\(upstream.name): unreadable request body")
+        }
         var base = upstream.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         let url = base + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
@@ -76,7 +89,8 @@ struct ProviderRoute {
         let exchange = Exchange(client: client)
         do {
             // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
-            _ = try CurlEasy().perform(url, method: request.method, headers: headers, body: request.method == "GET" ? nil : body,
+            _ = try CurlEasy().perform(url, method: request.method, headers: headers,
+                                       body: ["GET", "HEAD"].contains(request.method) ? nil : body,
                                        connectTimeout: 15, timeout: .stalled(300), receiver: exchange)
         } catch {
             // Once the answer's head went out, the client sees the cut; before, it gets the reason.
@@ -95,34 +109,13 @@ struct ProviderRoute {
         out.emit(EgressEvent(type: "log", detail: message))
     }
 
-    /// The request body: Content-Length bytes, or a chunked body decoded (at most 64 MiB).
-    private func readBody(_ fd: Int32, _ request: HTTPHead, _ early: [UInt8]) -> [UInt8]? {
-        var data = early
-        var buf = [UInt8](repeating: 0, count: 65536)
-        func more() -> Bool {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 && errno == EINTR { return true }
-            if n <= 0 { return false }
-            data += buf[0..<n]
-            return data.count <= 64 << 20
-        }
-        if let length = request.value("content-length").flatMap(Int.init) {
-            while data.count < length { if !more() { return nil } }
-            return Array(data.prefix(length))
-        }
-        guard request.value("transfer-encoding")?.lowercased().contains("chunked") == true else { return [] }
-        var body: [UInt8] = []
-        var pos = 0
-        while true {
-            while data[pos...].firstRange(of: [13, 10]) == nil { if !more() { return nil } }
-            let lineEnd = data[pos...].firstRange(of: [13, 10])!
-            let sizeText = String(decoding: data[pos..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
-            pos = lineEnd.upperBound
-            if size == 0 { return body }
-            while data.count < pos + size + 2 { if !more() { return nil } }
-            body += data[pos..<pos + size]
-            pos += size + 2
+    /// Whether the path part of `target` has a "." or ".." segment, plain or
+    /// percent-encoded (%2e), which libcurl or the upstream would resolve.
+    static func hasDotSegment(_ target: String) -> Bool {
+        let path = target.prefix { $0 != "?" && $0 != "#" }
+        return path.split(separator: "/", omittingEmptySubsequences: false).contains { segment in
+            let plain = segment.lowercased().replacingOccurrences(of: "%2e", with: ".")
+            return plain == "." || plain == ".."
         }
     }
 }

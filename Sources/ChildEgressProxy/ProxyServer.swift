@@ -21,8 +21,15 @@ public final class ProxyServer: Sendable {
         self.out = out
     }
 
+    /// How long a client may stay silent while its request head or body is
+    /// read (SO_RCVTIMEO): an idle connection does not hold one of the
+    /// server's slots for ever. An opened tunnel or relay is not bound by it.
+    public static let clientReceiveTimeout = 60
+
     /// Handles one client connection to the end.
     public func handle(_ client: Int32) {
+        var tv = timeval(tv_sec: Self.clientReceiveTimeout, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         guard let (head, rest) = SocketIO.readHead(client) else { return }
         guard let request = HTTPHead(head), request.isRequest else {
             return refuse(client, target: "?", .badRequest, "unreadable request")
@@ -92,6 +99,9 @@ public final class ProxyServer: Sendable {
     }
 
     private func forward(_ client: Int32, request: HTTPHead, url: URLParts, early: [UInt8]) {
+        if case .failure(.bad(let why)) = RequestBody.framing(request, cap: .max) {
+            return refuse(client, target: request.target, .badRequest, why)
+        }
         guard let addresses = admit(client, host: url.host, port: url.port) else { return }
         guard let upstream = try? SocketIO.connectTCP(addresses, port: url.port) else {
             try? writeAll(client, Array("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8))
@@ -101,14 +111,22 @@ public final class ProxyServer: Sendable {
         // Origin form, no proxy headers, one request per connection: a second
         // request cannot ride this connection to another destination.
         var head = "\(request.method) \(url.path) \(request.version)\r\n"
+        // The Host is the destination's, never the agent's: a shared front
+        // end (a CDN) routes by it, and only this destination was allowed.
+        head += "Host: \(Self.hostHeader(url))\r\n"
         // The body is relayed as bytes, so its framing headers stay.
-        for (name, value) in request.headers where !HTTPHead.hopByHop.subtracting(["transfer-encoding", "te", "trailer"])
-            .contains(name.lowercased()) {
+        for (name, value) in request.headers where name.lowercased() != "host"
+            && !HTTPHead.hopByHop.subtracting(["transfer-encoding", "te", "trailer"]).contains(name.lowercased()) {
             head += "\(name): \(value)\r\n"
         }
         head += "Connection: close\r\n\r\n"
         guard (try? writeAll(upstream, Array(head.utf8) + early)) != nil else { return }
         SocketIO.relay(client, upstream)
+    }
+
+    /// host[:port] of `url` for a Host header (the port when not 80; IPv6 in brackets).
+    static func hostHeader(_ url: URLParts) -> String {
+        (url.host.contains(":") ? "[\(url.host)]" : url.host) + (url.port == 80 ? "" : ":\(url.port)")
     }
 
     private func refuse(_ client: Int32, target: String, _ reason: DenyReason, _ why: String) {
@@ -117,42 +135,6 @@ public final class ProxyServer: Sendable {
         try? writeAll(client, Array(("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             + "Content-Length: \(line.utf8.count)\r\n\r\n" + line).utf8))
         out.emit(EgressEvent(type: "denied", target: target, reason: reason.rawValue, detail: why))
-    }
-}
-
-/// A parsed HTTP/1.x request or response head.
-public struct HTTPHead: Sendable {
-    public var method = "", target = "", version = "HTTP/1.1"
-    public var status = 0
-    public var headers: [(String, String)] = []
-    public var isRequest: Bool { !method.isEmpty }
-
-    /// Headers never forwarded by a proxy.
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authorization",
-                                        "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"]
-
-    public init?(_ text: String) {
-        let lines = text.components(separatedBy: "\r\n")
-        let first = lines[0].split(separator: " ", maxSplits: 2).map(String.init)
-        guard first.count >= 2 else { return nil }
-        if first[0].hasPrefix("HTTP/") {
-            guard let s = Int(first[1]) else { return nil }
-            version = first[0]; status = s
-        } else {
-            guard first.count == 3, first[2].hasPrefix("HTTP/1."), first[0].allSatisfy({ $0.isLetter && $0.isUppercase })
-            else { return nil }
-            method = first[0]; target = first[1]; version = first[2]
-        }
-        for line in lines.dropFirst() where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            headers.append((String(line[..<colon]).trimmingCharacters(in: .whitespaces),
-                            String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
-        }
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    public func value(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 }
 

@@ -1,7 +1,6 @@
 import CCurl
 import CCurlShims
 import Foundation
-import RunnerCore
 
 /// A libcurl failure (transport level: DNS, connect, TLS, timeout, size cap).
 public struct CurlError: Error, Sendable, CustomStringConvertible {
@@ -60,14 +59,17 @@ public final class CurlEasy {
         if rc != CURLE_OK { throw CurlError(code: rc.rawValue, message: "\(what): \(String(cString: curl_easy_strerror(rc)))") }
     }
 
-    /// Sends one request (`body` nil: a GET with no body) and hands the
-    /// response to `receiver`; returns the final status. With `unixSocket`,
+    /// Sends one request (`body` nil: a GET, or a HEAD, with no body) and
+    /// hands the response to `receiver`; returns the final status. libcurl's
+    /// `Expect: 100-continue` (a wait of up to a second before a body over
+    /// 1 MiB) is never sent. With `unixSocket`,
     /// the connection goes to that socket. Throws `CurlError` for a transport
     /// failure, or when the receiver stopped the transfer.
     public func perform(_ url: String, method: String = "POST", headers: [String], body: [UInt8]?, connectTimeout: Int,
                         timeout: CurlTimeout, unixSocket: String? = nil, receiver: CurlReceiver) throws -> Int {
         var list: UnsafeMutablePointer<curl_slist>?
         for h in headers { list = curl_slist_append(list, h) }
+        if !headers.contains(where: { $0.lowercased().hasPrefix("expect:") }) { list = curl_slist_append(list, "Expect:") }
         defer { curl_slist_free_all(list) }
         let payload = body ?? []
         return try withExtendedLifetime(receiver) {
@@ -93,6 +95,9 @@ public final class CurlEasy {
                 }
                 if body == nil, method == "GET" {
                     try check(cshims_curl_setopt_long(handle, CURLOPT_HTTPGET, 1), "get")
+                } else if body == nil, method == "HEAD" {
+                    // A HEAD answer has no body, whatever its Content-Length says.
+                    try check(cshims_curl_setopt_long(handle, CURLOPT_NOBODY, 1), "head")
                 } else {
                     if method != "POST" { try check(cshims_curl_setopt_ptr(handle, CURLOPT_CUSTOMREQUEST, method), "method") }
                     try check(cshims_curl_setopt_ptr(handle, CURLOPT_POSTFIELDS, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)),

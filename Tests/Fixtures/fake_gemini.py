@@ -4,7 +4,9 @@
 Usage: fake_gemini.py SCENARIO REQUEST_LOG
 Prints the port it listens on (127.0.0.1) as its first line, then serves
 until killed. Every request is appended to REQUEST_LOG as one JSON line
-(method, path, query, headers, body) for the tests to assert on.
+(method, path, query, headers, body) for the tests to assert on: `headers`
+maps lower-case names to the last value, `header_list` holds every header
+line as [name, value] in order (duplicates included).
 """
 import json
 import sys
@@ -75,6 +77,7 @@ class Handler(BaseHTTPRequestHandler):
             with open(LOG, "a") as f:
                 f.write(json.dumps({"method": "POST", "path": parts.path, "query": parts.query,
                                     "headers": {k.lower(): v for k, v in self.headers.items()},
+                                    "header_list": [[k.lower(), v] for k, v in self.headers.items()],
                                     "body": json.loads(body or b"{}")}) + "\n")
         status, payload = respond(n)
         data = json.dumps(payload).encode()
@@ -93,7 +96,8 @@ class Handler(BaseHTTPRequestHandler):
             parts = urlsplit(self.path)
             with open(LOG, "a") as f:
                 f.write(json.dumps({"method": "GET", "path": parts.path, "query": parts.query,
-                                    "headers": {k.lower(): v for k, v in self.headers.items()}}) + "\n")
+                                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                                    "header_list": [[k.lower(), v] for k, v in self.headers.items()]}) + "\n")
         ok = self.headers.get("x-goog-api-key", "").startswith("AIza") and SCENARIO != "invalid"
         status, payload = (200, {"name": "models" + self.path.split("/models")[-1]}) if ok else \
             error(403, "PERMISSION_DENIED", "API key not valid.")

@@ -6,6 +6,9 @@ Prints the port it listens on (127.0.0.1) as its first line, then serves
 until killed. Every request is appended to REQUEST_LOG as one JSON line
 (method, path, headers with lower-case names, the body's model) for the tests
 to assert on: which path each dialect called and which key header arrived.
+`headers` maps each name to its last value; `header_list` holds every header
+line as [name, value] in order (duplicates included, and any line an injected
+bare LF split off).
 
 Dialects, by path (any prefix before them is the provider route):
   .../v1/messages                          Anthropic Messages
@@ -76,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
         """The model listing every dialect has (`doctor --online` asks it):
         401 in the badkey scenario, else an empty list."""
         path = urlsplit(self.path).path
-        entry = {"method": "GET", "path": path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+        entry = {"method": "GET", "path": path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                 "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
         with lock:
             with open(LOG, "a") as f:
                 f.write(json.dumps(entry) + "\n")
@@ -89,6 +93,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_HEAD(self):
+        """The listing's head only: its Content-Length, no body."""
+        path = urlsplit(self.path).path
+        entry = {"method": "HEAD", "path": path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                 "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
+        with lock:
+            with open(LOG, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(json.dumps({"data": []}))))
+        self.end_headers()
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -114,7 +131,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             status, answer = 404, {"error": {"message": "no such route: " + path}}
         entry = {"method": self.command, "path": path, "query": parts.query, "model": model,
-                 "headers": {k.lower(): v for k, v in self.headers.items()}}
+                 "headers": {k.lower(): v for k, v in self.headers.items()},
+                 "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
         with lock:
             with open(LOG, "a") as f:
                 f.write(json.dumps(entry) + "\n")

@@ -59,8 +59,8 @@ import Testing
         #expect(!ticket.contains(Self.key), "the Gemini key is not in the child's ticket")
         #expect(!environment.contains(Self.key), "nor in its environment")
         #expect(requests.count == 1)
-        #expect(requests.first?["headers"]?["x-goog-api-key"]?.stringValue == Self.key, "the proxy added the key")
-        #expect(requests.first?["headers"]?["x-agent-runner-route"] == nil, "the route token stays with the proxy")
+        #expect(requests.first?.headerValues("x-goog-api-key") == [Self.key], "the proxy added the key, once")
+        #expect(requests.first?.headerValues("x-agent-runner-route") == [], "the route token stays with the proxy")
     }
 
     /// Without the job's route token (the agent has none) the route refuses
@@ -73,7 +73,8 @@ import Testing
         let token = GeminiRoute.newToken()
         let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [], provider: nil, providerKey: nil,
                                        gemini: GeminiUpstream(apiBase: gemini.base + "/", apiKey: Self.key, routeToken: token))
-        let events = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        let eventsPath = dir + "/events.jsonl"
+        let events = open(eventsPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         defer { close(events) }
         let server = ProxyServer(ticket: ticket, out: EventWriter(fd: events))
         let listener = try SocketIO.listenUnix(ticket.socketPath)
@@ -97,11 +98,17 @@ import Testing
         let wrong = try await get("\(GeminiRoute.tokenHeader): \(GeminiRoute.newToken())\r\n")
         #expect(wrong.hasPrefix("HTTP/1.1 403"), "\(wrong)")
         #expect(try gemini.requests().isEmpty, "a refused request never reaches the API")
+        // Each refusal is a `denied` event for the route.
+        let denied = try String(contentsOfFile: eventsPath, encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONDecoder().decode(EgressEvent.self, from: Data($0.utf8)) }.filter { $0.type == "denied" }
+        #expect(denied.count == 2 && denied.allSatisfy { $0.target == GeminiRoute.prefix && $0.reason == "not_allowed" }, "\(denied)")
         let with = try await get("\(GeminiRoute.tokenHeader): \(token)\r\nx-goog-api-key: AIza-from-the-caller\r\n")
         #expect(with.hasPrefix("HTTP/1.1 200"), "\(with)")
         let seen = try gemini.requests()
         #expect(seen.count == 1 && seen.first?["path"]?.stringValue == "/v1beta/models/m")
-        #expect(seen.first?["headers"]?["x-goog-api-key"]?.stringValue == Self.key, "the caller's key header is replaced")
+        // Every header line the API got (duplicates included): the key once, the caller's key and the token nowhere.
+        #expect(seen.first?.headerValues("x-goog-api-key") == [Self.key], "the caller's key header is replaced: \(seen)")
+        #expect(seen.first?.allHeaderValues.contains { $0 == "AIza-from-the-caller" || $0 == token } == false, "\(seen)")
         // Ends the accept loop (EINVAL); the descriptor is left open, as a
         // close could hand its number to another test while accept still holds it.
         shutdown(listener, Int32(SHUT_RDWR))

@@ -103,6 +103,8 @@ import Testing
         #expect(routed.hasPrefix("HTTP/1.1 200"), "\(routed)")
         let seen = try FixtureServer.jsonLines(log)
         #expect(seen.count == 1 && seen.first?["path"]?.stringValue == "/v1/models", "\(seen)")
-        #expect(seen.first?["headers"]?["authorization"]?.stringValue == "Bearer " + ContainmentTests.realKey)
+        // Every header line the provider got (duplicates included): the real key once, the placeholder nowhere.
+        #expect(seen.first?.headerValues("authorization") == ["Bearer " + ContainmentTests.realKey], "\(seen)")
+        #expect(seen.first?.allHeaderValues.contains { $0.contains(ClineProvider.placeholderKey) } == false, "\(seen)")
     }
 }
