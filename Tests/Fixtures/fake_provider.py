@@ -22,6 +22,7 @@ badkey (GET .../models answers 401).
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -95,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_HEAD(self):
-        """The listing's head only: its Content-Length, no body."""
+        """The listing's head only: its Content-Length, no body; then 30 s before the close."""
         path = urlsplit(self.path).path
         entry = {"method": "HEAD", "path": path, "headers": {k.lower(): v for k, v in self.headers.items()},
                  "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
@@ -106,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(json.dumps({"data": []}))))
         self.end_headers()
+        self.wfile.flush()
+        # The connection stays open a while: a client that waits for a body
+        # after a HEAD's head is seen waiting, not released by a close.
+        time.sleep(30)
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
