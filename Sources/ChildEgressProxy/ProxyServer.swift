@@ -22,15 +22,17 @@ public final class ProxyServer: Sendable {
     }
 
     /// How long a client may stay silent while its request head or body is
-    /// read (SO_RCVTIMEO): an idle connection does not hold one of the
-    /// server's slots for ever. An opened tunnel or relay is not bound by it.
+    /// read (SO_RCVTIMEO), and how long its whole head may take: an idle or
+    /// trickling connection does not hold one of the server's slots for ever.
+    /// An opened tunnel or relay is not bound by it.
     public static let clientReceiveTimeout = 60
 
     /// Handles one client connection to the end.
     public func handle(_ client: Int32) {
         var tv = timeval(tv_sec: Self.clientReceiveTimeout, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard let (head, rest) = SocketIO.readHead(client) else { return }
+        let deadline = ContinuousClock.now + .seconds(Self.clientReceiveTimeout)
+        guard let (head, rest) = SocketIO.readHead(client, deadline: deadline) else { return }
         guard let request = HTTPHead(head), request.isRequest else {
             return refuse(client, target: "?", .badRequest, "unreadable request")
         }

@@ -8,6 +8,9 @@ import Glibc
 enum RequestBody {
     /// The largest body a keyed route accepts (16 MiB); a larger one is a 413.
     static let cap = 16 << 20
+    /// How long a whole body may take to arrive (each read is also bounded
+    /// by the socket's SO_RCVTIMEO), so a trickled one cannot hold a slot.
+    static let timeLimit: Duration = .seconds(300)
 
     /// Why a body was not read.
     enum Failure: Error, Equatable {
@@ -15,7 +18,8 @@ enum RequestBody {
         case bad(String)
         /// More than `cap` bytes: a 413.
         case tooLarge
-        /// The client went away or stopped sending (the socket's receive timeout).
+        /// The client went away or stopped sending (the socket's receive
+        /// timeout), or the body took longer than `timeLimit`.
         case closed
     }
 
@@ -53,19 +57,20 @@ enum RequestBody {
     static func read(_ fd: Int32, _ framing: Framing, early: [UInt8], cap: Int = cap) -> Result<[UInt8], Failure> {
         switch framing {
         case .none: return .success([])
-        case .length(let length): return readLength(fd, length, early: early)
+        case .length(let length): return readLength(fd, length, early: early, deadline: ContinuousClock.now + timeLimit)
         case .chunked:
-            var reader = ChunkedReader(fd: fd, data: early, cap: cap)
+            var reader = ChunkedReader(fd: fd, data: early, cap: cap, deadline: ContinuousClock.now + timeLimit)
             do { return .success(try reader.decode()) } catch { return .failure(error) }
         }
     }
 
     /// Exactly `length` bytes, read into the buffer that is returned.
-    static func readLength(_ fd: Int32, _ length: Int, early: [UInt8]) -> Result<[UInt8], Failure> {
+    static func readLength(_ fd: Int32, _ length: Int, early: [UInt8], deadline: ContinuousClock.Instant) -> Result<[UInt8], Failure> {
         var body = [UInt8](repeating: 0, count: length)
         var got = min(early.count, length)
         body.replaceSubrange(0..<got, with: early[0..<got])
         while got < length {
+            if ContinuousClock.now > deadline { return .failure(.closed) }
             let n = body.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, length - got) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .failure(.closed) }
@@ -82,16 +87,18 @@ struct ChunkedReader {
     let fd: Int32
     var data: [UInt8]
     let cap: Int
+    let deadline: ContinuousClock.Instant
     /// data[0..<out] is decoded body; data[pos...] is not yet read.
     var out = 0, pos = 0
 
     /// The longest chunk-size line (extensions included) and the most trailer bytes.
     static let lineLimit = 4096, trailerLimit = 32768
 
-    init(fd: Int32, data: [UInt8], cap: Int) {
+    init(fd: Int32, data: [UInt8], cap: Int, deadline: ContinuousClock.Instant) {
         self.fd = fd
         self.data = data
         self.cap = cap
+        self.deadline = deadline
     }
 
     mutating func decode() throws(RequestBody.Failure) -> [UInt8] {
@@ -155,7 +162,8 @@ struct ChunkedReader {
 
     /// Reads once more from the client, straight into the buffer.
     mutating func fill() throws(RequestBody.Failure) {
-        let old = data.count, room = 65536
+        if ContinuousClock.now > deadline { throw .closed }
+        let old = data.count, room = 65536, fd = self.fd
         data.append(contentsOf: repeatElement(0, count: room))
         while true {
             let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + old, room) }

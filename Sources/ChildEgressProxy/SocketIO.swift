@@ -124,12 +124,17 @@ public enum SocketIO {
     }
 
     /// Reads an HTTP request or response head (up to the blank line, at most
-    /// `limit` bytes); returns it and any bytes read past it.
-    public static func readHead(_ fd: Int32, limit: Int = 32768) -> (head: String, rest: [UInt8])? {
+    /// `limit` bytes); returns it and any bytes read past it. With `deadline`,
+    /// nil once it passes (checked after each read: a read itself is bounded
+    /// by the socket's SO_RCVTIMEO), so a head sent a byte at a time cannot
+    /// hold the connection for ever.
+    public static func readHead(_ fd: Int32, limit: Int = 32768,
+                                deadline: ContinuousClock.Instant? = nil) -> (head: String, rest: [UInt8])? {
         var data = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 4096)
         let marker: [UInt8] = [13, 10, 13, 10]
         while data.count < limit {
+            if let deadline, ContinuousClock.now > deadline { return nil }
             let n = read(fd, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return nil }
