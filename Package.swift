@@ -59,7 +59,7 @@ let package = Package(
         // checks both the graph and every target's imports (docs/architecture.md).
         // Spec/instructions builders, generators and the safe tree writer.
         // The one libcurl client (CurlEasy) of the job child's generators and the egress proxy.
-        .target(name: "ChildHTTP", dependencies: ["RunnerCore", "CCurl", "CCurlShims"]),
+        .target(name: "ChildHTTP", dependencies: ["CCurl", "CCurlShims"]),
         .target(name: "ChildGeneration", dependencies: ["RunnerCore", "CShims", "ChildHTTP", "COpenSSL"]),
         // The per-job egress proxy (agent-runner-job --egress-proxy) and the
         // socket helpers of the job child's forwarder.
