@@ -73,25 +73,10 @@ import Testing
         let token = GeminiRoute.newToken()
         let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [], provider: nil, providerKey: nil,
                                        gemini: GeminiUpstream(apiBase: gemini.base + "/", apiKey: Self.key, routeToken: token))
-        let eventsPath = dir + "/events.jsonl"
-        let events = open(eventsPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-        defer { close(events) }
-        let server = ProxyServer(ticket: ticket, out: EventWriter(fd: events))
-        let listener = try SocketIO.listenUnix(ticket.socketPath)
-        Thread.detachNewThread { SocketIO.serve(listener) { server.handle($0) } }
+        let proxy = try InProcessProxy(ticket, eventsPath: dir + "/events.jsonl")
+        defer { proxy.stop() }
         func get(_ headers: String) async throws -> String {
-            try await onDedicatedThread {
-                let fd = try UnixSocket.connect(ticket.socketPath)
-                defer { close(fd) }
-                try writeAll(fd, Array("GET /gemini/v1beta/models/m HTTP/1.1\r\nHost: x\r\n\(headers)Connection: close\r\n\r\n".utf8))
-                var answer = [UInt8](), buf = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let n = read(fd, &buf, buf.count)
-                    if n <= 0 { break }
-                    answer += buf[0..<n]
-                }
-                return String(decoding: answer, as: UTF8.self)
-            }
+            try await proxy.exchange("GET /gemini/v1beta/models/m HTTP/1.1\r\nHost: x\r\n\(headers)Connection: close\r\n\r\n")
         }
         let without = try await get("x-goog-api-key: \(Self.key)\r\n")
         #expect(without.hasPrefix("HTTP/1.1 403"), "\(without)")
@@ -99,8 +84,7 @@ import Testing
         #expect(wrong.hasPrefix("HTTP/1.1 403"), "\(wrong)")
         #expect(try gemini.requests().isEmpty, "a refused request never reaches the API")
         // Each refusal is a `denied` event for the route.
-        let denied = try String(contentsOfFile: eventsPath, encoding: .utf8).split(separator: "\n")
-            .compactMap { try? JSONDecoder().decode(EgressEvent.self, from: Data($0.utf8)) }.filter { $0.type == "denied" }
+        let denied = proxy.eventLog().filter { $0.type == "denied" }
         #expect(denied.count == 2 && denied.allSatisfy { $0.target == GeminiRoute.prefix && $0.reason == "not_allowed" }, "\(denied)")
         let with = try await get("\(GeminiRoute.tokenHeader): \(token)\r\nx-goog-api-key: AIza-from-the-caller\r\n")
         #expect(with.hasPrefix("HTTP/1.1 200"), "\(with)")
@@ -109,9 +93,6 @@ import Testing
         // Every header line the API got (duplicates included): the key once, the caller's key and the token nowhere.
         #expect(seen.first?.headerValues("x-goog-api-key") == [Self.key], "the caller's key header is replaced: \(seen)")
         #expect(seen.first?.allHeaderValues.contains { $0 == "AIza-from-the-caller" || $0 == token } == false, "\(seen)")
-        // Ends the accept loop (EINVAL); the descriptor is left open, as a
-        // close could hand its number to another test while accept still holds it.
-        shutdown(listener, Int32(SHUT_RDWR))
     }
 
     /// `doctor --online` checks the model through a proxy of its own: the

@@ -21,24 +21,6 @@ import Testing
             .proxyTicket(workspace: workspace, repoURL: repoURL, geminiRouteToken: geminiRouteToken)
     }
 
-    /// Sends `request` to the proxy's socket; the whole answer, or for a
-    /// CONNECT only its head (an opened tunnel would stay open).
-    func exchange(_ socket: String, _ request: String) async throws -> String {
-        try await onDedicatedThread {
-            let fd = try UnixSocket.connect(socket)
-            defer { close(fd) }
-            try writeAll(fd, Array(request.utf8))
-            var answer = [UInt8](), buf = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = read(fd, &buf, buf.count)
-                if n <= 0 { break }
-                answer += buf[0..<n]
-                if request.hasPrefix("CONNECT"), answer.firstRange(of: Array("\r\n\r\n".utf8)) != nil { break }
-            }
-            return String(decoding: answer, as: UTF8.self)
-        }
-    }
-
     /// Decided with a stand-in resolver: no lookup, no connection.
     @Test func aCONNECTToTheProviderHostsIsRefusedWhileTheRemoteIsAllowed() throws {
         let env = ["GENERATORS": "cline,gemini,scaffold", "CLINE_ENABLED": "true", "CLINE_PROVIDER": "anthropic",
@@ -77,15 +59,9 @@ import Testing
         let t = try ticket(["GENERATORS": "cline,scaffold", "CLINE_ENABLED": "true",
                             "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_API_KEY": ContainmentTests.realKey],
                            repoURL: "https://github.com/acme/shop.git", workspace: dir)
-        let events = dir + "/events.jsonl"
-        let eventsFD = open(events, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-        defer { close(eventsFD) }
-        let server = ProxyServer(ticket: t, out: EventWriter(fd: eventsFD))
-        let listener = try SocketIO.listenUnix(t.socketPath)
-        Thread.detachNewThread { SocketIO.serve(listener) { server.handle($0) } }
-        // Ends the accept loop (EINVAL); the descriptor stays open, as in GeminiRouteTests.
-        defer { shutdown(listener, Int32(SHUT_RDWR)) }
-        func exchange(_ request: String) async throws -> String { try await self.exchange(t.socketPath, request) }
+        let proxy = try InProcessProxy(t, eventsPath: dir + "/events.jsonl")
+        defer { proxy.stop() }
+        func exchange(_ request: String) async throws -> String { try await proxy.exchange(request) }
         let target = "127.0.0.1:\(provider.port)"
         let connect = try await exchange("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n")
         #expect(connect.hasPrefix("HTTP/1.1 403"), "\(connect)")
@@ -95,8 +71,8 @@ import Testing
             + "Authorization: Bearer sk-the-agents-own-key\r\nConnection: close\r\n\r\n")
         #expect(plain.hasPrefix("HTTP/1.1 403"), "\(plain)")
         #expect(try FixtureServer.jsonLines(log).isEmpty, "a refused request never reaches the provider")
-        let denied = try String(contentsOfFile: events, encoding: .utf8)
-        #expect(denied.contains("\"reason\":\"not_allowed\"") && denied.contains(target), "\(denied)")
+        let denied = proxy.eventLog().filter { $0.type == "denied" }
+        #expect(denied.contains { $0.reason == "not_allowed" && $0.target == target }, "\(denied)")
         // The route: the placeholder key is swapped for the real one.
         let routed = try await exchange("GET /provider/models HTTP/1.1\r\nHost: x\r\n"
             + "Authorization: Bearer \(ClineProvider.placeholderKey)\r\nConnection: close\r\n\r\n")

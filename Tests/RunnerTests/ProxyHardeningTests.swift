@@ -18,56 +18,33 @@ import Testing
     /// A proxy in front of fake_provider.py, as an OpenAI-compatible provider
     /// whose base URL has a path (`/openai/v1`), and allowed as a plain-HTTP destination.
     final class Rig: @unchecked Sendable {
-        let dir: String, log: String, events: String
+        let dir: String, log: String
         let provider: FixtureServer
-        let ticket: EgressProxyTicket
-        let listener: Int32, eventsFD: Int32
+        let proxy: InProcessProxy
+        var ticket: EgressProxyTicket { proxy.ticket }
         static let key = "sk-hardening-real-key-0123456789"
 
         init() async throws {
             dir = TestEnv.tempDir("proxy-hardening")
             log = dir + "/provider.jsonl"
-            events = dir + "/events.jsonl"
             provider = try await FixtureServer("fake_provider.py", ["ok", log])
-            ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [EgressRule(host: "127.0.0.1", port: provider.port)],
-                                       provider: ClineProvider(kind: .openaiCompatible,
-                                                               upstreamBaseURL: "http://127.0.0.1:\(provider.port)/openai/v1"),
-                                       providerKey: Self.key)
-            eventsFD = open(events, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-            let server = ProxyServer(ticket: ticket, out: EventWriter(fd: eventsFD))
-            listener = try SocketIO.listenUnix(ticket.socketPath)
-            let fd = listener
-            Thread.detachNewThread { SocketIO.serve(fd) { server.handle($0) } }
+            let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [EgressRule(host: "127.0.0.1", port: provider.port)],
+                                           provider: ClineProvider(kind: .openaiCompatible,
+                                                                   upstreamBaseURL: "http://127.0.0.1:\(provider.port)/openai/v1"),
+                                           providerKey: Self.key)
+            proxy = try InProcessProxy(ticket, eventsPath: dir + "/events.jsonl")
         }
 
-        /// Ends the accept loop (EINVAL); the descriptor stays open, as in GeminiRouteTests.
         func stop() {
-            shutdown(listener, Int32(SHUT_RDWR))
+            proxy.stop()
             provider.stop()
-            close(eventsFD)
             try? FileManager.default.removeItem(atPath: dir)
         }
 
         /// Sends `request` and reads the answer until the proxy closes the
         /// connection; `complete` is false when it did not within 20 s.
         func exchange(_ request: [UInt8]) async throws -> (answer: String, complete: Bool) {
-            let socket = ticket.socketPath
-            return try await onDedicatedThread {
-                let fd = try UnixSocket.connect(socket)
-                defer { close(fd) }
-                var tv = timeval(tv_sec: 20, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                try? writeAll(fd, request)
-                var answer = [UInt8](), buf = [UInt8](repeating: 0, count: 4096), complete = false
-                while true {
-                    let n = read(fd, &buf, buf.count)
-                    if n < 0 && errno == EINTR { continue }
-                    if n == 0 { complete = true }
-                    if n <= 0 { break }
-                    answer += buf[0..<n]
-                }
-                return (String(decoding: answer, as: UTF8.self), complete)
-            }
+            try await proxy.exchange(request)
         }
 
         func exchange(_ request: String) async throws -> String { try await exchange(Array(request.utf8)).answer }
