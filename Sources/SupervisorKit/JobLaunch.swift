@@ -122,9 +122,9 @@ final class EgressProxyProcess: Sendable {
     /// Starts the proxy and waits (up to 10 s) until it listens.
     static func start(ticket: EgressProxyTicket) async throws -> EgressProxyProcess {
         let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
-        let executable = try executable()
+        // The sibling's lookup (access(2)) and the spawn run off the cooperative pool.
         let process = try await onDedicatedThread {
-            try ChildProcess(executable: executable, arguments: ["--egress-proxy"],
+            try ChildProcess(executable: try executable(), arguments: ["--egress-proxy"],
                              environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line, keepInputOpen: true)
         }
         let proxy = EgressProxyProcess(process: process)

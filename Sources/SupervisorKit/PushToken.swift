@@ -79,7 +79,9 @@ public struct PushTokenProvider: Sendable {
         let helper = try Self.helperExecutable(helperPath)
         let pem: String
         do {
-            pem = try String(contentsOfFile: settings.appPrivateKeyFile ?? "", encoding: .utf8)
+            // A file read: off the cooperative pool.
+            let file = settings.appPrivateKeyFile ?? ""
+            pem = try await onDedicatedThread { try String(contentsOfFile: file, encoding: .utf8) }
         } catch {
             throw JobFailure(.pushAuthFailed, "GIT_TOKEN_SOURCE=github-app: cannot read GITHUB_APP_PRIVATE_KEY_FILE "
                 + (settings.appPrivateKeyFile ?? ""))
