@@ -1,12 +1,10 @@
-/// A parsed HTTP/1.x request or response head, strictly (RFC 9112): the
+/// A parsed HTTP/1.x request head, strictly (RFC 9112): the
 /// agent that writes it is untrusted, and its headers are forwarded with a
 /// provider's key beside them, so nothing that could end a header line early
 /// gets through.
 public struct HTTPHead: Sendable {
     public var method = "", target = "", version = "HTTP/1.1"
-    public var status = 0
     public var headers: [(String, String)] = []
-    public var isRequest: Bool { !method.isEmpty }
 
     /// Headers never forwarded by a proxy.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authorization",
@@ -21,16 +19,11 @@ public struct HTTPHead: Sendable {
         let lines = text.components(separatedBy: "\r\n")
         let first = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         guard first.count >= 2, lines[0].unicodeScalars.allSatisfy({ !Self.isControl($0) }) else { return nil }
-        if first[0].hasPrefix("HTTP/") {
-            guard let s = Int(first[1]) else { return nil }
-            version = first[0]; status = s
-        } else {
-            guard first.count == 3, ["HTTP/1.0", "HTTP/1.1"].contains(first[2]), !first[0].isEmpty,
-                  first[0].allSatisfy({ $0.isASCII && $0.isLetter && $0.isUppercase }), !first[1].isEmpty,
-                  !first[1].contains(" ")
-            else { return nil }
-            method = first[0]; target = first[1]; version = first[2]
-        }
+        guard first.count == 3, ["HTTP/1.0", "HTTP/1.1"].contains(first[2]), !first[0].isEmpty,
+              first[0].allSatisfy({ $0.isASCII && $0.isLetter && $0.isUppercase }), !first[1].isEmpty,
+              !first[1].contains(" ")
+        else { return nil }
+        method = first[0]; target = first[1]; version = first[2]
         for line in lines.dropFirst() where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else { return nil }
             let name = line[..<colon]

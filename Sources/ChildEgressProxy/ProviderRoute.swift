@@ -60,9 +60,15 @@ struct ProviderRoute {
 
     func forward(_ client: Int32, request: HTTPHead, early: [UInt8]) {
         guard let upstream = upstream(client, request) else { return }
+        // What an API client sends; no TRACE or the like, which an upstream could answer with the key echoed.
+        guard Self.methods.contains(request.method) else {
+            return fail(client, 405, "\(upstream.name): method \(request.method) is not forwarded (only \(Self.methods.sorted().joined(separator: ", ")))")
+        }
         let path = String(request.target.dropFirst(upstream.prefix.count))
         // libcurl (and the upstream) would resolve "..": /provider/../admin must not leave the base URL's path.
-        guard !Self.hasDotSegment(path) else { return fail(client, 400, "\(upstream.name): a path with a . or .. segment") }
+        guard !Self.hasDotSegment(path) else {
+            return fail(client, 400, "\(upstream.name): a path with a . or .. segment, or an encoded / or \\")
+        }
         let body: [UInt8]
         switch RequestBody.framing(request).flatMap({ framing -> Result<[UInt8], RequestBody.Failure> in
             if framing != .none, request.value("expect")?.lowercased() == "100-continue" {
@@ -78,7 +84,7 @@ struct ProviderRoute {
         var base = upstream.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         let url = base + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
-        var headers: [String] = ["Expect:"]
+        var headers: [String] = []
         for (name, value) in request.headers {
             let n = name.lowercased()
             if HTTPHead.hopByHop.contains(n) || ClineProvider.credentialHeaders.contains(n)
@@ -109,10 +115,16 @@ struct ProviderRoute {
         out.emit(EgressEvent(type: "log", detail: message))
     }
 
+    /// The methods the keyed routes forward.
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
     /// Whether the path part of `target` has a "." or ".." segment, plain or
-    /// percent-encoded (%2e), which libcurl or the upstream would resolve.
+    /// percent-encoded (%2e), which libcurl or the upstream would resolve, or
+    /// a separator an upstream might decode into one (%2f, %5c, a backslash).
     static func hasDotSegment(_ target: String) -> Bool {
         let path = target.prefix { $0 != "?" && $0 != "#" }
+        let lower = path.lowercased()
+        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("\\") { return true }
         return path.split(separator: "/", omittingEmptySubsequences: false).contains { segment in
             let plain = segment.lowercased().replacingOccurrences(of: "%2e", with: ".")
             return plain == "." || plain == ".."

@@ -26,14 +26,19 @@ public final class ProxyServer: Sendable {
     /// trickling connection does not hold one of the server's slots for ever.
     /// An opened tunnel or relay is not bound by it.
     public static let clientReceiveTimeout = 60
+    /// How long one write to a client that stops reading may block (SO_SNDTIMEO):
+    /// such a client cannot hold a slot for ever either.
+    public static let clientSendTimeout = 300
 
     /// Handles one client connection to the end.
     public func handle(_ client: Int32) {
         var tv = timeval(tv_sec: Self.clientReceiveTimeout, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var send = timeval(tv_sec: Self.clientSendTimeout, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &send, socklen_t(MemoryLayout<timeval>.size))
         let deadline = ContinuousClock.now + .seconds(Self.clientReceiveTimeout)
         guard let (head, rest) = SocketIO.readHead(client, deadline: deadline) else { return }
-        guard let request = HTTPHead(head), request.isRequest else {
+        guard let request = HTTPHead(head) else {
             return refuse(client, target: "?", .badRequest, "unreadable request")
         }
         if request.method == "CONNECT" {

@@ -64,17 +64,18 @@ enum RequestBody {
         }
     }
 
-    /// Exactly `length` bytes, read into the buffer that is returned.
+    /// Exactly `length` bytes, read as they arrive.
     static func readLength(_ fd: Int32, _ length: Int, early: [UInt8], deadline: ContinuousClock.Instant) -> Result<[UInt8], Failure> {
-        var body = [UInt8](repeating: 0, count: length)
-        var got = min(early.count, length)
-        body.replaceSubrange(0..<got, with: early[0..<got])
-        while got < length {
+        // Grown as bytes arrive: a head that only declares a length pins nothing.
+        var body = Array(early.prefix(length))
+        var buf = [UInt8](repeating: 0, count: min(65536, max(length - body.count, 1)))
+        while body.count < length {
             if ContinuousClock.now > deadline { return .failure(.closed) }
-            let n = body.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, length - got) }
+            let want = min(buf.count, length - body.count)
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, want) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .failure(.closed) }
-            got += n
+            body += buf[0..<n]
         }
         return .success(body)
     }
@@ -131,9 +132,13 @@ struct ChunkedReader {
         // The trailer section (ignored) up to its blank line.
         var trailers = 0
         while true {
+            let start = pos
             let line = try readLine(limit: Self.trailerLimit - trailers)
             if line.isEmpty { break }
-            trailers += line.count + 2
+            // Bytes, not characters (combining marks would count as one), and dropped as read.
+            trailers += pos - start
+            data.removeSubrange(start..<pos)
+            pos = start
         }
         data.removeSubrange(out...)
         return data

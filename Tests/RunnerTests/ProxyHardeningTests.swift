@@ -135,13 +135,15 @@ import Testing
         #expect(ok.hasPrefix("HTTP/1.1 200"), "\(ok)")
     }
 
-    /// `..` segments (plain or %2e) would be resolved by libcurl or the
+    /// `..` segments (plain or %2e, or behind a separator an upstream may
+    /// decode: %2f, %5c, a backslash) would be resolved by libcurl or the
     /// upstream and carry the key out of the base URL's path.
     @Test func aPathThatClimbsOutOfTheBaseURLIsRefused() async throws {
         let rig = try await Rig()
         defer { rig.stop() }
         for path in ["/provider/../../admin", "/provider/%2e%2e/%2E%2E/admin", "/provider/models/./../../../x",
-                     "/provider/.%2e/.%2E/admin?x=1"] {
+                     "/provider/.%2e/.%2E/admin?x=1", "/provider/..%2f..%2fadmin", "/provider/..%5C..%5cadmin",
+                     "/provider/..\\..\\admin"] {
             let answer = try await rig.exchange("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(path): \(answer)")
         }
@@ -163,6 +165,36 @@ import Testing
         let seen = try rig.requests()
         #expect(seen.count == 1, "\(seen)")
         #expect(seen.first?.headerValues("host") == [target], "\(seen)")
+    }
+
+    /// A keyed route forwards what an API client sends; a TRACE (which an
+    /// upstream could answer by echoing the request, key included) is a 405
+    /// that never reaches it.
+    @Test func onlyAnAPIClientsMethodsAreForwarded() async throws {
+        let rig = try await Rig()
+        defer { rig.stop() }
+        for method in ["TRACE", "CONNECTX", "PROPFIND"] {
+            let answer = try await rig.exchange("\(method) /provider/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 405"), "\(method): \(answer)")
+        }
+        #expect(try rig.requests().isEmpty, "nothing reached the provider")
+        let ok = try await rig.exchange(rig.chat())
+        #expect(ok.hasPrefix("HTTP/1.1 200"), "\(ok)")
+    }
+
+    /// A chunked body's trailer section is bounded in bytes: lines of one
+    /// character each, made of a letter and many combining marks, do not
+    /// get past the 32 KiB limit.
+    @Test func theTrailerLimitCountsBytes() async throws {
+        let rig = try await Rig()
+        defer { rig.stop() }
+        let mark = String(repeating: "\u{0301}", count: 1500)
+        let trailers = (0..<20).map { "X-T\($0): a\(mark)\r\n" }.joined()
+        let request = "POST /provider/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" + trailers + "\r\n"
+        let answer = try await rig.exchange(request)
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(200))")
+        #expect(try rig.requests().isEmpty)
     }
 
     /// A HEAD on a keyed route ends with the head (libcurl's NOBODY), rather
