@@ -118,17 +118,44 @@ struct LiveViewCloser: Service {
 /// (`$push` with `$slice`: lines are appended at the end and the oldest
 /// dropped from the front once the cap is reached).
 public enum LogDiff {
-    /// The lines of `current` that follow what `previous` ended with. When
-    /// the two share nothing (the log was replaced), all of `current`.
+    /// The lines of `current` that follow what `previous` ended with: after
+    /// the longest suffix of `previous` that `current` starts with. When the
+    /// two share nothing (the log was replaced), all of `current`.
     public static func newLines(previous: [String], current: [String]) -> ArraySlice<String> {
-        if previous.isEmpty { return current[...] }
-        if current.count >= previous.count, current.starts(with: previous) { return current.dropFirst(previous.count) }
-        // The front was trimmed: find the longest suffix of `previous` that `current` starts with.
-        for drop in 1..<previous.count {
-            let tail = previous[drop...]
-            if current.count >= tail.count, current.starts(with: tail) { return current.dropFirst(tail.count) }
+        var comparisons = 0
+        return newLines(previous: previous, current: current, comparisons: &comparisons)
+    }
+
+    /// `newLines`, counting the line comparisons it makes in `comparisons`:
+    /// at most 2 × (`previous.count` + `current.count`) (Knuth-Morris-Pratt,
+    /// with `current` as the pattern run over `previous`), however
+    /// repetitive the log.
+    static func newLines(previous: [String], current: [String], comparisons: inout Int) -> ArraySlice<String> {
+        if previous.isEmpty || current.isEmpty { return current[...] }
+        // failure[i]: the length of the longest proper border of current[0...i].
+        var failure = [Int](repeating: 0, count: current.count)
+        var k = 0
+        for i in 1..<current.count {
+            while true {
+                comparisons += 1
+                if current[i] == current[k] { k += 1; break }
+                if k == 0 { break }
+                k = failure[k - 1]
+            }
+            failure[i] = k
         }
-        return current[...]
+        // The longest prefix of `current` that ends where `previous` ends.
+        var matched = 0
+        for line in previous {
+            while true {
+                if matched == current.count { matched = failure[matched - 1] }
+                comparisons += 1
+                if line == current[matched] { matched += 1; break }
+                if matched == 0 { break }
+                matched = failure[matched - 1]
+            }
+        }
+        return current.dropFirst(matched)
     }
 }
 

@@ -80,6 +80,24 @@ import Testing
         #expect(Array(LogDiff.newLines(previous: ["a", "b"], current: ["y"])) == ["y"])
     }
 
+    /// A long, repetitive log (a capped log of one line repeated, trimmed at
+    /// the front while new lines arrive): linear in the lines, counted in
+    /// comparisons. Trying each overlap in turn costs about n²/4 here.
+    @Test func aLongRepetitiveLogIsDiffedInLinearComparisons() {
+        let n = 20_000
+        let previous = Array(repeating: "building… step", count: n)
+        let current = Array(repeating: "building… step", count: n / 2) + ["done"]
+            + Array(repeating: "building… step", count: n / 2 - 1)
+        var comparisons = 0
+        let fresh = LogDiff.newLines(previous: previous, current: current, comparisons: &comparisons)
+        #expect(Array(fresh) == Array(current[(n / 2)...]))
+        #expect(comparisons <= 2 * (previous.count + current.count), "\(comparisons) comparisons")
+        // The overlap is the longest one, however the lines repeat.
+        var c = 0
+        #expect(Array(LogDiff.newLines(previous: ["a", "b", "a", "b"], current: ["a", "b", "a", "b", "a"], comparisons: &c)) == ["a"])
+        #expect(Array(LogDiff.newLines(previous: ["a", "b", "a"], current: ["b", "a", "b", "c"], comparisons: &c)) == ["b", "c"])
+    }
+
     @Test func eventsAreOneLineOfJSON() {
         let e = SSE.event("log", ["line": "two\nlines\r<script>"])
         #expect(e == "event: log\ndata: {\"line\":\"two\\nlines\\r<script>\"}\n\n")
