@@ -30,21 +30,21 @@ public struct ClineOutput {
 
     /// The model and usage reported so far (nil fields: not reported).
     public var usage: AgentUsage {
-        guard format == "cline-2" else { return usage3 }
+        guard format == "cline-2" else { return usage3.bounded }
         var u = AgentUsage()
         u.format = format
         u.provider = model2.provider
         u.model = model2.model
         for r in requests2.values {
-            u.inputTokens = Self.add(u.inputTokens, r.inputTokens)
-            u.outputTokens = Self.add(u.outputTokens, r.outputTokens)
-            u.cacheReadTokens = Self.add(u.cacheReadTokens, r.cacheReadTokens)
-            u.cacheWriteTokens = Self.add(u.cacheWriteTokens, r.cacheWriteTokens)
-            if let c = r.cost { u.cost = (u.cost ?? 0) + c }
+            u.inputTokens = AgentUsage.sum(u.inputTokens, r.inputTokens)
+            u.outputTokens = AgentUsage.sum(u.outputTokens, r.outputTokens)
+            u.cacheReadTokens = AgentUsage.sum(u.cacheReadTokens, r.cacheReadTokens)
+            u.cacheWriteTokens = AgentUsage.sum(u.cacheWriteTokens, r.cacheWriteTokens)
+            u.cost = AgentUsage.sum(u.cost, r.cost)
         }
         let requests = requests2.values.filter { $0.iterations == 1 }.count
         u.iterations = requests > 0 ? requests : nil
-        return u
+        return u.bounded
     }
 
     /// The log line for one output line (nil: nothing worth a line).
@@ -225,8 +225,4 @@ public struct ClineOutput {
         }
     }
 
-    static func add(_ a: Int?, _ b: Int?) -> Int? {
-        guard let b else { return a }
-        return (a ?? 0) + b
-    }
 }

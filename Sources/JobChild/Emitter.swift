@@ -6,14 +6,18 @@ import RunnerCore
 
 /// Writes NDJSON events to stdout (the supervisor's pipe), redacting every
 /// log line. One `write` per event, so lines never interleave; each line
-/// follows `LineFraming` (the supervisor reads with the same limit).
+/// follows `LineFraming` (the supervisor reads with the same limit). Log
+/// lines are bounded in bytes (`LogBudget`: JOB_LOG_LINE_BYTES each,
+/// JOB_LOG_BYTES in all, then one marker line and nothing more).
 final class Emitter: Sendable {
     private let redactor: Locked<Redactor>
     private let secrets: Locked<[String]>
+    private let budget: Locked<LogBudget>
 
-    init(secrets: [String]) {
+    init(secrets: [String], log bounds: LogBounds = LogBounds()) {
         self.secrets = Locked(secrets)
         redactor = Locked(Redactor(secrets: secrets))
+        budget = Locked(LogBudget(bounds))
     }
 
     /// Adds a secret that arrived later (the push token).
@@ -26,7 +30,9 @@ final class Emitter: Sendable {
         let r = redactor.withLock { $0 }
         var e = event
         switch event {
-        case .log(let line): e = .log(r.redact(line))
+        case .log(let line):
+            guard let kept = budget.withLock({ $0.admit(r.redact(line)) }) else { return }
+            e = .log(kept)
         case .failed(var f): f.message = r.redact(f.message); e = .failed(f)
         default: break
         }

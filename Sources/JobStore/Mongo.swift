@@ -60,6 +60,23 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
         (isOutage ? "outage" : "rejected by the server") + " (libmongoc domain \(domain), code \(code))"
     }
 
+    /// Server error codes that mean "this document is too large":
+    /// BSONObjectTooLarge (10334), and an update's or upsert's result over
+    /// the limit (17419, 17420).
+    static let documentTooLargeCodes: Set<UInt32> = [10334, 17419, 17420]
+
+    /// Whether the server (or libmongoc, before sending) refused a document
+    /// or command as too large. Decided by domain and code, never by the message text.
+    public var isDocumentTooLarge: Bool {
+        switch domain {
+        case MONGOC_ERROR_CLIENT.rawValue: return code == MONGOC_ERROR_CLIENT_TOO_BIG.rawValue
+        case MONGOC_ERROR_SERVER.rawValue, MONGOC_ERROR_QUERY.rawValue, MONGOC_ERROR_COMMAND.rawValue,
+             MONGOC_ERROR_COLLECTION.rawValue, MONGOC_ERROR_BSON.rawValue:
+            return Self.documentTooLargeCodes.contains(code)
+        default: return false
+        }
+    }
+
     /// A duplicate-key error (E11000): the document another writer created first.
     public var isDuplicateKey: Bool { code == 11000 || message.contains("E11000") || message.lowercased().contains("duplicate key") }
 }

@@ -128,6 +128,45 @@ public struct AgentUsage: Sendable, Codable, Hashable {
     /// True when nothing was recorded.
     public var isEmpty: Bool { self == AgentUsage() }
 
+    /// The longest string kept (`format`, `provider`, `model`, `finishReason`), in UTF-8 bytes.
+    public static let maxStringBytes = 256
+
+    /// This usage with every string at most `maxStringBytes` (cut with a
+    /// marker), every count at least 0, and the cost finite and at least 0
+    /// (else dropped): what the agent reported, made safe to store and encode.
+    public var bounded: AgentUsage {
+        func clip(_ s: String?) -> String? { s.map { LogBounds.clip($0, bytes: Self.maxStringBytes) } }
+        func count(_ n: Int?) -> Int? { n.map { max($0, 0) } }
+        var u = self
+        u.format = clip(format)
+        u.provider = clip(provider)
+        u.model = clip(model)
+        u.finishReason = clip(finishReason)
+        u.inputTokens = count(inputTokens)
+        u.outputTokens = count(outputTokens)
+        u.cacheReadTokens = count(cacheReadTokens)
+        u.cacheWriteTokens = count(cacheWriteTokens)
+        u.iterations = count(iterations)
+        u.durationMs = count(durationMs)
+        u.cost = cost.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+        return u
+    }
+
+    /// `a + b` for counts the agent reports: nil when neither is known, and
+    /// `Int.max` instead of an overflow.
+    public static func sum(_ a: Int?, _ b: Int?) -> Int? {
+        guard let b else { return a }
+        let (s, overflow) = (a ?? 0).addingReportingOverflow(b)
+        return overflow ? (b < 0 ? Int.min : Int.max) : s
+    }
+
+    /// `a + b` for costs: non-finite values are ignored, and the sum stays finite.
+    public static func sum(_ a: Double?, _ b: Double?) -> Double? {
+        guard let b, b.isFinite else { return a }
+        let s = (a ?? 0) + b
+        return s.isFinite ? s : (s > 0 ? Double.greatestFiniteMagnitude : -Double.greatestFiniteMagnitude)
+    }
+
     /// As a JSON object (absent fields omitted).
     public var json: JSONValue {
         var o: [String: JSONValue] = [:]

@@ -56,6 +56,13 @@ public struct ChildSettings: Sendable, Codable, Equatable {
     public var network: JobNetwork
     /// JOB_MAX_PROCESSES: the most processes (and threads) one job may have at once.
     public var maxProcesses: Int
+    /// JOB_LOG_LINE_BYTES: the longest log line, in UTF-8 bytes.
+    public var logLineBytes: Int
+    /// JOB_LOG_BYTES: the most log bytes one attempt records.
+    public var logBytes: Int
+
+    /// The log's byte bounds (JOB_LOG_LINE_BYTES, JOB_LOG_BYTES).
+    public var logBounds: LogBounds { LogBounds(lineBytes: logLineBytes, jobBytes: logBytes) }
 
     /// The loopback port of the forwarder to the egress proxy inside every
     /// job's own network namespace (HTTPS_PROXY/HTTP_PROXY of the agent).
@@ -115,5 +122,7 @@ public struct ChildSettings: Sendable, Codable, Equatable {
         }
         self.network = network
         maxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
+        logLineBytes = try r.int("JOB_LOG_LINE_BYTES", 256...32_768)
+        logBytes = try r.int("JOB_LOG_BYTES", 65_536...LogBounds.maxStoredBytes)
     }
 }

@@ -86,6 +86,7 @@ public struct RunnerConfiguration: Sendable {
         ("DASHBOARD_TOKEN", ""), ("GIT_TOKEN_SOURCE", "env"), ("GIT_TOKEN_USER_COLLECTION", "users"),
         ("GIT_TOKEN_USER_FIELD", "github_access_token"), ("GITHUB_APP_ID", ""), ("GITHUB_APP_PRIVATE_KEY_FILE", ""),
         ("GITHUB_API_URL", "https://api.github.com"),
+        ("JOB_LOG_LINE_BYTES", "\(LogBounds.defaultLineBytes)"), ("JOB_LOG_BYTES", "\(LogBounds.defaultJobBytes)"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -126,6 +127,11 @@ public struct RunnerConfiguration: Sendable {
         }
         jobExecutablePath = r.optional("AGENT_RUNNER_JOB_PATH")
         logCap = try r.int("JOB_LOG_CAP", 10...1_000_000)
+        // The stored log's bound: JOB_LOG_CAP lines of at most JOB_LOG_LINE_BYTES (child.logLineBytes).
+        guard logCap * child.logLineBytes <= LogBounds.maxStoredBytes else {
+            throw ConfigurationError("JOB_LOG_CAP", "JOB_LOG_CAP × JOB_LOG_LINE_BYTES = \(logCap) × \(child.logLineBytes) "
+                + "must be at most \(LogBounds.maxStoredBytes) bytes (the job document stays under MongoDB's 16 MiB)")
+        }
         jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
         clineAPIKey = r.optional("CLINE_API_KEY")
         egressAllow = try r.string("JOB_EGRESS_ALLOW").split(separator: ",")

@@ -41,8 +41,13 @@ public struct JobFailure: Error, Sendable, Codable, Hashable, CustomStringConver
 
     public var description: String { "\(code.rawValue): \(message)" }
 
-    /// The `error` sub-document.
+    /// The longest message stored, in UTF-8 bytes (`error` and each of the
+    /// 20 `errors` entries): a child's failure can be as long as its line.
+    public static let maxStoredMessageBytes = 16_384
+
+    /// The `error` sub-document, its message cut to `maxStoredMessageBytes`.
     public var json: JSONValue {
-        ["code": .string(code.rawValue), "message": .string(message), "retryable": .bool(retryable)]
+        ["code": .string(code.rawValue), "message": .string(LogBounds.clip(message, bytes: Self.maxStoredMessageBytes)),
+         "retryable": .bool(retryable)]
     }
 }

@@ -18,9 +18,18 @@ public enum LineFraming {
 
     /// `event` as one NDJSON line (newline included) of at most
     /// `maxLineBytes + 1` bytes: a longer log line is cut with a marker, a
-    /// failure's message likewise, and a success's metadata is bounded, so a
-    /// `result` event always fits.
+    /// failure's message likewise, and a success's metadata is always
+    /// bounded, so a `result` event always fits.
     public static func encode(_ event: ChildEvent) -> [UInt8] {
+        if case .succeeded(let meta) = event {
+            var line = encoded(.succeeded(bounded(meta)))
+            if line.count > maxLineBytes {
+                var bare = bounded(meta)
+                bare.timings = nil
+                line = encoded(.succeeded(bare))
+            }
+            return line + [0x0A]
+        }
         var line = encoded(event)
         if line.count > maxLineBytes {
             switch event {
@@ -29,27 +38,19 @@ public enum LineFraming {
                 line = encoded(.failed(JobFailure(f.code, cut(f.message) { m in
                     encoded(.failed(JobFailure(f.code, m, retryable: f.retryable)))
                 }, retryable: f.retryable)))
-            case .succeeded(let meta):
-                line = encoded(.succeeded(bounded(meta)))
-                if line.count > maxLineBytes {
-                    var bare = bounded(meta)
-                    bare.timings = nil
-                    line = encoded(.succeeded(bare))
-                }
-            case .stage, .pushTokenRequest: break
+            case .succeeded, .stage, .pushTokenRequest: break
             }
         }
         return line + [0x0A]
     }
 
-    /// `meta` with every string field at most `maxMetadataField` characters
-    /// (cut with a marker) and at most `maxTimings` timings.
+    /// `meta` with every string field at most `maxMetadataField` bytes (cut
+    /// with a marker), the agent's fields bounded (`AgentUsage.bounded`) and
+    /// at most `maxTimings` timings. Its encoding is then at most about
+    /// 6 × 6 × `maxMetadataField` + 4 × 6 × `AgentUsage.maxStringBytes` +
+    /// 32 × 100 bytes (JSON escapes six-fold at worst), well within a line.
     public static func bounded(_ meta: JobMetadata) -> JobMetadata {
-        func clip(_ s: String?) -> String? {
-            guard let s, s.utf8.count > maxMetadataField else { return s }
-            let kept = prefix(s, bytes: maxMetadataField)
-            return kept + cutMarker(s.utf8.count - kept.utf8.count)
-        }
+        func clip(_ s: String?) -> String? { s.map { LogBounds.clip($0, bytes: maxMetadataField) } }
         var m = meta
         m.repoUrl = clip(m.repoUrl)
         m.branch = clip(m.branch)
@@ -57,6 +58,7 @@ public enum LineFraming {
         m.parentSha = clip(m.parentSha)
         m.pushSkippedReason = clip(m.pushSkippedReason)
         m.generator = clip(m.generator)
+        m.agent = m.agent?.bounded
         if let t = m.timings, t.count > maxTimings || t.keys.contains(where: { $0.utf8.count > 64 }) {
             m.timings = Dictionary(uniqueKeysWithValues: t.filter { $0.key.utf8.count <= 64 }
                 .sorted { $0.key < $1.key }.prefix(maxTimings).map { ($0.key, $0.value) })
@@ -68,7 +70,7 @@ public enum LineFraming {
     static func cut(_ text: String, _ encode: (String) -> [UInt8]) -> String {
         var budget = maxLineBytes - 256
         while budget > 0 {
-            let kept = prefix(text, bytes: budget)
+            let kept = LogBounds.prefix(text, bytes: budget)
             let candidate = kept + cutMarker(text.utf8.count - kept.utf8.count)
             let size = encode(candidate).count
             if size <= maxLineBytes { return candidate }
@@ -76,19 +78,6 @@ public enum LineFraming {
             budget = budget * maxLineBytes / size - 64
         }
         return cutMarker(text.utf8.count)
-    }
-
-    /// The longest prefix of `s` of at most `bytes` UTF-8 bytes, on a scalar boundary.
-    static func prefix(_ s: String, bytes: Int) -> String {
-        var used = 0
-        var out = String.UnicodeScalarView()
-        for scalar in s.unicodeScalars {
-            let n = UTF8.width(scalar)
-            if used + n > bytes { break }
-            used += n
-            out.append(scalar)
-        }
-        return String(out)
     }
 
     static func encoded(_ event: ChildEvent) -> [UInt8] {

@@ -147,7 +147,7 @@ struct JobRunner: Sendable {
         let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
         leases.hold(job, lease: lease, control: control)
         defer { leases.release(job) }
-        for w in warnings { await logs.add(w) }
+        for w in warnings { await logs.note(w) }
         return await withTaskGroup(of: Void.self) { group in
             // Refusals and provider calls from the job's egress proxy.
             if let proxy {
@@ -214,7 +214,7 @@ struct JobRunner: Sendable {
             proxy?.stop()
             await group.waitForAll()
             await periodic.value
-            await logs.add("child exited: \(status)")
+            await logs.note("child exited: \(status)")
             let (lines, waited) = await logs.takeAll()
             logger.info("child exited", metadata: ["status": "\(status)"])
             var decided = outcome(job, status: status, result: result.value, stop: control.reason)
@@ -276,7 +276,8 @@ struct JobRunner: Sendable {
     /// metadata. Only a lost lease (nothing may be written) overrides it.
     func outcome(_ job: ClaimedJob, status: ExitStatus, result: ChildEvent?, stop: StopReason?) -> JobOutcome? {
         if stop == .leaseLost { return nil }
-        if case .succeeded(let meta)? = result { return .done(meta) }
+        // The child bounds its metadata; the supervisor does not rely on it.
+        if case .succeeded(let meta)? = result { return .done(LineFraming.bounded(meta)) }
         switch stop {
         case .leaseLost: return nil
         case .cancelled: return .cancelled("cancelled while running")
@@ -318,10 +319,21 @@ struct JobRunner: Sendable {
                projectDocumentId: JSONValue? = nil) async {
         // Lines still pending (a run that ended before its relay) go with the outcome.
         let lines = logs + (await writes.takeLines(job)).lines
-        let written: Bool
+        var written = false
         do {
-            written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                try await store.finish(job, outcome, logs: lines)
+            do {
+                written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
+                    try await store.finish(job, outcome, logs: lines)
+                }
+            } catch let error as MongoError where error.isDocumentTooLarge && !lines.isEmpty {
+                // The job document (or this write) is too large: the outcome matters more than its lines.
+                var metadata = DatabaseRetry.metadata(error)
+                metadata["droppedLines"] = "\(lines.count)"
+                logger.error("the database rejected the outcome write as too large; writing the outcome without its log lines",
+                             metadata: metadata)
+                written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
+                    try await store.finish(job, outcome, logs: [])
+                }
             }
         } catch {
             if DatabaseRetry.isOutage(error) {

@@ -34,20 +34,17 @@ struct LogBatcher: Sendable {
     let job: ClaimedJob
     let writes: WriteBatcher
 
+    /// A line the job produced (its child's events and stderr, its egress
+    /// proxy's denials): within the attempt's `LogBudget`.
     func add(_ line: String) async { await writes.add(job, line) }
+
+    /// A line of the supervisor's own (a handful per job): cut to the line
+    /// bound, never dropped for the job's.
+    func note(_ line: String) async { await writes.add(job, line, own: true) }
 
     func stage(_ stage: JobStage) async { await writes.stage(job, stage) }
 
     /// The lines not yet written, for the outcome's write (the relay is over),
     /// and how long that waited for a flush under way.
     func takeAll() async -> (lines: [String], waited: Duration) { await writes.takeLines(job) }
-
-    /// The longest log line stored, in characters; a longer one is cut with a marker.
-    static let maxStoredLine = 4000
-
-    static func capped(_ line: String) -> String {
-        guard line.count > maxStoredLine else { return line }
-        let kept = String(line.prefix(maxStoredLine))
-        return kept + LineFraming.cutMarker(line.utf8.count - kept.utf8.count)
-    }
 }

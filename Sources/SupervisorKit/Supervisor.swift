@@ -49,7 +49,8 @@ public final class Supervisor: Service, Sendable {
         let ended = Locked(0)
         let leases = LeaseKeeper(store: store, leaseSeconds: config.leaseSeconds, pollSeconds: config.pollSeconds,
                                  logger: logger)
-        let writes = WriteBatcher(store: store, leases: leases, logger: logger, progressInterval: Self.progressInterval)
+        let writes = WriteBatcher(store: store, leases: leases, logger: logger, progressInterval: Self.progressInterval,
+                                  logBounds: config.child.logBounds)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown,
                                leases: leases, writes: writes)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))

@@ -16,7 +16,9 @@ import RunnerCore
 /// finds pending goes with the outcome. A job's pending lines are bounded
 /// (the database keeps only its last `logCap` anyway, and a statement must
 /// stay far below 16 MB): past `logCap` lines or `maxPendingBytes` the
-/// oldest are dropped, and one marker line says how many. A flush that meets
+/// oldest are dropped, and one marker line says how many. The supervisor
+/// does not trust the child's log bounds: each job's lines are cut and
+/// counted again here (`LogBudget`: JOB_LOG_LINE_BYTES, JOB_LOG_BYTES). A flush that meets
 /// an outage keeps what it held for the next one, at most one a second;
 /// releases and success records are given up after `giveUpAfter`, and what
 /// the server rejects is logged once, not retried.
@@ -49,7 +51,11 @@ actor WriteBatcher {
     /// How long progress may wait (`interval` unless a test stretches it).
     let progressInterval: Duration
     let giveUpAfter: Duration
+    /// The log's byte bounds, applied again to what the child sent.
+    let logBounds: LogBounds
     private var progress: [String: Pending] = [:]
+    /// Each running job's log budget, by lease token (dropped with its last lines).
+    private var budgets: [String: LogBudget] = [:]
     private var releases: [Release] = []
     /// Jobs whose lock release is queued or being written (by lease token).
     private var releasing: Set<String> = []
@@ -70,8 +76,9 @@ actor WriteBatcher {
     static let drainBudget = Duration.seconds(20)
 
     init(store: JobStore, leases: LeaseKeeper, logger: Logger, interval: Duration = .milliseconds(250),
-         progressInterval: Duration? = nil, giveUpAfter: Duration = .seconds(120)) {
+         progressInterval: Duration? = nil, giveUpAfter: Duration = .seconds(120), logBounds: LogBounds = LogBounds()) {
         self.store = store
+        self.logBounds = logBounds
         self.leases = leases
         self.logger = logger
         self.interval = interval
@@ -79,10 +86,20 @@ actor WriteBatcher {
         self.giveUpAfter = giveUpAfter
     }
 
-    /// Queues a log line of `job` (cut to `LogBatcher.maxStoredLine`).
-    func add(_ job: ClaimedJob, _ line: String) {
+    /// Queues a log line of `job`, within the job's `LogBudget`; `own`: the
+    /// supervisor's own line, only cut to the line bound.
+    func add(_ job: ClaimedJob, _ line: String, own: Bool = false) {
+        let kept: String
+        if own {
+            kept = logBounds.line(line)
+        } else {
+            var budget = budgets[job.token] ?? LogBudget(logBounds)
+            let admitted = budget.admit(line)
+            budgets[job.token] = budget
+            guard let admitted else { return }
+            kept = admitted
+        }
         var p = progress[job.token] ?? Pending(job)
-        let kept = LogBatcher.capped(line)
         p.update.lines.append(kept)
         p.bytes += kept.utf8.count
         trim(&p)
@@ -103,6 +120,7 @@ actor WriteBatcher {
     func takeLines(_ job: ClaimedJob) async -> (lines: [String], waited: Duration) {
         let start = ContinuousClock.now
         while flushing { await waitForFlush() }
+        budgets[job.token] = nil
         guard let p = progress.removeValue(forKey: job.token) else { return ([], ContinuousClock.now - start) }
         return (Self.marked(p), ContinuousClock.now - start)
     }
