@@ -107,8 +107,15 @@ public final class JobStore: Sendable {
     /// `notBefore` has passed, or a running one whose lease expired, in the order
     /// `priority desc, createdAt asc`. Jobs of `busyProjects` are skipped (one job
     /// per project at a time). See `ClaimSearch` for how the cost stays flat.
-    public func claim(owner: String, leaseSeconds: Int, busyProjects: [JSONValue] = [],
-                      now: Date = Date()) async throws -> ClaimedJob? {
+    ///
+    /// A lapsed lease counts as an attempt (`LeaseLapse`): a running job whose
+    /// lease expired is claimed again only while its `attempts` are below its
+    /// `maxAttempts` (else `maxAttempts`, JOB_MAX_ATTEMPTS); at that point it
+    /// is failed `lease_lost` instead (one guarded updateOne), `failedLapsed`
+    /// is told, and the claim goes on with the next candidate.
+    public func claim(owner: String, leaseSeconds: Int, busyProjects: [JSONValue] = [], maxAttempts: Int = 3,
+                      now: Date = Date(),
+                      failedLapsed: @escaping @Sendable (LeaseLapse) -> Void = { _ in }) async throws -> ClaimedJob? {
         let token = UUID().uuidString
         let sent = ContinuousClock.now
         let nowJSON = JSONValue.date(now)
@@ -117,13 +124,13 @@ public final class JobStore: Sendable {
             "lease": ["owner": .string(owner), "token": .string(token),
                       "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]]
         let unset = ["notBefore", "finishedAt", "waitingForProject"]
-        let update: JSONValue = [
+        let update: [String: JSONValue] = [
             "$set": .object(set), "$inc": ["attempts": 1],
             "$unset": .object(Dictionary(uniqueKeysWithValues: unset.map { ($0, JSONValue.string("")) })),
         ]
         let search = claimSearch
         let busy = Set(busyProjects.map(\.jsonString))
-        let doc = try await pool.run(jobsName) { coll -> JSONValue? in
+        let doc = try await pool.run(jobsName) { [logCap] coll -> JSONValue? in
             // The guarded updateOne re-checks the claim conditions (one runner
             // wins). The candidate was read whole (but its logs) by the search,
             // so the claimed document is that with the claim applied: no
@@ -134,7 +141,19 @@ public final class JobStore: Sendable {
                 guard let id = candidate["_id"] else { return nil }
                 var filter = conditions
                 filter["_id"] = id
-                guard try CollectionOps.update(coll, filter: .object(filter), update: update) == 1 else { return nil }
+                var update = update
+                if let lapse = LeaseLapse(candidate, maxAttempts: maxAttempts) {
+                    // Only the lapsed attempt as read: its lease token still there.
+                    filter["lease.token"] = lapse.token ?? .null
+                    if lapse.isLast {
+                        if try CollectionOps.update(coll, filter: .object(filter), update: lapse.failUpdate(now: nowJSON, logCap: logCap)) == 1 {
+                            failedLapsed(lapse)
+                        }
+                        return nil
+                    }
+                    update["$push"] = lapse.history(now: nowJSON, logCap: logCap)
+                }
+                guard try CollectionOps.update(coll, filter: .object(filter), update: .object(update)) == 1 else { return nil }
                 var claimed = candidate.objectValue ?? [:]
                 claimed.merge(set) { $1 }
                 claimed["attempts"] = .int(Int64(Job(candidate).attempts + 1))

@@ -116,6 +116,13 @@ public final class Supervisor: Service, Sendable {
                 // release is still to come (known here, never read).
                 var busyElsewhere: (at: ContinuousClock.Instant, projects: [JSONValue])?
                 let ownProjects = Locked<[String: JSONValue]>([:])
+                // A job whose lease lapsed at its last attempt, failed by the claim.
+                let lapsed: @Sendable (LeaseLapse) -> Void = { [logger] lapse in
+                    RunnerMetrics.finished(status: "failed", code: JobErrorCode.leaseLost.rawValue)
+                    logger.warning("failed: its lease lapsed at its last attempt", metadata: [
+                        "job": "\(lapse.idText)", "code": "lease_lost", "attempts": "\(lapse.attempts)",
+                        "maxAttempts": "\(lapse.maxAttempts)", "lastOwner": "\(lapse.owner ?? "unknown")"])
+                }
                 wake.yield()
                 for await _ in wakeups {
                     health.tick()
@@ -156,7 +163,8 @@ public final class Supervisor: Service, Sendable {
                             }
                             let own = ownProjects.withLock { Array($0.values) }
                             var busy = (busyElsewhere?.projects ?? []) + own
-                            var claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
+                            var claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy,
+                                                                maxAttempts: config.maxAttempts, failedLapsed: lapsed)
                             let ownKeys = Set(own.map(\.jsonString))
                             if claimed == nil, !fresh,
                                busyElsewhere?.projects.contains(where: { !ownKeys.contains($0.jsonString) }) == true {
@@ -164,7 +172,8 @@ public final class Supervisor: Service, Sendable {
                                 // lock may have been released since they were read. Read again.
                                 busyElsewhere = (.now, try await store.busyProjects())
                                 busy = (busyElsewhere?.projects ?? []) + ownProjects.withLock { Array($0.values) }
-                                claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy)
+                                claimed = try await store.claim(owner: owner, leaseSeconds: config.leaseSeconds, busyProjects: busy,
+                                                                maxAttempts: config.maxAttempts, failedLapsed: lapsed)
                             }
                             job = claimed
                             if backoff > 0.5 { logger.notice("database reachable again; claiming resumed") }
