@@ -26,6 +26,9 @@ import Testing
         // A line within the bound is untouched.
         let short = String(repeating: Self.accented, count: 60)
         #expect(LogBounds(lineBytes: 4096).line(short) == short)
+        // A failure's stored message too (`error` and each `errors` entry).
+        let message = JobFailure(.internal, String(repeating: Self.accented, count: 2000)).json["message"]?.stringValue ?? ""
+        #expect(message.utf8.count <= JobFailure.maxStoredMessageBytes && message.hasSuffix(" more bytes]"))
     }
 
     @Test func anAttemptsLogStopsAtItsBytesWithOneMarker() {
