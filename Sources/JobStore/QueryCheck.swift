@@ -82,6 +82,19 @@ extension JobStore {
                 _ = await step("finish failed") { try await scratch.finish(third, .failed(JobFailure(.internal, "doctor"))) }
             }
         }
+        // A lease that lapses (claimed 2 minutes ago for 1 s): claimed again with
+        // the lapse recorded, then failed lease_lost at its last attempt.
+        _ = await step("insertJob") { try await scratch.insertJob(projectId: "doctor-lapse", spec: ["nodes": []]) }
+        if await step("claim (a lease that lapses)", {
+            try await scratch.claim(owner: "doctor", leaseSeconds: 1, now: Date().addingTimeInterval(-120))
+        }) != nil {
+            _ = await step("claim of a lapsed lease (guarded updateOne, $push errors and logs)") {
+                try await scratch.claim(owner: "doctor", leaseSeconds: 1, maxAttempts: 3, now: Date().addingTimeInterval(-60))
+            }
+            _ = await step("claim failing a lapsed lease at maxAttempts (lease_lost)") {
+                try await scratch.claim(owner: "doctor", leaseSeconds: 60, maxAttempts: 2)
+            }
+        }
         _ = await step("sweepCancelledPending") { try await scratch.sweepCancelledPending() }
         _ = await step("jobs (list)") { try await scratch.jobs(status: "failed", limit: 5) }
         _ = await step("job (by id)") { try await scratch.job("doctor") }

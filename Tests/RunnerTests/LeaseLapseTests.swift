@@ -117,4 +117,16 @@ import Testing
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("its lease lapsed at its last attempt"), "\(text.suffix(2000))")
     }
+
+    /// doctor runs the lapsed-lease claim's two writes (claimed again, failed
+    /// at maxAttempts) on its scratch collections, and names them when refused.
+    @Test func doctorChecksTheLapsedLeaseShapes() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let proxy = try await DatabaseProxy(refusing: ["[lease_lost]"])
+        defer { proxy.stop() }
+        let r = try await h.agentRunner(["doctor"], env: ["MONGODB_URI": proxy.uri], timeout: 60)
+        #expect(r.stdout.contains("fail  database rejects claim of a lapsed lease"), "\(r.stdout)")
+        #expect(r.stdout.contains("fail  database rejects claim failing a lapsed lease at maxAttempts"), "\(r.stdout)")
+    }
 }
