@@ -18,6 +18,9 @@ public struct LeaseLapse: Sendable {
     /// The lapsed lease's owner and token, as read (the token pins the claim's write to it).
     public let owner: String?
     public let token: JSONValue?
+    /// Whether a cancel was requested: at the last attempt the job ends
+    /// `cancelled` rather than `failed`.
+    public let cancelRequested: Bool
 
     /// The lapse of `candidate`, nil when it is not a running job (a pending one).
     init?(_ candidate: JSONValue, maxAttempts defaultMax: Int) {
@@ -28,6 +31,7 @@ public struct LeaseLapse: Sendable {
         maxAttempts = job.maxAttempts ?? defaultMax
         owner = candidate["lease"]?["owner"]?.stringValue
         token = candidate["lease"]?["token"]
+        cancelRequested = job.cancelRequested
     }
 
     /// Whether the job has had all its attempts: it fails instead of running again.
@@ -52,10 +56,20 @@ public struct LeaseLapse: Sendable {
                 "logs": ["$each": [.string("[lease_lost] " + f.message)], "$slice": .int(-Int64(logCap))]]
     }
 
-    /// The update that fails the job `lease_lost` at its last attempt.
+    /// The update that ends the job at its last attempt: `failed` with
+    /// `lease_lost`, or `cancelled` (no `error`) when a cancel was requested.
     func failUpdate(now: JSONValue, logCap: Int) -> JSONValue {
-        ["$set": ["status": "failed", "stage": "finished", "finishedAt": now, "updatedAt": now, "error": failure.json],
-         "$unset": ["lease": "", "notBefore": "", "waitingForProject": ""],
-         "$push": history(now: now, logCap: logCap)]
+        var push = history(now: now, logCap: logCap).objectValue ?? [:]
+        guard cancelRequested else {
+            return ["$set": ["status": "failed", "stage": "finished", "finishedAt": now, "updatedAt": now, "error": failure.json],
+                    "$unset": ["lease": "", "notBefore": "", "waitingForProject": ""],
+                    "$push": .object(push)]
+        }
+        // As any cancel: the reason is the last line of `logs`.
+        push["logs"] = ["$each": [.string("[lease_lost] " + failure.message), "cancelled after its lease lapsed"],
+                        "$slice": .int(-Int64(logCap))]
+        return ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
+                "$unset": ["lease": "", "notBefore": "", "waitingForProject": "", "error": ""],
+                "$push": .object(push)]
     }
 }

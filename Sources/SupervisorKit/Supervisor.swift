@@ -118,6 +118,11 @@ public final class Supervisor: Service, Sendable {
                 let ownProjects = Locked<[String: JSONValue]>([:])
                 // A job whose lease lapsed at its last attempt, failed by the claim.
                 let lapsed: @Sendable (LeaseLapse) -> Void = { [logger] lapse in
+                    if lapse.cancelRequested {
+                        RunnerMetrics.finished(status: "cancelled", code: "")
+                        logger.info("cancelled: its lease lapsed at its last attempt", metadata: ["job": "\(lapse.idText)"])
+                        return
+                    }
                     RunnerMetrics.finished(status: "failed", code: JobErrorCode.leaseLost.rawValue)
                     logger.warning("failed: its lease lapsed at its last attempt", metadata: [
                         "job": "\(lapse.idText)", "code": "lease_lost", "attempts": "\(lapse.attempts)",

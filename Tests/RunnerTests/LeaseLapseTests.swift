@@ -76,6 +76,24 @@ import Testing
         #expect(job["status"]?.stringValue == "failed" && job["error"]?["code"]?.stringValue == "lease_lost")
     }
 
+    /// A cancel requested of a job whose lease lapsed at its last attempt
+    /// is honoured: `cancelled`, no `error`, the lapse in `errors`.
+    @Test func aCancelledJobWhoseLastLeaseLapsedEndsCancelled() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let p = try await h.store.insertProject(name: "C", repoURL: nil)
+        let id = try await h.store.insertJob(projectId: p, spec: tinySpec)
+        try await lapse(h, id, attempts: 2)
+        _ = try await h.store.pool.run("jobs") { coll in
+            try CollectionTestOps.setField(coll, id: id, field: "cancelRequested", value: true)
+        }
+        #expect(try await h.store.claim(owner: "r", leaseSeconds: 60, maxAttempts: 2) == nil)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "cancelled" && job["error"] == nil && job["attempts"]?.intValue == 2, "\(job)")
+        #expect(errors(job).map { $0["code"]?.stringValue } == ["lease_lost"])
+        #expect(job["logs"]?.arrayValue?.last?.stringValue == "cancelled after its lease lapsed")
+    }
+
     /// End to end: a supervisor killed (SIGKILL) mid-job, every time. With
     /// JOB_MAX_ATTEMPTS=2 the job runs twice, and the third supervisor fails
     /// it `lease_lost` instead of running it again.
