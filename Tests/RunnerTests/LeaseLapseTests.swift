@@ -109,19 +109,25 @@ import Testing
         chmod(bin + "/cline", 0o755)
         let id = try await h.seed(tinySpec)
         let env = ["CLINE_CMD": bin + "/cline", "CLINE_ENABLED": "true", "GENERATORS": "cline,scaffold",
-                   "LEASE_SECONDS": "3", "JOB_MAX_ATTEMPTS": "2"]
-        for attempt in 1...2 {
+                   "LEASE_SECONDS": "4", "JOB_MAX_ATTEMPTS": "2"]
+        // Each supervisor is killed once it runs the agent (a loaded machine may
+        // lapse a lease on its own too: that counts the same).
+        var endedEarly = false
+        for _ in 1...2 {
             let p = try h.startSupervisor(env)
             defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
             let owner = ":\(p.processIdentifier):"
-            try await queue.waitFor("attempt \(attempt) to run") {
+            var ended = false
+            try await queue.waitFor("the job to run", timeout: 90) {
                 let job = try await h.job(id)
-                return job["status"]?.stringValue == "running" && job["attempts"]?.intValue == Int64(attempt)
-                    && job["lease"]?["owner"]?.stringValue?.contains(owner) == true && job["stage"]?.stringValue == "generating"
+                ended = job["status"]?.stringValue == "failed"
+                return ended || (job["status"]?.stringValue == "running" && job["stage"]?.stringValue == "generating"
+                    && job["lease"]?["owner"]?.stringValue?.contains(owner) == true)
             }
             kill(p.processIdentifier, SIGKILL)
             _ = try await queue.waitExit(p)
-            try await Task.sleep(for: .seconds(4)) // its lease lapses
+            if ended { endedEarly = true; break }
+            try await Task.sleep(for: .seconds(5)) // its lease lapses
         }
         let log = h.root + "/third.log"
         let third = try h.startSupervisor(env, args: ["--exit-when-idle"], log: log)
@@ -133,7 +139,7 @@ import Testing
         #expect(job["attempts"]?.intValue == 2, "never a third attempt")
         #expect(errors(job).map { $0["attempt"]?.intValue } == [1, 2], "\(errors(job))")
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(text.contains("its lease lapsed at its last attempt"), "\(text.suffix(2000))")
+        if !endedEarly { #expect(text.contains("its lease lapsed at its last attempt"), "\(text.suffix(2000))") }
     }
 
     /// doctor runs the lapsed-lease claim's two writes (claimed again, failed

@@ -188,7 +188,7 @@ import Testing
         let id = try await h.seed(tinySpec)
         let r = try await h.agentRunner(["run", "--exit-when-idle"],
                                         env: clines.env(cline, ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/?directConnection=true",
-                                                                "JOB_MAX_ATTEMPTS": "1", "LEASE_SECONDS": "5",
+                                                                "JOB_MAX_ATTEMPTS": "1",
                                                                 // The lines go with the outcome, not a progress write.
                                                                 "AGENT_RUNNER_TEST_PROGRESS_MS": "600000"]),
                                         timeout: 120)

@@ -27,8 +27,10 @@ import Testing
             let p = try await h.store.insertProject(name: "K\(i)", repoURL: "file://" + remote)
             jobs.append((try await h.store.insertJob(projectId: p, spec: tinySpec), remote))
         }
+        // Short leases, so a loaded machine may see more lapses than the kill's:
+        // each counts an attempt (LeaseLapseTests), and this test is about losing nothing.
         let env = ["CLINE_CMD": bin + "/cline", "CLINE_ENABLED": "true", "GENERATORS": "cline,scaffold",
-                   "LEASE_SECONDS": "3", "RUNNER_CONCURRENCY": "2"]
+                   "LEASE_SECONDS": "3", "RUNNER_CONCURRENCY": "2", "JOB_MAX_ATTEMPTS": "20"]
         let victim = try h.startSupervisor(env)
         let other = try h.startSupervisor(env, args: ["--exit-when-idle"])
         defer { for p in [victim, other] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
