@@ -76,7 +76,9 @@ def env(db, **extra):
     e = {"PATH": "/usr/local/bin:/usr/bin:/bin", "MONGODB_URI": URI, "MONGO_DB_NAME": db,
          "WORKDIR_ROOT": os.path.join(TMP, "work-" + db), "GENERATORS": "scaffold", "CLINE_ENABLED": "false",
          "AGENT_RUNNER_JOB_PATH": os.path.join(BIN, "agent-runner-job"), "KEEP_WORKSPACES": "never",
-         "LOG_LEVEL": "warning"}
+         "LOG_LEVEL": "warning",
+         # The bench's bare remotes are below TMP (never TMP itself).
+         "GIT_LOCAL_REMOTE_ROOTS": TMP}
     e.update({k: str(v) for k, v in extra.items()})
     return e
 

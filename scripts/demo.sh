@@ -17,6 +17,8 @@ git init -q --bare -b main "$REMOTE"
 
 export WORKDIR_ROOT="$TMP/work" MONGO_DB_NAME=architex_demo
 export GENERATORS=scaffold CLINE_ENABLED=false
+# The demo's bare remote lies below its temp dir: local remotes are allowed there only.
+export GIT_LOCAL_REMOTE_ROOTS="$TMP"
 # Run from the temp dir so a developer's ./.env cannot change the demo.
 cd "$TMP"
 

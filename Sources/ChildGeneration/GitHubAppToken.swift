@@ -5,7 +5,9 @@ import RunnerCore
 
 /// Mints a GitHub App installation token for one repository (runs in
 /// `agent-runner-job --github-app-token`, never in the supervisor): an RS256
-/// JWT from the app's private key, the repository's installation, then an
+/// JWT from the app's private key, the repository's installation, then (with
+/// a `pushUser`) a read-only `metadata` token for that repository that asks
+/// GitHub whether the job's user may push to it, and only then an
 /// installation token limited to that repository with `contents: write`
 /// (GitHub gives it an hour at most). Nothing is written anywhere.
 public enum GitHubAppToken {
@@ -26,8 +28,17 @@ public enum GitHubAppToken {
             guard let id = installation["id"]?.intValue else {
                 throw Failure(status: 0, message: "the installation answer has no id")
             }
+            let tokens = "\(base)/app/installations/\(id)/access_tokens"
+            if let user = request.pushUser {
+                guard GitHubAppTokenRequest.isLogin(user) else {
+                    return GitHubAppTokenReply(error: "push permission check: '\(user.prefix(40))' is not a GitHub login")
+                }
+                if let denied = try pushPermissionDenied(user, request, base: base, tokens: tokens, jwt: jwt) {
+                    return GitHubAppTokenReply(error: denied)
+                }
+            }
             let body: JSONValue = ["repositories": [.string(request.repository)], "permissions": ["contents": "write"]]
-            let token = try call("\(base)/app/installations/\(id)/access_tokens", jwt: jwt, body: Data(body.jsonString.utf8))
+            let token = try call(tokens, jwt: jwt, body: Data(body.jsonString.utf8))
             guard let value = token["token"]?.stringValue, !value.isEmpty else {
                 throw Failure(status: 0, message: "the access-token answer has no token")
             }
@@ -37,6 +48,35 @@ public enum GitHubAppToken {
         } catch {
             return GitHubAppTokenReply(status: 0, error: "\(error)")
         }
+    }
+
+    /// Why `user` may not push to the repository (nil: they may), asked with
+    /// a token that can read the repository's metadata and nothing else:
+    /// GitHub's `permission` admin or write (maintain reads as write there),
+    /// its `role_name` admin, maintain or write, or `user.permissions.push`.
+    static func pushPermissionDenied(_ user: String, _ request: GitHubAppTokenRequest, base: String, tokens: String,
+                                     jwt: String) throws -> String? {
+        let readOnly: JSONValue = ["repositories": [.string(request.repository)], "permissions": ["metadata": "read"]]
+        guard let reader = try call(tokens, jwt: jwt, body: Data(readOnly.jsonString.utf8))["token"]?.stringValue else {
+            throw Failure(status: 0, message: "the read-only access-token answer has no token")
+        }
+        let repo = "\(request.owner)/\(request.repository)"
+        let answer: JSONValue
+        do {
+            answer = try call("\(base)/repos/\(repo)/collaborators/\(user)/permission", jwt: reader, body: nil)
+        } catch let f as Failure where f.status == 404 {
+            return "push permission check failed: GitHub knows no collaborator \(user) of \(repo) (HTTP 404)"
+        } catch let f as Failure {
+            throw Failure(status: f.status, message: "push permission check for \(user) on \(repo): \(f.message)")
+        }
+        let writers = ["admin", "maintain", "write"]
+        let permission = answer["permission"]?.stringValue ?? "none"
+        if writers.contains(permission) || writers.contains(answer["role_name"]?.stringValue ?? "")
+            || answer["user"]?["permissions"]?["push"]?.boolValue == true {
+            return nil
+        }
+        return "push permission check failed: GitHub user \(user) has '\(permission.prefix(20))' on \(repo); "
+            + "a push needs admin, maintain or write"
     }
 
     static func call(_ url: String, jwt: String, body: Data?) throws -> JSONValue {

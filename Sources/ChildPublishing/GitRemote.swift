@@ -5,6 +5,10 @@ import RunnerCore
 /// Per-operation state reached from libgit2's C callbacks through `payload`.
 final class RemoteCallbackState {
     let token: String?
+    /// The one server the token is offered to: the URL libgit2 connects to.
+    let tokenURL: URLParts?
+    /// Set when a server the token is not pinned to asked for it.
+    var pinRefusal: String?
     /// An HTTP proxy for http(s) remotes (the job's egress proxy), or nil.
     var proxyURL: String?
     let maxAuthAttempts: Int
@@ -12,18 +16,34 @@ final class RemoteCallbackState {
     var authExhausted = false
     var rejections: [String] = []
 
-    init(token: String?, maxAuthAttempts: Int) {
+    init(token: String?, tokenURL: URLParts?, maxAuthAttempts: Int) {
         self.token = token
+        self.tokenURL = tokenURL
         self.maxAuthAttempts = maxAuthAttempts
+    }
+
+    /// Whether the server at `url` (what libgit2 names on a credential
+    /// request) is the one the token is pinned to: same scheme, host and port.
+    func mayOffer(to url: String?) -> Bool {
+        guard let pinned = tokenURL, let url, let asking = URLParts(url) else { return false }
+        return asking.scheme == pinned.scheme && asking.host == pinned.host && asking.port == pinned.port
     }
 }
 
 /// libgit2 asks for credentials: answer `x-access-token` + the token, a
-/// bounded number of times, so a wrong token fails fast instead of looping.
-private let credentialCallback: git_credential_acquire_cb = { out, _, _, allowed, payload in
+/// bounded number of times, so a wrong token fails fast instead of looping,
+/// and only to the server the token is pinned to (checked on every call).
+private let credentialCallback: git_credential_acquire_cb = { out, url, _, allowed, payload in
     let state = Unmanaged<RemoteCallbackState>.fromOpaque(payload!).takeUnretainedValue()
     guard let token = state.token, allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0 else {
         return GIT_PASSTHROUGH.rawValue
+    }
+    let asking = url.map { String(cString: $0) }
+    guard state.mayOffer(to: asking) else {
+        let host = asking.flatMap(URLParts.init).map { "\($0.host):\($0.port)" } ?? "an unreadable URL"
+        state.pinRefusal = "\(host) asked for credentials; the push token is offered to the remote's own host only"
+        git_error_set_str(Int32(GIT_ERROR_NET.rawValue), state.pinRefusal)
+        return GIT_EAUTH.rawValue
     }
     state.authAttempts += 1
     if state.authAttempts > state.maxAuthAttempts {
@@ -49,14 +69,16 @@ final class GitRemote {
     let state: RemoteCallbackState
 
     /// Creates remote `name` for `url` in `repo`, fetching `refs/heads/*`.
-    init(repo: GitRepository, name: String, url: String, token: String?, maxAuthAttempts: Int = 3) throws {
+    /// `tokenURL`: the server `token` is offered to (nil: to none).
+    init(repo: GitRepository, name: String, url: String, token: String?, tokenURL: URLParts?,
+         maxAuthAttempts: Int = 3) throws {
         var remote: OpaquePointer?
         _ = try repo.withHandle { h in
             try git("add remote", git_remote_create_with_fetchspec(&remote, h, name, url,
                                                                     "+refs/heads/*:refs/remotes/\(name)/*"))
         }
         handle = remote!
-        state = RemoteCallbackState(token: token, maxAuthAttempts: maxAuthAttempts)
+        state = RemoteCallbackState(token: token, tokenURL: tokenURL, maxAuthAttempts: maxAuthAttempts)
     }
 
     deinit { git_remote_free(handle) }
@@ -86,6 +108,9 @@ final class GitRemote {
         opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
         // The tracking ref is what the publisher reads; FETCH_HEAD would be one more file per job.
         opts.update_fetchhead = 0
+        // A redirect to another host is refused: libgit2 would answer its
+        // credential request with the token (naming the first URL to the callback).
+        opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE
         _ = try withExtendedLifetime(state) {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
@@ -104,6 +129,7 @@ final class GitRemote {
         var opts = git_push_options()
         git_push_options_init(&opts, UInt32(GIT_PUSH_OPTIONS_VERSION))
         opts.callbacks = callbacks()
+        opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE
         _ = try withExtendedLifetime(state) {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }

@@ -6,7 +6,8 @@ import RunnerCore
 public struct PublishRequest: Sendable {
     /// The directory holding the validated generated tree (becomes the work tree).
     public var repoDirectory: String
-    /// The project's remote, if any: http(s), `file://` or a local path.
+    /// The project's remote, if any (`RepositoryRemote`: http(s), ssh,
+    /// `file://` or a local path), as the supervisor checked it.
     public var remoteURL: String?
     public var branch: String
     public var remoteName: String
@@ -15,6 +16,13 @@ public struct PublishRequest: Sendable {
     public var jobId: String
     public var projectName: String
     public var token: String?
+    /// Why no token was asked for this http(s) remote (its host is not one a
+    /// token may go to: GIT_TOKEN_HOSTS); the push is then skipped, saying so.
+    public var tokenWithheld: String?
+    /// The hosts a token may be offered to (GIT_TOKEN_HOSTS): with any other
+    /// remote the token is dropped, and the credential callback offers it to
+    /// the URL it connects to only.
+    public var tokenHosts: [TokenHost] = []
     /// The HTTP proxy for http(s) remotes (the job's egress proxy), or nil.
     public var proxyURL: String?
     /// Where to connect instead of `remoteURL` (a local tunnel to it), or nil.
@@ -41,27 +49,6 @@ public enum Publisher {
     /// The commit trailer that ties a commit to its job.
     public static func trailer(_ jobId: String) -> String { "Architex-Job: \(jobId)" }
 
-    /// The kind of remote a URL names.
-    public enum RemoteKind: Equatable, Sendable {
-        case http, local(path: String), unsupported
-    }
-
-    /// Classifies `url`: http(s), a local path (`file://` or absolute), or unsupported.
-    public static func kind(of url: String) -> RemoteKind {
-        let lower = url.lowercased()
-        if lower.hasPrefix("https://") || lower.hasPrefix("http://") { return .http }
-        if lower.hasPrefix("file://") { return .local(path: String(url.dropFirst(7))) }
-        if url.hasPrefix("/") { return .local(path: url) }
-        return .unsupported
-    }
-
-    /// `url` without userinfo (safe to record).
-    public static func sanitized(_ url: String) -> String {
-        guard let r = url.range(of: "://"), let at = url[r.upperBound...].firstIndex(of: "@"),
-              !url[r.upperBound..<at].contains("/") else { return url }
-        return String(url[..<r.upperBound]) + String(url[url.index(after: at)...])
-    }
-
     /// Commits and pushes; `log` receives progress lines, `stage` the stage
     /// about to start: `committing` before the remote is fetched and the commit
     /// written, `pushing` right before the push (never when nothing is pushed).
@@ -83,18 +70,20 @@ public enum Publisher {
         let trackingRef = "refs/remotes/\(req.remoteName)/\(req.branch)"
         var pushable = false
         var skipReason: String?
-        if let url = req.remoteURL {
-            meta.repoUrl = sanitized(url)
-            if sanitized(url) != url {
-                throw JobFailure(.invalidSpec, "the project's repository URL must not embed credentials")
-            }
-            switch kind(of: url) {
+        // The one classification of the URL (credentials in it are refused there: `invalid_remote`).
+        let remote = try req.remoteURL.map(RepositoryRemote.init)
+        // A token goes to a remote on a GIT_TOKEN_HOSTS host only, whoever handed it over.
+        let token = req.tokenHosts.allow(remote) ? req.token : nil
+        if let remote {
+            meta.repoUrl = remote.url
+            switch remote.kind {
             case .http:
-                if req.token == nil { skipReason = "GITHUB_TOKEN is not set; an http(s) remote needs it" }
+                if let why = req.tokenWithheld { skipReason = why }
+                else if token == nil { skipReason = "GITHUB_TOKEN is not set; an http(s) remote needs it" }
                 else { pushable = true }
             case .local: pushable = true
-            case .unsupported:
-                skipReason = "unsupported remote URL scheme (only http(s), file:// and local paths)"
+            case .ssh:
+                skipReason = "ssh remotes are not pushed (the publisher pushes over http(s) and to local paths only)"
             }
         } else {
             skipReason = "the project has no githubRepoUrl"
@@ -112,7 +101,9 @@ public enum Publisher {
             var remote: GitRemote?
             var parent: git_oid?
             if pushable, let url = req.remoteURL {
-                let r = try GitRemote(repo: repo, name: req.remoteName, url: url, token: req.token)
+                // The token is offered to the URL libgit2 connects to (the real one, or its local tunnel) only.
+                let r = try GitRemote(repo: repo, name: req.remoteName, url: url, token: token,
+                                      tokenURL: URLParts(req.connectURL ?? url))
                 if let tunnel = req.connectURL { try r.connect(through: tunnel) }
                 r.state.proxyURL = req.proxyURL
                 remote = r
@@ -172,6 +163,7 @@ public enum Publisher {
 
     /// Maps a libgit2 network error to the job error codes.
     static func classify(_ e: GitError, _ state: RemoteCallbackState, pushing: Bool) -> JobFailure {
+        if let pin = state.pinRefusal { return JobFailure(.pushAuthFailed, "push token withheld: " + pin) }
         let text = e.message.lowercased()
         if state.authExhausted || e.code == GIT_EAUTH.rawValue || text.contains("401") || text.contains("403")
             || text.contains("authentication") || text.contains("credentials") {

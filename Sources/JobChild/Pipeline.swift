@@ -35,6 +35,8 @@ struct Pipeline {
             return try body()
         }
         out.stage(.preparing)
+        // The one classification of the remote (the supervisor checked it against GIT_ALLOWED_SCHEMES and the roots).
+        let remote = try ticket.repoURL.map(RepositoryRemote.init)
         try prepareWorkspace()
         var network = NetworkSetup(settings: ticket.settings, workspace: ticket.workspace)
         try network.prepare()
@@ -78,15 +80,19 @@ struct Pipeline {
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
         }
-        // Only an http(s) push uses a token: for a local remote, or none, the
-        // child does not ask (one round trip through the supervisor less).
-        let token = Publisher.kind(of: ticket.repoURL ?? "") == .http
+        // Only an http(s) push uses a token, and only on a GIT_TOKEN_HOSTS
+        // host: for any other remote, or none, the child does not ask (one
+        // round trip through the supervisor less; no token exists for it).
+        let s = ticket.settings
+        let withheld = s.tokenHosts.refusal(remote)
+        let token = s.tokenHosts.allow(remote)
             ? try measure("tokenWaitMs") { try ChildInput.pushToken(emitter: out) } : nil
         if let token { out.addSecret(token) }
-        let s = ticket.settings
         var req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
                                  remoteName: s.remoteName, authorName: s.authorName, authorEmail: s.authorEmail,
                                  jobId: ticket.jobId, projectName: ticket.projectName, token: token)
+        req.tokenWithheld = withheld
+        req.tokenHosts = s.tokenHosts
         if let tunnel = try network.gitTunnel(for: ticket.repoURL) {
             req.connectURL = tunnel
         } else {
@@ -129,7 +135,7 @@ struct Pipeline {
         let s = ticket.settings
         // The workspace's own folder and run/ (the proxy's socket) stay read-only.
         var readWrite = workspace.writable
-        if let url = ticket.repoURL, case .local(let path) = Publisher.kind(of: url) { readWrite.append(path) }
+        if let path = ticket.repoURL.flatMap({ try? RepositoryRemote($0) })?.localPath { readWrite.append(path) }
         var readExecute = Confinement.systemPaths + s.sandboxReadPaths
         if s.clineEnabled, let cline = ClineGenerator.resolve(s.clineCommand) {
             readExecute.append((cline as NSString).deletingLastPathComponent)

@@ -7,6 +7,13 @@ extension JobStore {
     /// `userId`/`user_id` field is. Nil when there is no such user or token.
     /// Only the one field is read.
     public func userToken(userId: String, collection: String, field: String) async throws -> String? {
+        try await userString(userId: userId, collection: collection, field: field)
+    }
+
+    /// The string in `field` (a dotted path) of the user found as `userToken`
+    /// finds one (e.g. the GitHub login of GIT_USER_LOGIN_FIELD); nil when
+    /// there is no such user, or the field is missing or empty.
+    public func userString(userId: String, collection: String, field: String) async throws -> String? {
         var ids: [JSONValue] = [.string(userId)]
         if userId.count == 24, userId.allSatisfy(\.isHexDigit) { ids.append(["$oid": .string(userId.lowercased())]) }
         let byId: JSONValue = ["_id": ["$in": .array(ids)]]

@@ -63,6 +63,11 @@ public struct ChildSettings: Sendable, Codable, Equatable {
 
     /// The log's byte bounds (JOB_LOG_LINE_BYTES, JOB_LOG_BYTES).
     public var logBounds: LogBounds { LogBounds(lineBytes: logLineBytes, jobBytes: logBytes) }
+    /// The hosts a push token may be offered to (GIT_TOKEN_HOSTS; for
+    /// `github-app` the App's own host among them): the child asks for a
+    /// token for no other remote, and its credential callback checks each
+    /// server that asks.
+    public var tokenHosts: [TokenHost]
 
     /// The loopback port of the forwarder to the egress proxy inside every
     /// job's own network namespace (HTTPS_PROXY/HTTP_PROXY of the agent).
@@ -124,5 +129,6 @@ public struct ChildSettings: Sendable, Codable, Equatable {
         maxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
         logLineBytes = try r.int("JOB_LOG_LINE_BYTES", 256...32_768)
         logBytes = try r.int("JOB_LOG_BYTES", 65_536...LogBounds.maxStoredBytes)
+        tokenHosts = []
     }
 }

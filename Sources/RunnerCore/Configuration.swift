@@ -57,6 +57,9 @@ public struct RunnerConfiguration: Sendable {
     public var clineAPIKey: String?
     /// JOB_EGRESS_ALLOW: extra egress rules, added to the job's git remote rule (`EgressRule.derived`).
     public var egressAllow: [EgressRule]
+    /// GIT_ALLOWED_SCHEMES and GIT_LOCAL_REMOTE_ROOTS: which repository URLs a
+    /// job may have, checked before anything of the job is made.
+    public var remotePolicy: RemotePolicy
     /// DASHBOARD_TOKEN: the operators' sign-in secret for `agent-runner dashboard`
     /// (required there only; at least 16 characters).
     public var dashboardToken: String?
@@ -87,6 +90,9 @@ public struct RunnerConfiguration: Sendable {
         ("GIT_TOKEN_USER_FIELD", "github_access_token"), ("GITHUB_APP_ID", ""), ("GITHUB_APP_PRIVATE_KEY_FILE", ""),
         ("GITHUB_API_URL", "https://api.github.com"),
         ("JOB_LOG_LINE_BYTES", "\(LogBounds.defaultLineBytes)"), ("JOB_LOG_BYTES", "\(LogBounds.defaultJobBytes)"),
+        // Repository URLs and where push tokens may go.
+        ("GIT_ALLOWED_SCHEMES", "https"), ("GIT_LOCAL_REMOTE_ROOTS", ""), ("GIT_TOKEN_HOSTS", "github.com"),
+        ("GIT_USER_LOGIN_FIELD", "github_login"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -105,10 +111,13 @@ public struct RunnerConfiguration: Sendable {
         gitToken = try GitTokenSettings(source: r.string("GIT_TOKEN_SOURCE"), userCollection: r.string("GIT_TOKEN_USER_COLLECTION"),
                                         userField: r.string("GIT_TOKEN_USER_FIELD"), appId: r.optional("GITHUB_APP_ID"),
                                         appPrivateKeyFile: r.optional("GITHUB_APP_PRIVATE_KEY_FILE"),
-                                        apiURL: r.string("GITHUB_API_URL"))
+                                        apiURL: r.string("GITHUB_API_URL"), tokenHosts: r.string("GIT_TOKEN_HOSTS"),
+                                        userLoginField: r.string("GIT_USER_LOGIN_FIELD"))
+        child.tokenHosts = gitToken.tokenHosts
         pollSeconds = try r.double("RUNNER_POLL_SECONDS", 0.05...3600)
         workdirRoot = r.string("WORKDIR_ROOT")
         guard workdirRoot.hasPrefix("/") else { throw ConfigurationError("WORKDIR_ROOT", "must be an absolute path") }
+        remotePolicy = try RemotePolicy(r, workdirRoot: workdirRoot)
         concurrency = try r.int("RUNNER_CONCURRENCY", 1...256)
         leaseSeconds = try r.int("LEASE_SECONDS", 3...3600)
         jobTimeoutSeconds = try r.int("JOB_TIMEOUT_SECONDS", 1...86_400)

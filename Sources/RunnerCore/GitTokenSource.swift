@@ -22,9 +22,15 @@ public struct GitTokenSettings: Sendable {
     public var appPrivateKeyFile: String?
     /// GitHub's REST API (`GITHUB_API_URL`; GitHub Enterprise or a test server).
     public var apiURL: String
+    /// The hosts a push token may go to (GIT_TOKEN_HOSTS); for `github-app`,
+    /// only those on the App's own GitHub host (`appHost`).
+    public var tokenHosts: [TokenHost]
+    /// `github-app`: the field of the user document holding the user's GitHub
+    /// login (GIT_USER_LOGIN_FIELD), whose push permission is checked.
+    public var userLoginField: String
 
     public init(source: String, userCollection: String, userField: String, appId: String?, appPrivateKeyFile: String?,
-                apiURL: String) throws {
+                apiURL: String, tokenHosts: String = "", userLoginField: String = "github_login") throws {
         guard let s = GitTokenSource(rawValue: source) else {
             throw ConfigurationError("GIT_TOKEN_SOURCE", "must be env, user or github-app")
         }
@@ -36,15 +42,20 @@ public struct GitTokenSettings: Sendable {
         guard userField.range(of: name, options: .regularExpression) != nil else {
             throw ConfigurationError("GIT_TOKEN_USER_FIELD", "'\(userField)' is not a field name (dotted paths allowed)")
         }
+        guard userLoginField.range(of: name, options: .regularExpression) != nil else {
+            throw ConfigurationError("GIT_USER_LOGIN_FIELD", "'\(userLoginField)' is not a field name (dotted paths allowed)")
+        }
         self.userCollection = userCollection
         self.userField = userField
-        guard apiURL.hasPrefix("https://") || apiURL.hasPrefix("http://") else {
+        self.userLoginField = userLoginField
+        guard let api = URLParts(apiURL) else {
             throw ConfigurationError("GITHUB_API_URL", "must be an http(s) URL")
         }
         self.apiURL = apiURL
         self.appId = appId
         self.appPrivateKeyFile = appPrivateKeyFile
-        guard s == .githubApp else { return }
+        let hosts = try TokenHost.parseList(tokenHosts)
+        guard s == .githubApp else { self.tokenHosts = hosts; return }
         guard let appId, !appId.isEmpty, appId.allSatisfy(\.isNumber) else {
             throw ConfigurationError("GITHUB_APP_ID", "GIT_TOKEN_SOURCE=github-app needs the app's numeric id")
         }
@@ -53,6 +64,13 @@ public struct GitTokenSettings: Sendable {
         }
         guard FileManager.default.isReadableFile(atPath: file) else {
             throw ConfigurationError("GITHUB_APP_PRIVATE_KEY_FILE", "\(file) is not a readable file")
+        }
+        // An App's tokens open its own GitHub's repositories only.
+        let appHost = Self.appHost(api)
+        self.tokenHosts = hosts.filter { $0.host == appHost }
+        guard !self.tokenHosts.isEmpty else {
+            throw ConfigurationError("GIT_TOKEN_HOSTS", "GIT_TOKEN_SOURCE=github-app mints tokens for the App's GitHub "
+                + "host \(appHost) (from GITHUB_API_URL) only, and GIT_TOKEN_HOSTS does not list it")
         }
     }
 }
@@ -67,13 +85,33 @@ public struct GitHubAppTokenRequest: Sendable, Codable {
     public var privateKeyPEM: String
     public var owner: String
     public var repository: String
+    /// The job's user's GitHub login: before the push token is minted, GitHub
+    /// must say this user may push to the repository (admin, maintain or write).
+    public var pushUser: String?
 
-    public init(apiURL: String, appId: String, privateKeyPEM: String, owner: String, repository: String) {
+    public init(apiURL: String, appId: String, privateKeyPEM: String, owner: String, repository: String,
+                pushUser: String? = nil) {
         self.apiURL = apiURL
         self.appId = appId
         self.privateKeyPEM = privateKeyPEM
         self.owner = owner
         self.repository = repository
+        self.pushUser = pushUser
+    }
+
+    /// A GitHub login as GitHub allows it: letters, digits and single inner
+    /// hyphens, 1-39 characters (it goes into an API path).
+    public static func isLogin(_ s: String) -> Bool {
+        s.count <= 39 && s.range(of: #"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"#, options: .regularExpression) != nil
+    }
+}
+
+extension GitTokenSettings {
+    /// The GitHub host whose repositories an App's API serves: github.com for
+    /// api.github.com, else the API's own host (GitHub Enterprise:
+    /// `https://HOST/api/v3`).
+    public static func appHost(_ api: URLParts) -> String {
+        api.host == "api.github.com" ? "github.com" : api.host
     }
 }
 
@@ -95,16 +133,19 @@ public struct GitHubAppTokenReply: Sendable, Codable, CustomStringConvertible {
     public var description: String { token == nil ? "GitHubAppTokenReply(\(status ?? 0): \(error ?? ""))" : "GitHubAppTokenReply(token)" }
 }
 
-/// `owner` and `name` of a repository URL's path (`https://host/owner/name(.git)`).
+/// `owner` and `name` of a GitHub repository URL (`https://host/owner/name(.git)`):
+/// exactly two path segments of letters, digits, `.`, `_` and `-`.
 public enum RepositoryPath {
     public static func ownerAndName(_ url: String) -> (owner: String, name: String)? {
-        guard let u = URL(string: url), ["http", "https"].contains(u.scheme?.lowercased() ?? "") else { return nil }
-        let parts = u.path.split(separator: "/").map(String.init)
-        guard parts.count >= 2 else { return nil }
-        var name = parts[parts.count - 1]
+        guard let parts = URLParts(url) else { return nil }
+        let segments = parts.path.split(separator: "/").map(String.init)
+        guard segments.count == 2 else { return nil }
+        var name = segments[1]
         if name.hasSuffix(".git") { name.removeLast(4) }
-        let owner = parts[parts.count - 2]
-        guard !owner.isEmpty, !name.isEmpty else { return nil }
+        let owner = segments[0]
+        let allowed = #"^[A-Za-z0-9._-]+$"#
+        guard owner.range(of: allowed, options: .regularExpression) != nil,
+              name.range(of: allowed, options: .regularExpression) != nil else { return nil }
         return (owner, name)
     }
 }

@@ -1,6 +1,9 @@
 /// Job error codes (docs/contract.md, Error codes). Each has a default `retryable`.
 public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     case invalidSpec = "invalid_spec"
+    /// The project's repository URL breaks a rule (`RepositoryRemote`,
+    /// `RemotePolicy`): the job fails before anything of it is made.
+    case invalidRemote = "invalid_remote"
     case generationFailed = "generation_failed"
     case unsafeOutput = "unsafe_output"
     case validationFailed = "validation_failed"
@@ -21,7 +24,7 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     public var retryable: Bool {
         switch self {
         case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal: true
-        case .invalidSpec, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
+        case .invalidSpec, .invalidRemote, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
              .resourceLimit, .sandboxViolation, .sandboxUnavailable: false
         }
     }

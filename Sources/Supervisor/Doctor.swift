@@ -85,6 +85,12 @@ struct Doctor: AsyncParsableCommand {
             let freeMB = Int(fs.f_bavail) * Int(fs.f_frsize) / 1_048_576
             report(freeMB < 1024 ? "warn" : "ok", "free space under \(probe): \(freeMB) MB")
         }
+        let policy = config.remotePolicy
+        let missingRoots = policy.localRoots.filter { RemotePolicy.realPath($0) == nil }
+        report(missingRoots.isEmpty ? "ok" : "warn", policy.summary
+            + (missingRoots.isEmpty ? "" : "; missing: \(missingRoots.joined(separator: ":"))"))
+        report("ok", "push tokens go to GIT_TOKEN_HOSTS \(config.gitToken.tokenHosts.map(\.description).joined(separator: ",")) only"
+            + (config.gitToken.source == .githubApp ? " (the App's GitHub host)" : ""))
         switch config.gitToken.source {
         case .env:
             report(config.githubToken == nil ? "warn" : "ok", "GIT_TOKEN_SOURCE=env: GITHUB_TOKEN \(config.githubToken == nil ? "not set: http(s) pushes are skipped" : "set")")
@@ -93,7 +99,8 @@ struct Doctor: AsyncParsableCommand {
         case .githubApp:
             if let helper = ChildLocator.besideThisBinary {
                 report("ok", "GIT_TOKEN_SOURCE=github-app: app \(config.gitToken.appId ?? "-") at \(config.gitToken.apiURL), "
-                    + "installation tokens minted per job by \(helper) --github-app-token")
+                    + "installation tokens minted per job by \(helper) --github-app-token once GitHub says the job's user "
+                    + "(\(config.gitToken.userCollection).\(config.gitToken.userLoginField)) may push")
             } else {
                 report("fail", "GIT_TOKEN_SOURCE=github-app: the token helper, agent-runner-job beside agent-runner "
                     + "(\(ChildLocator.siblingPath)), is missing or not executable (AGENT_RUNNER_JOB_PATH is never used for it)")

@@ -39,8 +39,8 @@ public struct JobLaunch: Sendable {
     func needsEgress(repoURL: String?) -> Bool {
         if config.child.generators.contains("cline"), config.child.clineEnabled { return true }
         if config.child.generators.contains("gemini"), config.geminiAPIKey != nil { return true }
-        guard let url = repoURL?.lowercased() else { return false }
-        return url.hasPrefix("https://") || url.hasPrefix("http://")
+        guard let url = repoURL else { return false }
+        return (try? RepositoryRemote(url))?.http != nil
     }
 
     /// The log line of a JOB_NETWORK=proxy job that needs no egress.

@@ -42,16 +42,17 @@ struct JobRunner: Sendable {
                 return
             }
             clock.lap("lockMs")
+            // The ticket first: a repository URL it refuses fails the job before anything is made.
+            var (ticket, projectDocumentId) = try await makeTicket(job, workspace: workspace)
+            clock.lap("ticketMs")
             let launch = JobLaunch(config: config, childPath: childPath)
             // cgroupfs writes and the removal's retries block: never on the cooperative pool.
             let cgroup: JobCgroup? = launch.wantsNamespaces ? try await onDedicatedThread { [config] in
                 JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.child.maxProcesses)
             } : nil
             defer { if let cgroup { Thread.detachNewThread { cgroup.remove() } } }
-            clock.lap("cgroupMs")
-            var (ticket, projectDocumentId) = try await makeTicket(job, workspace: workspace)
             ticket.pidsEventsPath = cgroup?.events
-            clock.lap("ticketMs")
+            clock.lap("cgroupMs")
             // Workspace preparation and fork/exec block: they run on a thread of their own.
             let identity = try await onDedicatedThread { try launch.prepareWorkspace(job, workspace) }
             defer { identity?.release() }
@@ -107,7 +108,9 @@ struct JobRunner: Sendable {
     }
 
     /// The ticket: the job, its project (read through the typed `Job` and
-    /// `Project`, with their aliases) and settings. No key: the Gemini and
+    /// `Project`, with their aliases) and settings. The project's repository
+    /// URL is checked here (`RemotePolicy`: `invalid_remote`), before the job
+    /// gets a workspace, a proxy or a child. No key: the Gemini and
     /// Cline keys stay with the egress proxy (`run` adds the Gemini route's
     /// token), and the push token is sent later, after the agent phase (see
     /// `supervise`). Also the
@@ -122,6 +125,11 @@ struct JobRunner: Sendable {
         guard let project = try await store.resolveProject(projectRef) else {
             throw JobFailure(.invalidSpec, "project \(JobStore.idText(projectRef)) does not exist "
                 + "(no project has it as _id or projectId)")
+        }
+        if let url = project.repoURL {
+            let policy = config.remotePolicy
+            // realpath and stat of a local remote: off the cooperative pool.
+            _ = try await onDedicatedThread { try policy.check(url) }
         }
         return (JobTicket(jobId: job.idText, attempt: job.attempt,
                          projectName: project.name ?? "project", repoURL: project.repoURL,
@@ -252,8 +260,14 @@ struct JobRunner: Sendable {
             return JobFailure(.sandboxViolation, "processes of the agent were still running when the push token was due")
         }
         let token: String?
+        let provider = PushTokenProvider(config: config, store: store)
         do {
-            token = try await pushToken(for: job, repoURL: repoURL)
+            if let reason = provider.withheldReason(repoURL: repoURL) {
+                await logs.add("push token withheld: " + reason)
+                token = nil
+            } else {
+                token = try await provider.pushToken(for: job, repoURL: repoURL)
+            }
         } catch {
             child.closeInput()
             return error as? JobFailure ?? JobFailure(.pushFailed, "cannot get a push token: \(error)")

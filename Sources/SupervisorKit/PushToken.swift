@@ -40,14 +40,20 @@ public struct PushTokenProvider: Sendable {
         return helperPath
     }
 
+    /// Why no token is offered to `repoURL`'s remote, which is http(s) on a
+    /// host outside GIT_TOKEN_HOSTS (the App's own host for `github-app`);
+    /// nil when one may be (or none is needed).
+    public func withheldReason(repoURL: String?) -> String? {
+        config.gitToken.tokenHosts.refusal(repoURL.flatMap { try? RepositoryRemote($0) })
+    }
+
     /// The token for pushing `job` to `repoURL`; nil when none is needed (no
-    /// http(s) remote) or, for `env`, when GITHUB_TOKEN is unset.
+    /// http(s) remote), when the remote's host is not one a token may go to
+    /// (`withheldReason`), or, for `env`, when GITHUB_TOKEN is unset.
     public func pushToken(for job: ClaimedJob, repoURL: String?) async throws -> String? {
         let settings = config.gitToken
-        guard settings.source != .env else { return config.githubToken }
-        guard let repoURL, repoURL.lowercased().hasPrefix("http://") || repoURL.lowercased().hasPrefix("https://") else {
-            return nil
-        }
+        guard let repoURL, let remote = try? RepositoryRemote(repoURL), remote.http != nil,
+              settings.tokenHosts.allow(remote) else { return nil }
         switch settings.source {
         case .env: return config.githubToken
         case .user:
@@ -66,11 +72,33 @@ public struct PushTokenProvider: Sendable {
             }
             return token
         case .githubApp:
-            return try await mintInstallationToken(repoURL: repoURL)
+            return try await mintInstallationToken(repoURL: repoURL, pushUser: try await githubLogin(of: job))
         }
     }
 
-    func mintInstallationToken(repoURL: String) async throws -> String {
+    /// The job's user's GitHub login (GIT_USER_LOGIN_FIELD of the user
+    /// document), for GitHub's push permission check; `push_auth_failed`
+    /// naming the check when there is none.
+    func githubLogin(of job: ClaimedJob) async throws -> String {
+        let settings = config.gitToken
+        let why = "GIT_TOKEN_SOURCE=github-app: the push permission check needs the job's user's GitHub login"
+        guard let user = job.job.userId else { throw JobFailure(.pushAuthFailed, why + ", and the job has no userId (nor user_id)") }
+        let login: String?
+        do {
+            login = try await store.userString(userId: user, collection: settings.userCollection, field: settings.userLoginField)
+        } catch {
+            throw JobFailure(.pushFailed, "GIT_TOKEN_SOURCE=github-app: cannot read \(settings.userCollection): \(error)")
+        }
+        guard let login else {
+            throw JobFailure(.pushAuthFailed, why + ": user \(user) has no \(settings.userCollection).\(settings.userLoginField)")
+        }
+        guard GitHubAppTokenRequest.isLogin(login) else {
+            throw JobFailure(.pushAuthFailed, why + ": user \(user)'s \(settings.userLoginField) is not a GitHub login")
+        }
+        return login
+    }
+
+    func mintInstallationToken(repoURL: String, pushUser: String) async throws -> String {
         let settings = config.gitToken
         guard let (owner, name) = RepositoryPath.ownerAndName(repoURL) else {
             throw JobFailure(.pushAuthFailed, "GIT_TOKEN_SOURCE=github-app: the repository URL names no owner/repository")
@@ -87,10 +115,10 @@ public struct PushTokenProvider: Sendable {
                 + (settings.appPrivateKeyFile ?? ""))
         }
         let request = GitHubAppTokenRequest(apiURL: settings.apiURL, appId: settings.appId ?? "", privateKeyPEM: pem,
-                                            owner: owner, repository: name)
+                                            owner: owner, repository: name, pushUser: pushUser)
         let reply = try await Self.runHelper(helper, request: request)
         if let token = reply.token { return token }
-        let why = "GIT_TOKEN_SOURCE=github-app: GitHub refused an installation token for \(owner)/\(name): "
+        let why = "GIT_TOKEN_SOURCE=github-app: no installation token for \(owner)/\(name): "
             + (reply.status.map { $0 == 0 ? "" : "HTTP \($0) " } ?? "") + (reply.error ?? "no reason given")
         // No answer or a server error may pass; a refusal will not.
         if let status = reply.status, status == 0 || status >= 500 { throw JobFailure(.pushFailed, why) }
@@ -119,24 +147,5 @@ public struct PushTokenProvider: Sendable {
                 + "ended without an answer: \(status)")
         }
         return reply
-    }
-}
-
-extension JobRunner {
-    /// The push token for `job` (its project's repository), by GIT_TOKEN_SOURCE.
-    func pushToken(for job: ClaimedJob) async throws -> String? {
-        let project = try await job.projectId.asyncFlatMap { try await store.resolveProject($0) }
-        return try await pushToken(for: job, repoURL: project?.repoURL)
-    }
-
-    func pushToken(for job: ClaimedJob, repoURL: String?) async throws -> String? {
-        try await PushTokenProvider(config: config, store: store).pushToken(for: job, repoURL: repoURL)
-    }
-}
-
-extension Optional {
-    func asyncFlatMap<U>(_ f: (Wrapped) async throws -> U?) async rethrows -> U? {
-        guard let v = self else { return nil }
-        return try await f(v)
     }
 }

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """GitHub's installation-token API on loopback, checking the app's JWT.
 
-Usage: github_app_server.py PUBLIC_KEY_PEM APP_ID TOKEN REQUEST_LOG
+Usage: github_app_server.py PUBLIC_KEY_PEM APP_ID TOKEN REQUEST_LOG [PERMISSIONS_JSON]
 Prints its port first. Answers like api.github.com:
   GET  /repos/{owner}/{repo}/installation          -> 200 {"id": 4242, ...}
   POST /app/installations/4242/access_tokens       -> 201 {"token": TOKEN, "expires_at": ...}
-Every request must carry `Authorization: Bearer <JWT>` whose RS256 signature
-verifies with PUBLIC_KEY_PEM, with iss = APP_ID, iat <= now < exp and
-exp - iat <= 600 s; otherwise 401 {"message": "A JSON web token could not be
-decoded"}. A repository named `not-installed` has no installation (404).
+       (asked for {"metadata": "read"} only: a read-only token, READ_TOKEN below)
+  GET  /repos/{owner}/{repo}/collaborators/{user}/permission
+       -> 200 {"permission": P, "role_name": P, "user": {"login": user, "permissions": {"push": ...}}}
+          with P from PERMISSIONS_JSON (a {login: permission} object, default
+          {"octocat": "write"}); 404 for a login it does not list.
+The app endpoints must carry `Authorization: Bearer <JWT>` whose RS256
+signature verifies with PUBLIC_KEY_PEM, with iss = APP_ID, iat <= now < exp
+and exp - iat <= 600 s; otherwise 401 {"message": "A JSON web token could not
+be decoded"}. The permission endpoint must carry an installation token (401
+otherwise). A repository named `not-installed` has no installation (404).
 Each request is logged as a JSON line {method, path, jwt, body} with jwt one
-of ok|bad|none.
+of ok|bad|none, or for the permission endpoint read-token|token|none.
 """
 import base64
 import json
@@ -25,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 PUBLIC = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
 APP_ID, TOKEN, LOG = sys.argv[2], sys.argv[3], sys.argv[4]
+PERMISSIONS = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {"octocat": "write"}
+READ_TOKEN = "ghs_" + "ReadOnlyMetadataTokenForTheCheck000000"
 
 
 def b64(s):
@@ -62,22 +70,43 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self, method):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        parts = self.path.strip("/").split("/")
+        if method == "GET" and len(parts) == 6 and parts[0] == "repos" and parts[3] == "collaborators" \
+                and parts[5] == "permission":
+            return self.permission(parts[4])
         jwt = check_jwt(self.headers.get("Authorization", ""))
         with open(LOG, "a") as f:
             f.write(json.dumps({"method": method, "path": self.path, "jwt": jwt,
                                 "body": json.loads(body) if body else None}) + "\n")
         if jwt != "ok":
             return self.answer(401, {"message": "A JSON web token could not be decoded"})
-        parts = self.path.strip("/").split("/")
         if method == "GET" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation":
             if parts[2] == "not-installed":
                 return self.answer(404, {"message": "Not Found"})
             return self.answer(200, {"id": 4242, "app_id": int(APP_ID), "account": {"login": parts[1]}})
         if method == "POST" and self.path == "/app/installations/4242/access_tokens":
             expires = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            asked = (json.loads(body) if body else {}).get("permissions")
+            if asked == {"metadata": "read"}:
+                return self.answer(201, {"token": READ_TOKEN, "expires_at": expires, "permissions": asked,
+                                         "repository_selection": "selected"})
             return self.answer(201, {"token": TOKEN, "expires_at": expires, "permissions": {"contents": "write"},
                                      "repository_selection": "selected"})
         self.answer(404, {"message": "Not Found"})
+
+    def permission(self, user):
+        header = self.headers.get("Authorization", "")
+        auth = {"Bearer " + READ_TOKEN: "read-token", "Bearer " + TOKEN: "token"}.get(header, "none")
+        with open(LOG, "a") as f:
+            f.write(json.dumps({"method": "GET", "path": self.path, "jwt": auth, "body": None}) + "\n")
+        if auth == "none":
+            return self.answer(401, {"message": "Bad credentials"})
+        if user not in PERMISSIONS:
+            return self.answer(404, {"message": "Not Found"})
+        p = PERMISSIONS[user]
+        legacy = "write" if p == "maintain" else p
+        return self.answer(200, {"permission": legacy, "role_name": p,
+                                 "user": {"login": user, "permissions": {"push": p in ("admin", "maintain", "write")}}})
 
     def do_GET(self):
         self.handle_any("GET")

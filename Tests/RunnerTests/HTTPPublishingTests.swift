@@ -29,7 +29,9 @@ import Testing
         let r = try await w.h.agentRunner(["run", "--exit-when-idle", "--concurrency", "1"],
                                           env: ["GITHUB_TOKEN": token, "JOB_MAX_ATTEMPTS": "1",
                                                 // The git server is on loopback: only an exact rule opens it.
-                                                "JOB_EGRESS_ALLOW": "127.0.0.1:\(w.server.port)"])
+                                                "JOB_EGRESS_ALLOW": "127.0.0.1:\(w.server.port)",
+                                                // ... and a token goes to it only as a GIT_TOKEN_HOSTS host.
+                                                "GIT_TOKEN_HOSTS": "127.0.0.1:\(w.server.port)"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stderr.contains(token), "the token must never reach the supervisor's log")
     }

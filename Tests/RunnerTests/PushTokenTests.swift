@@ -25,6 +25,8 @@ import Testing
         try await Git.initBare(h.root + "/srv/acme/shop.git")
         let log = h.root + "/git-requests.jsonl"
         let git = try await FixtureServer("git_http_server.py", [h.root + "/srv", Self.token, log])
+        // The user of the App's jobs: GitHub says octocat may push (github_app_server.py).
+        try await h.store.pool.run("users") { try CollectionOps.insert($0, ["_id": "octo", "github_login": "octocat"]) }
         return World(h: h, git: git, gitLog: log)
     }
 
@@ -56,8 +58,10 @@ import Testing
     func run(_ w: World, _ env: [String: String]) async throws {
         var all = env
         all["JOB_MAX_ATTEMPTS"] = "1"
-        // The git server is on loopback: only an exact egress rule opens it.
+        // The git server is on loopback: only an exact egress rule opens it,
+        // and a token goes to it only as a GIT_TOKEN_HOSTS host.
         all["JOB_EGRESS_ALLOW"] = "127.0.0.1:\(w.git.port)"
+        all["GIT_TOKEN_HOSTS"] = all["GIT_TOKEN_HOSTS"] ?? "127.0.0.1:\(w.git.port)"
         let r = try await w.h.agentRunner(["run", "--exit-when-idle"], env: all)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stderr.contains(Self.token), "the token must never reach the supervisor's log")
@@ -70,15 +74,20 @@ import Testing
         let apiLog = w.h.root + "/api.jsonl"
         let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
         defer { api.stop() }
-        let id = try await appJob(w)
+        let id = try await appJob(w, user: "octo")
         try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
                           "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
         let job = try await w.h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job.prettyString)")
         #expect(job["metadata"]?["commitSha"]?.stringValue == (try await Git.run(["-C", w.bare, "rev-parse", "main"])))
         let calls = try FixtureServer.jsonLines(apiLog)
-        #expect(calls.map { $0["path"]?.stringValue ?? "" } == ["/repos/acme/shop/installation", "/app/installations/4242/access_tokens"])
-        #expect(calls.allSatisfy { $0["jwt"] == "ok" }, "every call carries a valid RS256 JWT for the app")
+        // The installation, a read-only token, GitHub's word that octocat may push, and only then the push token.
+        #expect(calls.map { $0["path"]?.stringValue ?? "" } == ["/repos/acme/shop/installation", "/app/installations/4242/access_tokens",
+                                                                "/repos/acme/shop/collaborators/octocat/permission",
+                                                                "/app/installations/4242/access_tokens"])
+        #expect(calls.map { $0["jwt"]?.stringValue ?? "" } == ["ok", "ok", "read-token", "ok"],
+                "the app's calls carry a valid RS256 JWT, the check the read-only token")
+        #expect(calls[1]["body"] == ["repositories": ["shop"], "permissions": ["metadata": "read"]])
         #expect(calls.last?["body"] == ["repositories": ["shop"], "permissions": ["contents": "write"]])
         #expect(!(job.jsonString.contains(Self.token)), "the token is never stored")
         let pushes = try FixtureServer.jsonLines(w.gitLog).filter { $0["query"]?.stringValue?.contains("receive-pack") == true }
@@ -93,7 +102,7 @@ import Testing
         let apiLog = w.h.root + "/api.jsonl"
         let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
         defer { api.stop() }
-        let id = try await appJob(w)
+        let id = try await appJob(w, user: "octo")
         try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": otherKey,
                           "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
         let job = try await w.h.job(id)
@@ -103,6 +112,56 @@ import Testing
         #expect(message.contains("GIT_TOKEN_SOURCE=github-app") && message.contains("HTTP 401"), "\(message)")
         #expect(try FixtureServer.jsonLines(apiLog).allSatisfy { $0["jwt"] == "bad" })
         #expect(try FixtureServer.jsonLines(w.gitLog).isEmpty, "nothing reached the git server")
+    }
+
+    /// github-app: GitHub must say the job's user may push to the repository
+    /// before a push token exists; a reader, a user without a GitHub login
+    /// and a repository on another host get none.
+    @Test func githubAppMintsOnlyForAUserWhoMayPushOnTheAppsHost() async throws {
+        let w = try await world()
+        defer { w.stop() }
+        let (key, pub) = try await keyPair(w.h.root)
+        let apiLog = w.h.root + "/api.jsonl"
+        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog,
+                                                                   #"{"octocat": "write", "reader": "read"}"#])
+        defer { api.stop() }
+        try await w.h.store.pool.run("users") {
+            try CollectionOps.insert($0, ["_id": "rd", "github_login": "reader"])
+            try CollectionOps.insert($0, ["_id": "nologin", "email": "n@example.com"])
+        }
+        let env = ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
+                   "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"]
+        let reader = try await appJob(w, user: "rd")
+        try await run(w, env)
+        let denied = try await w.h.job(reader)
+        #expect(denied["error"]?["code"]?.stringValue == "push_auth_failed", "\(denied.jsonString)")
+        #expect(denied["error"]?["message"]?.stringValue == "GIT_TOKEN_SOURCE=github-app: no installation token for acme/shop: "
+            + "push permission check failed: GitHub user reader has 'read' on acme/shop; a push needs admin, maintain or write")
+        let calls = try FixtureServer.jsonLines(apiLog)
+        #expect(calls.last?["path"]?.stringValue == "/repos/acme/shop/collaborators/reader/permission")
+        #expect(!calls.contains { $0["body"]?["permissions"]?["contents"] != nil }, "no push token was minted")
+        #expect(try FixtureServer.jsonLines(w.gitLog).isEmpty)
+
+        let noLogin = try await appJob(w, user: "nologin")
+        try await run(w, env)
+        #expect(try await w.h.job(noLogin)["error"]?["message"]?.stringValue == "GIT_TOKEN_SOURCE=github-app: the push "
+            + "permission check needs the job's user's GitHub login: user nologin has no users.github_login")
+        #expect(try FixtureServer.jsonLines(apiLog).count == calls.count, "the API was not asked")
+
+        // A repository on another host than the App's: no token is minted for it, the push is skipped.
+        let projectId = try await w.h.store.insertProject(name: "Victim", repoURL: "https://evil.example/victim-org/victim-repo.git")
+        let elsewhere = try await w.h.store.insertJob(projectId: projectId, spec: tinySpec)
+        try await run(w, env)
+        let skipped = try await w.h.job(elsewhere)
+        #expect(skipped["status"]?.stringValue == "done", "\(skipped.jsonString)")
+        #expect(skipped["metadata"]?["pushSkippedReason"]?.stringValue?.contains("evil.example:443 is not in GIT_TOKEN_HOSTS") == true)
+        #expect(try FixtureServer.jsonLines(apiLog).count == calls.count, "the API was not asked")
+
+        // The App's tokens go to its own host only: a list without it is refused at start.
+        var bad = Harness.minimalConfig.merging(env) { $1 }
+        bad["GIT_TOKEN_HOSTS"] = "github.com"
+        let e = #expect(throws: ConfigurationError.self) { try RunnerConfiguration(environment: bad) }
+        #expect(e?.variable == "GIT_TOKEN_HOSTS" && e?.reason.contains("127.0.0.1") == true)
     }
 
     @Test func userSourcePushesWithTheUsersOwnTokenAndFailsClearlyWithoutOne() async throws {
@@ -175,5 +234,9 @@ import Testing
         #expect(badField?.variable == "GIT_TOKEN_USER_FIELD")
         #expect(RepositoryPath.ownerAndName("https://github.com/acme/shop.git")! == ("acme", "shop"))
         #expect(RepositoryPath.ownerAndName("file:///srv/repo.git") == nil)
+        #expect(RepositoryPath.ownerAndName("https://github.com/x/acme/shop.git") == nil, "exactly owner/name")
+        env = Harness.minimalConfig
+        env["GIT_USER_LOGIN_FIELD"] = "$where"
+        #expect((try? RunnerConfiguration(environment: env)) == nil)
     }
 }

@@ -147,6 +147,9 @@ struct Harness {
             "WORKDIR_ROOT": workdir, "GENERATORS": "scaffold", "CLINE_ENABLED": "false",
             "RUNNER_POLL_SECONDS": "0.2", "AGENT_RUNNER_JOB_PATH": TestEnv.binDir + "/agent-runner-job",
             "KEEP_WORKSPACES": "always",
+            // The tests' remotes: bare repositories below this harness's folder
+            // (never the folder itself), and git servers on loopback over http.
+            "GIT_LOCAL_REMOTE_ROOTS": root, "GIT_ALLOWED_SCHEMES": "https,http",
         ]
         env.merge(extra) { $1 }
         return env

@@ -47,7 +47,8 @@ import Testing
         let api = try await FixtureServer("github_app_server.py", [pub, "98765", PushTokenTests.token, apiLog])
         return App(env: ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)", "SANDBOX": "off", "JOB_NETWORK": "host",
-                         "AGENT_RUNNER_JOB_PATH": standIn, "JOB_MAX_ATTEMPTS": "1"],
+                         "AGENT_RUNNER_JOB_PATH": standIn, "JOB_MAX_ATTEMPTS": "1",
+                         "GIT_TOKEN_HOSTS": "127.0.0.1:\(w.git.port)"],
                    api: api, apiLog: apiLog)
     }
 
@@ -57,7 +58,7 @@ import Testing
         defer { w.stop() }
         let a = try await app(w, standIn: try standIn(w.h.root))
         defer { a.api.stop() }
-        let id = try await tests.appJob(w)
+        let id = try await tests.appJob(w, user: "octo")
         try await tests.run(w, a.env)
         let job = try await w.h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job["error"]?.jsonString ?? "")")
@@ -65,7 +66,7 @@ import Testing
                 "the configured job child never ran as the token helper, so never saw the private key")
         let line = (try? String(contentsOfFile: w.h.root + "/token-line", encoding: .utf8)) ?? ""
         #expect(line.contains(PushTokenTests.token) && !line.contains(Self.standInToken), "the sibling's token: \(line)")
-        #expect(try FixtureServer.jsonLines(a.apiLog).count == 2, "the real helper asked the API")
+        #expect(try FixtureServer.jsonLines(a.apiLog).count == 4, "the real helper asked the API")
     }
 
     @Test func withoutASiblingTheJobFailsNamingThePathAndTheKeyGoesNowhere() async throws {
@@ -78,7 +79,7 @@ import Testing
         let lonely = w.h.root + "/lonely"
         try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
         try #require(link(TestEnv.binDir + "/agent-runner", lonely + "/agent-runner") == 0, "hard link: \(errno)")
-        let id = try await tests.appJob(w)
+        let id = try await tests.appJob(w, user: "octo")
         let r = try await runProcess(lonely + "/agent-runner", ["run", "--exit-when-idle"], env: w.h.environment(a.env),
                                      cwd: w.h.root)
         #expect(r.status == 0, "\(r.stderr)")
