@@ -64,6 +64,15 @@ struct Doctor: AsyncParsableCommand {
         }
         let childPath = ChildLocator.path(config)
         report(childPath == nil ? "fail" : "ok", "job child: \(childPath ?? "not found (set AGENT_RUNNER_JOB_PATH)")")
+        if let range = config.jobUIDRange, let childPath {
+            let uid = UInt32(range.lowerBound)
+            if let why = ExecuteAccess.problem(path: childPath, uid: uid, gid: uid) {
+                report("fail", "JOB_UID_RANGE: uid \(uid) cannot execute the job child \(childPath): \(why) is missing "
+                    + "(install agent-runner-job where every uid can reach it, e.g. /usr/local/bin)")
+            } else {
+                report("ok", "JOB_UID_RANGE: uid \(uid) can execute the job child \(childPath)")
+            }
+        }
         if let childPath {
             await ContainmentChecks.namespacesAndSelfTest(childPath: childPath, config: config, report: report)
         }

@@ -72,6 +72,9 @@ public struct JobLaunch: Sendable {
     /// (SANDBOX=off alone falls back to none, loudly).
     func spawnChild(ticket: [UInt8], workspace: String, identity: ChildIdentity?, cgroup: JobCgroup?,
                     warn: (String) -> Void) throws -> ChildProcess {
+        // A range uid that cannot reach the binary (a build under a 0700 home)
+        // would fail the exec, which reads as a namespace failure: say so first.
+        if let identity, let failure = ExecuteAccess.failure(childPath: childPath, uid: identity.uid) { throw failure }
         let env = WorkspaceLayout(workspace).environment
         let uid = identity?.uid ?? Int32(bitPattern: geteuid()), gid = identity?.uid ?? Int32(bitPattern: getegid())
         func spawn(_ ns: Namespaces?) throws -> ChildProcess {

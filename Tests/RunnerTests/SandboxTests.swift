@@ -263,37 +263,6 @@ import Testing
         #expect(run.status == 78 && run.stderr.contains("JOB_UID_RANGE"))
     }
 
-    /// As root with JOB_UID_RANGE, each child runs as its own uid = gid from
-    /// the range, in a workspace it owns; two jobs push to one shared remote.
-    @Test func childrenRunAsTheirOwnUidFromTheRange() async throws {
-        try #require(geteuid() == 0, "JOB_UID_RANGE needs the tests to run as root")
-        let h = try Harness()
-        defer { h.cleanup() }
-        try await h.makeRemote()
-        _ = try await runProcess("/bin/chmod", ["-R", "a+rwX", h.remote])
-        // Inside its user namespace the agent is uid 0; on the host, what it writes belongs to its own uid.
-        let cline = try fakeCline(h, hostile: "exit 1", normal: "id -u > uid.txt; id -g > gid.txt; date +%N > n.txt")
-        let ids = [try await h.seed(tinySpec), try await h.seed(tinySpec, project: "second")]
-        let env = ["CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_UID_RANGE": "61000-61999",
-                   "RUNNER_CONCURRENCY": "1"]
-        #expect(try await h.agentRunner(["run", "--exit-when-idle"], env: env).status == 0)
-        var uids: [Int] = []
-        for id in ids {
-            let job = try await h.job(id)
-            #expect(job["status"]?.stringValue == "done", "\(job.jsonString)")
-            guard let sha = job["metadata"]?["commitSha"]?.stringValue else { continue }
-            #expect(try await Git.run(["-C", h.remote, "show", "\(sha):uid.txt"]) == "0")
-            #expect(try await Git.run(["-C", h.remote, "show", "\(sha):gid.txt"]) == "0")
-            var st = stat()
-            #expect(stat(h.workspace(id) + "/repo/n.txt", &st) == 0)
-            let uid = Int(st.st_uid)
-            #expect((61000...61999).contains(uid) && Int(st.st_gid) == uid, "n.txt is owned by \(st.st_uid):\(st.st_gid)")
-            #expect(stat(h.workspace(id), &st) == 0 && Int(st.st_uid) == uid && Int(st.st_gid) == uid)
-            uids.append(uid)
-        }
-        #expect(uids.count == 2)
-    }
-
     @Test func doctorReportsTheConfinementAndItsSelfTest() async throws {
         let h = try Harness()
         defer { h.cleanup() }
