@@ -196,3 +196,16 @@ import Testing
         #expect(job["metadata"]?["commitSha"]?.stringValue == (try await Git.run(["-C", h.remote, "rev-parse", "main"])))
     }
 }
+
+extension RemoteURLTests {
+    @Test func doctorReportsTheRulesForURLsAndTokens() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let run = try await h.agentRunner(["doctor"], env: ["GIT_LOCAL_REMOTE_ROOTS": h.root + ":" + h.root + "/missing",
+                                                            "GIT_TOKEN_HOSTS": "github.com,127.0.0.1:9"])
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("warn  repository URLs: GIT_ALLOWED_SCHEMES=https,http; local remotes below \(h.root):\(h.root)/missing "
+            + "(GIT_LOCAL_REMOTE_ROOTS); missing: \(h.root)/missing"), "\(run.stdout)")
+        #expect(lines.contains("ok    push tokens go to GIT_TOKEN_HOSTS github.com,127.0.0.1:9 only"), "\(run.stdout)")
+    }
+}
