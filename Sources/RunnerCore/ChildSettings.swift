@@ -60,14 +60,14 @@ public struct ChildSettings: Sendable, Codable, Equatable {
     public var logLineBytes: Int
     /// JOB_LOG_BYTES: the most log bytes one attempt records.
     public var logBytes: Int
-
-    /// The log's byte bounds (JOB_LOG_LINE_BYTES, JOB_LOG_BYTES).
-    public var logBounds: LogBounds { LogBounds(lineBytes: logLineBytes, jobBytes: logBytes) }
     /// The hosts a push token may be offered to (GIT_TOKEN_HOSTS; for
     /// `github-app` the App's own host among them): the child asks for a
     /// token for no other remote, and its credential callback checks each
     /// server that asks.
     public var tokenHosts: [TokenHost]
+
+    /// The log's byte bounds (JOB_LOG_LINE_BYTES, JOB_LOG_BYTES).
+    public var logBounds: LogBounds { LogBounds(lineBytes: logLineBytes, jobBytes: logBytes) }
 
     /// The loopback port of the forwarder to the egress proxy inside every
     /// job's own network namespace (HTTPS_PROXY/HTTP_PROXY of the agent).
