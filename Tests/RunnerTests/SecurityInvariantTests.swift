@@ -153,17 +153,35 @@ import Testing
     }
 
     /// A read-write path the sandbox cannot open fails the job at once instead
-    /// of being skipped (here a file:// repository that does not exist).
+    /// of being skipped (here a file:// repository that does not exist): the
+    /// supervisor refuses it before the job runs, and the child itself, given
+    /// such a ticket, fails instead of confining itself without it.
     @Test func aMissingReadWritePathFailsTheJob() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        let id = try await h.seed(tinySpec, repo: "file://" + h.root + "/missing.git")
+        let missing = "file://" + h.root + "/missing.git"
+        let id = try await h.seed(tinySpec, repo: missing)
         let r = try await h.agentRunner(["run", "--exit-when-idle"])
         #expect(r.status == 0, "\(r.stderr)")
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "failed", "\(job.jsonString)")
-        #expect(job["error"]?["retryable"]?.boolValue == false)
-        #expect(job["error"]?["message"]?.stringValue?.contains("cannot grant read-write access to \(h.root)/missing.git") == true,
-                "\(job["error"]?.jsonString ?? "")")
+        #expect(job["error"]?["code"]?.stringValue == "invalid_remote")
+        #expect(job["error"]?["message"]?.stringValue?.contains("the local path does not exist") == true)
+        let workspace = h.workspace("missing-rw")
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        var settings = try RunnerConfiguration(environment: h.environment()).child
+        settings.network = .none
+        let ticket = JobTicket(jobId: "missing-rw", attempt: 1, projectName: "Missing", repoURL: missing,
+                               architectureSpec: tinySpec, workspace: workspace, settings: settings,
+                               secrets: ChildSecrets(githubToken: nil))
+        let child = try await JobChildRun.run(ticket, env: h.environment(),
+                                              namespaces: Namespaces(network: true, uid: Int32(bitPattern: geteuid()),
+                                                                     gid: Int32(bitPattern: getegid())))
+        guard case .failed(let failure)? = child.events.last(where: { if case .failed = $0 { true } else { false } }) else {
+            Issue.record("no failure event: \(child.stdout)")
+            return
+        }
+        #expect(!failure.retryable)
+        #expect(failure.message.contains("cannot grant read-write access to \(h.root)/missing.git"), "\(failure)")
     }
 }

@@ -161,7 +161,10 @@ struct Harness {
     }
 
     /// Seeds a project (remote = the bare repo) and a job; returns the job id text.
+    /// The default remote's folder is made if missing (a local remote must
+    /// exist to pass the supervisor's check; stand-in children never open it).
     func seed(_ spec: JSONValue, repo: String? = nil, project: String = "Test project") async throws -> String {
+        if repo == nil { try FileManager.default.createDirectory(atPath: remote, withIntermediateDirectories: true) }
         let projectId = try await store.insertProject(name: project, repoURL: repo ?? "file://" + remote)
         return try await store.insertJob(projectId: projectId, spec: spec)
     }
