@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/sched.h>
@@ -52,6 +55,27 @@ static void cshims_close_from(int lowfd, int keep) {
     if (syscall(SYS_close_range, from, ~0U, 0) != 0) {
         for (int fd = from; fd < 65536; fd++) close(fd);
     }
+}
+
+int cshims_unshare_mount_namespace(void) {
+    if (unshare(CLONE_NEWNS) != 0) return -errno;
+    return mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0 ? 0 : -errno;
+}
+
+int cshims_mount_tmpfs(const char *target, mode_t mode, unsigned size_kb) {
+    char data[64];
+    snprintf(data, sizeof data, "mode=%o,size=%uk", (unsigned)mode, size_kb);
+    return mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, data) == 0 ? 0 : -errno;
+}
+
+int cshims_bind_fd(int fd, const char *target) {
+    char source[64];
+    snprintf(source, sizeof source, "/proc/self/fd/%d", fd);
+    return mount(source, target, NULL, MS_BIND | MS_REC, NULL) == 0 ? 0 : -errno;
+}
+
+int cshims_mount_proc(const char *target) {
+    return mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0 ? 0 : -errno;
 }
 
 int cshims_unshare_user_namespace(void) {
@@ -201,6 +225,15 @@ static void cshims_spawn_child(const char *path, char *const argv[], char *const
     if (g != 1) _exit(127);
     if (setsid() < 0) cshims_child_fail(report[1]);
     if (o->death_signal > 0 && prctl(PR_SET_PDEATHSIG, o->death_signal, 0, 0, 0) != 0) cshims_child_fail(report[1]);
+    // The program's own narrower layers, last before the descriptors are
+    // rearranged (the ruleset's descriptor is closed with the others).
+    if (o->landlock_ruleset_fd >= 0 && syscall(SYS_landlock_restrict_self, o->landlock_ruleset_fd, 0) != 0)
+        cshims_child_fail(report[1]);
+    if (o->seccomp_filter != NULL) {
+        struct sock_fprog prog = {(unsigned short)(o->seccomp_filter_bytes / sizeof(struct sock_filter)),
+                                  (struct sock_filter *)(uintptr_t)o->seccomp_filter};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) cshims_child_fail(report[1]);
+    }
     int fds[3] = {o->stdin_fd, o->stdout_fd, o->stderr_fd};
     for (int i = 0; i < 3; i++) {
         if (fds[i] >= 0 && fds[i] < 3) {

@@ -32,6 +32,7 @@ struct AgentProcess {
         o.stdout = outPipe[1]; o.stderr = errPipe[1]
         o.workingDirectory = cwd
         o.deathSignal = SIGKILL // spawned from the job child's main thread, which lives until the job ends
+        o.layers = AgentConfinement.layers
         do {
             process = try SpawnedProcess(executable: executable, arguments: arguments, environment: environment, options: o)
         } catch {
@@ -93,6 +94,17 @@ struct AgentProcess {
         case .exited(let c): return Ended(status: .exited(c), cpuSeconds: ended.cpuSeconds)
         case .signaled(let s): return Ended(status: .signaled(s), cpuSeconds: ended.cpuSeconds)
         }
+    }
+}
+
+/// The agent's own confinement layers (set by the job child once it has
+/// confined itself; nil with SANDBOX=off): every agent spawn applies them
+/// between clone and execve.
+public enum AgentConfinement {
+    private static let current = Locked<ExecLayers?>(nil)
+    public static var layers: ExecLayers? {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
     }
 }
 

@@ -44,7 +44,12 @@ struct Pipeline {
         // Confinement comes first, while this is the only thread: `apply()`
         // refuses to run otherwise (Landlock binds the calling thread and
         // what it starts later, not threads that already exist).
-        out.log(try measure("confineMs") { try confinement().apply() })
+        let confined = try measure("confineMs") { try confinement().apply() }
+        out.log(confined.summary)
+        if ticket.settings.sandboxEnforced {
+            AgentConfinement.layers = try AgentLayers.make(rules: agentRules(confined.rules),
+                                                           mounts: confined.mountNamespace)
+        }
         network.startForwarding()
         ChildInput.startWatching()
         let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName,
@@ -152,7 +157,24 @@ struct Pipeline {
                             maxWriteMB: s.maxTotalMB + 64, enforced: s.sandboxEnforced)
         c.isolatedNetwork = s.network != .host
         if ticket.pidsEventsPath == nil { c.maxProcesses = s.maxProcesses }
+        // Its own mount namespace (enforced jobs always have their user and PID
+        // namespaces), the workspace kept.
+        c.mountNamespace = true
+        c.keepPaths = [workspace.root]
         return c
+    }
+
+    /// The agent's narrower layer on top of the job's `rules`: it writes only
+    /// repo/, home/ and tmp/ (input/ it reads); the local git remote, which
+    /// only the publisher writes after the agent phase, and run/ (the egress
+    /// proxy's socket, the forwarder's business) are left out; TCP only to
+    /// the forwarder.
+    func agentRules(_ rules: Landlock.Rules) -> Landlock.Rules {
+        var agent = rules
+        agent.readWrite = [workspace.repo, workspace.home, workspace.tmp]
+        agent.readExecute = rules.readExecute.filter { $0 != workspace.run } + [workspace.input]
+        agent.connectPorts = rules.connectPorts.map { $0.filter { $0 == UInt16(ChildSettings.forwarderPort) } }
+        return agent
     }
 
     func writeInputs(_ spec: ArchitectureSpec) throws {

@@ -48,6 +48,20 @@ public struct Namespaces: Sendable, Equatable {
     var flags: UInt64 { cshims_clone_newuser() | cshims_clone_newpid() | (network ? cshims_clone_newnet() : 0) }
 }
 
+/// Confinement layers a spawned program gets on top of its parent's, applied
+/// in the child between clone and execve (by C code only): both are prepared
+/// by the parent, so nothing is built or allocated there.
+public struct ExecLayers: Sendable {
+    /// A Landlock ruleset descriptor (the parent keeps it open), or -1.
+    public var landlockRuleset: Int32
+    /// A classic BPF seccomp program (struct sock_filter[]), or empty.
+    public var seccompFilter: [UInt8]
+    public init(landlockRuleset: Int32 = -1, seccompFilter: [UInt8] = []) {
+        self.landlockRuleset = landlockRuleset
+        self.seccompFilter = seccompFilter
+    }
+}
+
 /// One spawned process, the single spawn/reap implementation for the job
 /// child (spawned by the supervisor) and the agent (spawned by the job
 /// child). It owns a pidfd, so signals never reach a recycled pid; its
@@ -69,6 +83,8 @@ public final class SpawnedProcess: Sendable {
         public var cgroupProcs: String? = nil
         /// PR_SET_PDEATHSIG; only from a thread that outlives the child.
         public var deathSignal: Int32 = 0
+        /// Confinement the process applies to itself just before execve.
+        public var layers: ExecLayers? = nil
         public init() {}
     }
 
@@ -83,11 +99,17 @@ public final class SpawnedProcess: Sendable {
         c.namespaces = o.namespaces?.flags ?? 0
         c.map_uid = o.namespaces?.uid ?? -1; c.map_gid = o.namespaces?.gid ?? -1
         c.death_signal = o.deathSignal
+        c.landlock_ruleset_fd = o.layers?.landlockRuleset ?? -1
+        let filter = o.layers?.seccompFilter ?? []
         let pid: pid_t = o.workingDirectory.withOptionalCString { cwd in
             o.cgroupProcs.withOptionalCString { cg in
-                c.cwd = cwd
-                c.cgroup_procs = cg
-                return cshims_spawn_ex(executable, argv.pointers, envp.pointers, &c)
+                filter.withUnsafeBytes { bpf in
+                    c.cwd = cwd
+                    c.cgroup_procs = cg
+                    c.seccomp_filter = bpf.isEmpty ? nil : bpf.baseAddress
+                    c.seccomp_filter_bytes = bpf.count
+                    return cshims_spawn_ex(executable, argv.pointers, envp.pointers, &c)
+                }
             }
         }
         guard pid > 0 else { throw Errno(-pid, o.namespaces == nil ? "spawn \(executable)" : "spawn \(executable) in new namespaces") }

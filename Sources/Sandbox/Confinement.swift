@@ -6,7 +6,8 @@ import Foundation
 import RunnerCore
 
 /// Everything the job child applies to itself before it touches the job:
-/// rlimits, no-new-privs, not dumpable, Landlock, seccomp.
+/// its own mount namespace, rlimits, no-new-privs, not dumpable, no
+/// capabilities, Landlock, seccomp.
 public struct Confinement: Sendable {
     /// What Landlock lets the job touch.
     public var rules: Landlock.Rules
@@ -25,8 +26,30 @@ public struct Confinement: Sendable {
     public var isolatedNetwork: Bool = false
     /// RLIMIT_NPROC, the fallback for JOB_MAX_PROCESSES where no pids cgroup exists.
     public var maxProcesses: Int?
+    /// Make the job's own mount namespace first (`MountNamespace`): the job
+    /// child does, in its namespaces; the rules' paths and `keepPaths` stay
+    /// reachable in it.
+    public var mountNamespace: Bool = false
+    /// Paths kept reachable in the mount namespace besides the rules' own
+    /// (the workspace's own folder).
+    public var keepPaths: [String] = []
 
-    /// System paths readable (and executable) by every job.
+    /// What `apply()` did.
+    public struct Applied: Sendable {
+        /// The one-line summary for the log.
+        public var summary: String
+        /// How the mount namespace came out; nil when none was wanted or
+        /// nothing was enforced.
+        public var mountNamespace: MountNamespace.Outcome?
+        /// The Landlock rules as enforced: the whole fresh /proc when the
+        /// mount namespace has one, the trees above hidden paths expanded.
+        public var rules: Landlock.Rules
+    }
+
+    /// System paths readable (and executable) by every job. "/proc/self" is
+    /// the job child's own entry; in the job's mount namespace, whose /proc
+    /// shows only the job's processes, the whole /proc replaces it
+    /// (`Landlock.Rules.withProcfs`).
     public static let systemPaths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt",
                                      "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
                                      "/sys/devices/system/cpu", "/sys/fs/cgroup"]
@@ -53,10 +76,9 @@ public struct Confinement: Sendable {
         + "no rlimits; it can read and write anything the runner's user can (development only, never in production)"
 
     /// Applies the confinement to the calling process. With `enforced` false
-    /// it applies nothing and returns `unconfinedWarning`. Returns a one-line
-    /// summary for the log.
-    public func apply() throws -> String {
-        guard enforced else { return Self.unconfinedWarning }
+    /// it applies nothing and its summary is `unconfinedWarning`.
+    public func apply() throws -> Applied {
+        guard enforced else { return Applied(summary: Self.unconfinedWarning, mountNamespace: nil, rules: rules) }
         // Landlock and the rlimits bind the calling thread and the ones it
         // starts later; a thread that exists already would keep its freedom
         // (seccomp's TSYNC would reach it, Landlock would not). Checked first,
@@ -72,6 +94,15 @@ public struct Confinement: Sendable {
         try setLimit(RLIMIT_NOFILE, UInt64(maxOpenFiles))
         try setLimit(RLIMIT_CORE, 0)
         if let maxProcesses { try setLimit(__RLIMIT_NPROC, UInt64(maxProcesses)) }
+        // The mount namespace needs the capabilities this process still has
+        // in its user namespace; they are dropped right after.
+        let mounts = mountNamespace
+            ? try MountNamespace.make(keeping: rules.readWrite + rules.readExecute + rules.devices + keepPaths) : nil
+        var rules = self.rules.withProcfs(whole: mounts?.ownProc == true)
+        // Expanded now, while the trees above the hidden paths can still be
+        // listed: the agent's layer is built from these after confinement.
+        rules.readExecute = rules.expandedReadExecute()
+        rules.hidden = []
         try checkingNegativeErrno("prctl(PR_SET_NO_NEW_PRIVS)") { cshims_set_no_new_privs() }
         try checkingNegativeErrno("prctl(PR_SET_DUMPABLE)") { cshims_set_not_dumpable() }
         // Root inside the job's user namespace keeps nothing: no capability
@@ -80,9 +111,20 @@ public struct Confinement: Sendable {
         let abi = try Landlock.enforce(rules)
         try SyscallFilter.install(isolatedNetwork: isolatedNetwork)
         let net = rules.connectPorts.map { ports in abi >= 4 ? " tcp-connect=\(ports.map(String.init).joined(separator: ","))" : "" } ?? ""
-        return "sandbox: landlock ABI \(abi)\(net), seccomp filter\(isolatedNetwork ? " (no UDP/raw sockets)" : ""), "
+        let summary = "sandbox: landlock ABI \(abi)\(net), seccomp filter\(isolatedNetwork ? " (no UDP/raw sockets)" : ""), "
             + "no capabilities, no-new-privs, rlimits data=\(memoryMB)MB cpu=\(cpuSeconds)s fsize=\(maxWriteMB)MB nofile=\(maxOpenFiles)"
-            + (maxProcesses.map { " nproc=\($0)" } ?? "")
+            + (maxProcesses.map { " nproc=\($0)" } ?? "") + ", " + Self.describe(mounts)
+        return Applied(summary: summary, mountNamespace: mounts, rules: rules)
+    }
+
+    /// The mount namespace's part of the summary line.
+    static func describe(_ outcome: MountNamespace.Outcome?) -> String {
+        guard let outcome else { return "no mount namespace" }
+        if outcome.isComplete { return "own mount namespace (empty /run /tmp /dev/shm, own /proc)" }
+        if outcome.privateFolders {
+            return "own mount namespace (empty /run /tmp /dev/shm; the host's /proc: \(outcome.problem ?? ""))"
+        }
+        return "NO mount namespace (\(outcome.problem ?? "")): the agent may not create Unix sockets"
     }
 
     /// The threads of this process, from /proc/self/status (0 when unreadable).

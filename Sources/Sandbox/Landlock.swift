@@ -62,6 +62,18 @@ public enum Landlock {
             self.connectPorts = connectPorts
         }
 
+        /// With `whole`, "/proc/self" replaced by "/proc": a /proc that shows
+        /// only the job's processes (the job's mount namespace), where each
+        /// process's /proc/self is its own entry. Unchanged otherwise (on the
+        /// host's /proc, "/proc/self" is the job child's entry only).
+        public func withProcfs(whole: Bool) -> Rules {
+            guard whole else { return self }
+            var rules = self
+            rules.readExecute = readExecute.filter { $0 != "/proc/self" && !$0.hasPrefix("/proc/") }
+            if readExecute.contains("/proc/self") { rules.readExecute.append("/proc") }
+            return rules
+        }
+
         /// `readExecute` with every tree that contains a hidden path replaced
         /// by its entries (recursively down to the hidden path's parent).
         public func expandedReadExecute() -> [String] {
@@ -93,6 +105,16 @@ public enum Landlock {
     /// Returns the ABI enforced.
     @discardableResult
     public static func enforce(_ rules: Rules) throws -> Int {
+        let (ruleset, abi) = try makeRuleset(rules)
+        defer { close(ruleset) }
+        try checkingNegativeErrno("landlock_restrict_self") { cshims_landlock_restrict_self(ruleset) }
+        return abi
+    }
+
+    /// The ruleset for `rules`, not yet enforced: its descriptor (close-on-exec;
+    /// the caller owns it) and the ABI. `enforce` applies it to the caller; a
+    /// spawn applies it to a program just before its execve (`ExecLayers`).
+    public static func makeRuleset(_ rules: Rules) throws -> (fd: Int32, abi: Int) {
         guard let abi = abiVersion() else { throw Errno(ENOSYS, "landlock_create_ruleset") }
         let handled = handledRights(abi: abi)
         let scoped = abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0
@@ -101,7 +123,16 @@ public enum Landlock {
         let ruleset = try checkingNegativeErrno("landlock_create_ruleset") {
             cshims_landlock_create_ruleset(handled, handledNet, scoped)
         }
-        defer { close(ruleset) }
+        do {
+            try addRules(rules, to: ruleset, abi: abi, handled: handled, handledNet: handledNet)
+        } catch {
+            close(ruleset)
+            throw error
+        }
+        return (ruleset, abi)
+    }
+
+    private static func addRules(_ rules: Rules, to ruleset: Int32, abi: Int, handled: UInt64, handledNet: UInt64) throws {
         func add(_ path: String, _ rights: UInt64, required: Bool = false) throws {
             let fd = open(path, cshims_o_path() | O_CLOEXEC)
             guard fd >= 0 else {
@@ -133,7 +164,5 @@ public enum Landlock {
                 }
             }
         }
-        try checkingNegativeErrno("landlock_restrict_self") { cshims_landlock_restrict_self(ruleset) }
-        return abi
     }
 }

@@ -11,9 +11,13 @@ import RunnerCore
 /// - create a file inside the workspace (must work: the sandbox is usable),
 /// - create a file next to the workspace, outside it (Landlock must refuse),
 /// - `unshare(CLONE_NEWUSER)` (the seccomp filter must refuse with EPERM),
-/// and checks that /proc/self/status reports seccomp filter mode. With
-/// `--network-namespace` (doctor runs it so, in the namespaces a job gets) it
-/// first brings loopback up, as the job child does before confining itself.
+/// and checks that /proc/self/status reports seccomp filter mode. In a PID
+/// namespace of its own (doctor runs it in the namespaces a job gets) the
+/// probe first makes the job's mount namespace and reports how it came out
+/// (`mountNamespace`: "made" or why not), whether it can read its own
+/// /proc/self/status, and whether the host's journal socket is visible. With
+/// `--network-namespace` it first brings loopback up, as the job child does
+/// before confining itself.
 /// It prints
 /// one JSON line and the process exits 0 only when every check held. The
 /// unconfined parent removes the workspace afterwards (a confined process
@@ -36,9 +40,12 @@ public enum SandboxSelfTest {
         }
         let workspace = String(cString: made)
         let outside = "\(base)/agent-runner-selftest-\(getpid())-outside"
+        let inNamespaces = getpid() == 1
         let pid = fork()
         let forkError = errno // before the clean-up below changes it
-        if pid == 0 { _exit(probe(workspace: workspace, outside: outside, loopback: loopback)) }
+        if pid == 0 {
+            _exit(probe(workspace: workspace, outside: outside, loopback: loopback, mountNamespace: inNamespaces))
+        }
         var status: Int32 = 0
         if pid > 0 { _ = try? retryingEINTR("waitpid") { waitpid(pid, &status, 0) } }
         // The probe creates at most this one file in the workspace.
@@ -53,15 +60,26 @@ public enum SandboxSelfTest {
     }
 
     /// In the forked process: confine, try, report. Returns the exit status.
-    static func probe(workspace: String, outside: String, loopback: JSONValue? = nil) -> Int32 {
-        let confinement = Confinement(
+    static func probe(workspace: String, outside: String, loopback: JSONValue? = nil, mountNamespace: Bool) -> Int32 {
+        var confinement = Confinement(
             rules: .init(readWrite: [workspace], readExecute: Confinement.systemPaths, devices: Confinement.devicePaths),
             memoryMB: 1024, cpuSeconds: 60, maxWriteMB: 64, enforced: true)
+        confinement.mountNamespace = mountNamespace
+        let applied: Confinement.Applied
         do {
-            _ = try confinement.apply()
+            applied = try confinement.apply()
         } catch {
             return report(["ok": false, "error": .string("cannot confine: \(error)")], status: 1)
         }
+        let mounts: String = switch applied.mountNamespace {
+        case let m? where m.isComplete: "made"
+        case let m? where m.privateFolders: "made, with the host's /proc (\(m.problem ?? ""))"
+        case let m?: "unavailable: " + (m.problem ?? "")
+        case nil: "not tried (no PID namespace of its own)"
+        }
+        let procSelf = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) != nil
+        var journal = stat()
+        let journalVisible = stat("/run/systemd/journal/socket", &journal) == 0
         let abi = Landlock.abiVersion() ?? 0
         let inside = create(workspace + "/inside-probe")
         let outsideResult = create(outside)
@@ -80,6 +98,8 @@ public enum SandboxSelfTest {
                 : outsideResult == nil ? "ALLOWED" : "failed otherwise (\(Errno(outsideResult!)))"),
             "unshareUserNamespace": .string(unshareRefused ? "refused (\(Errno(EPERM)))"
                 : unshareResult == 0 ? "ALLOWED" : "failed otherwise (\(Errno(-unshareResult)))"),
+            "mountNamespace": .string(mounts), "procSelfStatus": .string(procSelf ? "readable" : "unreadable"),
+            "journalSocket": .string(journalVisible ? "visible" : "absent"),
         ]
         fields["loopback"] = loopback
         return report(fields, status: ok ? 0 : 1)

@@ -197,10 +197,10 @@ enum SelfTestRun {
 
     /// The same, spawned in `namespaces` as a job child is (then with
     /// `--network-namespace` when they include one: the self-test brings its
-    /// loopback up first). Also returns the self-test's `loopback` report.
+    /// loopback up first). Also returns the self-test's whole report.
     /// Throws the spawn's `Errno` only when the namespaces cannot be created.
     static func run(childPath: String, config: RunnerConfiguration,
-                    namespaces: Namespaces?) async throws(Errno) -> (String, String, String?) {
+                    namespaces: Namespaces?) async throws(Errno) -> (String, String, JSONValue?) {
         var isDir: ObjCBool = false
         let root = config.workdirRoot
         let tmp = FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && isDir.boolValue
@@ -216,11 +216,10 @@ enum SelfTestRun {
             return ("fail", "sandbox self-test: cannot start \(childPath): \(error)", nil)
         }
         let json = try? JSONValue.parse(run.lastJSONLine ?? "")
-        let loopback = json?["loopback"]?.stringValue
         if run.status == .exited(0), json?["ok"]?.boolValue == true {
-            return ("ok", success, loopback)
+            return ("ok", success, json)
         }
-        return ("fail", "sandbox self-test (\(run.status)): \(run.summary)", loopback)
+        return ("fail", "sandbox self-test (\(run.status)): \(run.summary)", json)
     }
 }
 

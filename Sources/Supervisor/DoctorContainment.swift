@@ -31,7 +31,8 @@ enum ContainmentChecks {
         }
         let kinds = ns.network ? "user, PID and network" : "user and PID"
         do {
-            let (state, line, loopback) = try await SelfTestRun.run(childPath: childPath, config: config, namespaces: ns)
+            let (state, line, selfTest) = try await SelfTestRun.run(childPath: childPath, config: config, namespaces: ns)
+            let loopback = selfTest?["loopback"]?.stringValue
             if ns.network, let loopback, loopback != "up" {
                 report(sandboxFail, "job namespaces: \(kinds) namespaces created, but loopback cannot be brought up inside "
                     + "(\(loopback)): the job child, root of its own user namespace, needs CAP_NET_ADMIN there; this "
@@ -41,11 +42,31 @@ enum ContainmentChecks {
                     + (loopback == "up" ? " with its loopback up" : ""))
             }
             report(state == "ok" ? "ok" : sandboxFail, line)
+            if config.child.sandboxEnforced {
+                mountNamespace(selfTest, report: report)
+            } else {
+                report("warn", "mount namespace: none (SANDBOX=off): jobs see the host's /run and /tmp and every Unix "
+                    + "socket in them")
+            }
         } catch {
             report(sandboxFail, "job namespaces: " + JobLaunch.namespaceAdvice(error)
                 + (config.child.sandboxEnforced ? "" : " (SANDBOX=off: jobs run without namespaces, each job warns)"))
             let (state, line) = await SelfTestRun.run(childPath: childPath, config: config)
             report(state == "ok" ? "ok" : sandboxFail, line + " (without namespaces)")
+        }
+    }
+
+    /// The job's mount namespace, as the self-test in the job's namespaces made
+    /// it: where it cannot be had, why, and what holds instead.
+    static func mountNamespace(_ selfTest: JSONValue?, report: (String, String) -> Void) {
+        let outcome = selfTest?["mountNamespace"]?.stringValue ?? "not reported by the self-test"
+        if outcome == "made" {
+            report("ok", "mount namespace: each job sees empty /run, /tmp and /dev/shm (no host socket) and its own "
+                + "/proc (journal socket \(selfTest?["journalSocket"]?.stringValue ?? "?") inside)")
+        } else {
+            report("warn", "mount namespace: \(outcome). Jobs see the host's /run and /tmp; instead their agents may "
+                + "not create Unix sockets (seccomp) and read only the job child's /proc/self. Fix: allow `mnt` "
+                + "namespaces and the mount system call for agent-runner (Deploy/agent-runner.service)")
         }
     }
 

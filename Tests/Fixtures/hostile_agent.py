@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A hostile agent for the containment tests, run as `cline` inside the real
 sandbox. The spec's description holds JSON: {"db": port, "service": port,
-"marker": text}. It tries every way out it can think of, records what
+"marker": text, "unix": [paths of Unix sockets the test listens on]}. It tries every way out it can think of, records what
 happened in attacks.json, hunts for secrets in everything it can read
 (evidence.txt), leaves a detached grandchild behind (argv holds the
 marker), then writes a README so the job itself succeeds.
@@ -69,6 +69,23 @@ results["udp"] = make("udp", socket.AF_INET, socket.SOCK_DGRAM)
 results["udp6"] = make("udp6", socket.AF_INET6, socket.SOCK_DGRAM)
 results["raw"] = make("raw", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 results["packet"] = make("packet", socket.AF_PACKET, socket.SOCK_RAW)
+
+
+def unix(path, kind=socket.SOCK_STREAM):
+    """Connects to a Unix socket of the host (the journal's is a datagram one)."""
+    try:
+        s = socket.socket(socket.AF_UNIX, kind)
+        s.settimeout(3)
+        s.connect(path)
+        s.close()
+        return "connected"
+    except OSError as e:
+        return f"refused: {e.strerror}"
+
+
+for i, path in enumerate(targets.get("unix", [])):
+    results[f"unix_{i}"] = unix(path)
+results["journal"] = unix("/run/systemd/journal/socket", socket.SOCK_DGRAM)
 # No DNS lookup here: it would go to /etc/resolv.conf's (non-loopback)
 # server if containment ever broke. "No DNS of its own" is the UDP refusal.
 

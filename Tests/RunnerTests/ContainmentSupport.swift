@@ -29,6 +29,14 @@ enum Containment {
         }
     }
 
+    /// Whether a connection waits on listening socket `fd` (a non-blocking accept).
+    static func pendingConnection(_ fd: Int32) -> Bool {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let client = accept(fd, nil, nil)
+        if client >= 0 { close(client) }
+        return client >= 0
+    }
+
     /// The database server's port (the agent tries to reach it).
     static var databasePort: Int {
         let rest = TestEnv.mongoURI.dropFirst("mongodb://".count)

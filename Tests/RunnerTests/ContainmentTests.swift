@@ -19,7 +19,13 @@ import Testing
         let provider = try await FixtureServer("fake_provider.py", ["ok", h.root + "/provider.jsonl"])
         defer { provider.stop() }
         let marker = "agent-runner-escapee-" + UUID().uuidString
-        let targets = "{\"db\": \(Containment.databasePort), \"service\": \(service.port), \"marker\": \"\(marker)\"}"
+        // Host Unix sockets outside the workspace, where a job would see them without a mount namespace.
+        let sockets = [h.root + "/host.sock", "/run/agent-runner-test-\(UUID().uuidString.prefix(8)).sock"]
+        let listeners = try sockets.map { try UnixSocket.listen($0, mode: 0o777) }
+        defer { for (fd, path) in zip(listeners, sockets) { close(fd); unlink(path) } }
+        let unix = sockets.map { "\"\($0)\"" }.joined(separator: ", ")
+        let targets = "{\"db\": \(Containment.databasePort), \"service\": \(service.port), \"marker\": \"\(marker)\", "
+            + "\"unix\": [\(unix)]}"
         var hostile = tinySpec.objectValue!
         hostile["description"] = .string(targets)
         // A document the agent would love to change.
@@ -47,6 +53,9 @@ import Testing
                   "proxy_localhost_service", "proxy_allowed_name_loopback"] {
             #expect(result(k).hasPrefix("HTTP/1.1 403"), "\(k): \(result(k))")
         }
+        // No host Unix socket: neither the test's (under /tmp and /run) nor the journal's.
+        for k in ["unix_0", "unix_1", "journal"] { #expect(result(k).hasPrefix("refused"), "\(k): \(result(k))") }
+        for fd in listeners { #expect(Containment.pendingConnection(fd) == false, "a host socket was reached") }
         // No UDP (so no DNS of its own), no raw or packet sockets.
         for k in ["udp", "udp6", "raw", "packet"] { #expect(result(k).hasPrefix("refused"), "\(k): \(result(k))") }
         // No key anywhere it could read.

@@ -36,6 +36,15 @@ struct cshims_spawn_options {
     int death_signal;
     /// Out: a pidfd of the child (CLONE_PIDFD), or -1.
     int pidfd;
+    /// A Landlock ruleset the child enforces on itself just before execve
+    /// (a narrower layer on top of the caller's own), or -1 for none. The
+    /// caller must have set no_new_privs.
+    int landlock_ruleset_fd;
+    /// A classic BPF seccomp program (struct sock_filter[], 8 bytes each) the
+    /// child loads just before execve, or NULL; `seccomp_filter_bytes` is its
+    /// length in bytes. Stacks on the caller's filter; needs no_new_privs.
+    const void *seccomp_filter;
+    size_t seccomp_filter_bytes;
 };
 
 /// fork/exec with namespaces, an id mapping, a cgroup and a pidfd, through
@@ -82,6 +91,23 @@ int cshims_loopback_up(void);
 /// other process of the namespace (kill(-1) from pid 1 reaches only those),
 /// then _exit(143). Async-signal-safe. Only call it when getpid() == 1.
 int cshims_install_init_sigterm(void);
+
+// MARK: the job's mount namespace
+
+/// unshare(CLONE_NEWNS), then every mount made a recursive slave (a mount
+/// namespace owned by a user namespace must not propagate back; unmounts on
+/// the host still reach it). Returns 0 or -errno.
+int cshims_unshare_mount_namespace(void);
+/// A fresh tmpfs (nosuid, nodev, `mode`, at most `size_kb` KiB) on `target`:
+/// what the job sees of /tmp, /run and /dev/shm. Returns 0 or -errno.
+int cshims_mount_tmpfs(const char *target, mode_t mode, unsigned size_kb);
+/// A recursive bind of the directory open as `fd` onto `target`, through
+/// /proc/self/fd (the kernel follows that link to the open directory itself,
+/// even after its path has been covered by a tmpfs). Returns 0 or -errno.
+int cshims_bind_fd(int fd, const char *target);
+/// A fresh procfs on `target` (nosuid, nodev, noexec) for the caller's PID
+/// namespace. Returns 0 or -errno.
+int cshims_mount_proc(const char *target);
 
 /// unshare(CLONE_NEWUSER): glibc declares unshare and CLONE_* only under
 /// _GNU_SOURCE. Used by `agent-runner-job --self-test` to prove that the
