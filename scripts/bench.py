@@ -2,7 +2,7 @@
 """agent-runner benchmark: drives the release binaries against the database
 that scripts/with-db.sh started (MONGODB_URI) and prints ONE JSON line.
 
-Measures (see README "Performance"):
+Measures (see docs/performance.md):
   throughput      40 queued short jobs (BENCH_SHORT_JOBS), scaffold generator,
                   SANDBOX=enforce and JOB_NETWORK=proxy, pushes to local bare
                   repositories, concurrency 2 -> jobs/s, and the per-job
