@@ -14,6 +14,9 @@ public enum DenyReason: String, Sendable, Codable, CaseIterable {
     case unresolvable
     /// The request is not one the proxy serves.
     case badRequest = "bad_request"
+    /// A keyed route's request that is not a model call, a model listing or
+    /// a token count (`RouteAllowlist`).
+    case notAModelCall = "not_a_model_call"
 }
 
 /// The egress decision: by name first (the rules), then by the resolved
@@ -31,26 +34,36 @@ public struct EgressPolicy: Sendable {
     }
 
     /// Decides by name alone: the matching rule (an exact one first), or nil.
-    public func rule(host: String, port: Int) -> EgressRule? {
+    public func rule(host: String, port: Int, tunnel: Bool) -> EgressRule? {
         let h = Self.normalized(host)
-        let matching = rules.filter { $0.matches(host: h, port: port) }
+        let matching = rules.filter { $0.matches(host: h, port: port, tunnel: tunnel) }
         return matching.first(where: \.isExact) ?? matching.first
     }
 
-    /// The full decision, resolving `host` with `resolve` (getaddrinfo by default).
-    public func decide(host: String, port: Int,
-                       resolve: (String, Int) -> [IPAddress] = IPAddress.resolve) -> Decision {
+    /// The full decision for a `CONNECT` tunnel (`tunnel`) or a plain-HTTP
+    /// request, resolving `host` with `resolve` (getaddrinfo by default).
+    /// `hostAddresses` are this machine's own (its interfaces'): they count
+    /// as non-public, so a service of the runner's host that listens on
+    /// 0.0.0.0 is not reached through a rule whose name resolves to the
+    /// host's public address.
+    public func decide(host: String, port: Int, tunnel: Bool,
+                       resolve: (String, Int) -> [IPAddress] = IPAddress.resolve,
+                       hostAddresses: @autoclosure () -> [IPAddress] = HostAddresses.current()) -> Decision {
         let h = Self.normalized(host)
         guard (1...65535).contains(port), !h.isEmpty else { return .deny(.badRequest, "bad destination") }
-        guard let rule = rule(host: h, port: port) else {
+        guard let rule = rule(host: h, port: port, tunnel: tunnel) else {
             return .deny(.notAllowed, "not in JOB_EGRESS_ALLOW")
         }
         let addresses = IPAddress(literal: h).map { [$0] } ?? resolve(h, port)
         guard !addresses.isEmpty else { return .deny(.unresolvable, "does not resolve") }
         if rule.isExact && rule.host == h { return .allow(addresses) }
-        let usable = addresses.filter(\.isPublic)
-        guard !usable.isEmpty else {
+        guard let public0 = addresses.first(where: \.isPublic) else {
             return .deny(.nonPublicAddress, "resolves to \(addresses[0]), a \(addresses[0].kind) address")
+        }
+        let own = hostAddresses().map(\.unmapped)
+        let usable = addresses.filter { $0.isPublic && !own.contains($0.unmapped) }
+        guard !usable.isEmpty else {
+            return .deny(.nonPublicAddress, "resolves to \(public0), an address of this host")
         }
         return .allow(usable)
     }
@@ -90,6 +103,12 @@ public struct IPAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var isV4: Bool { bytes.count == 4 }
+
+    /// The IPv4 address inside an IPv4-mapped one, else this address.
+    var unmapped: IPAddress {
+        guard !isV4, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff else { return self }
+        return IPAddress(bytes: Array(bytes[12...])) ?? self
+    }
 
     /// The IPv4 address inside an IPv4-mapped or -compatible IPv6 one.
     var embeddedV4: IPAddress? {

@@ -8,14 +8,18 @@ import RunnerCore
 /// The keyed routes: the agent calls `/provider/<path>` on its loopback
 /// proxy port with a placeholder key (Cline's provider); the job child's
 /// Gemini generator and the doctor's probe call `/gemini/<path>` with the
-/// job's route token (`GeminiRoute`). Either way this drops every credential
-/// header the caller sent, adds the real key in the upstream's header, and
-/// forwards the request over libcurl (TLS verified) to the upstream's base
-/// URL + `<path>`. The response streams back as it arrives (server-sent
+/// job's route token (`GeminiRoute`). Either way it forwards model calls
+/// only (`RouteAllowlist`: method and path, a 403 for anything else), keeps
+/// only the caller's allowlisted headers (no credential among them), adds the
+/// real key in the upstream's header and, on the provider route, the
+/// operator's CLINE_PROVIDER_HEADERS, and forwards the request over libcurl
+/// (TLS verified) to the upstream's base URL + `<path>`. The response streams back as it arrives (server-sent
 /// events included). Only this process holds the keys.
 struct ProviderRoute {
     let ticket: EgressProxyTicket
     let out: EventWriter
+    /// The keyed requests in flight, shared by the server's connections (`ProxyServer.keyedRequestLimit`).
+    let slots: RouteSlots
 
     /// Where one keyed request goes.
     struct Upstream {
@@ -23,7 +27,10 @@ struct ProviderRoute {
         let name: String
         let prefix: String
         let baseURL: String
-        let authHeaders: [(name: String, value: String)]
+        /// The API it speaks: which paths and methods are forwarded.
+        let dialect: RouteAllowlist.Dialect
+        /// The key's header, then the operator's CLINE_PROVIDER_HEADERS.
+        let addedHeaders: [(name: String, value: String)]
     }
 
     /// The route `target` belongs to, or nil after answering the client.
@@ -39,15 +46,16 @@ struct ProviderRoute {
                                      detail: "the Gemini route needs the job's route token"))
                 return nil
             }
-            return Upstream(name: "gemini", prefix: GeminiRoute.prefix, baseURL: gemini.apiBase,
-                            authHeaders: [("x-goog-api-key", gemini.apiKey)])
+            return Upstream(name: "gemini", prefix: GeminiRoute.prefix, baseURL: gemini.apiBase, dialect: .gemini,
+                            addedHeaders: [("x-goog-api-key", gemini.apiKey)])
         }
         guard let provider = ticket.provider, let key = ticket.providerKey else {
             fail(client, 503, "provider: no Cline provider is configured (CLINE_PROVIDER and CLINE_API_KEY)")
             return nil
         }
         return Upstream(name: "provider", prefix: EgressProxyTicket.providerPrefix, baseURL: provider.upstreamBaseURL,
-                        authHeaders: provider.authHeaders(key: key))
+                        dialect: RouteAllowlist.Dialect(provider.kind),
+                        addedHeaders: provider.authHeaders(key: key) + ticket.providerHeaders.map { ($0.name, $0.value) })
     }
 
     /// Compares without an early exit on the first differing byte.
@@ -69,6 +77,19 @@ struct ProviderRoute {
         guard !Self.hasDotSegment(path) else {
             return fail(client, 400, "\(upstream.name): a path with a . or .. segment, or an encoded / or \\")
         }
+        let shown = upstream.prefix + (path.split(separator: "?", omittingEmptySubsequences: false).first.map(String.init) ?? "")
+        guard RouteAllowlist.allows(upstream.dialect, method: request.method, path: path) else {
+            fail(client, 403, "\(upstream.name): \(request.method) \(shown) is not a model call (only generation, "
+                + "its streaming form, token counting and the model listing are forwarded)", log: false)
+            out.emit(EgressEvent(type: "denied", target: "\(request.method) \(shown)", reason: DenyReason.notAModelCall.rawValue,
+                                 detail: "\(upstream.name) route: not a model call"))
+            return
+        }
+        guard slots.acquire() else {
+            return fail(client, 429, "\(upstream.name): \(slots.limit) requests are already in flight; retry when one ends",
+                        extra: "Retry-After: 1\r\n")
+        }
+        defer { slots.release() }
         let body: [UInt8]
         switch RequestBody.framing(request).flatMap({ framing -> Result<[UInt8], RequestBody.Failure> in
             if framing != .none, request.value("expect")?.lowercased() == "100-continue" {
@@ -84,14 +105,12 @@ struct ProviderRoute {
         var base = upstream.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         let url = base + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
-        var headers: [String] = []
-        for (name, value) in request.headers {
-            let n = name.lowercased()
-            if HTTPHead.hopByHop.contains(n) || ClineProvider.credentialHeaders.contains(n)
-                || ["host", "content-length", "expect", GeminiRoute.tokenHeader.lowercased()].contains(n) { continue }
-            headers.append("\(name): \(value)")
-        }
-        headers += upstream.authHeaders.map { "\($0.name): \($0.value)" }
+        // Only the allowlisted headers of the caller; a name the operator sets is the operator's.
+        let added = Set(upstream.addedHeaders.map { $0.name.lowercased() })
+        var headers = request.headers.filter { name, _ in
+            RouteAllowlist.forwardedHeaders.contains(name.lowercased()) && !added.contains(name.lowercased())
+        }.map { "\($0.0): \($0.1)" }
+        headers += upstream.addedHeaders.map { "\($0.name): \($0.value)" }
         let exchange = Exchange(client: client)
         do {
             // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
@@ -107,12 +126,12 @@ struct ProviderRoute {
 
     /// The proxy's own error answer, in the shape Google's and OpenAI's
     /// clients both read (`error.message`), with `error.status` EGRESS_PROXY.
-    private func fail(_ client: Int32, _ status: Int, _ message: String) {
+    private func fail(_ client: Int32, _ status: Int, _ message: String, extra: String = "", log: Bool = true) {
         let json: JSONValue = ["error": ["code": .int(Int64(status)), "status": "EGRESS_PROXY", "message": .string(message)]]
         let text = json.jsonString + "\n"
         try? writeAll(client, Array(("HTTP/1.1 \(status) Error\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            + "Content-Length: \(text.utf8.count)\r\n\r\n" + text).utf8))
-        out.emit(EgressEvent(type: "log", detail: message))
+            + extra + "Content-Length: \(text.utf8.count)\r\n\r\n" + text).utf8))
+        if log { out.emit(EgressEvent(type: "log", detail: message)) }
     }
 
     /// The methods the keyed routes forward.
@@ -132,45 +151,21 @@ struct ProviderRoute {
     }
 }
 
-/// One keyed exchange, reached from libcurl's callbacks: collects the
-/// response head, sends it to the caller once complete, then streams the body.
-final class Exchange: CurlReceiver {
-    let client: Int32
-    var status = 0
-    var headers: [String] = []
-    var headSent = false
-    var broken = false
-    init(client: Int32) { self.client = client }
+/// A count of the keyed requests in flight, shared by a server's connections.
+final class RouteSlots: Sendable {
+    let limit: Int
+    private let inFlight = Locked(0)
 
-    func header(_ line: String) -> Bool {
-        headerLine(line)
-        return !broken
-    }
+    init(limit: Int) { self.limit = limit }
 
-    func headerLine(_ line: String) {
-        let trimmed = line.trimmingCharacters(in: .newlines)
-        if trimmed.hasPrefix("HTTP/") {
-            status = Int(trimmed.split(separator: " ").dropFirst().first ?? "") ?? 0
-            headers = []
-        } else if trimmed.isEmpty {
-            // An interim 1xx head is not relayed; the final one is, once.
-            if status >= 200 && !headSent { sendHead() }
-        } else if let colon = trimmed.firstIndex(of: ":") {
-            let name = trimmed[..<colon].lowercased()
-            if !HTTPHead.hopByHop.contains(name) && name != "content-length" { headers.append(trimmed) }
+    /// Takes a slot; false when `limit` are taken.
+    func acquire() -> Bool {
+        inFlight.withLock { n in
+            guard n < limit else { return false }
+            n += 1
+            return true
         }
     }
 
-    func sendHead() {
-        headSent = true
-        let head = "HTTP/1.1 \(status) Provider\r\n" + headers.map { $0 + "\r\n" }.joined() + "Connection: close\r\n\r\n"
-        if (try? writeAll(client, Array(head.utf8))) == nil { broken = true }
-    }
-
-    func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        if !headSent { sendHead() }
-        if broken { return false }
-        if (try? writeAll(client, bytes)) == nil { broken = true; return false }
-        return true
-    }
+    func release() { inFlight.withLock { $0 -= 1 } }
 }

@@ -8,8 +8,26 @@ import RunnerCore
 /// stdin, listens on its socket, writes `ready`, and serves until stdin
 /// closes (the supervisor ends the job or dies). Exit 2: unusable ticket.
 public enum ProxyMain {
+    /// The proxy's memory limit (RLIMIT_DATA: heap, anonymous mappings and
+    /// thread stacks), set on itself before it reads anything. What it holds
+    /// is bounded well below it: 8 keyed requests' bodies of at most 16 MiB
+    /// each (`ProxyServer.keyedRequestLimit`), 64 connection threads with
+    /// 1 MiB stacks (`SocketIO.threadStackSize`) and 32 KiB relay buffers;
+    /// plain HTTP and tunnels stream.
+    public static let dataLimit: rlim_t = 768 << 20
+
     public static func run() -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        let data = __rlimit_resource_t(RLIMIT_DATA.rawValue)
+        var limit = rlimit()
+        getrlimit(data, &limit)
+        // Never above an existing hard limit (raising one needs privilege).
+        limit.rlim_max = min(limit.rlim_max, dataLimit)
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(data, &limit) != 0 {
+            FileHandle.standardError.write(Data("egress proxy: cannot set its memory limit: \(Errno(errno, "setrlimit"))\n".utf8))
+            return 1
+        }
         guard let line = readLine(strippingNewline: true),
               let ticket = try? JSONDecoder().decode(EgressProxyTicket.self, from: Data(line.utf8)) else {
             FileHandle.standardError.write(Data("egress proxy: unreadable ticket on stdin\n".utf8))

@@ -14,17 +14,33 @@ public final class ProxyServer: Sendable {
     let ticket: EgressProxyTicket
     let policy: EgressPolicy
     let out: EventWriter
+    /// The keyed requests in flight (at most `keyedRequestLimit`).
+    let slots: RouteSlots
+    /// How long a tunnel or a plain-HTTP answer may pass no byte either way before it is closed.
+    let idleSeconds: Int
 
-    public init(ticket: EgressProxyTicket, out: EventWriter) {
+    /// How long a tunnel may stay silent both ways (`idleSeconds`' default).
+    public static let tunnelIdleSeconds = 300
+    /// How many keyed requests (both routes together) one proxy serves at
+    /// once, from the head to the end of the answer; more get a 429. It
+    /// bounds what their bodies hold (8 × 16 MiB) and the spend an agent can
+    /// run up at once.
+    public static let keyedRequestLimit = 8
+
+    /// `keyedLimit` and `idleSeconds` are the defaults but in tests.
+    public init(ticket: EgressProxyTicket, out: EventWriter, keyedLimit: Int = ProxyServer.keyedRequestLimit,
+                idleSeconds: Int = ProxyServer.tunnelIdleSeconds) {
         self.ticket = ticket
         policy = EgressPolicy(rules: ticket.rules)
         self.out = out
+        slots = RouteSlots(limit: keyedLimit)
+        self.idleSeconds = idleSeconds
     }
 
     /// How long a client may stay silent while its request head or body is
     /// read (SO_RCVTIMEO), and how long its whole head may take: an idle or
     /// trickling connection does not hold one of the server's slots for ever.
-    /// An opened tunnel or relay is not bound by it.
+    /// An opened tunnel or relay is bound by `idleSeconds` instead.
     public static let clientReceiveTimeout = 60
     /// How long one write to a client that stops reading may block (SO_SNDTIMEO):
     /// such a client cannot hold a slot for ever either.
@@ -50,12 +66,12 @@ public final class ProxyServer: Sendable {
             guard Self.isProviderPath(request.target) else {
                 return refuse(client, target: request.target, .badRequest, "not a proxy request (use absolute URLs or CONNECT)")
             }
-            ProviderRoute(ticket: ticket, out: out).forward(client, request: request, early: rest)
+            ProviderRoute(ticket: ticket, out: out, slots: slots).forward(client, request: request, early: rest)
         } else if let url = URLParts(request.target), url.scheme == "http" {
             if Self.isProviderPath(url.path), ["127.0.0.1", "localhost", "::1"].contains(url.host) {
                 var local = request
                 local.target = url.path
-                return ProviderRoute(ticket: ticket, out: out).forward(client, request: local, early: rest)
+                return ProviderRoute(ticket: ticket, out: out, slots: slots).forward(client, request: local, early: rest)
             }
             forward(client, request: request, url: url, early: rest)
         } else {
@@ -82,10 +98,10 @@ public final class ProxyServer: Sendable {
         return host.isEmpty ? nil : (host, port)
     }
 
-    /// The destination's addresses, or nil after refusing the client.
-    private func admit(_ client: Int32, host: String, port: Int) -> [IPAddress]? {
+    /// The destination's addresses for a tunnel or a plain-HTTP request, or nil after refusing the client.
+    func admit(_ client: Int32, host: String, port: Int, tunnel: Bool) -> [IPAddress]? {
         let target = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
-        switch policy.decide(host: host, port: port) {
+        switch policy.decide(host: host, port: port, tunnel: tunnel) {
         case .allow(let addresses): return addresses
         case .deny(let reason, let why):
             refuse(client, target: target, reason, why)
@@ -94,7 +110,7 @@ public final class ProxyServer: Sendable {
     }
 
     private func tunnel(_ client: Int32, host: String, port: Int, early: [UInt8]) {
-        guard let addresses = admit(client, host: host, port: port) else { return }
+        guard let addresses = admit(client, host: host, port: port, tunnel: true) else { return }
         guard let upstream = try? SocketIO.connectTCP(addresses, port: port) else {
             try? writeAll(client, Array("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8))
             return
@@ -102,33 +118,7 @@ public final class ProxyServer: Sendable {
         defer { close(upstream) }
         guard (try? writeAll(client, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8))) != nil else { return }
         if !early.isEmpty, (try? writeAll(upstream, early)) == nil { return }
-        SocketIO.relay(client, upstream)
-    }
-
-    private func forward(_ client: Int32, request: HTTPHead, url: URLParts, early: [UInt8]) {
-        if case .failure(.bad(let why)) = RequestBody.framing(request, cap: .max) {
-            return refuse(client, target: request.target, .badRequest, why)
-        }
-        guard let addresses = admit(client, host: url.host, port: url.port) else { return }
-        guard let upstream = try? SocketIO.connectTCP(addresses, port: url.port) else {
-            try? writeAll(client, Array("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8))
-            return
-        }
-        defer { close(upstream) }
-        // Origin form, no proxy headers, one request per connection: a second
-        // request cannot ride this connection to another destination.
-        var head = "\(request.method) \(url.path) \(request.version)\r\n"
-        // The Host is the destination's, never the agent's: a shared front
-        // end (a CDN) routes by it, and only this destination was allowed.
-        head += "Host: \(Self.hostHeader(url))\r\n"
-        // The body is relayed as bytes, so its framing headers stay.
-        for (name, value) in request.headers where name.lowercased() != "host"
-            && !HTTPHead.hopByHop.subtracting(["transfer-encoding", "te", "trailer"]).contains(name.lowercased()) {
-            head += "\(name): \(value)\r\n"
-        }
-        head += "Connection: close\r\n\r\n"
-        guard (try? writeAll(upstream, Array(head.utf8) + early)) != nil else { return }
-        SocketIO.relay(client, upstream)
+        SocketIO.relay(client, upstream, idleSeconds: idleSeconds)
     }
 
     /// host[:port] of `url` for a Host header (the port when not 80; IPv6 in brackets).
@@ -136,9 +126,9 @@ public final class ProxyServer: Sendable {
         (url.host.contains(":") ? "[\(url.host)]" : url.host) + (url.port == 80 ? "" : ":\(url.port)")
     }
 
-    private func refuse(_ client: Int32, target: String, _ reason: DenyReason, _ why: String) {
+    func refuse(_ client: Int32, target: String, _ reason: DenyReason, _ why: String, status: String? = nil) {
         let line = "egress denied: \(target) (\(why))\n"
-        let status = reason == .badRequest ? "400 Bad Request" : "403 Forbidden"
+        let status = status ?? (reason == .badRequest ? "400 Bad Request" : "403 Forbidden")
         try? writeAll(client, Array(("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             + "Content-Length: \(line.utf8.count)\r\n\r\n" + line).utf8))
         out.emit(EgressEvent(type: "denied", target: target, reason: reason.rawValue, detail: why))

@@ -79,6 +79,10 @@ public enum SocketIO {
         return try call(&a)
     }
 
+    /// The stack of each connection's thread (the default, RLIMIT_STACK's
+    /// 8 MiB, would count 512 MiB of 64 threads against the proxy's memory limit).
+    public static let threadStackSize = 1 << 20
+
     /// Accepts connections on `fd` forever, each handled on a thread of its
     /// own (at most `limit` at once; more wait in the backlog).
     public static func serve(_ fd: Int32, limit: Int = 64, _ handle: @escaping @Sendable (Int32) -> Void) {
@@ -92,23 +96,28 @@ public enum SocketIO {
                 if e == EINTR || e == ECONNABORTED || e == EMFILE { if e == EMFILE { usleep(100_000) }; continue }
                 return
             }
-            Thread.detachNewThread {
+            let thread = Thread {
                 handle(conn)
                 close(conn)
                 slots.signal()
             }
+            thread.stackSize = threadStackSize
+            thread.start()
         }
     }
 
-    /// Copies bytes both ways until both directions end (half-closes are passed on).
-    public static func relay(_ a: Int32, _ b: Int32) {
+    /// Copies bytes both ways until both directions end (half-closes are
+    /// passed on), or, with `idleSeconds`, until no byte has passed either
+    /// way for that long.
+    public static func relay(_ a: Int32, _ b: Int32, idleSeconds: Int? = nil) {
         var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
         var open = [true, true]
         var buf = [UInt8](repeating: 0, count: 32768)
         while open[0] || open[1] {
             for i in 0..<2 { fds[i].events = open[i] ? Int16(POLLIN) : 0 }
-            let n = poll(&fds, 2, -1)
+            let n = poll(&fds, 2, idleSeconds.map { Int32(clamping: $0 * 1000) } ?? -1)
             if n < 0 { if errno == EINTR { continue }; return }
+            if n == 0 { return } // idle
             for i in 0..<2 where open[i] && fds[i].revents != 0 {
                 let from = fds[i].fd, to = fds[1 - i].fd
                 let got = read(from, &buf, buf.count)

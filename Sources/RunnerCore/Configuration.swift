@@ -55,6 +55,10 @@ public struct RunnerConfiguration: Sendable {
     /// CLINE_API_KEY: the provider key. Held by the supervisor and the job's
     /// egress proxy only; never in a ticket, the agent's reach, argv or a log.
     public var clineAPIKey: String?
+    /// CLINE_PROVIDER_HEADERS: headers the egress proxy adds to every
+    /// provider-route request (organisation, project, beta); secret like the
+    /// key: held by the supervisor and the proxy only, never logged.
+    public var clineProviderHeaders: [ProviderHeader]
     /// JOB_EGRESS_ALLOW: extra egress rules, added to the job's git remote rule (`EgressRule.derived`).
     public var egressAllow: [EgressRule]
     /// GIT_ALLOWED_SCHEMES and GIT_LOCAL_REMOTE_ROOTS: which repository URLs a
@@ -85,6 +89,7 @@ public struct RunnerConfiguration: Sendable {
         ("SANDBOX", "enforce"), ("SANDBOX_READ_PATHS", ""), ("METRICS_ADDR", ""),
         ("LOG_FORMAT", "text"), ("LOG_LEVEL", "info"), ("AGENT_RUNNER_JOB_PATH", ""), ("JOB_LOG_CAP", "1000"),
         ("JOB_UID_RANGE", ""), ("CLINE_PROVIDER", ""), ("CLINE_MODEL", ""), ("CLINE_API_KEY", ""),
+        ("CLINE_PROVIDER_HEADERS", ""),
         ("JOB_NETWORK", "proxy"), ("JOB_EGRESS_ALLOW", ""), ("JOB_MAX_PROCESSES", "256"),
         ("DASHBOARD_TOKEN", ""), ("GIT_TOKEN_SOURCE", "env"), ("GIT_TOKEN_USER_COLLECTION", "users"),
         ("GIT_TOKEN_USER_FIELD", "github_access_token"), ("GITHUB_APP_ID", ""), ("GITHUB_APP_PRIVATE_KEY_FILE", ""),
@@ -143,6 +148,7 @@ public struct RunnerConfiguration: Sendable {
         }
         jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
         clineAPIKey = r.optional("CLINE_API_KEY")
+        clineProviderHeaders = try ProviderHeader.parse(r.string("CLINE_PROVIDER_HEADERS"))
         egressAllow = try r.string("JOB_EGRESS_ALLOW").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { entry in
                 guard let rule = EgressRule(entry) else {

@@ -9,14 +9,17 @@ public enum JobNetwork: String, Sendable, Codable, CaseIterable {
 }
 
 /// One egress rule: `host`, `*.domain` or `host:port` (IPv6 as `[addr]:port`).
-/// A rule without a port allows 80 and 443. Only a rule with an exact host and
+/// A rule without a port allows the standard port of how it is reached: 443
+/// for a `CONNECT` tunnel, 80 for a plain-HTTP request in absolute form (so
+/// no rule without a port opens a tunnel to port 80, around the proxy's
+/// one-request parsing of plain HTTP). Only a rule with an exact host and
 /// port lets a name resolve to a loopback, private or link-local address.
 public struct EgressRule: Sendable, Codable, Hashable, CustomStringConvertible {
     /// The host in lower case, or the domain (without `*.`) for a wildcard.
     public var host: String
     /// True for `*.domain`: any name below the domain (not the domain itself).
     public var wildcard: Bool
-    /// Nil: ports 80 and 443.
+    /// Nil: 443 for a tunnel, 80 for plain HTTP.
     public var port: Int?
     /// True for a rule derived from a document users write (the git remote):
     /// it allows the name, never a non-public address, even with a port.
@@ -58,11 +61,12 @@ public struct EgressRule: Sendable, Codable, Hashable, CustomStringConvertible {
         self.init(host: String(host), wildcard: wildcard, port: port)
     }
 
-    /// Whether this rule allows `host:port` by name.
-    public func matches(host other: String, port p: Int) -> Bool {
+    /// Whether this rule allows `host:port` by name, for a `CONNECT` tunnel
+    /// (`tunnel`) or a plain-HTTP request.
+    public func matches(host other: String, port p: Int, tunnel: Bool) -> Bool {
         let h = other.lowercased()
         let nameMatches = wildcard ? h.hasSuffix("." + host) : h == host
-        return nameMatches && (port.map { $0 == p } ?? (p == 443 || p == 80))
+        return nameMatches && p == (port ?? (tunnel ? 443 : 80))
     }
 
     /// True for an exact `host:port` rule from the configuration, which may

@@ -13,6 +13,9 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     public var provider: ClineProvider?
     /// CLINE_API_KEY. Only the proxy holds it; it is never sent to the job child.
     public var providerKey: String?
+    /// CLINE_PROVIDER_HEADERS: added to every provider-route request (they
+    /// may be secret, like the key: never logged, never sent to the job child).
+    public var providerHeaders: [ProviderHeader]
     /// The Gemini route (`/gemini/…` to GEMINI_API_BASE, GOOGLE_GEMINI_API_KEY
     /// added); nil: no Gemini route.
     public var gemini: GeminiUpstream?
@@ -21,18 +24,20 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     public static let providerPrefix = "/provider"
 
     public init(socketPath: String, rules: [EgressRule], provider: ClineProvider?, providerKey: String?,
-                gemini: GeminiUpstream? = nil) {
+                providerHeaders: [ProviderHeader] = [], gemini: GeminiUpstream? = nil) {
         self.socketPath = socketPath
         self.rules = rules
         self.provider = provider
         self.providerKey = providerKey
+        self.providerHeaders = providerHeaders
         self.gemini = gemini
     }
 
-    /// Without the key (an interpolated ticket is safe to log).
+    /// Without the key and the operator's header values (an interpolated ticket is safe to log).
     public var description: String {
         "EgressProxyTicket(socketPath: \(socketPath), rules: \(rules.count), provider: \(provider?.kind.rawValue ?? "none"), "
-            + "providerKey: \(providerKey == nil ? "none" : "redacted"), gemini: \(gemini.map(\.description) ?? "none"))"
+            + "providerKey: \(providerKey == nil ? "none" : "redacted"), providerHeaders: \(providerHeaders.count) redacted, "
+            + "gemini: \(gemini.map(\.description) ?? "none"))"
     }
 }
 

@@ -64,7 +64,8 @@ public struct JobLaunch: Sendable {
             config.geminiAPIKey.map { GeminiUpstream(apiBase: config.child.geminiAPIBase, apiKey: $0, routeToken: token) }
         }
         return EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
-                                 provider: config.child.clineProvider, providerKey: config.clineAPIKey, gemini: route)
+                                 provider: config.child.clineProvider, providerKey: config.clineAPIKey,
+                                 providerHeaders: config.clineProviderHeaders, gemini: route)
     }
 
     /// Spawns the job child. In namespaces when wanted; where the host
@@ -104,9 +105,18 @@ public struct JobLaunch: Sendable {
     }
 }
 
-/// One job's egress proxy process (`agent-runner-job --egress-proxy`).
+/// One job's egress proxy process (`agent-runner-job --egress-proxy`), in a
+/// pids cgroup of its own where cgroups are available (`maxTasks`; not the
+/// job's, whose members must be the child alone when the push token is
+/// handed over), and under its own memory limit (`ProxyMain.dataLimit`).
 final class EgressProxyProcess: Sendable {
     let process: ChildProcess
+    /// The proxy's own pids cgroup, removed when it stops.
+    let cgroup: JobCgroup?
+
+    /// The proxy's `pids.max`: its 64 connection threads, one resolver
+    /// thread per keyed request in flight (at most 8), and its runtime's own.
+    static let maxTasks = 160
 
     /// The proxy's executable: always the agent-runner-job installed beside
     /// this binary, never AGENT_RUNNER_JOB_PATH (which chooses the job child
@@ -122,15 +132,23 @@ final class EgressProxyProcess: Sendable {
         return sibling
     }
 
-    /// Starts the proxy and waits (up to 10 s) until it listens.
-    static func start(ticket: EgressProxyTicket) async throws -> EgressProxyProcess {
+    /// Starts the proxy and waits (up to 10 s) until it listens. With
+    /// `cgroupName`, in a pids cgroup of that name when one can be made.
+    static func start(ticket: EgressProxyTicket, cgroupName: String? = nil) async throws -> EgressProxyProcess {
         let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
-        // The sibling's lookup (access(2)) and the spawn run off the cooperative pool.
-        let process = try await onDedicatedThread {
-            try ChildProcess(executable: try executable(), arguments: ["--egress-proxy"],
-                             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line, keepInputOpen: true)
+        // The sibling's lookup (access(2)), the cgroupfs writes and the spawn run off the cooperative pool.
+        let (process, cgroup) = try await onDedicatedThread {
+            let cgroup = cgroupName.flatMap { JobCgroup.create(name: $0, maxProcesses: maxTasks) }
+            do {
+                return (try ChildProcess(executable: try executable(), arguments: ["--egress-proxy"],
+                                         environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line,
+                                         cgroupProcs: cgroup?.procs, keepInputOpen: true), cgroup)
+            } catch {
+                cgroup?.remove()
+                throw error
+            }
         }
-        let proxy = EgressProxyProcess(process: process)
+        let proxy = EgressProxyProcess(process: process, cgroup: cgroup)
         let ready = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for await out in process.output {
@@ -151,12 +169,17 @@ final class EgressProxyProcess: Sendable {
         return proxy
     }
 
-    private init(process: ChildProcess) { self.process = process }
+    private init(process: ChildProcess, cgroup: JobCgroup?) {
+        self.process = process
+        self.cgroup = cgroup
+    }
 
-    /// Ends the proxy (it exits on EOF; SIGKILL makes sure).
+    /// Ends the proxy (it exits on EOF; SIGKILL makes sure) and removes its
+    /// cgroup (on a thread of its own: the removal waits for the exit).
     func stop() {
         process.closeInput()
         process.signalGroup(SIGKILL)
+        if let cgroup { Thread.detachNewThread { cgroup.remove() } }
     }
 }
 

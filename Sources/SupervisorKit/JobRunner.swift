@@ -29,7 +29,8 @@ struct JobRunner: Sendable {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.idText)"
         // Grows by the push token once it is fetched (GIT_TOKEN_SOURCE=user or github-app).
-        let redactor = Locked(Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 }))
+        let redactor = Locked(Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey].compactMap { $0 }
+            + config.clineProviderHeaders.map(\.value)))
         let workspace = WorkspaceLayout(workdirRoot: config.workdirRoot, jobId: job.idText).root
         var clock = PhaseClock()
         do {
@@ -69,7 +70,8 @@ struct JobRunner: Sendable {
             var proxy: EgressProxyProcess?
             if ticket.settings.network == .proxy || geminiToken != nil {
                 proxy = try await EgressProxyProcess.start(ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL,
-                                                                                      geminiRouteToken: geminiToken))
+                                                                                      geminiRouteToken: geminiToken),
+                                                           cgroupName: cgroup.map { _ in "proxy-" + WorkspaceName.of(job.idText) })
             }
             defer { proxy?.stop() }
             clock.lap("proxyMs")

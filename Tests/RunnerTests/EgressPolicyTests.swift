@@ -13,11 +13,11 @@ import Testing
     }
 
     @Test func rulesParseAndMatchByNameAndPort() {
-        #expect(EgressRule("api.github.com")?.matches(host: "api.github.com", port: 443) == true)
-        #expect(EgressRule("api.github.com")?.matches(host: "api.github.com", port: 22) == false, "no port: 80 and 443 only")
-        #expect(EgressRule("*.googleapis.com")?.matches(host: "generativelanguage.googleapis.com", port: 443) == true)
-        #expect(EgressRule("*.googleapis.com")?.matches(host: "googleapis.com", port: 443) == false)
-        #expect(EgressRule("*.googleapis.com")?.matches(host: "evilgoogleapis.com", port: 443) == false)
+        #expect(EgressRule("api.github.com")?.matches(host: "api.github.com", port: 443, tunnel: true) == true)
+        #expect(EgressRule("api.github.com")?.matches(host: "api.github.com", port: 22, tunnel: true) == false)
+        #expect(EgressRule("*.googleapis.com")?.matches(host: "generativelanguage.googleapis.com", port: 443, tunnel: true) == true)
+        #expect(EgressRule("*.googleapis.com")?.matches(host: "googleapis.com", port: 443, tunnel: true) == false)
+        #expect(EgressRule("*.googleapis.com")?.matches(host: "evilgoogleapis.com", port: 443, tunnel: true) == false)
         #expect(EgressRule("127.0.0.1:8080")?.isExact == true)
         #expect(EgressRule("[::1]:8080")?.host == "::1")
         for bad in ["", "host:0", "host:70000", "ho st", "*.", "a..b", "host:", "[::1"] {
@@ -32,22 +32,22 @@ import Testing
                             "v6.example.org": ["::ffff:192.168.1.1"], "ula.example.org": ["fd00::1"],
                             "mc.example.org": ["224.0.0.1"], "zero.example.org": ["0.0.0.0"],
                             "pub.example.org": ["93.184.216.34"]])
-        #expect(p.decide(host: "internal.example", port: 443, resolve: dns) == .deny(.nonPublicAddress, "resolves to 10.0.0.5, a private address"))
-        #expect(p.decide(host: "db.example", port: 27017, resolve: dns) == .allow([IPAddress(literal: "10.0.0.6")!]))
-        #expect(p.decide(host: "meta.example.org", port: 80, resolve: dns) == .deny(.nonPublicAddress, "resolves to 169.254.169.254, a link-local address"))
+        #expect(p.decide(host: "internal.example", port: 443, tunnel: true, resolve: dns) == .deny(.nonPublicAddress, "resolves to 10.0.0.5, a private address"))
+        #expect(p.decide(host: "db.example", port: 27017, tunnel: true, resolve: dns) == .allow([IPAddress(literal: "10.0.0.6")!]))
+        #expect(p.decide(host: "meta.example.org", port: 80, tunnel: false, resolve: dns) == .deny(.nonPublicAddress, "resolves to 169.254.169.254, a link-local address"))
         for host in ["v6.example.org", "ula.example.org", "mc.example.org", "zero.example.org"] {
-            guard case .deny(.nonPublicAddress, _) = p.decide(host: host, port: 443, resolve: dns) else {
+            guard case .deny(.nonPublicAddress, _) = p.decide(host: host, port: 443, tunnel: true, resolve: dns) else {
                 Issue.record("\(host) must be refused"); continue
             }
         }
         // A name with a public and a loopback answer connects to the public one only.
-        #expect(p.decide(host: "rebind.example.org", port: 443, resolve: dns) == .allow([IPAddress(literal: "203.0.113.9")!]))
-        #expect(p.decide(host: "pub.example.org", port: 443, resolve: dns) == .allow([IPAddress(literal: "93.184.216.34")!]))
-        #expect(p.decide(host: "gone.example.org", port: 443, resolve: dns) == .deny(.unresolvable, "does not resolve"))
-        #expect(p.decide(host: "example.com", port: 443, resolve: dns) == .deny(.notAllowed, "not in JOB_EGRESS_ALLOW"))
+        #expect(p.decide(host: "rebind.example.org", port: 443, tunnel: true, resolve: dns) == .allow([IPAddress(literal: "203.0.113.9")!]))
+        #expect(p.decide(host: "pub.example.org", port: 443, tunnel: true, resolve: dns) == .allow([IPAddress(literal: "93.184.216.34")!]))
+        #expect(p.decide(host: "gone.example.org", port: 443, tunnel: true, resolve: dns) == .deny(.unresolvable, "does not resolve"))
+        #expect(p.decide(host: "example.com", port: 443, tunnel: true, resolve: dns) == .deny(.notAllowed, "not in JOB_EGRESS_ALLOW"))
         // Literal addresses are names too: only an exact rule opens them.
-        #expect(p.decide(host: "169.254.169.254", port: 80, resolve: dns) == .deny(.notAllowed, "not in JOB_EGRESS_ALLOW"))
-        #expect(policy("169.254.169.254").decide(host: "169.254.169.254", port: 80, resolve: dns)
+        #expect(p.decide(host: "169.254.169.254", port: 80, tunnel: false, resolve: dns) == .deny(.notAllowed, "not in JOB_EGRESS_ALLOW"))
+        #expect(policy("169.254.169.254").decide(host: "169.254.169.254", port: 80, tunnel: false, resolve: dns)
                 == .deny(.nonPublicAddress, "resolves to 169.254.169.254, a link-local address"))
     }
 
@@ -59,7 +59,7 @@ import Testing
         let dns = resolver(["127.0.0.1": ["127.0.0.1"]])
         let p = EgressPolicy(rules: rules)
         // A user's repository URL pointing at the database is never an exact rule.
-        #expect(p.decide(host: "127.0.0.1", port: 27017, resolve: dns)
+        #expect(p.decide(host: "127.0.0.1", port: 27017, tunnel: true, resolve: dns)
                 == .deny(.nonPublicAddress, "resolves to 127.0.0.1, a loopback address"))
         #expect(EgressRule.derived(gitRemote: nil).isEmpty && EgressRule.derived(gitRemote: "/srv/repo.git").isEmpty)
     }

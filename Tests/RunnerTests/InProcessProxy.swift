@@ -14,12 +14,16 @@ final class InProcessProxy: @unchecked Sendable {
     private let listener: Int32
     private let eventsFD: Int32
 
-    /// Serves `ticket`; the events file is `eventsPath`.
-    init(_ ticket: EgressProxyTicket, eventsPath: String) throws {
+    /// Serves `ticket`; the events file is `eventsPath`. `keyedLimit` and
+    /// `idleSeconds` replace the server's defaults (for tests that reach them).
+    init(_ ticket: EgressProxyTicket, eventsPath: String, keyedLimit: Int = ProxyServer.keyedRequestLimit,
+         idleSeconds: Int = ProxyServer.tunnelIdleSeconds) throws {
+        // As the proxy process does (ProxyMain): a write to a client that left is an error, not a signal.
+        signal(SIGPIPE, SIG_IGN)
         self.ticket = ticket
         events = eventsPath
         eventsFD = open(eventsPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-        let server = ProxyServer(ticket: ticket, out: EventWriter(fd: eventsFD))
+        let server = ProxyServer(ticket: ticket, out: EventWriter(fd: eventsFD), keyedLimit: keyedLimit, idleSeconds: idleSeconds)
         listener = try SocketIO.listenUnix(ticket.socketPath)
         let fd = listener
         Thread.detachNewThread { SocketIO.serve(fd) { server.handle($0) } }

@@ -35,13 +35,13 @@ import Testing
         }
         let policy = EgressPolicy(rules: t.rules)
         for host in ["api.anthropic.com", "generativelanguage.googleapis.com"] {
-            #expect(policy.decide(host: host, port: 443, resolve: dns) == .deny(.notAllowed, "not in JOB_EGRESS_ALLOW"),
+            #expect(policy.decide(host: host, port: 443, tunnel: true, resolve: dns) == .deny(.notAllowed, "not in JOB_EGRESS_ALLOW"),
                     "\(host): \(t.rules)")
         }
-        #expect(policy.decide(host: "github.com", port: 443, resolve: dns) == .allow([IPAddress(literal: "203.0.113.12")!]))
+        #expect(policy.decide(host: "github.com", port: 443, tunnel: true, resolve: dns) == .allow([IPAddress(literal: "203.0.113.12")!]))
         // An operator may still open a provider host on purpose.
         let opened = try ticket(env.merging(["JOB_EGRESS_ALLOW": "api.anthropic.com"]) { $1 }, repoURL: nil)
-        #expect(EgressPolicy(rules: opened.rules).decide(host: "api.anthropic.com", port: 443, resolve: dns)
+        #expect(EgressPolicy(rules: opened.rules).decide(host: "api.anthropic.com", port: 443, tunnel: true, resolve: dns)
                 == .allow([IPAddress(literal: "203.0.113.10")!]))
     }
 

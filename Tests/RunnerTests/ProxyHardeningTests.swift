@@ -80,10 +80,10 @@ import Testing
         }
         #expect(try rig.requests().isEmpty, "no refused head reached the provider")
         // A tab inside a value is fine, and the proxy is still up.
-        let ok = try await rig.exchange("GET /provider/models HTTP/1.1\r\nHost: x\r\nX-Note: a\tb\r\nConnection: close\r\n\r\n")
+        let ok = try await rig.exchange("GET /provider/models HTTP/1.1\r\nHost: x\r\nUser-Agent: a\tb\r\nConnection: close\r\n\r\n")
         #expect(ok.hasPrefix("HTTP/1.1 200"), "\(ok)")
         let seen = try rig.requests()
-        #expect(seen.count == 1 && seen.first?["headers"]?["x-note"]?.stringValue == "a\tb", "\(seen)")
+        #expect(seen.count == 1 && seen.first?["headers"]?["user-agent"]?.stringValue == "a\tb", "\(seen)")
     }
 
     /// Lengths that trapped the proxy (a negative Content-Length or chunk
