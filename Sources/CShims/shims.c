@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -55,27 +54,6 @@ static void cshims_close_from(int lowfd, int keep) {
     if (syscall(SYS_close_range, from, ~0U, 0) != 0) {
         for (int fd = from; fd < 65536; fd++) close(fd);
     }
-}
-
-int cshims_unshare_mount_namespace(void) {
-    if (unshare(CLONE_NEWNS) != 0) return -errno;
-    return mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0 ? 0 : -errno;
-}
-
-int cshims_mount_tmpfs(const char *target, mode_t mode, unsigned size_kb) {
-    char data[64];
-    snprintf(data, sizeof data, "mode=%o,size=%uk", (unsigned)mode, size_kb);
-    return mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, data) == 0 ? 0 : -errno;
-}
-
-int cshims_bind_fd(int fd, const char *target) {
-    char source[64];
-    snprintf(source, sizeof source, "/proc/self/fd/%d", fd);
-    return mount(source, target, NULL, MS_BIND | MS_REC, NULL) == 0 ? 0 : -errno;
-}
-
-int cshims_mount_proc(const char *target) {
-    return mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0 ? 0 : -errno;
 }
 
 int cshims_unshare_user_namespace(void) {

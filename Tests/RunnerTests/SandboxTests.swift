@@ -273,6 +273,9 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("ok") && $0.contains("seccomp: filters supported") })
         #expect(lines.contains { $0.hasPrefix("ok ") && $0.hasSuffix("sandbox self-test: writes outside the workspace and namespace creation refused") },
                 "\(lines)")
+        // Made by the self-test in the job's namespaces: no host socket path, its own /proc.
+        #expect(lines.contains { $0.hasPrefix("ok    mount namespace: each job sees empty /run, /tmp and /dev/shm") },
+                "\(lines)")
         // The self-test itself, by hand: one JSON line, nothing left behind.
         let tmp = h.root + "/selftest-tmp"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
