@@ -6,11 +6,6 @@ import JobStore
 import Logging
 import RunnerCore
 
-/// Why the supervisor stopped a child early.
-enum StopReason: Sendable, Equatable {
-    case cancelled, timeout, leaseLost, shutdown
-}
-
 /// Runs one claimed job: spawns its child, relays events to the database
 /// (fenced on the lease), heartbeats, enforces cancel and timeout, and writes
 /// the outcome.
@@ -33,6 +28,10 @@ struct JobRunner: Sendable {
             + config.clineProviderHeaders.map(\.value)))
         let workspace = WorkspaceLayout(workdirRoot: config.workdirRoot, jobId: job.idText).root
         var clock = PhaseClock()
+        // Set once the workspace exists: whatever happens next, it is kept or
+        // removed below, by KEEP_WORKSPACES and the outcome, on every path.
+        var workspaceMade = false
+        var outcome: JobOutcome?
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
             if job.cancelRequested { return await write(job, .cancelled("cancelled before it ran"), logger) }
@@ -55,6 +54,7 @@ struct JobRunner: Sendable {
             ticket.pidsEventsPath = cgroup?.events
             clock.lap("cgroupMs")
             // Workspace preparation and fork/exec block: they run on a thread of their own.
+            workspaceMade = true
             let identity = try await onDedicatedThread { try launch.prepareWorkspace(job, workspace) }
             defer { identity?.release() }
             clock.lap("workspaceMs")
@@ -83,30 +83,35 @@ struct JobRunner: Sendable {
             }
             for w in warnings.withLock({ $0 }) { logger.warning("\(w)") }
             clock.lap("forkMs")
-            var (outcome, lines) = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
-                                                   redactor: redactor, logger: logger,
-                                                   warnings: notes + warnings.withLock { $0 }, launchTimings: clock.timings)
-            let refused = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
-            if refused > 0, outcome.map(Self.overridableByLimit) == true {
-                outcome = decide(job, JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(config.child.maxProcesses) "
-                    + "reached: the job tried to start more processes \(refused) time(s)"))
+            var (facts, lines, timings) = await supervise(job, child, proxy: proxy, cgroup: cgroup, repoURL: ticket.repoURL,
+                                                          redactor: redactor, logger: logger,
+                                                          warnings: notes + warnings.withLock { $0 }, launchTimings: clock.timings)
+            facts.refusedForks = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
+            outcome = OutcomePolicy.outcome(policy(job).decide(facts), attempt: job.attempt)
+            if case .done(var meta)? = outcome {
+                // The child bounds its metadata; the supervisor does not rely on it.
+                meta = LineFraming.bounded(meta)
+                meta.timings = (meta.timings ?? [:]).merging(timings) { child, _ in child }
+                outcome = .done(meta)
             }
             if let outcome { await write(job, outcome, logger, logs: lines, projectDocumentId: projectDocumentId) }
-            let final = outcome
-            _ = try? await onDedicatedThread { cleanWorkspace(workspace, outcome: final) }
-        } catch let failure as JobFailure {
-            await write(job, decide(job, failure), logger)
         } catch {
-            await write(job, decide(job, JobFailure(.internal, redactor.withLock { $0 }.redact("\(error)"))), logger)
+            let failure = error as? JobFailure ?? JobFailure(.internal, redactor.withLock { $0 }.redact("\(error)"))
+            outcome = OutcomePolicy.outcome(policy(job).decide(RunFacts(failure: failure)), attempt: job.attempt)
+            if let outcome { await write(job, outcome, logger) }
+        }
+        if workspaceMade {
+            let final = outcome
+            let log = logger
+            _ = try? await onDedicatedThread { cleanWorkspace(workspace, outcome: final, logger: log) }
         }
     }
 
-    /// Whether a fork bomb (refused forks in the job's cgroup) turns this outcome into `resource_limit`.
-    static func overridableByLimit(_ o: JobOutcome) -> Bool {
-        switch o {
-        case .done, .failed, .retry: return true
-        case .cancelled, .requeued: return false
-        }
+    /// The outcome policy for this attempt of `job`.
+    func policy(_ job: ClaimedJob) -> OutcomePolicy {
+        OutcomePolicy(attempt: job.attempt, maxAttempts: job.job.maxAttempts ?? config.maxAttempts,
+                      timeoutSeconds: config.jobTimeoutSeconds, cpuSeconds: config.child.cpuSeconds,
+                      maxTotalMB: config.child.maxTotalMB, maxProcesses: config.child.maxProcesses)
     }
 
     /// The ticket: the job, its project (read through the typed `Job` and
@@ -140,12 +145,12 @@ struct JobRunner: Sendable {
                          prompt: job.job.prompt), project.id)
     }
 
-    /// Relays the child's events until it exits; returns the outcome to
-    /// record, or nil when the lease was lost (nothing more may be written),
-    /// and the log lines not yet written (they go with the outcome).
+    /// Relays the child's events until it exits; returns what happened (for
+    /// `OutcomePolicy`), the log lines not yet written (they go with the
+    /// outcome) and the supervisor's share of the phase timings.
     func supervise(_ job: ClaimedJob, _ child: ChildProcess, proxy: EgressProxyProcess?, cgroup: JobCgroup?,
                    repoURL: String?, redactor: Locked<Redactor>, logger: Logger, warnings: [String],
-                   launchTimings: [String: Int] = [:]) async -> (JobOutcome?, [String]) {
+                   launchTimings: [String: Int] = [:]) async -> (RunFacts, [String], [String: Int]) {
         let tokenFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(job: job, writes: writes)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
@@ -227,16 +232,14 @@ struct JobRunner: Sendable {
             await logs.note("child exited: \(status)")
             let (lines, waited) = await logs.takeAll()
             logger.info("child exited", metadata: ["status": "\(status)"])
-            var decided = outcome(job, status: status, result: result.value, stop: control.reason)
-            if let failure = tokenFailure.withLock({ $0 }), control.reason == nil { decided = decide(job, failure) }
-            guard case .done(var meta)? = decided else { return (decided, lines) }
-            // The supervisor's share of the per-phase timings.
-            var timings = (meta.timings ?? [:]).merging(launchTimings) { child, _ in child }
+            // The supervisor's share of the per-phase timings (used if the job is done).
+            var timings = launchTimings
             timings["afterExitMs"] = (ContinuousClock.now - exited).milliseconds
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
             timings["databaseMs"] = waited.milliseconds
-            meta.timings = timings
-            return (.done(meta), lines)
+            let facts = RunFacts(result: result.value, exit: status, stop: control.reason,
+                                 failure: tokenFailure.withLock { $0 })
+            return (facts, lines, timings)
         }
     }
 
@@ -284,44 +287,6 @@ struct JobRunner: Sendable {
             await logs.add("cannot hand the push token to the job child: \(error)")
         }
         return nil
-    }
-
-    /// The outcome from the child's exit, its result event and any stop reason.
-    /// A success the child already reported wins over a later cancel, timeout
-    /// or shutdown: its commit is on the remote, so the job is `done` with its
-    /// metadata. Only a lost lease (nothing may be written) overrides it.
-    func outcome(_ job: ClaimedJob, status: ExitStatus, result: ChildEvent?, stop: StopReason?) -> JobOutcome? {
-        if stop == .leaseLost { return nil }
-        // The child bounds its metadata; the supervisor does not rely on it.
-        if case .succeeded(let meta)? = result { return .done(LineFraming.bounded(meta)) }
-        switch stop {
-        case .leaseLost: return nil
-        case .cancelled: return .cancelled("cancelled while running")
-        case .shutdown: return .requeued
-        case .timeout:
-            return decide(job, JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(config.jobTimeoutSeconds)"))
-        case nil: break
-        }
-        if case .failed(let f)? = result { return decide(job, f) }
-        switch status {
-        case .signaled(SIGSYS):
-            return decide(job, JobFailure(.sandboxViolation, "the child was killed by SIGSYS: a forbidden system call"))
-        case .signaled(SIGXCPU):
-            return decide(job, JobFailure(.resourceLimit, "CPU limit JOB_CPU_SECONDS=\(config.child.cpuSeconds) exceeded (SIGXCPU)"))
-        case .signaled(SIGXFSZ):
-            return decide(job, JobFailure(.resourceLimit, "file size limit exceeded: RLIMIT_FSIZE = JOB_MAX_TOTAL_MB+64 = "
-                + "\(config.child.maxTotalMB + 64) MB (SIGXFSZ)"))
-        default:
-            return decide(job, JobFailure(.childCrashed, "the job child ended without a result: \(status)"))
-        }
-    }
-
-    /// Retry (back to pending with backoff) or fail, by retryability and attempts.
-    func decide(_ job: ClaimedJob, _ failure: JobFailure) -> JobOutcome {
-        let max = job.job.maxAttempts ?? config.maxAttempts
-        guard failure.retryable, job.attempt < max else { return .failed(failure) }
-        let base = min(pow(Double(job.attempt), 4), 3600)
-        return .retry(failure, notBefore: Date().addingTimeInterval(base + Double.random(in: 0...(base / 4 + 1))))
     }
 
     /// Records the outcome with the job's last log lines, retrying through a
@@ -387,14 +352,27 @@ struct JobRunner: Sendable {
         }
     }
 
-    func cleanWorkspace(_ path: String, outcome: JobOutcome?) {
-        let keep: Bool
-        switch (config.keepWorkspaces, outcome) {
-        case (.always, _): keep = true
-        case (.never, _): keep = false
-        case (.failed, .some(.done)), (.failed, .some(.requeued)): keep = false
-        case (.failed, _): keep = true
+    /// Keeps or removes the job's workspace, by KEEP_WORKSPACES and the
+    /// outcome (`failed`: kept unless the job is done or requeued; a lost
+    /// lease, nil, keeps it too). A removal that fails is logged.
+    func cleanWorkspace(_ path: String, outcome: JobOutcome?, logger: Logger) {
+        guard !Self.keepsWorkspace(config.keepWorkspaces, outcome: outcome) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch let error as CocoaError where error.code == .fileNoSuchFile {
+            return
+        } catch {
+            logger.warning("cannot remove the job's workspace", metadata: ["path": "\(path)", "error": "\(error)"])
         }
-        if !keep { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// Whether KEEP_WORKSPACES keeps a workspace that ended with `outcome`.
+    static func keepsWorkspace(_ policy: KeepWorkspaces, outcome: JobOutcome?) -> Bool {
+        switch (policy, outcome) {
+        case (.always, _): true
+        case (.never, _): false
+        case (.failed, .some(.done)), (.failed, .some(.requeued)): false
+        case (.failed, _): true
+        }
     }
 }
