@@ -25,6 +25,17 @@ public enum Landlock {
         return v > 0 ? Int(v) : nil
     }
 
+    /// The ABI, or `sandbox_unavailable` (not retried: every attempt on this
+    /// host would fail the same way) when the kernel offers no Landlock.
+    public static func required(_ abi: Int?) throws -> Int {
+        guard let abi else {
+            throw JobFailure(.sandboxUnavailable, "this kernel offers no Landlock (landlock_create_ruleset failed), and "
+                + "SANDBOX=enforce never runs a job unconfined. Fix: Linux 5.13 or later with landlock in the LSM list "
+                + "(CONFIG_SECURITY_LANDLOCK, the lsm= boot parameter); `agent-runner doctor` checks this")
+        }
+        return abi
+    }
+
     /// Every filesystem right the given ABI knows.
     static func handledRights(abi: Int) -> UInt64 {
         var rights: UInt64 = (1 << 13) - 1 // ABI 1: EXECUTE … MAKE_SYM
@@ -115,7 +126,7 @@ public enum Landlock {
     /// the caller owns it) and the ABI. `enforce` applies it to the caller; a
     /// spawn applies it to a program just before its execve (`ExecLayers`).
     public static func makeRuleset(_ rules: Rules) throws -> (fd: Int32, abi: Int) {
-        guard let abi = abiVersion() else { throw Errno(ENOSYS, "landlock_create_ruleset") }
+        let abi = try required(abiVersion())
         let handled = handledRights(abi: abi)
         let scoped = abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0
         // A second layer under the network namespace: TCP connects only to the listed ports.

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import JobStore
 import RunnerCore
+import Sandbox
 @testable import SupervisorKit
 import Testing
 
@@ -114,5 +115,20 @@ import Testing
             Issue.record("not a retry"); return
         }
         #expect(at == now.addingTimeInterval(16))
+    }
+}
+
+/// Errors typed where they arise: a kernel without Landlock is a host the
+/// operator must fix, never a retried `internal`.
+@Suite struct TypedSourceErrorTests {
+    @Test func aKernelWithoutLandlockIsSandboxUnavailable() throws {
+        #expect(try Landlock.required(7) == 7)
+        do {
+            _ = try Landlock.required(nil)
+            Issue.record("no error without Landlock")
+        } catch let f as JobFailure {
+            #expect(f.code == .sandboxUnavailable && !f.retryable)
+            #expect(f.message.contains("Landlock") && f.message.contains("doctor"))
+        }
     }
 }
