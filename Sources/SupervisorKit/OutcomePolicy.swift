@@ -69,34 +69,43 @@ public struct OutcomePolicy: Sendable {
 
     /// The job's outcome, in this order:
     /// 1. a lost lease writes nothing (another runner may own the job);
-    /// 2. a success the child reported wins over everything later (a cancel,
+    /// 2. a failure the supervisor saw (the launch, the push token) while it
+    ///    did not stop the child: refused forks, else that failure;
+    /// 3. a success the child reported wins over everything later (a cancel,
     ///    the timeout, shutdown, refused forks): its commit is on the remote;
-    /// 3. the supervisor's own stop: cancelled, or requeued at shutdown;
-    /// 4. refused forks in the job's pids cgroup: `resource_limit` (a fork
+    /// 4. the supervisor's own stop: cancelled, or requeued at shutdown;
+    /// 5. refused forks in the job's pids cgroup: `resource_limit` (a fork
     ///    bomb is named as such even when it also ran into the timeout);
-    /// 5. the timeout;
-    /// 6. a failure the supervisor saw (the launch, the push token);
+    /// 6. the timeout;
     /// 7. the child's reported failure;
     /// 8. how the child died without a result.
     /// A failure is retried while it is retryable and attempts remain.
     public func decide(_ facts: RunFacts) -> Decision {
         if facts.stop == .leaseLost { return .nothing }
+        // A failure the supervisor saw (the launch, a withheld push token)
+        // outranks the child's own report: a child denied its token may
+        // still report a success, with the push skipped.
+        if facts.stop == nil, let failure = facts.failure {
+            return facts.refusedForks > 0 ? fail(forkFailure(facts.refusedForks)) : fail(failure)
+        }
         if case .succeeded(let meta)? = facts.result { return .done(meta) }
         if facts.stop == .cancelled { return .cancelled("cancelled while running") }
         if facts.stop == .shutdown { return .requeued }
-        if facts.refusedForks > 0 {
-            return fail(JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(maxProcesses) reached: "
-                + "the job tried to start more processes \(facts.refusedForks) time(s)"))
-        }
+        if facts.refusedForks > 0 { return fail(forkFailure(facts.refusedForks)) }
         if facts.stop == .timeout {
             return fail(JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(timeoutSeconds)"))
         }
-        if let failure = facts.failure { return fail(failure) }
         if case .failed(let failure)? = facts.result { return fail(failure) }
         guard let exit = facts.exit else {
             return fail(JobFailure(.internal, "the job ended with neither a child nor a failure"))
         }
         return fail(Self.death(exit, cpuSeconds: cpuSeconds, maxTotalMB: maxTotalMB))
+    }
+
+    /// Refused forks in the job's pids cgroup, as a failure.
+    func forkFailure(_ refused: Int) -> JobFailure {
+        JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(maxProcesses) reached: "
+            + "the job tried to start more processes \(refused) time(s)")
     }
 
     /// Retry or fail, by the failure's retryability and the attempts left.

@@ -63,6 +63,8 @@ import Testing
         Row(name: "the token failure over the child's failure",
             facts: RunFacts(result: .failed(JobFailure(.pushFailed, "eof")), exit: .exited(0), failure: tokenWithheld),
             expect: "failed:sandbox_violation"),
+        Row(name: "a withheld token over the child's success (its push was skipped)",
+            facts: RunFacts(result: pushed, exit: .exited(0), failure: tokenWithheld), expect: "failed:sandbox_violation"),
         Row(name: "the timeout over a token failure",
             facts: RunFacts(exit: .signaled(SIGKILL), stop: .timeout, failure: tokenWithheld), expect: "failed:timeout"),
         Row(name: "a launch failure", facts: RunFacts(failure: JobFailure(.sandboxUnavailable, "no userns")),
