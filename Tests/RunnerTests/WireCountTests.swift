@@ -20,7 +20,9 @@ import Testing
         // Progress may wait ten minutes for the batched flush (a debug-build
         // hook), so the job's can only reach the database with its outcome.
         let r = try await h.agentRunner(["run", "--exit-when-idle"],
-                                        env: ["MONGODB_URI": proxy.uri, "AGENT_RUNNER_TEST_PROGRESS_MS": "600000"])
+                                        env: ["MONGODB_URI": proxy.uri, "AGENT_RUNNER_TEST_PROGRESS_MS": "600000",
+                                              // No lease renewal (an update of jobs) within a slow run.
+                                              "LEASE_SECONDS": "600"])
         #expect(r.status == 0, "\(r.stderr)")
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job)")
