@@ -6,21 +6,34 @@ import RunnerCore
 /// (libmongoc's `mongoc_change_stream_next` blocks) and calls `onWake` for
 /// every change that can make a job claimable: an insert, a job put back to
 /// `pending`, a deferred job woken. `onState` reports whether the stream
-/// works (false: the server lacks change streams or it broke; the caller
-/// polls meanwhile). The stream is re-opened with a capped backoff.
+/// works (false: the server lacks change streams, it broke, or it did not
+/// prove itself: `StreamCheck`; the caller polls meanwhile). The stream is
+/// re-opened with a capped backoff.
 public final class ChangeWatcher: Sendable {
     private let pool: MongoPool
     private let stopped = Locked(false)
     private let patient = Locked(false)
     private let pipelineJSON: String
+    /// The watched collection; with `markers`, the database is watched (the
+    /// pipeline keeps these two collections' changes).
+    private let collection: String
+    /// The supervisor's check: the marker collection and document.
+    private let markers: (collection: String, id: String)?
 
-    /// A watcher for the supervisor's wake-ups (`pipeline`).
-    public convenience init(pool: MongoPool) { self.init(pool: pool, pipeline: Self.pipeline) }
+    /// The supervisor's watcher: the store's jobs collection and its marker
+    /// collection, with the wake-up `filter`; the stream proves itself with
+    /// the marker document `markerId` (`StreamCheck`).
+    public convenience init(store: JobStore, markerId: String) {
+        self.init(pool: store.pool, collection: store.jobsName, pipeline: Self.pipeline(jobs: store.jobsName, markers: store.markersName),
+                  markers: (store.markersName, markerId))
+    }
 
-    /// A watcher with its own aggregation pipeline (`{"pipeline": [...]}`), e.g. `anyChange`.
-    public init(pool: MongoPool, pipeline: String) {
+    /// A watcher of `collection` with its own aggregation pipeline (`{"pipeline": [...]}`), e.g. `anyChange`.
+    public init(pool: MongoPool, collection: String = "jobs", pipeline: String, markers: (collection: String, id: String)? = nil) {
         self.pool = pool
+        self.collection = collection
         pipelineJSON = pipeline
+        self.markers = markers
     }
 
     /// Every change, reduced to the changed document's key (the dashboard's live views).
@@ -29,15 +42,19 @@ public final class ChangeWatcher: Sendable {
     /// The filter: inserts, replacements, updates that set `status: pending`
     /// or remove `notBefore` (wake-ups), and updates that set
     /// `cancelRequested: true` (a running job's cancel, so the supervisor never
-    /// polls for it while the stream works).
-    static let pipeline = """
-    {"pipeline": [{"$match": {"$or": [
-      {"operationType": {"$in": ["insert", "replace"]}},
-      {"updateDescription.updatedFields.status": "pending"},
-      {"updateDescription.removedFields": "notBefore"},
-      {"updateDescription.updatedFields.cancelRequested": true}
-    ]}}]}
-    """
+    /// polls for it while the stream works); of the jobs and the marker
+    /// collections only (the stream watches the database).
+    static func pipeline(jobs: String, markers: String) -> String {
+        """
+        {"pipeline": [{"$match": {"ns.coll": {"$in": [\(JSONValue.string(jobs).jsonString), \(JSONValue.string(markers).jsonString)]},
+          "$or": [
+          {"operationType": {"$in": ["insert", "replace"]}},
+          {"updateDescription.updatedFields.status": "pending"},
+          {"updateDescription.removedFields": "notBefore"},
+          {"updateDescription.updatedFields.cancelRequested": true}
+        ]}}]}
+        """
+    }
 
     /// The id text of the job a change event asks to cancel, if it is one.
     public static func cancelledJob(in event: JSONValue) -> String? {
@@ -52,7 +69,8 @@ public final class ChangeWatcher: Sendable {
         start(onChange: { onChange($0?["documentKey"]?["_id"].map(JobStore.idText)) }, onState: onState)
     }
 
-    /// Starts the watching thread; `onEvent` gets each change event (nil when unreadable).
+    /// Starts the watching thread; `onEvent` gets each change event of the
+    /// jobs collection (nil when unreadable).
     public func startEvents(onEvent: @escaping @Sendable (JSONValue?) -> Void,
                             onState: @escaping @Sendable (Bool, String) -> Void) {
         start(onChange: onEvent, onState: onState)
@@ -64,10 +82,12 @@ public final class ChangeWatcher: Sendable {
         Thread.detachNewThread { [self] in
             var backoff = 0.5
             var healthy: Bool?
+            func report(_ ok: Bool, _ why: String) {
+                if ok { backoff = 0.5 }
+                if healthy != ok { healthy = ok; onState(ok, why) }
+            }
             while !stopped.withLock({ $0 }) {
                 let error = pool.withClient { client -> String in
-                    let coll = mongoc_client_get_collection(client, pool.databaseName, "jobs")!
-                    defer { mongoc_collection_destroy(coll) }
                     var err = bson_error_t()
                     let optsJSON = #"{"maxAwaitTimeMS": 1000}"#
                     guard let pipeline = bson_new_from_json(pipelineText, pipelineText.utf8.count, &err),
@@ -75,19 +95,32 @@ public final class ChangeWatcher: Sendable {
                         return MongoError(err, "change stream pipeline").description
                     }
                     defer { bson_destroy(pipeline); bson_destroy(opts) }
-                    guard let stream = mongoc_collection_watch(coll, pipeline, opts) else { return "watch failed" }
+                    guard let stream = openStream(client, pipeline, opts) else { return "watch failed" }
                     defer { mongoc_change_stream_destroy(stream) }
-                    // Open: every change from now on arrives (the caller may rely on that at once).
+                    // Open: every change from now on arrives (the caller may rely on that once it is proven).
                     var openReply: OpaquePointer?
                     if mongoc_change_stream_error_document(stream, &err, &openReply) {
                         return MongoError(err, "change stream").description
                     }
-                    if healthy != true { healthy = true; backoff = 0.5; onState(true, "change stream open") }
+                    var check = markers.map { StreamCheck(markerId: $0.id) }
+                    if check == nil { report(true, "change stream open") }
                     var doc: OpaquePointer?
                     while !stopped.withLock({ $0 }) {
+                        if var c = check {
+                            if c.due(.now), let verdict = c.started(.now, error: writeMarker(c.markerId)) {
+                                report(false, Self.describe(verdict))
+                            }
+                            if let verdict = c.verdict(.now) { report(verdict == .passed, Self.describe(verdict)) }
+                            check = c
+                        }
                         let asked = ContinuousClock.now
                         if mongoc_change_stream_next(stream, &doc) {
-                            onChange(try? BSONDocument.json(of: doc!))
+                            let event = try? BSONDocument.json(of: doc!)
+                            if let markers, let event, event["ns"]?["coll"]?.stringValue == markers.collection {
+                                check?.saw(event)
+                            } else if markers == nil || event?["ns"]?["coll"]?.stringValue ?? collection == collection {
+                                onChange(event)
+                            }
                             continue
                         }
                         // An empty answer that came early: the server woke the
@@ -104,7 +137,7 @@ public final class ChangeWatcher: Sendable {
                         if mongoc_change_stream_error_document(stream, &err, &reply) {
                             return MongoError(err, "change stream").description
                         }
-                        if healthy != true { healthy = true; backoff = 0.5; onState(true, "change stream open") }
+                        if check == nil { report(true, "change stream open") }
                     }
                     return ""
                 }
@@ -113,6 +146,40 @@ public final class ChangeWatcher: Sendable {
                 Thread.sleep(forTimeInterval: backoff)
                 backoff = min(backoff * 2, 30)
             }
+        }
+    }
+
+    /// The stream: on the database when a marker collection is watched too, else on `collection`.
+    private func openStream(_ client: OpaquePointer, _ pipeline: OpaquePointer, _ opts: OpaquePointer) -> OpaquePointer? {
+        if markers != nil {
+            let db = mongoc_client_get_database(client, pool.databaseName)!
+            defer { mongoc_database_destroy(db) }
+            return mongoc_database_watch(db, pipeline, opts)
+        }
+        let coll = mongoc_client_get_collection(client, pool.databaseName, collection)!
+        defer { mongoc_collection_destroy(coll) }
+        return mongoc_collection_watch(coll, pipeline, opts)
+    }
+
+    /// Writes the check's marker (on a client of its own); the error, if any.
+    private func writeMarker(_ id: String) -> String? {
+        guard let markers else { return nil }
+        do {
+            try pool.withClient { client in
+                let coll = mongoc_client_get_collection(client, pool.databaseName, markers.collection)!
+                defer { mongoc_collection_destroy(coll) }
+                try StreamCheck.writeMarker(coll, id: id)
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    private static func describe(_ verdict: StreamCheck.Verdict) -> String {
+        switch verdict {
+        case .passed: "change stream open and checked: it delivered a change of every kind its filter matches"
+        case .failed(let behaviour): behaviour
         }
     }
 

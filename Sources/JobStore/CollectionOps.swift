@@ -36,6 +36,13 @@ enum CollectionOps {
     @discardableResult
     static func update(_ coll: OpaquePointer, filter: JSONValue, update: JSONValue, many: Bool = false,
                        upsert: Bool = false) throws -> Int {
+        try updateCounts(coll, filter: filter, update: update, many: many, upsert: upsert).matched
+    }
+
+    /// updateOne (or updateMany); returns the matched and modified counts
+    /// (modified nil when the reply has none).
+    static func updateCounts(_ coll: OpaquePointer, filter: JSONValue, update: JSONValue, many: Bool = false,
+                             upsert: Bool = false) throws -> (matched: Int, modified: Int?) {
         let f = try BSONDocument(filter)
         let u = try BSONDocument(update)
         let o = try BSONDocument(upsert ? ["upsert": true] : [:])
@@ -45,7 +52,8 @@ enum CollectionOps {
                 let ok = many ? mongoc_collection_update_many(coll, f.pointer, u.pointer, o.pointer, reply, &error)
                     : mongoc_collection_update_one(coll, f.pointer, u.pointer, o.pointer, reply, &error)
                 guard ok else { throw MongoError(error, many ? "updateMany" : "updateOne") }
-                return Int(try BSONDocument.json(of: reply)["matchedCount"]?.intValue ?? 0)
+                let answer = try BSONDocument.json(of: reply)
+                return (Int(answer["matchedCount"]?.intValue ?? 0), answer["modifiedCount"]?.intValue.map { Int($0) })
             }
         }
     }
@@ -78,6 +86,23 @@ enum CollectionOps {
         }
     }
 
+    /// A replaceOne (upserting) followed by updateOne statements on the same
+    /// collection, sent as one `update` command (ordered: in this order).
+    static func replaceThenUpdate(_ coll: OpaquePointer, replace: (filter: JSONValue, document: JSONValue),
+                                  then statements: [(filter: JSONValue, update: JSONValue)]) throws -> Int {
+        let first = (try BSONDocument(replace.filter), try BSONDocument(replace.document))
+        let upsert = try BSONDocument(["upsert": true])
+        let docs = try statements.map { (try BSONDocument($0.filter), try BSONDocument($0.update)) }
+        return try bulk(coll, "bulk replace and update", reading: "nMatched", ordered: true) { bulk, error in
+            guard mongoc_bulk_operation_replace_one_with_opts(bulk, first.0.pointer, first.1.pointer, upsert.pointer, &error)
+            else { return false }
+            for (f, u) in docs where !mongoc_bulk_operation_update_one_with_opts(bulk, f.pointer, u.pointer, nil, &error) {
+                return false
+            }
+            return true
+        }
+    }
+
     /// Several deleteOne statements sent as one `delete` command (unordered);
     /// returns how many documents were deleted in all.
     @discardableResult
@@ -92,9 +117,9 @@ enum CollectionOps {
 
     /// One unordered bulk write: `add` appends its statements (false, with
     /// `error` set, when one cannot be added); returns the reply's `count` field.
-    private static func bulk(_ coll: OpaquePointer, _ operation: String, reading count: String,
+    private static func bulk(_ coll: OpaquePointer, _ operation: String, reading count: String, ordered: Bool = false,
                              add: (OpaquePointer, inout bson_error_t) -> Bool) throws -> Int {
-        let opts = try BSONDocument(["ordered": false])
+        let opts = try BSONDocument(["ordered": .bool(ordered)])
         guard let bulk = opts.withPointer({ mongoc_collection_create_bulk_operation_with_opts(coll, $0) }) else {
             throw MongoError(message: "cannot create a bulk write", operation: operation)
         }

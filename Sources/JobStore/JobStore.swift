@@ -44,12 +44,14 @@ public enum JobOutcome: Sendable {
 public final class JobStore: Sendable {
     public let pool: MongoPool
     public let logCap: Int
-    /// Collection names: `jobs`, `projects`, `project_locks`, each after
+    /// Collection names: `jobs`, `projects`, `project_locks` and
+    /// `runner_markers` (the change stream's check), each after
     /// `collectionPrefix` (empty, except for `doctor`'s scratch collections).
     public let collectionPrefix: String
     var jobsName: String { collectionPrefix + "jobs" }
     var projectsName: String { collectionPrefix + "projects" }
     var locksName: String { collectionPrefix + "project_locks" }
+    var markersName: String { collectionPrefix + "runner_markers" }
     /// The claim order: priority desc, then oldest first (the fallback's sort;
     /// a job with only the app's `created_at` sorts by that).
     static let claimSort = #"{"priority": -1, "createdAt": 1, "created_at": 1}"#
@@ -137,7 +139,11 @@ public final class JobStore: Sendable {
             // read-back. (Not findAndModify: SecantusDB scans the collection
             // for one, 1.6 s at 100,000 jobs.) `_id` sorts first in the filter,
             // so the server looks up one document.
+            // The candidate is checked against the query that found it, and
+            // the write's counts against each other: a contradiction is thrown
+            // (`ServerContradiction`), and nothing is claimed on it.
             func tryClaim(_ candidate: JSONValue, _ conditions: [String: JSONValue]) throws -> JSONValue? {
+                if let c = Self.checkCandidate(candidate, conditions: conditions, now: now) { throw c }
                 guard let id = candidate["_id"] else { return nil }
                 var filter = conditions
                 filter["_id"] = id
@@ -153,7 +159,9 @@ public final class JobStore: Sendable {
                     }
                     update["$push"] = lapse.history(now: nowJSON, logCap: logCap)
                 }
-                guard try CollectionOps.update(coll, filter: .object(filter), update: .object(update)) == 1 else { return nil }
+                let written = try CollectionOps.updateCounts(coll, filter: .object(filter), update: .object(update))
+                if let c = Self.checkClaimWrite(matched: written.matched, modified: written.modified) { throw c }
+                guard written.matched == 1 else { return nil }
                 var claimed = candidate.objectValue ?? [:]
                 claimed.merge(set) { $1 }
                 claimed["attempts"] = .int(Int64(Job(candidate).attempts + 1))

@@ -4,7 +4,15 @@ import RunnerCore
 /// `doctor`'s check that the server accepts every query and update shape the
 /// runner uses: the store's own operations, run once each, in the order a
 /// job's life makes them, against scratch collections (`doctor_<random>_jobs`,
-/// `…_projects`, `…_project_locks`) that are dropped afterwards.
+/// `…_projects`, `…_project_locks`) that are dropped afterwards. The answers
+/// are checked too: nested fields come back nested, dates as dates, counts
+/// agree with the reads (docs/contract.md, "Query shapes").
+/// A shape the server accepts but answers wrongly (a flat key for a nested
+/// field, a date as a string, a count that disagrees with the read).
+public struct WrongAnswer: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
 extension JobStore {
     /// One operation of the check and, when the server refused it, why.
     public struct ShapeResult: Sendable {
@@ -29,6 +37,7 @@ extension JobStore {
             }
         }
         struct Skipped: Error, CustomStringConvertible { let description: String }
+        func expect(_ ok: Bool, _ problem: @autoclosure () -> String) throws { if !ok { throw WrongAnswer(description: problem()) } }
         _ = await step("claim on an empty queue (expired-lease scan, priority probes, sorted fallback query)") {
             try await scratch.claim(owner: "doctor", leaseSeconds: 60)
         }
@@ -42,12 +51,26 @@ extension JobStore {
         }
         _ = await step("busyProjects") { try await scratch.busyProjects() }
         if let job {
+            _ = await step("the claimed job read back (nested lease, dates as dates, counts)") {
+                let doc = try await scratch.job(job.idText)
+                let lease = doc?["lease"]
+                try expect(lease?.objectValue != nil && lease?["token"]?.stringValue == job.token,
+                           "the lease sub-document is not nested as written: \(JobStore.summary(doc ?? .null))")
+                for (name, value) in [("lease.expiresAt", lease?["expiresAt"]), ("startedAt", doc?["startedAt"]),
+                                      ("createdAt", doc?["createdAt"])] {
+                    try expect(value?.dateValue != nil, "\(name) is not read back as a date: \(value?.jsonString ?? "absent")")
+                }
+                try expect(doc?["attempts"]?.intValue == 1, "attempts is not read back as the integer 1: \(doc?["attempts"]?.jsonString ?? "absent")")
+            }
             _ = await step("acquireProjectLock (upsert)") { try await scratch.acquireProjectLock(job, projectId: projectId, leaseSeconds: 60) }
             _ = await step("writeProgress (bulk updateOne: $set stage, $push $each $slice)") {
-                try await scratch.writeProgress([ProgressUpdate(job: job, stage: .generating, lines: ["doctor"])])
+                let matched = try await scratch.writeProgress([ProgressUpdate(job: job, stage: .generating, lines: ["doctor"])])
+                try expect(matched == 1, "the bulk update reports \(matched) documents matched, not 1")
             }
-            _ = await step("renewLeases (updateMany on lease tokens, project locks)") {
-                try await scratch.renewLeases([job.token], leaseSeconds: 60)
+            _ = await step("renewLeases (updateMany on lease tokens, the lease read projecting {lease: 1}, project locks)") {
+                let answer = try await scratch.renewLeases([job.token], leaseSeconds: 60)
+                try expect(answer.contradiction == nil, answer.contradiction.map { "\($0)" } ?? "")
+                try expect(answer.held == [job.token: false], "the lease read does not find the held lease: \(answer.held)")
             }
             if let second = await step("claim of a busy project's job", { () async throws -> ClaimedJob? in
                 if let j = try await scratch.claim(owner: "doctor", leaseSeconds: 60, busyProjects: [projectId]) { return j }
@@ -57,7 +80,9 @@ extension JobStore {
                     try await scratch.deferForProject(second, leaseSeconds: 60)
                 }
             }
-            _ = await step("finish done") { try await scratch.finish(job, .done(JobMetadata())) }
+            _ = await step("finish done") {
+                try expect(try await scratch.finish(job, .done(JobMetadata())), "the fenced outcome write matched nothing")
+            }
             _ = await step("recordSuccess ($addToSet) in a bulk update") {
                 try await scratch.recordSuccesses([(projectDocumentId: projectId, jobId: job.id)])
             }
@@ -73,12 +98,20 @@ extension JobStore {
             _ = await step("finish retry ($push errors $each $slice)") {
                 try await scratch.finish(again, .retry(JobFailure(.internal, "doctor"), notBefore: Date().addingTimeInterval(3600)))
             }
-            _ = await step("nextDue") { try await scratch.nextDue() }
+            _ = await step("nextDue (a date read back as a date)") {
+                let due = try await scratch.nextDue()
+                try expect(due != nil, "the deferred job's notBefore is not read back as a date")
+            }
             _ = await step("requestCancel (pending)") { try await scratch.requestCancel(JobStore.idText(again.id)) }
             _ = await step("retry") { try await scratch.retry(JobStore.idText(again.id)) }
             if let third = await step("claim after retry", { try await scratch.claim(owner: "doctor", leaseSeconds: 60) }),
                let third {
-                _ = await step("requestCancel (running)") { try await scratch.requestCancel(JobStore.idText(third.id)) }
+                _ = await step("requestCancel (running), then the lease read's cancel flag") {
+                    try expect(try await scratch.requestCancel(JobStore.idText(third.id)), "the cancel's update matched nothing")
+                    let answer = try await scratch.leaseFlags([third.token])
+                    try expect(answer.contradiction == nil && answer.held == [third.token: true],
+                               "the lease read does not show the cancel: \(answer.contradiction.map { "\($0)" } ?? "\(answer.held)")")
+                }
                 _ = await step("finish failed") { try await scratch.finish(third, .failed(JobFailure(.internal, "doctor"))) }
             }
         }
@@ -99,7 +132,7 @@ extension JobStore {
         _ = await step("jobs (list)") { try await scratch.jobs(status: "failed", limit: 5) }
         _ = await step("job (by id)") { try await scratch.job("doctor") }
         _ = await step("project") { try await scratch.project(projectId) }
-        for name in [scratch.jobsName, scratch.projectsName, scratch.locksName] {
+        for name in [scratch.jobsName, scratch.projectsName, scratch.locksName, scratch.markersName] {
             _ = try? await pool.command(["drop": .string(name)])
         }
         return results

@@ -31,13 +31,20 @@ struct Doctor: AsyncParsableCommand {
             // Every query and update shape the runner uses, once, on scratch collections.
             let shapes = await store.checkQueryShapes()
             let rejected = shapes.filter { $0.error != nil }
-            for r in rejected { report("fail", "database rejects \(r.name): \(r.error!)") }
-            if rejected.isEmpty { report("ok", "database accepts all \(shapes.count) query and update shapes the runner uses") }
-            let hello = try await store.pool.command(["hello": 1])
-            if hello["setName"]?.stringValue != nil || hello["msg"]?.stringValue == "isdbgrid" {
-                report("ok", "change streams supported: new jobs are picked up at once")
+            for r in rejected {
+                if r.error is WrongAnswer { report("fail", "database answers \(r.name) wrongly: \(r.error!)") }
+                else { report("fail", "database rejects \(r.name): \(r.error!)") }
+            }
+            if rejected.isEmpty {
+                report("ok", "database accepts all \(shapes.count) query and update shapes the runner uses, and answers them as asked")
+            }
+            // The supervisor's own check of its change stream (a marker it must deliver), once.
+            let stream = await store.checkChangeStream()
+            if stream.ok {
+                report("ok", "change stream checked: new jobs are picked up and cancels arrive at once")
             } else {
-                report("warn", "no change streams (standalone server): the runner polls every RUNNER_POLL_SECONDS")
+                report("warn", "change stream not usable: \(stream.why); the runner polls every RUNNER_POLL_SECONDS "
+                    + "and reads cancels with the lease renewal")
             }
         } catch {
             report("fail", "database: \(error)")

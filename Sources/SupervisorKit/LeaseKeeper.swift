@@ -24,11 +24,15 @@ final class LeaseKeeper: Sendable {
     private let streaming = Locked(false)
     private let verify = Locked(false)
 
-    init(store: JobStore, leaseSeconds: Int, pollSeconds: Double, logger: Logger) {
+    private let checks: ServerChecks?
+
+    /// `checks` hears of answers that contradict each other (nil: they are logged only).
+    init(store: JobStore, leaseSeconds: Int, pollSeconds: Double, logger: Logger, checks: ServerChecks? = nil) {
         self.store = store
         self.leaseSeconds = leaseSeconds
         self.pollSeconds = pollSeconds
         self.logger = logger
+        self.checks = checks
     }
 
     /// Keeps `job`'s lease from now until `release`.
@@ -75,13 +79,14 @@ final class LeaseKeeper: Sendable {
                 if now - lastBeat >= beatEvery || (dueSoon && now - lastBeat >= .seconds(1)) {
                     lastBeat = now
                     lastPoll = now
-                    let flags = try await store.renewLeases(Array(current.keys), leaseSeconds: leaseSeconds)
-                    apply(flags, to: current, renewedAt: now)
+                    let answer = try await store.renewLeases(Array(current.keys), leaseSeconds: leaseSeconds,
+                                                             released: released)
+                    apply(answer, to: current, renewedAt: now)
                 } else if verify.withLock({ v in defer { v = false }; return v })
                             || (!streaming.withLock({ $0 }) && now - lastPoll >= .seconds(pollSeconds)) {
                     // No change stream, or a lease may be lost: one read for all running jobs' flags.
                     lastPoll = now
-                    apply(try await store.leaseFlags(Array(current.keys)), to: current, renewedAt: nil)
+                    apply(try await store.leaseFlags(Array(current.keys), released: released), to: current, renewedAt: nil)
                 }
             } catch {
                 logger.warning("lease renewal failed; will retry", metadata: DatabaseRetry.metadata(error))
@@ -89,10 +94,25 @@ final class LeaseKeeper: Sendable {
         }
     }
 
-    /// Renews the held leases' clocks, stops the lost ones and the cancelled ones.
-    private func apply(_ flags: [String: Bool], to current: [String: Held], renewedAt: ContinuousClock.Instant?) {
+    /// Whether the job holding `token` has ended here (its lease let go of).
+    private var released: @Sendable (String) -> Bool { { [held] token in held.withLock { $0[token] == nil } } }
+
+    /// Renews the held leases' clocks, stops the lost ones and the cancelled
+    /// ones. When the answers contradict each other, a lease they do not show
+    /// held is neither stopped nor renewed (the child runs on until its own
+    /// lease clock says it may have lapsed: self-fencing), and the
+    /// contradiction goes to `checks`.
+    private func apply(_ answer: LeaseAnswer, to current: [String: Held], renewedAt: ContinuousClock.Instant?) {
+        if let c = answer.contradiction {
+            if let checks { checks.record(c) } else { logger.error("the database's answers contradict each other", metadata: ["error": "\(c)"]) }
+        }
         for (token, h) in current {
-            guard let cancel = flags[token] else {
+            if answer.unsure.contains(token) { continue }
+            if answer.heldUnread.contains(token) {
+                if let renewedAt { h.lease.renewed(sentAt: renewedAt) }
+                continue
+            }
+            guard let cancel = answer.held[token] else {
                 // Released meanwhile (the job ended), or lost.
                 if held.withLock({ $0[token] != nil }) { h.control.stop(.leaseLost) }
                 continue

@@ -31,35 +31,37 @@ public final class Supervisor: Service, Sendable {
         owner = "\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(getpid()):\(UUID().uuidString.prefix(8))"
     }
 
-    /// The longest the claim loop stays asleep while the change stream works:
-    /// a 30 s safety poll (at least RUNNER_POLL_SECONDS), shortened to half
-    /// the systemd watchdog interval so the loop's own progress feeds it.
-    public static func maxLoopInterval(_ config: RunnerConfiguration, watchdog: Duration? = nil) -> Double {
-        let base = max(config.pollSeconds, 30)
-        guard let watchdog else { return base }
-        let (s, atto) = watchdog.components
-        return min(base, max(0.5, (Double(s) + Double(atto) / 1e18) / 2))
-    }
-
     public func run() async throws {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let running = Locked(0)
         /// Jobs ended so far: a job that ends while the loop claims may wake
         /// others (its project's deferred jobs), so "idle" only holds when none did.
         let ended = Locked(0)
+        let cannotClaim = Locked<String?>(nil)
+        // Answers that contradict each other: logged; at the third, stop (exit 69) after the running jobs.
+        let checks = ServerChecks(logger: logger) { [shutdown, config] message in
+            cannotClaim.withLock { $0 = $0 ?? message }
+            shutdown.drain()
+            wake.yield()
+            Task {
+                try? await Task.sleep(for: .seconds(config.shutdownGraceSeconds))
+                shutdown.force()
+            }
+        }
         let leases = LeaseKeeper(store: store, leaseSeconds: config.leaseSeconds, pollSeconds: config.pollSeconds,
-                                 logger: logger)
+                                 logger: logger, checks: checks)
         let writes = WriteBatcher(store: store, leases: leases, logger: logger, progressInterval: Self.progressInterval,
                                   logBounds: config.child.logBounds)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown,
                                leases: leases, writes: writes)
         let schedule = Locked<(streaming: Bool, nextDue: Date?)>((false, nil))
-        let cannotClaim = Locked<String?>(nil)
         /// Whether pending jobs the web app cancelled may be waiting: at start,
         /// on a cancel event for a job not running here, on each safety poll,
         /// and on every wake-up while the change stream is down.
         let sweepDue = Locked(true)
-        let watcher = ChangeWatcher(pool: store.pool)
+        // The stream proves itself with a marker of its own (StreamCheck) before it is relied on.
+        let watcher = ChangeWatcher(store: store, markerId: owner)
+        let checked = Locked(false)
         let jobStore = store
         watcher.startEvents(onEvent: { event in
             // A running job's cancel arrives here; anything else may make a job claimable.
@@ -70,14 +72,20 @@ public final class Supervisor: Service, Sendable {
             jobStore.claimQueueChanged()
             wake.yield()
         }, onState: { [logger] ok, why in
+            checked.withLock { $0 = true }
             schedule.withLock { $0.streaming = ok }
             leases.setStreaming(ok)
             jobStore.setClaimQueueWatched(ok)
             if !ok { sweepDue.withLock { $0 = true } }
-            if ok { logger.info("change stream open: new jobs are picked up at once") }
-            else { logger.warning("change stream unavailable; polling", metadata: ["reason": "\(why)"]) }
+            if ok { logger.info("change stream open: new jobs are picked up at once", metadata: ["check": "\(why)"]) }
+            else {
+                logger.warning("change stream unavailable or silent; polling every RUNNER_POLL_SECONDS, cancels read with the lease renewal",
+                               metadata: ["reason": "\(why)"])
+            }
         })
         defer { watcher.stop() }
+        let waitUntil = ContinuousClock.now + Self.firstCheckWait
+        while !checked.withLock({ $0 }), ContinuousClock.now < waitUntil { try? await Task.sleep(for: .milliseconds(10)) }
         logger.info("supervisor started", metadata: ["owner": "\(owner)", "slots": "\(config.concurrency)"])
         systemd.notify("READY=1\nSTATUS=0/\(config.concurrency) slots busy")
         let watchdog = systemd.watchdogInterval
@@ -186,8 +194,11 @@ public final class Supervisor: Service, Sendable {
                             health.database(ok: true)
                         } catch {
                             health.database(ok: false)
-                            RunnerMetrics.databaseError()
-                            if DatabaseRetry.isOutage(error) {
+                            if let c = error as? ServerContradiction {
+                                // Nothing claimed on it; the third stops the supervisor.
+                                checks.record(c)
+                            } else if DatabaseRetry.isOutage(error) {
+                                RunnerMetrics.databaseError()
                                 rejections = 0
                                 if backoff == 0.5 {
                                     logger.error("database unavailable; claiming paused, backing off",
@@ -196,6 +207,7 @@ public final class Supervisor: Service, Sendable {
                             } else {
                                 // Not an outage: the server refuses a query the claim needs. It
                                 // fails the same way every time; after a few tries, stop (exit 69).
+                                RunnerMetrics.databaseError()
                                 rejections += 1
                                 logger.error("the database rejected the claim", metadata: DatabaseRetry.metadata(error))
                                 if rejections >= Self.rejectionsBeforeExit {
@@ -262,6 +274,7 @@ public final class Supervisor: Service, Sendable {
             }
             // What the last jobs left to write (lock releases, project records), even if this task was cancelled.
             await Task.detached { await writes.drain() }.value
+            try? await store.removeStreamMarker(owner)
         } onGracefulShutdown: { [shutdown, logger, config, systemd] in
             systemd.notify("STOPPING=1\nSTATUS=draining")
             logger.notice("shutdown requested: no new claims; waiting for running jobs",
@@ -294,29 +307,4 @@ public final class Supervisor: Service, Sendable {
         }
         logger.info("supervisor stopped")
     }
-
-    /// How long a job's stage and lines may wait for the batched flush:
-    /// nil, the flush's own 250 ms (docs/contract.md, Stages).
-    static var progressInterval: Duration? {
-        #if DEBUG
-        // Tests only: a count test stretches it, so that a short job's writes are exactly its own.
-        if let ms = ProcessInfo.processInfo.environment["AGENT_RUNNER_TEST_PROGRESS_MS"].flatMap(Int.init) {
-            return .milliseconds(ms)
-        }
-        #endif
-        return nil
-    }
-
-    /// How long the set of projects locked by other supervisors is reused between claims.
-    static let busyRefresh = Duration.seconds(2)
-
-    /// Consecutive claims the server rejects (not outages) before the supervisor stops.
-    static let rejectionsBeforeExit = 3
-}
-
-/// The supervisor cannot work with this database: the server rejects an
-/// operation the claim needs (the executable exits 69 with `message`).
-public struct SupervisorFailure: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
 }

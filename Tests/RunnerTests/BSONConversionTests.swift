@@ -218,7 +218,7 @@ import Testing
         #expect(job.document["createdAt"]?.dateValue != nil)
         let lines = ["plain", "unicode ✓ 日本語 🚀", "quote \" and \\ and \t", "", String(repeating: "x", count: 10_000)]
         #expect(try await h.store.writeProgress([ProgressUpdate(job: job, stage: .generating, lines: lines)]) == 1)
-        #expect(try await h.store.renewLeases([job.token], leaseSeconds: 120) == [job.token: false])
+        #expect(try await h.store.renewLeases([job.token], leaseSeconds: 120).held == [job.token: false])
         let doc = try await h.job(id)
         #expect(doc["stage"] == "generating")
         #expect(doc["logs"]?.arrayValue?.compactMap(\.stringValue) == lines)

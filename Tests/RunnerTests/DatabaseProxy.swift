@@ -3,18 +3,42 @@ import Testing
 
 /// Tests/Fixtures/mongo_proxy.py in front of the test server, shared by the
 /// suites that count what reaches the database or refuse some of it: it
-/// answers commands that contain any of `refusing` with an error, and with
+/// answers commands that contain any of `refusing` with an error, with
 /// `countingIn` it appends one line per command ("<command> <collection>")
-/// to `<directory>/commands.log`.
+/// to `<directory>/commands.log`, and it gets answers wrong the way some
+/// MongoDB-wire servers do (`Misbehaviour`).
 struct DatabaseProxy {
+    /// How the proxy's server gets answers wrong (mongo_proxy.py's options).
+    enum Misbehaviour {
+        /// A change stream whose request contains `pattern` delivers no event
+        /// (only those of `types`' operationTypes, when given).
+        case dropEvents(pattern: String, types: [String] = [])
+        /// A find's dotted projection (`"lease.token": 1`) answered as a flat key.
+        case flattenDotted
+        /// A find's projected sub-document (`"lease": 1`) answered as flat dotted keys.
+        case flattenNested
+        /// Every date in a find's answer comes back as an ISO string.
+        case datesAsStrings
+
+        var arguments: [String] {
+            switch self {
+            case .dropEvents(let pattern, let types): ["--drop-events", pattern + (types.isEmpty ? "" : "=" + types.joined(separator: ","))]
+            case .flattenDotted: ["--flatten-dotted"]
+            case .flattenNested: ["--flatten-nested"]
+            case .datesAsStrings: ["--dates-as-strings"]
+            }
+        }
+    }
+
     let server: FixtureServer
     /// Where the commands are counted; nil when they are not.
     let countFile: String?
 
-    init(refusing: [String] = [], countingIn directory: String? = nil) async throws {
+    init(refusing: [String] = [], countingIn directory: String? = nil, misbehaving: [Misbehaviour] = []) async throws {
         let upstream = try #require(TestEnv.mongoURI.split(separator: ":").last?.split(separator: "/").first)
         countFile = directory.map { $0 + "/commands.log" }
-        server = try await FixtureServer("mongo_proxy.py", [String(upstream)] + (countFile.map { ["--count", $0] } ?? []) + refusing)
+        server = try await FixtureServer("mongo_proxy.py", [String(upstream)] + (countFile.map { ["--count", $0] } ?? [])
+                                         + misbehaving.flatMap(\.arguments) + refusing)
     }
 
     /// The connection string that goes through the proxy.

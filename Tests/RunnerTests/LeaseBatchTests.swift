@@ -80,7 +80,7 @@ import Testing
         }
         #expect(try await h.store.requestCancel(held[2].idText))
         let before = try await h.job(held[0].idText)["lease"]?["expiresAt"]?.dateValue
-        let flags = try await h.store.renewLeases(held.map(\.token), leaseSeconds: 600)
+        let flags = try await h.store.renewLeases(held.map(\.token), leaseSeconds: 600).held
         #expect(flags == [held[0].token: false, held[2].token: true])
         let after = try await h.job(held[0].idText)["lease"]?["expiresAt"]?.dateValue
         #expect(after! > before!.addingTimeInterval(300), "the held lease was renewed")

@@ -50,9 +50,14 @@ import Testing
         #expect(by["findAndModify project_locks", default: 0] == 1, "\(by)")
         #expect(by["delete project_locks", default: 0] == 1, "\(by)")
         #expect(by["update project_locks", default: 0] == 0, "\(by)")
+        // The change stream proves itself once at start (one write of its
+        // marker, whose four changes come back on the stream's getMores), and
+        // the marker is removed at exit: two requests per supervisor run, none per job.
+        #expect(by["update runner_markers", default: 0] == 1, "\(by)")
+        #expect(by["delete runner_markers", default: 0] == 1, "\(by)")
         // Everything but the driver's monitoring and the change stream's waits
         // (those follow the clock, not the job): start-up (indexes, the queue's
-        // shape, the stream's open), the claims (the job's, and the empty
+        // shape, the stream's open and its check), the claims (the job's, and the empty
         // searches after it) and the job's own requests.
         let clocked: Set<String> = ["hello ", "isMaster ", "getMore "]
         let counted = lines.filter { !clocked.contains($0) }
