@@ -36,6 +36,9 @@ struct StreamCheck: Sendable {
     static let timeout = Duration.seconds(5)
     /// How often the stream proves itself again.
     static let interval = Duration.seconds(300)
+    /// After a check that failed, the next: soon, so that a slow moment
+    /// (a loaded server) does not leave the stream distrusted for long.
+    static let retryFailedAfter = Duration.seconds(60)
     /// After a marker write that failed (an outage), the next try.
     static let retryAfter = Duration.seconds(30)
 
@@ -87,7 +90,7 @@ struct StreamCheck: Sendable {
         }
         guard now >= deadline else { return nil }
         self.deadline = nil
-        nextAt = now + Self.interval
+        nextAt = now + Self.retryFailedAfter
         let missing = Change.allCases.filter(awaiting.contains).map(\.behaviour)
         return .failed("the server accepted the change stream's filter but did not deliver, within "
             + "\(Self.timeout.components.seconds) s, changes it must match: " + missing.joined(separator: "; ")

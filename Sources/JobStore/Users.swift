@@ -5,7 +5,8 @@ extension JobStore {
     /// GIT_TOKEN_SOURCE=user: the token in `field` (a dotted path) of the user
     /// whose `_id` is `userId` (as a string or an ObjectId), else whose
     /// `userId`/`user_id` field is. Nil when there is no such user or token.
-    /// Only the one field is read.
+    /// Only the field's top-level part is read (a dotted projection comes
+    /// back flat on some servers), and the rest of the path from its answer.
     public func userToken(userId: String, collection: String, field: String) async throws -> String? {
         try await userString(userId: userId, collection: collection, field: field)
     }
@@ -17,7 +18,7 @@ extension JobStore {
         var ids: [JSONValue] = [.string(userId)]
         if userId.count == 24, userId.allSatisfy(\.isHexDigit) { ids.append(["$oid": .string(userId.lowercased())]) }
         let byId: JSONValue = ["_id": ["$in": .array(ids)]]
-        let projection: JSONValue = [field: 1]
+        let projection: JSONValue = [String(field.split(separator: ".").first ?? Substring(field)): 1]
         let doc = try await pool.run(collection) { coll in
             if let d = try CollectionOps.find(coll, filter: byId, limit: 1, projection: projection).first { return d }
             for name in DocumentFields.userId {

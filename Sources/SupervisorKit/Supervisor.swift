@@ -61,7 +61,8 @@ public final class Supervisor: Service, Sendable {
         let sweepDue = Locked(true)
         // The stream proves itself with a marker of its own (StreamCheck) before it is relied on.
         let watcher = ChangeWatcher(store: store, markerId: owner)
-        let checked = Locked(false)
+        /// The stream was reported down or silent (not merely unproven yet, as at start).
+        let streamDown = Locked(false)
         let jobStore = store
         watcher.startEvents(onEvent: { event in
             // A running job's cancel arrives here; anything else may make a job claimable.
@@ -72,7 +73,7 @@ public final class Supervisor: Service, Sendable {
             jobStore.claimQueueChanged()
             wake.yield()
         }, onState: { [logger] ok, why in
-            checked.withLock { $0 = true }
+            streamDown.withLock { $0 = !ok }
             schedule.withLock { $0.streaming = ok }
             leases.setStreaming(ok)
             jobStore.setClaimQueueWatched(ok)
@@ -84,8 +85,6 @@ public final class Supervisor: Service, Sendable {
             }
         })
         defer { watcher.stop() }
-        let waitUntil = ContinuousClock.now + Self.firstCheckWait
-        while !checked.withLock({ $0 }), ContinuousClock.now < waitUntil { try? await Task.sleep(for: .milliseconds(10)) }
         logger.info("supervisor started", metadata: ["owner": "\(owner)", "slots": "\(config.concurrency)"])
         systemd.notify("READY=1\nSTATUS=0/\(config.concurrency) slots busy")
         let watchdog = systemd.watchdogInterval
@@ -150,8 +149,8 @@ public final class Supervisor: Service, Sendable {
                     }
                     var idle = false
                     let endedBefore = ended.withLock { $0 }
-                    let streaming = schedule.withLock { $0.streaming }
-                    if running.withLock({ $0 }) < config.concurrency, !streaming || sweepDue.withLock({ $0 }) {
+                    // While the stream is unproven (start), the sweep follows the polls (sweepDue).
+                    if running.withLock({ $0 }) < config.concurrency, streamDown.withLock({ $0 }) || sweepDue.withLock({ $0 }) {
                         // Pending jobs the web app cancelled directly end `cancelled` without running.
                         do {
                             sweepDue.withLock { $0 = false }

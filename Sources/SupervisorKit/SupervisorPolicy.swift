@@ -30,12 +30,6 @@ extension Supervisor {
 
     /// Consecutive claims the server rejects (not outages) before the supervisor stops.
     static let rejectionsBeforeExit = 3
-
-    /// The longest the claim loop waits for the change stream's first check
-    /// (`StreamCheck`: a few milliseconds on a server that passes it, its
-    /// timeout on one that does not) before it claims, so that the first
-    /// claims know whether the stream can be relied on.
-    static let firstCheckWait = Duration.seconds(8)
 }
 
 /// The supervisor cannot work with this database: the server rejects an

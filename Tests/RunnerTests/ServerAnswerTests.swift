@@ -61,10 +61,10 @@ import Testing
         let proxy = try await DatabaseProxy(misbehaving: [.flattenDotted])
         defer { proxy.stop() }
         let ids = [try await h.seed(tinySpec), try await h.seed(tinySpec, project: "Second")]
-        // Renewals every 2 s: each job lives through several.
+        // Renewals every 4 s: each job lives through two or more.
         let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "MONGODB_URI": proxy.uri, "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 8),
-            "LEASE_SECONDS": "6", "RUNNER_CONCURRENCY": "2"], timeout: 120)
+            "MONGODB_URI": proxy.uri, "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 10),
+            "LEASE_SECONDS": "12", "RUNNER_CONCURRENCY": "2"], timeout: 120)
         #expect(r.status == 0, "\(r.stderr)")
         for id in ids {
             let job = try await h.job(id)
@@ -83,8 +83,8 @@ import Testing
         defer { proxy.stop() }
         let ids = [try await h.seed(tinySpec), try await h.seed(tinySpec, project: "Second")]
         let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "MONGODB_URI": proxy.uri, "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 12),
-            "LEASE_SECONDS": "6", "RUNNER_CONCURRENCY": "2", "SHUTDOWN_GRACE_SECONDS": "60"], timeout: 120)
+            "MONGODB_URI": proxy.uri, "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 20),
+            "LEASE_SECONDS": "12", "RUNNER_CONCURRENCY": "2", "SHUTDOWN_GRACE_SECONDS": "60"], timeout: 150)
         #expect(r.status == 69, "\(r.stderr)")
         #expect(r.stderr.contains("the database's answers contradict each other"), "\(r.stderr)")
         #expect(r.stderr.contains("lease renewal") && r.stderr.contains("without a nested lease.token"), "\(r.stderr)")
@@ -166,6 +166,21 @@ import Testing
         let taken = JobStore.checkLeaseAnswer(tokens: ["a", "b", "c"], matched: 2, docs: [nested("a"), nested("b")],
                                               released: { _ in false })
         #expect(taken.contradiction == nil && taken.lost("c"))
+    }
+
+    /// GIT_TOKEN_SOURCE=user with a dotted GIT_TOKEN_USER_FIELD: the user's
+    /// top-level field is projected, so a server that flattens dotted
+    /// projections still yields the token.
+    @Test func aDottedUserTokenFieldSurvivesAFlatteningServer() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let proxy = try await DatabaseProxy(misbehaving: [.flattenDotted])
+        defer { proxy.stop() }
+        _ = try await h.store.pool.run("users") { coll in
+            try CollectionOps.insert(coll, ["_id": "u1", "github": ["access": ["token": "ghp_nested"]]])
+        }
+        let through = JobStore(pool: try MongoPool(uri: proxy.uri, databaseName: h.dbName), logCap: 5)
+        #expect(try await through.userToken(userId: "u1", collection: "users", field: "github.access.token") == "ghp_nested")
     }
 
     /// The watcher follows the store's collection names: a prefixed store's
