@@ -38,7 +38,10 @@ import Testing
         // sweep of cancelled pending jobs at start. (Its stages while it runs
         // go with the supervisor's batched flush, here not due for progress
         // alone; they were five writes of their own before.)
-        #expect(by["update jobs", default: 0] == 3, "sweep, claim and outcome: \(by)")
+        // Until the change stream has proven itself (its marker's changes
+        // came back: milliseconds, longer on a loaded machine) the supervisor
+        // polls, and a poll (RUNNER_POLL_SECONDS, 0.2 s here) sweeps again.
+        #expect((3...4).contains(by["update jobs", default: 0]), "sweep (twice at most), claim and outcome: \(by)")
         let logs = job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(logs.contains { $0.hasPrefix("sandbox: landlock") } && logs.contains { $0.hasPrefix("child exited") }, "\(logs)")
         #expect(by["findAndModify jobs", default: 0] == 0, "no per-job heartbeat: \(by)")
