@@ -77,8 +77,22 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// A duplicate-key error (E11000): the document another writer created first.
-    public var isDuplicateKey: Bool { code == 11000 || message.contains("E11000") || message.lowercased().contains("duplicate key") }
+    /// The server's duplicate-key codes: 11000 (E11000), and 11001 and 12582
+    /// from older servers' updates and inserts.
+    static let duplicateKeyCodes: Set<UInt32> = [11000, 11001, 12582]
+
+    /// A duplicate-key error: the document another writer created first.
+    /// Decided by the server error's code, never by the message text (which
+    /// quotes the document, any of whose values may read "duplicate key").
+    public var isDuplicateKey: Bool {
+        switch domain {
+        case MONGOC_ERROR_SERVER.rawValue, MONGOC_ERROR_COMMAND.rawValue, MONGOC_ERROR_QUERY.rawValue,
+             MONGOC_ERROR_COLLECTION.rawValue:
+            return Self.duplicateKeyCodes.contains(code)
+        default:
+            return false
+        }
+    }
 }
 
 /// Owns the `mongoc_client_pool_t` (thread-safe) and the dedicated threads
@@ -86,7 +100,8 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
 /// cooperative pool. Clients are popped per operation and pushed back.
 public final class MongoPool: @unchecked Sendable {
     private let pool: OpaquePointer
-    private let uri: OpaquePointer
+    /// The parsed URI, with the defaults set (tests read its options).
+    let uri: OpaquePointer
     private let queue = DispatchQueue(label: "agent-runner.mongo", attributes: .concurrent)
     public let databaseName: String
 
@@ -115,15 +130,18 @@ public final class MongoPool: @unchecked Sendable {
         guard let u = mongoc_uri_new_with_error(uriString, &error) else {
             throw MongoError(error, "MONGODB_URI")
         }
-        if !uriString.lowercased().contains("serverselectiontimeoutms") {
+        // Whether the URI sets an option is asked of the parsed URI's options
+        // (case-insensitive keys), never of its text: a password or a host
+        // name may contain an option's name.
+        if !mongoc_uri_has_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS) {
             mongoc_uri_set_option_as_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000)
         }
-        if !uriString.lowercased().contains("connecttimeoutms") {
+        if !mongoc_uri_has_option(u, MONGOC_URI_CONNECTTIMEOUTMS) {
             mongoc_uri_set_option_as_int32(u, MONGOC_URI_CONNECTTIMEOUTMS, 3000)
         }
         // A half-open connection (a server that stops answering) fails in
         // seconds, not libmongoc's default 5 minutes.
-        if !uriString.lowercased().contains("sockettimeoutms") {
+        if !mongoc_uri_has_option(u, MONGOC_URI_SOCKETTIMEOUTMS) {
             mongoc_uri_set_option_as_int32(u, MONGOC_URI_SOCKETTIMEOUTMS, Self.defaultSocketTimeoutMS)
         }
         mongoc_uri_set_appname(u, appName)
