@@ -38,7 +38,8 @@ Measures (see docs/performance.md):
                   concurrency 2, the whole run divided by the jobs, monitoring
                   and change stream included) and per running job per second
                   (30 long jobs under one supervisor, steady state), with the
-                  supervisor's CPU then, and where the requests go by command
+                  supervisor's CPU and threads then (the most /proc/<pid>/task
+                  held; target: at most 24), and where the requests go by command
 
 
 BENCH_ONLY=throughput,baseline (comma-separated section names: throughput,
@@ -106,6 +107,11 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def thread_count(pid):
+    """The threads of process `pid` now (entries of /proc/<pid>/task)."""
+    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 def cpu_ticks(pid):
@@ -433,7 +439,11 @@ def requests_per_running_job(n=30, window=30.0):
             time.sleep(0.2)
         time.sleep(3)
         before, c0, t0 = len(proxy.lines()), cpu_ticks(sup.pid), time.monotonic()
-        time.sleep(window)
+        # The supervisor's threads, sampled through the window: the most it held.
+        threads = thread_count(sup.pid)
+        while time.monotonic() - t0 < window:
+            time.sleep(0.5)
+            threads = max(threads, thread_count(sup.pid))
         lines = proxy.lines()[before:]
         seconds = time.monotonic() - t0
         cpu = (cpu_ticks(sup.pid) - c0) / os.sysconf("SC_CLK_TCK") / seconds * 100
@@ -450,7 +460,7 @@ def requests_per_running_job(n=30, window=30.0):
         proxy.stop()
     return {"jobs": n, "seconds": round(seconds, 1), "requests": len(lines),
             "per_running_job_per_s": round(len(lines) / n / seconds, 4), "cpu_percent": round(cpu, 2),
-            "rss_mb": round(rss / 1024, 1), "by_command_per_s": by_command(lines, seconds)}
+            "rss_mb": round(rss / 1024, 1), "threads_max": threads, "by_command_per_s": by_command(lines, seconds)}
 
 
 def requests_section():
@@ -463,11 +473,13 @@ def requests_section():
         "db_requests_per_running_job_per_s": running["per_running_job_per_s"],
         "supervisor_cpu_percent_with_30_running": running["cpu_percent"],
         "supervisor_rss_mb_with_30_running": running["rss_mb"],
+        "supervisor_threads_with_30_running": running["threads_max"],
         "db_requests": {"short_jobs": short, "running_jobs": running},
     }, {
         "requests_per_short_job_le_8": short["per_job"] <= 8,
         "requests_per_running_job_per_s_le_0_15": running["per_running_job_per_s"] <= 0.15,
         "cpu_with_30_running_le_5_percent": running["cpu_percent"] <= 5,
+        "threads_with_30_running_le_24": running["threads_max"] <= 24,
     }
 
 

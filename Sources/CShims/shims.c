@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/sched.h>
@@ -392,4 +393,30 @@ int cshims_install_init_sigterm(void) {
     sa.sa_handler = cshims_init_sigterm;
     sigfillset(&sa.sa_mask);
     return sigaction(SIGTERM, &sa, NULL) == 0 ? 0 : -errno;
+}
+
+int cshims_epoll_create(void) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
+int cshims_epoll_add(int epfd, int fd, int readable, uint64_t data) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = readable ? EPOLLIN : EPOLLOUT;
+    event.data.u64 = data;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : -errno;
+}
+
+int cshims_epoll_del(int epfd, int fd) {
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == 0 ? 0 : -errno;
+}
+
+int cshims_epoll_wait(int epfd, uint64_t *data, int max) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, events, max, -1);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) data[i] = events[i].data.u64;
+    return n;
 }

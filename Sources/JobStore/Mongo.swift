@@ -1,5 +1,4 @@
 import CMongoC
-import Dispatch
 import Foundation
 import RunnerCore
 
@@ -95,14 +94,22 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Owns the `mongoc_client_pool_t` (thread-safe) and the dedicated threads
-/// that run every blocking libmongoc call, so none runs on Swift's
-/// cooperative pool. Clients are popped per operation and pushed back.
+/// Owns the `mongoc_client_pool_t` (thread-safe) and the fixed set of
+/// threads that run every blocking libmongoc call, so none runs on Swift's
+/// cooperative pool and contention queues work instead of adding threads.
+/// Clients are popped per operation and pushed back.
 public final class MongoPool: @unchecked Sendable {
+    /// The threads that run `run` and `command`: one client each at most.
+    public static let workerThreads = 4
+    /// Clients beyond the workers': a change stream's thread
+    /// (`ChangeWatcher`) and a caller of `withClient` on its own thread.
+    static let reservedClients = 2
+
     private let pool: OpaquePointer
     /// The parsed URI, with the defaults set (tests read its options).
     let uri: OpaquePointer
-    private let queue = DispatchQueue(label: "agent-runner.mongo", attributes: .concurrent)
+    /// Started on demand; one idle for 30 s ends (a pool no longer used lets its threads go).
+    private let workers = BlockingPool(name: "mongo", maxThreads: MongoPool.workerThreads, idleTimeout: 30)
     public let databaseName: String
 
     private static let initialized: Bool = {
@@ -150,7 +157,8 @@ public final class MongoPool: @unchecked Sendable {
             throw MongoError(message: "cannot create a client pool", operation: "mongoc_client_pool_new")
         }
         mongoc_client_pool_set_error_api(p, 2)
-        mongoc_client_pool_max_size(p, 32)
+        // Sized to the threads that use it: a pop never waits for a client.
+        mongoc_client_pool_max_size(p, UInt32(Self.workerThreads + Self.reservedClients))
         pool = p
         uri = u
         self.databaseName = databaseName
@@ -169,26 +177,20 @@ public final class MongoPool: @unchecked Sendable {
         return try body(client)
     }
 
-    /// Runs `body` with a collection handle on a dedicated thread.
+    /// Runs `body` with a collection handle on one of the pool's threads.
     func run<T: Sendable>(_ collection: String, _ body: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in
-            queue.async {
-                cont.resume(with: Result {
-                    try self.withClient { client in
-                        let coll = mongoc_client_get_collection(client, self.databaseName, collection)!
-                        defer { mongoc_collection_destroy(coll) }
-                        return try body(coll)
-                    }
-                })
+        try await workers.run {
+            try self.withClient { client in
+                let coll = mongoc_client_get_collection(client, self.databaseName, collection)!
+                defer { mongoc_collection_destroy(coll) }
+                return try body(coll)
             }
         }
     }
 
-    /// Runs a database command (on `databaseName`) on a dedicated thread.
+    /// Runs a database command (on `databaseName`) on one of the pool's threads.
     public func command(_ cmd: JSONValue) async throws -> JSONValue {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, Error>) in
-            queue.async { cont.resume(with: Result { try self.commandBlocking(cmd) }) }
-        }
+        try await workers.run { try self.commandBlocking(cmd) }
     }
 
     /// Runs a database command on the calling thread (it blocks: never from

@@ -12,12 +12,12 @@ public final class Locked<Value: Sendable>: @unchecked Sendable {
     }
 }
 
-/// Runs blocking work (fork/exec, file-system trees, libcurl) on a thread of
-/// its own, so it never occupies Swift's cooperative pool, and awaits it.
+/// Runs blocking work (fork/exec, file-system trees, libcurl) on a thread
+/// dedicated to blocking work (`BlockingPool.shared`, bounded), so it never
+/// occupies Swift's cooperative pool, and awaits it. The work must end on its
+/// own: a wait for other work of the pool can deadlock it.
 public func onDedicatedThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
-        Thread.detachNewThread { c.resume(with: Result { try body() }) }
-    }
+    try await BlockingPool.shared.run(body)
 }
 
 /// NUL-terminated C string arrays (argv, envp) for execve, freed on deinit.

@@ -135,8 +135,19 @@ public final class SpawnedProcess: Sendable {
     /// plus the descendants it waited for). Call from a dedicated thread.
     public func waitForExit() -> (status: ExitStatus, cpuSeconds: Double) {
         _ = cshims_wait_exited_nowait(pid)
-        return reaped.withLock { done in
-            _ = kill(-pid, SIGKILL)
+        return reapExited()
+    }
+
+    /// The pidfd, readable once the process has exited (for one thread that
+    /// waits for many processes: `epoll` on each, then `reapExited`). Valid
+    /// while this object lives.
+    public var exitDescriptor: Int32 { pidfd }
+
+    /// Once the process has exited (`exitDescriptor` readable): SIGKILLs what
+    /// is left of its process group and reaps it, as `waitForExit` does.
+    public func reapExited() -> (status: ExitStatus, cpuSeconds: Double) {
+        reaped.withLock { done in
+            if !done { _ = kill(-pid, SIGKILL) }
             var status: Int32 = 0
             var usage = rusage()
             _ = try? retryingEINTR("wait4") { wait4(pid, &status, 0, &usage) }

@@ -12,8 +12,9 @@ public enum ChildOutput: Sendable {
 }
 
 /// A spawned child: leader of its own session and process group (and, with
-/// `namespaces`, init of its own PID namespace). Its pipes are read and its
-/// exit is awaited on dedicated threads, never on Swift's cooperative pool.
+/// `namespaces`, init of its own PID namespace). Its pipes are served and its
+/// exit is awaited by `ChildIO`'s one thread for all children, never on
+/// Swift's cooperative pool and never by a thread per child.
 /// Its stdin stays open until `closeInput()`, so the supervisor can hand it
 /// more (the push token) later, and so the child sees EOF if we die.
 public final class ChildProcess: Sendable {
@@ -22,7 +23,8 @@ public final class ChildProcess: Sendable {
     /// Every line the child writes, stdout and stderr; finishes when both close.
     public let output: AsyncStream<ChildOutput>
     private let exit: AsyncStream<ExitStatus>
-    private let input: Locked<Int32>
+    private let input: PipeWriter
+    private let exitWatch: ExitWatch
 
     /// Spawns `executable` with exactly `environment` and writes `stdin`.
     /// `uid`/`gid` switch identity before exec when set (without namespaces);
@@ -53,38 +55,37 @@ public final class ChildProcess: Sendable {
         let (exit, exitCont) = AsyncStream.makeStream(of: ExitStatus.self, bufferingPolicy: .bufferingNewest(1))
         self.output = output
         self.exit = exit
-        // The writer thread writes to a descriptor of its own, which only it
-        // closes: `closeInput()` may close the shared one meanwhile, and a
-        // number reused by another open must never receive the rest of `stdin`.
-        let writeFD = inPipe[1]
-        let writerFD: Int32
+        // From here the exit watch reaps the child whatever else fails.
+        exitWatch = ExitWatch(spawned) { status in
+            exitCont.yield(status)
+            exitCont.finish()
+        }
         do {
-            writerFD = try retryingEINTR("dup the child's stdin") { fcntl(writeFD, F_DUPFD_CLOEXEC, 0) }
+            input = try PipeWriter(fd: inPipe[1])
         } catch {
-            close(writeFD); close(outPipe[0]); close(errPipe[0])
+            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
             spawned.signalGroup(SIGKILL)
-            _ = spawned.waitForExit()
             throw error
         }
-        input = Locked(writeFD)
-        Thread.detachNewThread { [input] in
-            try? writeAll(writerFD, stdin)
-            close(writerFD)
-            if !keepInputOpen {
-                input.withLock { fd in if fd >= 0 { close(fd); fd = -1 } }
-            }
-        }
+        input.enqueue(stdin)
+        if !keepInputOpen { input.close() }
         let open = OpenStreams(count: 2, continuation: outCont)
-        for (fd, isErr) in [(outPipe[0], false), (errPipe[0], true)] {
-            Thread.detachNewThread {
-                Self.readLines(fd) { outCont.yield(isErr ? .stderr($0) : .stdout($0)) }
-                close(fd)
-                open.closeOne()
-            }
+        let outFD = outPipe[0], errFD = errPipe[0]
+        do {
+            _ = try PipeLineReader(fd: outFD, emit: { outCont.yield(.stdout($0)) }, done: { open.closeOne() })
+        } catch {
+            close(outFD); close(errFD)
+            input.close()
+            spawned.signalGroup(SIGKILL)
+            throw error
         }
-        Thread.detachNewThread {
-            exitCont.yield(spawned.waitForExit().status)
-            exitCont.finish()
+        do {
+            _ = try PipeLineReader(fd: errFD, emit: { outCont.yield(.stderr($0)) }, done: { open.closeOne() })
+        } catch {
+            close(errFD)
+            input.close()
+            spawned.signalGroup(SIGKILL)
+            throw error
         }
     }
 
@@ -102,37 +103,19 @@ public final class ChildProcess: Sendable {
     /// Sends `signal` to the child and, while it is unreaped, its process group.
     public func signalGroup(_ signal: Int32) { process.signalGroup(signal) }
 
-    /// Writes more input for the child (on a thread of its own: a full pipe blocks).
+    /// Writes more input for the child; returns once the pipe took it all
+    /// (throws EPIPE when the input is closed or the child stopped reading it).
     public func send(_ bytes: [UInt8]) async throws {
         let input = input
-        try await onDedicatedThread {
-            try input.withLock { fd in
-                guard fd >= 0 else { throw Errno(EPIPE, "write to the child") }
-                try writeAll(fd, bytes)
-            }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            input.enqueue(bytes, c)
         }
     }
 
-    /// Closes the child's stdin (it then sees EOF).
-    public func closeInput() {
-        input.withLock { fd in if fd >= 0 { close(fd); fd = -1 } }
-    }
+    /// Closes the child's stdin once what was queued is written (it then sees EOF).
+    public func closeInput() { input.close() }
 
     deinit { closeInput() }
-
-    /// Splits a byte stream into lines under `LineFraming` (an over-long
-    /// line is delivered cut, with a marker; memory stays bounded).
-    static func readLines(_ fd: Int32, _ emit: (String) -> Void) {
-        var lines = LineSplitter()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            lines.feed(buf[0..<n], emit)
-        }
-        lines.finish(emit)
-    }
 }
 
 /// Finishes the output stream when the last reader closes.

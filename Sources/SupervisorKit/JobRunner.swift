@@ -50,7 +50,7 @@ struct JobRunner: Sendable {
             let cgroup: JobCgroup? = launch.wantsNamespaces ? try await onDedicatedThread { [config] in
                 JobCgroup.create(name: "job-" + WorkspaceName.of(job.idText), maxProcesses: config.child.maxProcesses)
             } : nil
-            defer { if let cgroup { Thread.detachNewThread { cgroup.remove() } } }
+            defer { if let cgroup { BlockingPool.shared.submit { cgroup.remove() } } }
             ticket.pidsEventsPath = cgroup?.events
             clock.lap("cgroupMs")
             // Workspace preparation and fork/exec block: they run on a thread of their own.

@@ -69,12 +69,18 @@ import Testing
             try? writeAll(writeFD, big + [0x0A] + next + [0x0A] + Array("tail without newline".utf8))
             close(writeFD)
         }
-        let lines = try await onDedicatedThread { () -> [String] in
-            var out: [String] = []
-            ChildProcess.readLines(readFD) { out.append($0) }
-            close(readFD)
-            return out
+        // The reader `ChildProcess` uses (on `ChildIO`'s thread), which closes the pipe at EOF.
+        let collected = Locked<[String]>([])
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            do {
+                _ = try PipeLineReader(fd: readFD, emit: { line in collected.withLock { $0.append(line) } },
+                                       done: { done.resume() })
+            } catch {
+                Issue.record("\(error)")
+                done.resume()
+            }
         }
+        let lines = collected.withLock { $0 }
         #expect(lines.count == 3, "\(lines.count) lines")
         #expect(lines.first?.hasPrefix("zzzz") == true && lines.first?.contains("…[line cut: ") == true)
         #expect((lines.first?.utf8.count ?? 0) < max + 100)

@@ -72,6 +72,14 @@ struct ProcessResult {
     var pid: Int32 = 0
 }
 
+/// Runs `body` on a new thread and awaits it: for test waits as long as a
+/// process (`onDedicatedThread`'s pool is bounded, and parallel tests would queue).
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
+        Thread.detachNewThread { c.resume(with: Result { try body() }) }
+    }
+}
+
 /// Runs a real process to completion without blocking the cooperative pool.
 func runProcess(_ path: String, _ args: [String], env: [String: String]? = nil, cwd: String? = nil,
                 timeout: Double = 120) async throws -> ProcessResult {
@@ -88,8 +96,10 @@ func runProcess(_ path: String, _ args: [String], env: [String: String]? = nil, 
     let deadline = DispatchWorkItem { if p.isRunning { p.terminate() } }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: deadline)
     // Blocking reads and the wait run on threads of their own (not the cooperative
-    // pool, and no dispatch read sources on descriptors that close under them).
-    let (stdout, stderr) = try await onDedicatedThread { () -> (Data, Data) in
+    // pool, and no dispatch read sources on descriptors that close under them);
+    // not the bounded pool's either: a process may run for minutes, and
+    // parallel tests would queue behind it.
+    let (stdout, stderr) = try await onOwnThread { () -> (Data, Data) in
         let errData = Locked(Data())
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {

@@ -158,4 +158,18 @@ int cshims_openat2_beneath(int dirfd, const char *path, int flags, mode_t mode);
 /// O_PATH is only visible to C under _GNU_SOURCE; Swift's Glibc module hides it.
 int cshims_o_path(void);
 
+// MARK: epoll (one thread for every child's pipes and exit)
+
+/// Swift's Glibc module does not include <sys/epoll.h>, and `struct
+/// epoll_event` is packed on x86_64: these take and give plain values.
+/// epoll_create1(EPOLL_CLOEXEC). Returns an fd or -errno.
+int cshims_epoll_create(void);
+/// Adds `fd` (`readable`: EPOLLIN, else EPOLLOUT) under the id `data`. 0 or -errno.
+int cshims_epoll_add(int epfd, int fd, int readable, uint64_t data);
+/// Removes `fd`. 0 or -errno.
+int cshims_epoll_del(int epfd, int fd);
+/// Waits (no timeout) for up to `max` ready descriptors: their ids in `data`.
+/// Returns how many, or -errno (-EINTR included).
+int cshims_epoll_wait(int epfd, uint64_t *data, int max);
+
 #endif
