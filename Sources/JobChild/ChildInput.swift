@@ -12,6 +12,8 @@ import RunnerCore
 enum ChildInput {
     private static let pending = Locked<[UInt8]>([])
     private static let secrets = Locked<ChildSecrets?>(nil)
+    /// A line from the supervisor that is not a `ChildSecrets` message.
+    private static let malformed = Locked<JobFailure?>(nil)
     private static let arrived = DispatchSemaphore(value: 0)
 
     /// Reads the first line (at most 64 MiB) on the calling thread.
@@ -43,8 +45,12 @@ enum ChildInput {
                     data.removeSubrange(...nl)
                     if let s = try? JSONDecoder().decode(ChildSecrets.self, from: Data(line)) {
                         secrets.withLock { $0 = s }
-                        arrived.signal()
+                    } else {
+                        let failure = LineFraming.malformed("a line from the supervisor on stdin",
+                                                            line: String(decoding: line, as: UTF8.self), redactor: Redactor())
+                        malformed.withLock { if $0 == nil { $0 = failure } }
                     }
+                    arrived.signal()
                 }
                 let n = read(0, &buf, buf.count)
                 if n < 0 && errno == EINTR { continue }
@@ -61,11 +67,13 @@ enum ChildInput {
     }
 
     /// Asks the supervisor for the push token and waits for it (nil: none
-    /// configured). Throws `lease_lost` when the supervisor is gone.
+    /// configured). Throws `lease_lost` when the supervisor is gone, and
+    /// `internal` naming the line at once when its answer does not decode.
     static func pushToken(emitter: Emitter, timeoutSeconds: Int = 60) throws -> String? {
         emitter.emit(.pushTokenRequest)
-        guard arrived.wait(timeout: .now() + .seconds(timeoutSeconds)) == .success, !ParentWatch.orphaned,
-              let s = secrets.withLock({ $0 }) else {
+        let answered = arrived.wait(timeout: .now() + .seconds(timeoutSeconds)) == .success
+        if let failure = malformed.withLock({ $0 }) { throw failure }
+        guard answered, !ParentWatch.orphaned, let s = secrets.withLock({ $0 }) else {
             throw JobFailure(.leaseLost, "the supervisor did not answer the push-token request")
         }
         return s.githubToken

@@ -66,6 +66,19 @@ public enum LineFraming {
         return m
     }
 
+    /// How much of a malformed protocol line a failure quotes.
+    public static let quotedBytes = 200
+
+    /// The `internal` failure for a protocol line that does not decode
+    /// (`whose`: whose line it is), naming the line: redacted with `redactor`
+    /// first, then clipped to `quotedBytes` (`LogBounds.clip`; a cut secret
+    /// would escape the redactor's patterns), quoted with its control
+    /// characters escaped.
+    public static func malformed(_ whose: String, line: String, redactor: Redactor) -> JobFailure {
+        let shown = LogBounds.clip(redactor.redact(line), bytes: quotedBytes)
+        return JobFailure(.internal, "\(whose) is not a protocol message: \(shown.debugDescription)")
+    }
+
     /// The longest prefix of `text` (cut with a marker) whose encoding fits.
     static func cut(_ text: String, _ encode: (String) -> [UInt8]) -> String {
         var budget = maxLineBytes - 256

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import JobStore
+import Logging
 import RunnerCore
 
 /// Everything around one job child's start: its workspace, its pids cgroup,
@@ -117,6 +118,8 @@ final class EgressProxyProcess: Sendable {
     /// The proxy's `pids.max`: its 64 connection threads, one resolver
     /// thread per keyed request in flight (at most 8), and its runtime's own.
     static let maxTasks = 160
+    private let logger: Logger
+    private let redactor: Locked<Redactor>
 
     /// The proxy's executable: always the agent-runner-job installed beside
     /// this binary, never AGENT_RUNNER_JOB_PATH (which chooses the job child
@@ -133,14 +136,17 @@ final class EgressProxyProcess: Sendable {
     }
 
     /// Starts the proxy and waits (up to 10 s) until it listens. With
-    /// `cgroupName`, in a pids cgroup of that name when one can be made.
-    static func start(ticket: EgressProxyTicket, cgroupName: String? = nil) async throws -> EgressProxyProcess {
+    /// `cgroupName`, in a pids cgroup of that name when one can be made. Its
+    /// stderr goes to `logger` through `redactor`, from the start to its end.
+    /// `executable`: the proxy binary (tests), else the one beside this binary.
+    static func start(ticket: EgressProxyTicket, cgroupName: String? = nil, logger: Logger, redactor: Locked<Redactor>,
+                      executable path: String? = nil) async throws -> EgressProxyProcess {
         let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
         // The sibling's lookup (access(2)), the cgroupfs writes and the spawn run off the cooperative pool.
         let (process, cgroup) = try await onDedicatedThread {
             let cgroup = cgroupName.flatMap { JobCgroup.create(name: $0, maxProcesses: maxTasks) }
             do {
-                return (try ChildProcess(executable: try executable(), arguments: ["--egress-proxy"],
+                return (try ChildProcess(executable: try path ?? executable(), arguments: ["--egress-proxy"],
                                          environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], stdin: line,
                                          cgroupProcs: cgroup?.procs, keepInputOpen: true), cgroup)
             } catch {
@@ -148,12 +154,12 @@ final class EgressProxyProcess: Sendable {
                 throw error
             }
         }
-        let proxy = EgressProxyProcess(process: process, cgroup: cgroup)
+        let proxy = EgressProxyProcess(process: process, cgroup: cgroup, logger: logger, redactor: redactor)
         let ready = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for await out in process.output {
                     if case .stdout(let text) = out, text.contains("\"ready\"") { return true }
-                    if case .stderr(let text) = out { FileHandle.standardError.write(Data(("egress proxy: " + text + "\n").utf8)) }
+                    if case .stderr(let text) = out { proxy.diagnostic(text) }
                 }
                 return false
             }
@@ -169,9 +175,30 @@ final class EgressProxyProcess: Sendable {
         return proxy
     }
 
-    private init(process: ChildProcess, cgroup: JobCgroup?) {
+    private init(process: ChildProcess, cgroup: JobCgroup?, logger: Logger, redactor: Locked<Redactor>) {
         self.process = process
         self.cgroup = cgroup
+        self.logger = logger
+        self.redactor = redactor
+    }
+
+    /// One line the proxy wrote on stderr (a diagnostic: a start-up failure,
+    /// a crash), logged redacted with the job's secrets.
+    func diagnostic(_ text: String) {
+        logger.warning("egress proxy: \(redactor.withLock { $0 }.redact(text))")
+    }
+
+    /// Relays the proxy's output until it ends: each event (a stdout line)
+    /// to `onEvent`, each diagnostic (a stderr line) to the log.
+    func relay(_ onEvent: @Sendable (EgressEvent) async -> Void) async {
+        for await line in process.output {
+            switch line {
+            case .stderr(let text): diagnostic(text)
+            case .stdout(let text):
+                guard let event = try? JSONDecoder().decode(EgressEvent.self, from: Data(text.utf8)) else { continue }
+                await onEvent(event)
+            }
+        }
     }
 
     /// Ends the proxy (it exits on EOF; SIGKILL makes sure) and removes its

@@ -71,7 +71,8 @@ struct JobRunner: Sendable {
             if ticket.settings.network == .proxy || geminiToken != nil {
                 proxy = try await EgressProxyProcess.start(ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL,
                                                                                       geminiRouteToken: geminiToken),
-                                                           cgroupName: cgroup.map { _ in "proxy-" + WorkspaceName.of(job.idText) })
+                                                           cgroupName: cgroup.map { _ in "proxy-" + WorkspaceName.of(job.idText) },
+                                                           logger: logger, redactor: redactor)
             }
             defer { proxy?.stop() }
             clock.lap("proxyMs")
@@ -152,6 +153,8 @@ struct JobRunner: Sendable {
                    repoURL: String?, redactor: Locked<Redactor>, logger: Logger, warnings: [String],
                    launchTimings: [String: Int] = [:]) async -> (RunFacts, [String], [String: Int]) {
         let tokenFailure = Locked<JobFailure?>(nil)
+        // A stdout line of the child that is not a protocol event: the child is killed at once.
+        let protocolFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(job: job, writes: writes)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
         let control = ChildControl()
@@ -167,9 +170,7 @@ struct JobRunner: Sendable {
             // Refusals and provider calls from the job's egress proxy.
             if let proxy {
                 group.addTask {
-                    for await line in proxy.process.output {
-                        guard case .stdout(let text) = line,
-                              let event = try? JSONDecoder().decode(EgressEvent.self, from: Data(text.utf8)) else { continue }
+                    await proxy.relay { event in
                         if event.type == "denied" { RunnerMetrics.egressDenied(reason: event.reason ?? "unknown") }
                         if event.type != "ready" { await logs.add(redactor.withLock { $0 }.redact(event.logLine)) }
                     }
@@ -185,7 +186,13 @@ struct JobRunner: Sendable {
                     case .stderr(let text): await logs.add("[stderr] " + redactor.withLock { $0 }.redact(text))
                     case .stdout(let text):
                         guard let event = try? JSONDecoder().decode(ChildEvent.self, from: Data(text.utf8)) else {
-                            await logs.add("[child] " + redactor.withLock { $0 }.redact(text)); continue
+                            let failure = LineFraming.malformed("a line the job child wrote on stdout", line: text,
+                                                                redactor: redactor.withLock { $0 })
+                            if protocolFailure.withLock({ f in defer { f = f ?? failure }; return f == nil }) {
+                                await logs.add(failure.message)
+                                child.signalGroup(SIGKILL)
+                            }
+                            continue
                         }
                         switch event {
                         case .log(let l): await logs.add(redactor.withLock { $0 }.redact(l))
@@ -238,7 +245,8 @@ struct JobRunner: Sendable {
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
             timings["databaseMs"] = waited.milliseconds
             let facts = RunFacts(result: result.value, exit: status, stop: control.reason,
-                                 failure: tokenFailure.withLock { $0 })
+                                 failure: tokenFailure.withLock { $0 },
+                                 protocolFailure: protocolFailure.withLock { $0 })
             return (facts, lines, timings)
         }
     }
@@ -354,16 +362,10 @@ struct JobRunner: Sendable {
 
     /// Keeps or removes the job's workspace, by KEEP_WORKSPACES and the
     /// outcome (`failed`: kept unless the job is done or requeued; a lost
-    /// lease, nil, keeps it too). A removal that fails is logged.
+    /// lease, nil, keeps it too).
     func cleanWorkspace(_ path: String, outcome: JobOutcome?, logger: Logger) {
         guard !Self.keepsWorkspace(config.keepWorkspaces, outcome: outcome) else { return }
-        do {
-            try FileManager.default.removeItem(atPath: path)
-        } catch let error as CocoaError where error.code == .fileNoSuchFile {
-            return
-        } catch {
-            logger.warning("cannot remove the job's workspace", metadata: ["path": "\(path)", "error": "\(error)"])
-        }
+        Self.removeWorkspace(path, logger: logger)
     }
 
     /// Whether KEEP_WORKSPACES keeps a workspace that ended with `outcome`.
@@ -373,6 +375,18 @@ struct JobRunner: Sendable {
         case (.never, _): false
         case (.failed, .some(.done)), (.failed, .some(.requeued)): false
         case (.failed, _): true
+        }
+    }
+
+    /// Removes a workspace; a failure is logged (a workspace left behind
+    /// would otherwise fill the disk unseen). One already gone is no failure.
+    static func removeWorkspace(_ path: String, logger: Logger) {
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch let e as CocoaError where e.code == .fileNoSuchFile {
+            return
+        } catch {
+            logger.warning("cannot remove the workspace; it stays on disk", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 }

@@ -23,14 +23,18 @@ public struct RunFacts: Sendable {
     public var failure: JobFailure?
     /// Forks the job's pids cgroup refused (JOB_MAX_PROCESSES reached).
     public var refusedForks: Int
+    /// A line on the child's stdout that is no protocol event (the child was
+    /// killed for it at once).
+    public var protocolFailure: JobFailure?
 
     public init(result: ChildEvent? = nil, exit: ExitStatus? = nil, stop: StopReason? = nil,
-                failure: JobFailure? = nil, refusedForks: Int = 0) {
+                failure: JobFailure? = nil, refusedForks: Int = 0, protocolFailure: JobFailure? = nil) {
         self.result = result
         self.exit = exit
         self.stop = stop
         self.failure = failure
         self.refusedForks = refusedForks
+        self.protocolFailure = protocolFailure
     }
 }
 
@@ -73,12 +77,14 @@ public struct OutcomePolicy: Sendable {
     ///    did not stop the child: refused forks, else that failure;
     /// 3. a success the child reported wins over everything later (a cancel,
     ///    the timeout, shutdown, refused forks): its commit is on the remote;
-    /// 4. the supervisor's own stop: cancelled, or requeued at shutdown;
-    /// 5. refused forks in the job's pids cgroup: `resource_limit` (a fork
+    /// 4. a malformed protocol line, when the supervisor did not stop the
+    ///    child otherwise;
+    /// 5. the supervisor's own stop: cancelled, or requeued at shutdown;
+    /// 6. refused forks in the job's pids cgroup: `resource_limit` (a fork
     ///    bomb is named as such even when it also ran into the timeout);
-    /// 6. the timeout;
-    /// 7. the child's reported failure;
-    /// 8. how the child died without a result.
+    /// 7. the timeout;
+    /// 8. the child's reported failure;
+    /// 9. how the child died without a result.
     /// A failure is retried while it is retryable and attempts remain.
     public func decide(_ facts: RunFacts) -> Decision {
         if facts.stop == .leaseLost { return .nothing }
@@ -89,6 +95,7 @@ public struct OutcomePolicy: Sendable {
             return facts.refusedForks > 0 ? fail(forkFailure(facts.refusedForks)) : fail(failure)
         }
         if case .succeeded(let meta)? = facts.result { return .done(meta) }
+        if facts.stop == nil, let failure = facts.protocolFailure { return fail(failure) }
         if facts.stop == .cancelled { return .cancelled("cancelled while running") }
         if facts.stop == .shutdown { return .requeued }
         if facts.refusedForks > 0 { return fail(forkFailure(facts.refusedForks)) }

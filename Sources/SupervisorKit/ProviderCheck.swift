@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Logging
 import RunnerCore
 
 /// `doctor --online`'s check of the Cline provider, made the way a job makes
@@ -66,15 +67,18 @@ public struct DoctorProxy: Sendable {
     /// The proxy's Unix socket.
     public var socketPath: String { folder + "/egress.sock" }
 
-    /// Starts a proxy with the given routes and no egress rules.
-    public static func start(provider: ClineProvider? = nil, providerKey: String? = nil,
-                             gemini: GeminiUpstream? = nil) async throws -> DoctorProxy {
+    /// Starts a proxy with the given routes and no egress rules; its stderr
+    /// goes to `logger`, redacted of the keys.
+    public static func start(provider: ClineProvider? = nil, providerKey: String? = nil, gemini: GeminiUpstream? = nil,
+                             logger: Logger = Logger(label: "agent-runner.doctor")) async throws -> DoctorProxy {
         let folder = NSTemporaryDirectory() + "agent-runner-doctor-\(UUID().uuidString.prefix(8))"
         guard mkdir(folder, 0o700) == 0 else { throw Errno(errno, "mkdir \(folder)") }
         let ticket = EgressProxyTicket(socketPath: folder + "/egress.sock", rules: [], provider: provider,
                                        providerKey: providerKey, gemini: gemini)
         do {
-            return DoctorProxy(process: try await EgressProxyProcess.start(ticket: ticket), folder: folder)
+            let redactor = Locked(Redactor(secrets: [providerKey, gemini?.apiKey].compactMap { $0 }))
+            return DoctorProxy(process: try await EgressProxyProcess.start(ticket: ticket, logger: logger, redactor: redactor),
+                               folder: folder)
         } catch {
             try? FileManager.default.removeItem(atPath: folder)
             throw error

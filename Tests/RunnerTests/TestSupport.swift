@@ -80,6 +80,12 @@ func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
     }
 }
 
+/// Writes `text` to `path` as an executable script (a stand-in child, proxy or agent).
+func writeExecutable(_ path: String, _ text: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    chmod(path, 0o755)
+}
+
 /// Runs a real process to completion without blocking the cooperative pool.
 func runProcess(_ path: String, _ args: [String], env: [String: String]? = nil, cwd: String? = nil,
                 timeout: Double = 120) async throws -> ProcessResult {
@@ -261,8 +267,9 @@ enum JobChildRun {
         var status: RunnerCore.ExitStatus
     }
 
+    /// `secretsLine`: the line to answer the push-token request with, instead of `token`'s.
     static func run(_ ticket: JobTicket, env: [String: String], namespaces: Namespaces? = nil,
-                    token: String? = nil) async throws -> Result {
+                    token: String? = nil, secretsLine: [UInt8]? = nil) async throws -> Result {
         let line = Array(try JSONEncoder().encode(ticket)) + [0x0A]
         let child = try await onDedicatedThread {
             try ChildProcess(executable: TestEnv.binDir + "/agent-runner-job", arguments: [], environment: env,
@@ -277,7 +284,7 @@ enum JobChildRun {
                 events.append(e)
                 if e == .pushTokenRequest {
                     let secrets = Array(try JSONEncoder().encode(ChildSecrets(githubToken: token))) + [0x0A]
-                    try await child.send(secrets)
+                    try await child.send(secretsLine ?? secrets)
                 }
             case .stderr(let text): err.append(text)
             }
