@@ -38,6 +38,9 @@ public struct LeaseAnswer: Sendable {
     public var unsure: Set<String> = []
     public var contradiction: ServerContradiction?
 
+    /// An answer that shows no lease held.
+    public init() {}
+
     /// Whether `token` is known to have lost its lease.
     public func lost(_ token: String) -> Bool { held[token] == nil && !heldUnread.contains(token) && !unsure.contains(token) }
 }

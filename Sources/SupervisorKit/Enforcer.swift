@@ -57,21 +57,44 @@ struct Enforcer {
             // Woken early (cancelled) because the child exited: nothing left to enforce.
             if control.exited { break }
             let now = ContinuousClock.now
-            if now >= deadline { control.stop(.timeout) }
-            if shutdown.isForced { control.stop(.shutdown) }
-            if now >= lease.expiry - fenceMargin, control.reason == nil {
-                logger.error("the lease could not be renewed before it lapses; stopping the child (self-fencing)")
-                control.stop(.leaseLost)
+            if let found = Self.stopReason(now: now, deadline: deadline, leaseExpiry: lease.expiry,
+                                           fenceMargin: fenceMargin, forcedShutdown: shutdown.isForced) {
+                if found == .leaseLost, control.reason == nil {
+                    logger.error("the lease could not be renewed before it lapses; stopping the child (self-fencing)")
+                }
+                control.stop(found)
             }
-            guard let reason = control.reason else { continue }
+            let reason = control.reason
+            guard let signal = Self.signal(now: now, reason: reason, stopSentAt: stopSent, grace: grace) else { continue }
             if stopSent == nil {
-                logger.notice("stopping child", metadata: ["reason": "\(reason)"])
-                // A child whose lease is gone must not go on to push: no grace.
-                child.signalGroup(reason == .leaseLost ? SIGKILL : SIGTERM)
+                logger.notice("stopping child", metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"])
                 stopSent = now
-            } else if now - stopSent! >= grace {
-                child.signalGroup(SIGKILL)
             }
+            child.signalGroup(signal)
         }
+    }
+
+    /// Why the child must stop at `now` by the supervisor's own clock, in
+    /// order: the deadline, a forced shutdown, the lease within `fenceMargin`
+    /// of its expiry (self-fencing). Nil: nothing yet. (`ChildControl` keeps
+    /// the first reason set, by this or by another task.)
+    static func stopReason(now: ContinuousClock.Instant, deadline: ContinuousClock.Instant,
+                           leaseExpiry: ContinuousClock.Instant, fenceMargin: Duration,
+                           forcedShutdown: Bool) -> StopReason? {
+        if now >= deadline { return .timeout }
+        if forcedShutdown { return .shutdown }
+        if now >= leaseExpiry - fenceMargin { return .leaseLost }
+        return nil
+    }
+
+    /// The signal to send at `now` for `reason`: the first one at once
+    /// (SIGKILL for a lost lease: a child whose lease is gone must not go on
+    /// to push, so no grace; else SIGTERM), then SIGKILL once `grace` has
+    /// passed since the first (`stopSentAt`). Nil: none now.
+    static func signal(now: ContinuousClock.Instant, reason: StopReason?, stopSentAt: ContinuousClock.Instant?,
+                       grace: Duration) -> Int32? {
+        guard let reason else { return nil }
+        guard let stopSentAt else { return reason == .leaseLost ? SIGKILL : SIGTERM }
+        return now - stopSentAt >= grace ? SIGKILL : nil
     }
 }

@@ -61,6 +61,42 @@ final class LeaseKeeper: Sendable {
         return found
     }
 
+    /// What one round of `run` does.
+    enum Round: Equatable {
+        /// Renew every held lease (one write), which also reads their flags.
+        case renew
+        /// Read every held lease's flags (one read): lost, cancelled.
+        case poll
+        /// Nothing this round.
+        case wait
+    }
+
+    /// The round at `now`, pure: renew every `beatEvery` (a third of the
+    /// lease), or sooner, at most once a second, when a lease held (`expiries`)
+    /// is within two beats of lapsing (a job claimed since the last renewal);
+    /// else poll when asked to verify (a batched write matched fewer jobs), or
+    /// without a change stream every `pollEvery`; else wait.
+    static func round(now: ContinuousClock.Instant, lastBeat: ContinuousClock.Instant, lastPoll: ContinuousClock.Instant,
+                      beatEvery: Duration, expiries: [ContinuousClock.Instant], verify: Bool, streaming: Bool,
+                      pollEvery: Duration) -> Round {
+        guard !expiries.isEmpty else { return .wait }
+        let dueSoon = expiries.contains { $0 - now < beatEvery * 2 }
+        if now - lastBeat >= beatEvery || (dueSoon && now - lastBeat >= .seconds(1)) { return .renew }
+        if verify || (!streaming && now - lastPoll >= pollEvery) { return .poll }
+        return .wait
+    }
+
+    /// What a round's answer means for the leases `held`: a token the
+    /// answer shows held (with its cancel flag) or held unread is kept, and
+    /// renewed after a renewal; a cancel flag set is a cancel; a token the
+    /// answers contradict each other on is neither (`unsure`); any other is lost.
+    static func verdict(held: Set<String>, answer: LeaseAnswer, renewal: Bool)
+        -> (renewed: Set<String>, cancelled: Set<String>, lost: Set<String>) {
+        let kept = held.filter { answer.held[$0] != nil || answer.heldUnread.contains($0) }
+        return (renewal ? kept : [], held.filter { answer.held[$0] == true },
+                held.filter { answer.lost($0) })
+    }
+
     /// Renews and polls until `stopped()`.
     func run(until stopped: @Sendable () -> Bool) async {
         var lastBeat = ContinuousClock.now
@@ -69,24 +105,25 @@ final class LeaseKeeper: Sendable {
         while !stopped() {
             try? await Task.sleep(for: .milliseconds(200))
             let current = held.withLock { $0 }
-            guard !current.isEmpty else { continue }
             let now = ContinuousClock.now
-            // A job claimed since the last renewal may have used a third of its
-            // lease already: renew (all of them) now rather than let it near the
-            // self-fencing margin. At most once a second, so an outage is not hammered.
-            let dueSoon = current.values.contains { $0.lease.expiry - now < beatEvery * 2 }
+            let round = Self.round(now: now, lastBeat: lastBeat, lastPoll: lastPoll, beatEvery: beatEvery,
+                                   expiries: current.values.map { $0.lease.expiry },
+                                   verify: !current.isEmpty && verify.withLock({ v in defer { v = false }; return v }),
+                                   streaming: streaming.withLock { $0 }, pollEvery: .seconds(pollSeconds))
             do {
-                if now - lastBeat >= beatEvery || (dueSoon && now - lastBeat >= .seconds(1)) {
+                switch round {
+                case .renew:
                     lastBeat = now
                     lastPoll = now
                     let answer = try await store.renewLeases(Array(current.keys), leaseSeconds: leaseSeconds,
                                                              released: released)
                     apply(answer, to: current, renewedAt: now)
-                } else if verify.withLock({ v in defer { v = false }; return v })
-                            || (!streaming.withLock({ $0 }) && now - lastPoll >= .seconds(pollSeconds)) {
+                case .poll:
                     // No change stream, or a lease may be lost: one read for all running jobs' flags.
                     lastPoll = now
                     apply(try await store.leaseFlags(Array(current.keys), released: released), to: current, renewedAt: nil)
+                case .wait:
+                    break
                 }
             } catch {
                 logger.warning("lease renewal failed; will retry", metadata: DatabaseRetry.metadata(error))
@@ -106,19 +143,12 @@ final class LeaseKeeper: Sendable {
         if let c = answer.contradiction {
             if let checks { checks.record(c) } else { logger.error("the database's answers contradict each other", metadata: ["error": "\(c)"]) }
         }
+        let v = Self.verdict(held: Set(current.keys), answer: answer, renewal: renewedAt != nil)
         for (token, h) in current {
-            if answer.unsure.contains(token) { continue }
-            if answer.heldUnread.contains(token) {
-                if let renewedAt { h.lease.renewed(sentAt: renewedAt) }
-                continue
-            }
-            guard let cancel = answer.held[token] else {
-                // Released meanwhile (the job ended), or lost.
-                if held.withLock({ $0[token] != nil }) { h.control.stop(.leaseLost) }
-                continue
-            }
-            if let renewedAt { h.lease.renewed(sentAt: renewedAt) }
-            if cancel { h.control.stop(.cancelled) }
+            // Released meanwhile (the job ended) is not lost.
+            if v.lost.contains(token), held.withLock({ $0[token] != nil }) { h.control.stop(.leaseLost) }
+            if let renewedAt, v.renewed.contains(token) { h.lease.renewed(sentAt: renewedAt) }
+            if v.cancelled.contains(token) { h.control.stop(.cancelled) }
         }
     }
 }
