@@ -20,13 +20,19 @@ import Testing
         #expect(out.contains("ok    job namespaces: user, PID and network namespaces created; the self-test ran inside them "
                              + "as init with its loopback up"), "\(out)")
         #expect(out.contains("ok    " + "sandbox self-test: writes outside the workspace and namespace creation refused"))
-        if let parent = Self.expectedJobCgroupParent {
-            #expect(out.contains("ok    process limit: a pids cgroup per job under \(parent) (pids.max = JOB_MAX_PROCESSES = 256)"),
-                    "this machine has a writable pids cgroup: \(out)")
+        // Checked against the machine, not against a copy of the doctor's
+        // reasoning: the cgroup it names must take a job's cgroup with a
+        // pids.max; a warning must mean that this process can make none.
+        let okPrefix = "ok    process limit: a pids cgroup per job under "
+        if let line = out.first(where: { $0.hasPrefix(okPrefix) }) {
+            let parent = String(line.dropFirst(okPrefix.count).prefix { $0 != " " })
+            #expect(line == okPrefix + parent + " (pids.max = JOB_MAX_PROCESSES = 256)", "\(line)")
+            #expect(Self.takesAPidsCgroup(parent), "\(parent) does not take a job's pids cgroup: \(out)")
         } else {
             #expect(out.contains { $0.hasPrefix("warn  process limit: no writable pids cgroup for this process; "
-                                                + "jobs fall back to RLIMIT_NPROC = 256") },
-                    "this machine has no writable pids cgroup: \(out)")
+                                                + "jobs fall back to RLIMIT_NPROC = 256") }, "\(out)")
+            #expect(Self.ownPidsCgroups.allSatisfy { !Self.takesAPidsCgroup($0) },
+                    "this process can make a pids cgroup under \(Self.ownPidsCgroups), yet the doctor warns: \(out)")
         }
         #expect(out.contains { $0.hasPrefix("ok    JOB_NETWORK=proxy: ") }, "\(out)")
 
@@ -37,25 +43,33 @@ import Testing
         #expect(hostOut.contains { $0.contains("process limit") && $0.contains("64") })
     }
 
-    /// Where this machine must put job cgroups, worked out here from
-    /// /proc/self/cgroup (the doctor inherits the test's cgroup) without
-    /// changing anything: a systemd service's own delegated cgroup v2 with
-    /// the pids controller (`<own>/jobs`), else a writable cgroup v1 pids
-    /// directory (`<own>/agent-runner-jobs`); nil: neither, the warning.
-    static let expectedJobCgroupParent: String? = {
+    /// Whether a cgroup with its own `pids.max` can be made under `dir`
+    /// (made, its limit written and read back, and removed again).
+    static func takesAPidsCgroup(_ dir: String) -> Bool {
+        guard dir.hasPrefix("/sys/fs/cgroup/") else { return false }
+        let probe = dir + "/doctor-test-probe-\(getpid())"
+        guard mkdir(probe, 0o755) == 0 else { return false }
+        defer { rmdir(probe) }
+        let fd = open(probe + "/pids.max", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        let wrote = write(fd, "7\n", 2) == 2
+        close(fd)
+        return wrote && (try? String(contentsOfFile: probe + "/pids.max", encoding: .utf8)) == "7\n"
+    }
+
+    /// This process's own places in the pids hierarchies: its cgroup v1
+    /// pids cgroup, and its cgroup v2 cgroup when that is a service's (the
+    /// only kind a doctor may reshape).
+    static let ownPidsCgroups: [String] = {
         let lines = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "").split(separator: "\n")
-        if let v2 = lines.first(where: { $0.hasPrefix("0::") }),
-           let controllers = try? String(contentsOfFile: "/sys/fs/cgroup/cgroup.controllers", encoding: .utf8),
-           controllers.split(whereSeparator: \.isWhitespace).contains("pids") {
-            let own = "/sys/fs/cgroup" + v2.dropFirst(3)
-            if own.hasSuffix(".service"), access(own, W_OK) == 0 { return own + "/jobs" }
+        var dirs: [String] = []
+        for line in lines {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 3 else { continue }
+            if f[1].split(separator: ",").contains("pids") { dirs.append("/sys/fs/cgroup/pids" + (f[2] == "/" ? "" : f[2])) }
+            if f[0] == "0", f[2].hasSuffix(".service") { dirs.append("/sys/fs/cgroup" + f[2]) }
         }
-        if let v1 = lines.first(where: { $0.split(separator: ":").dropFirst().first?.split(separator: ",").contains("pids") == true }) {
-            let rel = v1.split(separator: ":", maxSplits: 2).last.map(String.init) ?? "/"
-            let own = "/sys/fs/cgroup/pids" + (rel == "/" ? "" : rel)
-            if access(own + "/agent-runner-jobs", W_OK) == 0 || access(own, W_OK) == 0 { return own + "/agent-runner-jobs" }
-        }
-        return nil
+        return dirs
     }()
 
     /// Whether this host lets root create a user namespace and lower its

@@ -67,15 +67,41 @@ import Testing
         _ = try await queue.waitExit(p)
     }
 
+    /// When `pid` was first seen gone (exited: no process, or a zombie), by
+    /// a thread that looks every 10 ms: never earlier than the exit itself.
+    func seenGone(_ pid: pid_t, timeout: Double) async throws -> Date? {
+        try await onOwnThread {
+            let end = Date().addingTimeInterval(timeout)
+            while Date() < end {
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                let state = stat.split(separator: ")").last?.split(separator: " ").first
+                if stat.isEmpty || state == "Z" { return Date() }
+                usleep(10_000)
+            }
+            return nil
+        }
+    }
+
     @Test func aLeaseThatCannotBeRenewedStopsTheChildBeforeItLapses() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        let (p, db, store, id) = try await start(h, ["JOB_TIMEOUT_SECONDS": "600", "LEASE_SECONDS": "3"])
+        // LEASE_SECONDS=10: a renewal every 3.3 s; the child is stopped 1 s before the lease lapses.
+        let (p, db, store, id) = try await start(h, ["JOB_TIMEOUT_SECONDS": "600", "LEASE_SECONDS": "10"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; db.stop() }
         let child = try #require(pids(h).first)
+        // The database stops right after a renewal landed: the expiry it holds is the lease's last.
+        let claimed = try await store.job(id)?["lease"]?["expiresAt"]?.dateValue
+        try await queue.waitFor("a renewal", timeout: 30) {
+            try await store.job(id)?["lease"]?["expiresAt"]?.dateValue != claimed
+        }
+        let expiresAt = try #require(try await store.job(id)?["lease"]?["expiresAt"]?.dateValue)
         kill(db.process!.processIdentifier, SIGSTOP)
-        try await queue.waitFor("self-fencing to stop the child", timeout: 30) { !alive(child) }
-        #expect(!alive(child), "a partitioned runner's child outlived its lease")
+        let gone = try await seenGone(child, timeout: 30)
+        // The order that matters: the child was gone before the lease lapsed
+        // (after which another runner may claim the job), on one clock: the
+        // expiry the database holds and the moment the child was seen gone.
+        #expect(gone != nil, "a partitioned runner's child outlived its lease")
+        if let gone { #expect(gone < expiresAt, "the child was seen gone at \(gone), after its lease lapsed at \(expiresAt)") }
         kill(db.process!.processIdentifier, SIGCONT)
         // Nothing was written for the fenced attempt; the lapsed lease is claimed again and the job runs once more.
         try await queue.waitFor("the second attempt", timeout: 90) { try await store.job(id)?["status"]?.stringValue == "done" }

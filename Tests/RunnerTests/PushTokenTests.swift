@@ -110,7 +110,10 @@ import Testing
         #expect(job["error"]?["code"]?.stringValue == "push_auth_failed")
         let message = job["error"]?["message"]?.stringValue ?? ""
         #expect(message.contains("GIT_TOKEN_SOURCE=github-app") && message.contains("HTTP 401"), "\(message)")
-        #expect(try FixtureServer.jsonLines(apiLog).allSatisfy { $0["jwt"] == "bad" })
+        // The app server was asked (a JWT it refused), and never with a JWT it accepts.
+        let calls = try FixtureServer.jsonLines(apiLog)
+        #expect(!calls.isEmpty, "the GitHub App server was never asked")
+        #expect(calls.allSatisfy { $0["jwt"] == "bad" }, "\(calls)")
         #expect(try FixtureServer.jsonLines(w.gitLog).isEmpty, "nothing reached the git server")
     }
 

@@ -15,16 +15,32 @@ import Testing
         "to\u{212A}en=", "s3cr3t", "/", "\n", "ü", "日本",
     ]
 
+    /// SplitMix64: a seeded generator, so a failing line is found again by
+    /// its seed (REDACTOR_SEED reruns one; by default the same fixed seed runs
+    /// every time).
+    struct SplitMix64: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let seed = ProcessInfo.processInfo.environment["REDACTOR_SEED"].flatMap { UInt64($0) } ?? 0x5EED_2026
+
     @Test func theSubstringTestsNeverChangeTheOutput() {
         let redactor = Redactor(secrets: ["s3cr3t-value"])
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix64(state: Self.seed)
         var matched = 0
         for _ in 0..<3000 {
             let line = (0..<Int.random(in: 1...12, using: &generator))
                 .map { _ in Self.pieces.randomElement(using: &generator)! }.joined()
             let fast = redactor.redact(line, prefiltered: true)
             let full = redactor.redact(line, prefiltered: false)
-            #expect(fast == full, "\(line.debugDescription): \(fast.debugDescription) vs \(full.debugDescription)")
+            #expect(fast == full, "seed \(Self.seed): \(line.debugDescription): \(fast.debugDescription) vs \(full.debugDescription)")
             if full != line { matched += 1 }
         }
         // The lines exercised the patterns, not only the filters.
