@@ -42,7 +42,9 @@ import Testing
     @Test func aMalformedTokenLineFailsTheChildAtOnceNamingIt() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        let config = try RunnerConfiguration(environment: h.environment())
+        // A token goes only to a GIT_TOKEN_HOSTS host: the remote's, here.
+        let env = h.environment(["GIT_TOKEN_HOSTS": "127.0.0.1:9"])
+        let config = try RunnerConfiguration(environment: env)
         let workspace = h.workspace("malformed-token")
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
         var settings = config.child
@@ -52,9 +54,9 @@ import Testing
                                architectureSpec: tinySpec, workspace: workspace, settings: settings,
                                secrets: ChildSecrets(githubToken: nil))
         let line = Array("{\"githubToken\": \"\(Self.token)\"".utf8) + [0x0A]
-        let r = try await JobChildRun.run(ticket, env: h.environment(), secretsLine: line)
+        let r = try await JobChildRun.run(ticket, env: env, secretsLine: line)
         let failure = r.events.compactMap { e -> JobFailure? in if case .failed(let f) = e { return f }; return nil }.first
-        #expect(failure?.code == .internal, "\(r.events) \(r.stderr)")
+        #expect(failure?.code == .internal, "\(r.events) \(r.stderr) \(r.status)")
         #expect(failure?.message.hasPrefix("a line from the supervisor on stdin is not a protocol message: ") == true,
                 "\(failure?.message ?? "")")
         #expect(!r.stdout.contains(Self.token), "the line is redacted")
