@@ -199,7 +199,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [], provider: nil, providerKey: nil)
         let name = "proxy-test-" + UUID().uuidString.prefix(8)
-        let proxy = try await EgressProxyProcess.start(ticket: ticket, cgroupName: name)
+        let proxy = try await EgressProxyProcess.start(ticket: ticket, cgroupName: name, logger: CapturedLog().logger,
+                                                       redactor: Locked(Redactor()))
         let pid = proxy.process.pid
         let limits = (try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)) ?? ""
         let data = limits.split(separator: "\n").first { $0.hasPrefix("Max data size") } ?? ""
