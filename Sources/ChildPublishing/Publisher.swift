@@ -28,6 +28,9 @@ public struct PublishRequest: Sendable {
     /// Where to connect instead of `remoteURL` (a local tunnel to it), or nil.
     /// Reports and metadata still name `remoteURL`.
     public var connectURL: String?
+    /// The job's egress proxy's answer to the git connection's CONNECT (the
+    /// job child's git tunnel), read when a fetch or push fails.
+    public var egressAnswer: (@Sendable () -> EgressAnswer?)?
 
     public init(repoDirectory: String, remoteURL: String?, branch: String, remoteName: String, authorName: String,
                 authorEmail: String, jobId: String, projectName: String, token: String?) {
@@ -110,7 +113,7 @@ public enum Publisher {
                 do {
                     try r.fetch("+\(branchRef):\(trackingRef)")
                 } catch let e as GitError {
-                    throw classify(e, r.state, pushing: false)
+                    throw classify(e, r.state, pushing: false, egress: req.egressAnswer?())
                 }
                 parent = try repo.resolve(trackingRef)
                 lap("fetchMs")
@@ -148,7 +151,7 @@ public enum Publisher {
             do {
                 try remote.push("\(branchRef):\(branchRef)")
             } catch let e as GitError {
-                throw classify(e, remote.state, pushing: true)
+                throw classify(e, remote.state, pushing: true, egress: req.egressAnswer?())
             }
             if !remote.state.rejections.isEmpty {
                 throw JobFailure(.pushRejected, "the remote rejected the push: " + remote.state.rejections.joined(separator: "; "))
@@ -159,20 +162,5 @@ public enum Publisher {
         } catch let e as GitError {
             throw JobFailure(.internal, "git: \(e.description)")
         }
-    }
-
-    /// Maps a libgit2 network error to the job error codes.
-    static func classify(_ e: GitError, _ state: RemoteCallbackState, pushing: Bool) -> JobFailure {
-        if let pin = state.pinRefusal { return JobFailure(.pushAuthFailed, "push token withheld: " + pin) }
-        let text = e.message.lowercased()
-        if state.authExhausted || e.code == GIT_EAUTH.rawValue || text.contains("401") || text.contains("403")
-            || text.contains("authentication") || text.contains("credentials") {
-            return JobFailure(.pushAuthFailed, "authentication to the remote failed: \(e.message)")
-        }
-        if e.code == GIT_ENONFASTFORWARD.rawValue || text.contains("fast-forward") || text.contains("fastforward")
-            || text.contains("rejected") {
-            return JobFailure(.pushRejected, "the remote branch moved: \(e.message)")
-        }
-        return JobFailure(.pushFailed, "\(pushing ? "push" : "fetch") failed: \(e.message)")
     }
 }

@@ -58,27 +58,12 @@ struct NetworkSetup {
     /// The port of `gitTunnel`, inside the job's namespace.
     static var tunnelPort: Int { ChildSettings.forwarderPort + 1 }
 
-    /// For a plain-http git remote (libgit2 sends those straight to the host,
-    /// never through an HTTP proxy): a local port whose every connection is a
-    /// CONNECT tunnel through the egress proxy to the remote's host:port, and
-    /// the remote URL rewritten to it. Opened only after the agent phase (no
-    /// agent process is left to use it); the proxy's policy still decides.
-    /// https remotes use libgit2's own proxy support (CONNECT) instead.
-    func gitTunnel(for remote: String?) throws -> String? {
-        guard settings.network == .proxy, let remote, let url = URLParts(remote), url.scheme == "http" else { return nil }
-        let fd = try SocketIO.listenLoopback(port: Self.tunnelPort).fd
-        let (path, target) = (socketPath, (url.host.contains(":") ? "[\(url.host)]" : url.host) + ":\(url.port)")
-        Thread.detachNewThread {
-            SocketIO.serve(fd) { client in
-                guard let upstream = try? SocketIO.connectUnix(path) else { return }
-                defer { close(upstream) }
-                guard (try? writeAll(upstream, Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n".utf8))) != nil,
-                      let (head, rest) = SocketIO.readHead(upstream), head.hasPrefix("HTTP/1.1 200") else { return }
-                if !rest.isEmpty, (try? writeAll(client, rest)) == nil { return }
-                SocketIO.relay(client, upstream)
-            }
-        }
-        return "http://127.0.0.1:\(Self.tunnelPort)" + url.path
+    /// The git remote's tunnel through the egress proxy (`GitTunnel`), for
+    /// an http(s) remote under JOB_NETWORK=proxy; nil otherwise. Opened only
+    /// after the agent phase; the proxy's policy still decides.
+    func gitTunnel(for remote: String?) throws -> GitTunnel? {
+        guard settings.network == .proxy, let url = remote.flatMap({ try? RepositoryRemote($0) })?.http else { return nil }
+        return try GitTunnel(remote: url, socketPath: socketPath)
     }
 
     /// After confinement: forwards each connection to the egress proxy.

@@ -99,7 +99,9 @@ struct Pipeline {
         req.tokenWithheld = withheld
         req.tokenHosts = s.tokenHosts
         if let tunnel = try network.gitTunnel(for: ticket.repoURL) {
-            req.connectURL = tunnel
+            req.connectURL = tunnel.connectURL
+            req.proxyURL = tunnel.proxyURL
+            req.egressAnswer = { tunnel.lastAnswer }
         } else {
             req.proxyURL = network.proxyURL
         }
