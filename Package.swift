@@ -64,8 +64,8 @@ let package = Package(
         // The per-job egress proxy (agent-runner-job --egress-proxy) and the
         // socket helpers of the job child's forwarder.
         .target(name: "ChildEgressProxy", dependencies: ["RunnerCore", "CShims", "ChildHTTP"]),
-        // Commit and push with libgit2.
-        .target(name: "ChildPublishing", dependencies: ["RunnerCore", "CGit2", "CGitShims"]),
+        // Commit and push with libgit2; the pull request through GitHub's REST API (ChildHTTP).
+        .target(name: "ChildPublishing", dependencies: ["RunnerCore", "CGit2", "CGitShims", "ChildHTTP"]),
         // The supervisor's machinery: claim loop, child processes, CLI helpers.
         .target(name: "SupervisorKit", dependencies: [
             "RunnerCore", "JobStore", "CShims",

@@ -9,7 +9,7 @@ import RunnerCore
 /// a `pushUser`) a read-only `metadata` token for that repository that asks
 /// GitHub whether the job's user may push to it, and only then an
 /// installation token limited to that repository with `contents: write`
-/// (GitHub gives it an hour at most). Nothing is written anywhere.
+/// (and `pull_requests: write` when asked; GitHub gives it an hour at most). Nothing is written anywhere.
 public enum GitHubAppToken {
     /// A failure with the HTTP status that refused (0: no answer).
     public struct Failure: Error, CustomStringConvertible {
@@ -37,7 +37,9 @@ public enum GitHubAppToken {
                     return GitHubAppTokenReply(error: denied)
                 }
             }
-            let body: JSONValue = ["repositories": [.string(request.repository)], "permissions": ["contents": "write"]]
+            let permissions: JSONValue = request.pullRequests == true
+                ? ["contents": "write", "pull_requests": "write"] : ["contents": "write"]
+            let body: JSONValue = ["repositories": [.string(request.repository)], "permissions": permissions]
             let token = try call(tokens, jwt: jwt, body: Data(body.jsonString.utf8))
             guard let value = token["token"]?.stringValue, !value.isEmpty else {
                 throw Failure(status: 0, message: "the access-token answer has no token")

@@ -6,6 +6,9 @@ import Foundation
 public struct CurlError: Error, Sendable, CustomStringConvertible {
     public let code: UInt32
     public let message: String
+    /// The HTTP proxy's answer to the CONNECT when a request through one
+    /// failed (`CURLINFO_HTTP_CONNECTCODE`; 0: none, or no proxy).
+    public var proxyStatus = 0
     public var isTimeout: Bool { code == CURLE_OPERATION_TIMEDOUT.rawValue }
     /// The receiver stopped the transfer (`CURLE_WRITE_ERROR`).
     public var isStoppedByReceiver: Bool { code == CURLE_WRITE_ERROR.rawValue }
@@ -16,6 +19,8 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var body: Data
+    /// The final response's headers, names in lower case (the last of a repeated one).
+    public var headers: [String: String] = [:]
 }
 
 /// Receives a response from libcurl's callbacks as it arrives: each header
@@ -63,10 +68,13 @@ public final class CurlEasy {
     /// hands the response to `receiver`; returns the final status. libcurl's
     /// `Expect: 100-continue` (a wait of up to a second before a body over
     /// 1 MiB) is never sent. With `unixSocket`,
-    /// the connection goes to that socket. Throws `CurlError` for a transport
+    /// the connection goes to that socket. With `proxy` (an http:// proxy URL),
+    /// through a CONNECT tunnel of that proxy, for http and https URLs alike.
+    /// Throws `CurlError` for a transport
     /// failure, or when the receiver stopped the transfer.
     public func perform(_ url: String, method: String = "POST", headers: [String], body: [UInt8]?, connectTimeout: Int,
-                        timeout: CurlTimeout, unixSocket: String? = nil, receiver: CurlReceiver) throws -> Int {
+                        timeout: CurlTimeout, unixSocket: String? = nil, proxy: String? = nil,
+                        receiver: CurlReceiver) throws -> Int {
         var list: UnsafeMutablePointer<curl_slist>?
         for h in headers { list = curl_slist_append(list, h) }
         if !headers.contains(where: { $0.lowercased().hasPrefix("expect:") }) { list = curl_slist_append(list, "Expect:") }
@@ -80,7 +88,8 @@ public final class CurlEasy {
                 try check(cshims_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "redirects")
                 try check(cshims_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "verifypeer")
                 try check(cshims_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "verifyhost")
-                try check(cshims_curl_setopt_ptr(handle, CURLOPT_PROXY, ""), "no proxy")
+                try check(cshims_curl_setopt_ptr(handle, CURLOPT_PROXY, proxy ?? ""), "proxy")
+                try check(cshims_curl_setopt_long(handle, CURLOPT_HTTPPROXYTUNNEL, proxy == nil ? 0 : 1), "proxy tunnel")
                 try check(cshims_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeout), "connect timeout")
                 switch timeout {
                 case .total(let seconds):
@@ -109,7 +118,14 @@ public final class CurlEasy {
                 try check(cshims_curl_setopt_ptr(handle, CURLOPT_HEADERDATA, me), "header data")
                 try check(cshims_curl_setopt_write(handle, writeCallback), "write callback")
                 try check(cshims_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, me), "write data")
-                try check(curl_easy_perform(handle), "request")
+                do {
+                    try check(curl_easy_perform(handle), "request")
+                } catch var e as CurlError where proxy != nil {
+                    var code = 0
+                    _ = cshims_curl_getinfo_long(handle, CURLINFO_HTTP_CONNECTCODE, &code)
+                    e.proxyStatus = code
+                    throw e
+                }
                 var status = 0
                 try check(cshims_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status), "status")
                 return status
@@ -121,16 +137,26 @@ public final class CurlEasy {
     /// returns the whole response (any status), at most `maxResponseBytes`.
     public func post(_ url: String, headers: [String], body: Data?, connectTimeout: Int, totalTimeout: Int,
                      maxResponseBytes: Int, unixSocket: String? = nil) throws -> HTTPResponse {
+        try request(url, method: body == nil ? "GET" : "POST", headers: headers, body: body, connectTimeout: connectTimeout,
+                    totalTimeout: totalTimeout, maxResponseBytes: maxResponseBytes, unixSocket: unixSocket)
+    }
+
+    /// Sends `method` to `url` (`body` nil: none) and returns the whole
+    /// response (any status) with its headers, at most `maxResponseBytes`;
+    /// through `proxy`'s CONNECT tunnel when one is given.
+    public func request(_ url: String, method: String, headers: [String], body: Data?, connectTimeout: Int,
+                        totalTimeout: Int, maxResponseBytes: Int, unixSocket: String? = nil,
+                        proxy: String? = nil) throws -> HTTPResponse {
         let sink = BodySink(cap: maxResponseBytes)
         let status: Int
         do {
-            status = try perform(url, method: body == nil ? "GET" : "POST", headers: headers, body: body.map { [UInt8]($0) },
+            status = try perform(url, method: method, headers: headers, body: body.map { [UInt8]($0) },
                                  connectTimeout: connectTimeout, timeout: .total(totalTimeout), unixSocket: unixSocket,
-                                 receiver: sink)
+                                 proxy: proxy, receiver: sink)
         } catch let e as CurlError where e.isStoppedByReceiver && sink.overflowed {
             throw CurlError(code: e.code, message: "response larger than the cap of \(maxResponseBytes) bytes")
         }
-        return HTTPResponse(status: status, body: sink.data)
+        return HTTPResponse(status: status, body: sink.data, headers: sink.headers)
     }
 }
 
@@ -139,8 +165,15 @@ private final class BodySink: CurlReceiver {
     var data = Data()
     let cap: Int
     var overflowed = false
+    var headers: [String: String] = [:]
     init(cap: Int) { self.cap = cap }
-    func header(_ line: String) -> Bool { true }
+    func header(_ line: String) -> Bool {
+        // A status line starts a response (a proxy's CONNECT answer, an interim 100): only the last one's headers count.
+        if line.hasPrefix("HTTP/") { headers = [:]; return true }
+        guard let colon = line.firstIndex(of: ":"), headers.count < 200 else { return true }
+        headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        return true
+    }
     func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if data.count + bytes.count > cap { overflowed = true; return false }
         data.append(contentsOf: bytes)

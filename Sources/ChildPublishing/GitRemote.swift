@@ -99,9 +99,9 @@ final class GitRemote {
         return cb
     }
 
-    /// Fetches exactly `refspec` (e.g. `+refs/heads/main:refs/remotes/origin/main`).
+    /// Fetches exactly `refspecs` (e.g. `+refs/heads/main:refs/remotes/origin/main`).
     /// A branch the remote lacks is not an error: nothing is fetched.
-    func fetch(_ refspec: String) throws {
+    func fetch(_ refspecs: [String]) throws {
         var opts = git_fetch_options()
         git_fetch_options_init(&opts, UInt32(GIT_FETCH_OPTIONS_VERSION))
         opts.callbacks = callbacks()
@@ -114,7 +114,7 @@ final class GitRemote {
         _ = try withExtendedLifetime(state) {
             try withProxy { url in
                 if let url { opts.proxy_opts.type = GIT_PROXY_SPECIFIED; opts.proxy_opts.url = url }
-                return try withStrArray([refspec]) { specs in
+                return try withStrArray(refspecs) { specs in
                     try git("fetch", git_remote_fetch(handle, specs, &opts, "fetch"))
                 }
             }

@@ -9,7 +9,11 @@ public struct PublishRequest: Sendable {
     /// The project's remote, if any (`RepositoryRemote`: http(s), ssh,
     /// `file://` or a local path), as the supervisor checked it.
     public var remoteURL: String?
+    /// The branch committed to and pushed (`PublishPlan.branch`).
     public var branch: String
+    /// The branch a new `branch` starts from (modes `branch` and
+    /// `pull-request`); nil: a new `branch` starts a new history (mode `push`).
+    public var baseBranch: String?
     public var remoteName: String
     public var authorName: String
     public var authorEmail: String
@@ -55,22 +59,25 @@ public enum Publisher {
     /// Commits and pushes; `log` receives progress lines, `stage` the stage
     /// about to start: `committing` before the remote is fetched and the commit
     /// written, `pushing` right before the push (never when nothing is pushed).
-    /// Throws `JobFailure`.
+    /// With `req.baseBranch` (publish modes `branch` and `pull-request`), a
+    /// branch the remote lacks starts from the base branch's tip, and a
+    /// repository without the base branch gets the commit on the base branch
+    /// itself (its first commit: nothing to propose it against). Throws `JobFailure`.
     public static func publish(_ req: PublishRequest, log: (String) -> Void,
-                               stage: (JobStage) -> Void = { _ in }) throws -> JobMetadata {
+                               stage: (JobStage) -> Void = { _ in }) throws -> Published {
         stage(.committing)
-        var meta = JobMetadata()
+        var out = Published()
         // Sub-phases for `metadata.timings`: gitInitMs, fetchMs, commitMs, pushMs.
         var mark = ContinuousClock.now
         func lap(_ name: String) {
             let now = ContinuousClock.now
             let d = (now - mark).components
-            meta.timings = (meta.timings ?? [:]).merging([name: Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)]) { $1 }
+            out.metadata.timings = (out.metadata.timings ?? [:])
+                .merging([name: Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)]) { $1 }
             mark = now
         }
-        meta.branch = req.branch
-        let branchRef = "refs/heads/\(req.branch)"
-        let trackingRef = "refs/remotes/\(req.remoteName)/\(req.branch)"
+        var branch = req.branch
+        func tracking(_ b: String) -> String { "refs/remotes/\(req.remoteName)/\(b)" }
         var pushable = false
         var skipReason: String?
         // The one classification of the URL (credentials in it are refused there: `invalid_remote`).
@@ -78,7 +85,7 @@ public enum Publisher {
         // A token goes to a remote on a GIT_TOKEN_HOSTS host only, whoever handed it over.
         let token = req.tokenHosts.allow(remote) ? req.token : nil
         if let remote {
-            meta.repoUrl = remote.url
+            out.metadata.repoUrl = remote.url
             switch remote.kind {
             case .http:
                 if let why = req.tokenWithheld { skipReason = why }
@@ -103,6 +110,7 @@ public enum Publisher {
             }
             var remote: GitRemote?
             var parent: git_oid?
+            var base: git_oid?
             if pushable, let url = req.remoteURL {
                 // The token is offered to the URL libgit2 connects to (the real one, or its local tunnel) only.
                 let r = try GitRemote(repo: repo, name: req.remoteName, url: url, token: token,
@@ -110,42 +118,65 @@ public enum Publisher {
                 if let tunnel = req.connectURL { try r.connect(through: tunnel) }
                 r.state.proxyURL = req.proxyURL
                 remote = r
+                let branches = [req.branch] + (req.baseBranch.map { $0 == req.branch ? [] : [$0] } ?? [])
                 do {
-                    try r.fetch("+\(branchRef):\(trackingRef)")
+                    try r.fetch(branches.map { "+refs/heads/\($0):\(tracking($0))" })
                 } catch let e as GitError {
                     throw classify(e, r.state, pushing: false, egress: req.egressAnswer?())
                 }
-                parent = try repo.resolve(trackingRef)
+                parent = try repo.resolve(tracking(req.branch))
+                base = try req.baseBranch.flatMap { try repo.resolve(tracking($0)) }
+                out.baseSha = base?.hex
                 lap("fetchMs")
                 if let tip = parent, let done = try repo.findCommit(from: tip, containing: trailer(req.jobId), limit: 200) {
-                    log("commit \(done.hex) for this job is already on \(req.branch); not pushing again")
-                    meta.commitSha = done.hex
-                    meta.alreadyPushed = true
-                    return meta
+                    log("commit \(done.hex) for this job is already on \(branch); not pushing again")
+                    out.metadata.commitSha = done.hex
+                    out.metadata.alreadyPushed = true
+                    out.metadata.branch = branch
+                    out.changes = try repo.changes(from: base, to: done)
+                    return out
                 }
-                log(parent.map { "remote \(req.branch) is at \($0.hex); committing on top" }
-                    ?? "remote has no \(req.branch); starting a new history")
+                if parent == nil, let b = req.baseBranch {
+                    if let base {
+                        parent = base
+                        log("remote has no \(branch); starting it from \(b) at \(base.hex)")
+                    } else {
+                        branch = b
+                        out.firstCommit = true
+                        log("remote has no \(b) (an empty repository): its first commit goes onto \(b) itself")
+                    }
+                } else {
+                    log(parent.map { "remote \(branch) is at \($0.hex); committing on top" }
+                        ?? "remote has no \(branch); starting a new history")
+                }
             }
+            out.metadata.branch = branch
+            let branchRef = "refs/heads/\(branch)"
             let (tree, files) = try repo.writeWorkingTree()
-            meta.files = files
+            out.metadata.files = files
             if let p = parent, try repo.treeOf(commit: p) == tree {
-                log("generated tree equals \(req.branch) at \(p.hex); nothing to commit")
-                meta.commitSha = p.hex
-                meta.unchanged = true
-                return meta
+                log("generated tree equals \(branch) at \(p.hex); nothing to commit")
+                out.metadata.commitSha = p.hex
+                out.metadata.unchanged = true
+                // A branch started from the base now would propose nothing: it is not pushed.
+                out.branchExists = try repo.resolve(tracking(branch)) != nil
+                out.changes = try repo.changes(from: base, to: p)
+                return out
             }
             let message = "Generate \(req.projectName) from its Architex architecture\n\n\(trailer(req.jobId))\n"
             let commit = try repo.commit(tree: tree, parent: parent, refName: branchRef, authorName: req.authorName,
                                          authorEmail: req.authorEmail, message: message)
-            meta.commitSha = commit.hex
-            meta.parentSha = parent?.hex
+            out.metadata.commitSha = commit.hex
+            out.metadata.parentSha = parent?.hex
+            out.changes = try repo.changes(from: base, to: commit)
             lap("commitMs")
             log("committed \(commit.hex) (\(files) files)")
             guard let remote else {
-                meta.pushSkipped = true
-                meta.pushSkippedReason = skipReason
+                out.metadata.pushSkipped = true
+                out.metadata.pushSkippedReason = skipReason
+                out.branchExists = false
                 log("push skipped: \(skipReason ?? "")")
-                return meta
+                return out
             }
             stage(.pushing)
             do {
@@ -157,8 +188,8 @@ public enum Publisher {
                 throw JobFailure(.pushRejected, "the remote rejected the push: " + remote.state.rejections.joined(separator: "; "))
             }
             lap("pushMs")
-            log("pushed \(commit.hex) to \(req.branch)")
-            return meta
+            log("pushed \(commit.hex) to \(branch)")
+            return out
         } catch let e as GitError {
             throw JobFailure(.internal, "git: \(e.description)")
         }

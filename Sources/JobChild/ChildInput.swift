@@ -67,15 +67,16 @@ enum ChildInput {
     }
 
     /// Asks the supervisor for the push token and waits for it (nil: none
-    /// configured). Throws `lease_lost` when the supervisor is gone, and
-    /// `internal` naming the line at once when its answer does not decode.
-    static func pushToken(emitter: Emitter, timeoutSeconds: Int = 60) throws -> String? {
+    /// configured), with what the egress proxy denied meanwhile. Throws
+    /// `lease_lost` when the supervisor is gone, and `internal` naming the
+    /// line at once when its answer does not decode.
+    static func pushToken(emitter: Emitter, timeoutSeconds: Int = 60) throws -> (String?, EgressReport?) {
         emitter.emit(.pushTokenRequest)
         let answered = arrived.wait(timeout: .now() + .seconds(timeoutSeconds)) == .success
         if let failure = malformed.withLock({ $0 }) { throw failure }
         guard answered, !ParentWatch.orphaned, let s = secrets.withLock({ $0 }) else {
             throw JobFailure(.leaseLost, "the supervisor did not answer the push-token request")
         }
-        return s.githubToken
+        return (s.githubToken, s.egress)
     }
 }

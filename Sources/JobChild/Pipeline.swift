@@ -36,7 +36,7 @@ struct Pipeline {
         }
         out.stage(.preparing)
         // The one classification of the remote (the supervisor checked it against GIT_ALLOWED_SCHEMES and the roots).
-        let remote = try ticket.repoURL.map(RepositoryRemote.init)
+        _ = try ticket.repoURL.map(RepositoryRemote.init)
         try prepareWorkspace()
         var network = NetworkSetup(settings: ticket.settings, workspace: ticket.workspace)
         try network.prepare()
@@ -85,28 +85,9 @@ struct Pipeline {
         guard !ParentWatch.orphaned else {
             throw JobFailure(.leaseLost, "the supervisor died; stopping before publishing")
         }
-        // Only an http(s) push uses a token, and only on a GIT_TOKEN_HOSTS
-        // host: for any other remote, or none, the child does not ask (one
-        // round trip through the supervisor less; no token exists for it).
-        let s = ticket.settings
-        let withheld = s.tokenHosts.refusal(remote)
-        let token = s.tokenHosts.allow(remote)
-            ? try measure("tokenWaitMs") { try ChildInput.pushToken(emitter: out) } : nil
-        if let token { out.addSecret(token) }
-        var req = PublishRequest(repoDirectory: repoDir, remoteURL: ticket.repoURL, branch: s.branch,
-                                 remoteName: s.remoteName, authorName: s.authorName, authorEmail: s.authorEmail,
-                                 jobId: ticket.jobId, projectName: ticket.projectName, token: token)
-        req.tokenWithheld = withheld
-        req.tokenHosts = s.tokenHosts
-        if let tunnel = try network.gitTunnel(for: ticket.repoURL) {
-            req.connectURL = tunnel.connectURL
-            req.proxyURL = tunnel.proxyURL
-            req.egressAnswer = { tunnel.lastAnswer }
-        } else {
-            req.proxyURL = network.proxyURL
-        }
-        // Publisher reports `committing` and `pushing` as each begins.
-        var meta = try Publisher.publish(req, log: out.log, stage: out.stage)
+        let step = PublishStep(ticket: ticket, spec: spec, generated: generated, tree: summary, network: network,
+                               workspace: workspace, out: out)
+        var meta = try step.run(measure: measure).metadata
         for (k, v) in meta.timings ?? [:] { timings[k] = v }
         meta.generator = generated.generator
         meta.agent = generated.agent

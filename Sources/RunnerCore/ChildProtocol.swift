@@ -20,6 +20,9 @@ public struct JobTicket: Sendable, Codable {
     /// The job's pids cgroup `pids.events`, when the supervisor made one (the
     /// child then reports a fork bomb as `resource_limit`); nil: RLIMIT_NPROC.
     public var pidsEventsPath: String?
+    /// How the commit is published (`PublishPlan`, decided by the supervisor);
+    /// nil: pushed onto `settings.branch`.
+    public var publish: PublishPlan?
     #if DEBUG
     /// Tests only: the provider route Cline calls when the child has no egress
     /// proxy of its own (JOB_NETWORK=host). Release builds have no such field.
@@ -52,9 +55,13 @@ public struct ChildSecrets: Sendable, Codable, CustomStringConvertible {
     public var githubToken: String?
     /// The token of the egress proxy's Gemini route (`GeminiRoute`).
     public var geminiRouteToken: String?
-    public init(githubToken: String?, geminiRouteToken: String? = nil) {
+    /// Not a secret: what the egress proxy denied during the agent phase, sent
+    /// with the push token (a pull request's body reports it).
+    public var egress: EgressReport?
+    public init(githubToken: String?, geminiRouteToken: String? = nil, egress: EgressReport? = nil) {
         self.githubToken = githubToken
         self.geminiRouteToken = geminiRouteToken
+        self.egress = egress
     }
     public var description: String { "ChildSecrets(redacted)" }
     /// The secret values present, for exact-match redaction.
@@ -81,6 +88,11 @@ public struct JobMetadata: Sendable, Codable, Hashable {
     public var timings: [String: Int]?
     /// What the agent generator (Cline) reported: model and token usage.
     public var agent: AgentUsage?
+    /// How the commit was published: `push`, `branch` or `pull-request`
+    /// (`push` also when a repository's first commit went onto its default branch).
+    public var publishMode: String?
+    /// The pull request opened or updated (`pull-request`).
+    public var pullRequest: PullRequestInfo?
     public init() {}
 
     /// As a JSON object (absent fields omitted).
@@ -99,6 +111,8 @@ public struct JobMetadata: Sendable, Codable, Hashable {
         if let bytes { o["bytes"] = .int(Int64(bytes)) }
         if let timings { o["timings"] = .object(timings.mapValues { .int(Int64($0)) }) }
         if let agent { o["agent"] = agent.json }
+        if let publishMode { o["publishMode"] = .string(publishMode) }
+        if let pullRequest { o["pullRequest"] = pullRequest.json }
         return .object(o)
     }
 }

@@ -65,6 +65,8 @@ public struct ChildSettings: Sendable, Codable, Equatable {
     /// token for no other remote, and its credential callback checks each
     /// server that asks.
     public var tokenHosts: [TokenHost]
+    /// PUBLISH_MODE and the publishing settings (`PublishSettings`).
+    public var publish: PublishSettings
 
     /// The log's byte bounds (JOB_LOG_LINE_BYTES, JOB_LOG_BYTES).
     public var logBounds: LogBounds { LogBounds(lineBytes: logLineBytes, jobBytes: logBytes) }
@@ -130,5 +132,6 @@ public struct ChildSettings: Sendable, Codable, Equatable {
         logLineBytes = try r.int("JOB_LOG_LINE_BYTES", 256...32_768)
         logBytes = try r.int("JOB_LOG_BYTES", 65_536...LogBounds.maxStoredBytes)
         tokenHosts = []
+        publish = try PublishSettings(r)
     }
 }

@@ -98,6 +98,9 @@ public struct RunnerConfiguration: Sendable {
         // Repository URLs and where push tokens may go.
         ("GIT_ALLOWED_SCHEMES", "https"), ("GIT_LOCAL_REMOTE_ROOTS", ""), ("GIT_TOKEN_HOSTS", "github.com"),
         ("GIT_USER_LOGIN_FIELD", "github_login"),
+        // Publishing: push, a branch, or a pull request.
+        ("PUBLISH_MODE", "push"), ("PUBLISH_MODES_ALLOWED", ""), ("PUBLISH_BRANCH", "architex/{projectSlug}"),
+        ("PULL_REQUEST_DRAFT", "false"), ("PULL_REQUEST_LABELS", ""), ("DASHBOARD_URL", ""),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -119,6 +122,7 @@ public struct RunnerConfiguration: Sendable {
                                         apiURL: r.string("GITHUB_API_URL"), tokenHosts: r.string("GIT_TOKEN_HOSTS"),
                                         userLoginField: r.string("GIT_USER_LOGIN_FIELD"))
         child.tokenHosts = gitToken.tokenHosts
+        child.publish.apiURL = gitToken.apiURL
         pollSeconds = try r.double("RUNNER_POLL_SECONDS", 0.05...3600)
         workdirRoot = r.string("WORKDIR_ROOT")
         guard workdirRoot.hasPrefix("/") else { throw ConfigurationError("WORKDIR_ROOT", "must be an absolute path") }

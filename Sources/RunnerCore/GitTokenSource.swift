@@ -88,9 +88,13 @@ public struct GitHubAppTokenRequest: Sendable, Codable {
     /// The job's user's GitHub login: before the push token is minted, GitHub
     /// must say this user may push to the repository (admin, maintain or write).
     public var pushUser: String?
+    /// The token may also open and update pull requests (`pull_requests:
+    /// write`): asked when PUBLISH_MODES_ALLOWED allows `pull-request`.
+    public var pullRequests: Bool?
 
     public init(apiURL: String, appId: String, privateKeyPEM: String, owner: String, repository: String,
-                pushUser: String? = nil) {
+                pushUser: String? = nil, pullRequests: Bool? = nil) {
+        self.pullRequests = pullRequests
         self.apiURL = apiURL
         self.appId = appId
         self.privateKeyPEM = privateKeyPEM

@@ -19,13 +19,28 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     case childCrashed = "child_crashed"
     case leaseLost = "lease_lost"
     case `internal`
+    /// Publishing as a pull request (docs/publishing.md): GitHub has no such
+    /// repository, or the token cannot see it.
+    case repositoryNotFound = "repository_not_found"
+    /// GitHub refused the token for the pull request (401, or 403 without a rate limit).
+    case pullRequestForbidden = "pull_request_forbidden"
+    /// GitHub protects the publish branch.
+    case branchProtected = "branch_protected"
+    /// GitHub's rate limit outlasted the waits (`Retry-After`).
+    case rateLimited = "rate_limited"
+    /// GitHub refused the pull request as invalid (422), quoted.
+    case pullRequestInvalid = "pull_request_invalid"
+    /// No answer from GitHub's API, a 5xx, or an answer without what it must hold.
+    case pullRequestFailed = "pull_request_failed"
 
     /// Whether a failure with this code is worth another attempt by default.
     public var retryable: Bool {
         switch self {
-        case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal: true
+        case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal, .rateLimited,
+             .pullRequestFailed: true
         case .invalidSpec, .invalidRemote, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
-             .resourceLimit, .sandboxViolation, .sandboxUnavailable: false
+             .resourceLimit, .sandboxViolation, .sandboxUnavailable, .repositoryNotFound, .pullRequestForbidden,
+             .branchProtected, .pullRequestInvalid: false
         }
     }
 }

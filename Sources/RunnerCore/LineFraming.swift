@@ -59,6 +59,8 @@ public enum LineFraming {
         m.pushSkippedReason = clip(m.pushSkippedReason)
         m.generator = clip(m.generator)
         m.agent = m.agent?.bounded
+        m.publishMode = clip(m.publishMode)
+        m.pullRequest = m.pullRequest?.bounded(maxMetadataField)
         if let t = m.timings, t.count > maxTimings || t.keys.contains(where: { $0.utf8.count > 64 }) {
             m.timings = Dictionary(uniqueKeysWithValues: t.filter { $0.key.utf8.count <= 64 }
                 .sorted { $0.key < $1.key }.prefix(maxTimings).map { ($0.key, $0.value) })

@@ -55,12 +55,18 @@ public struct JobLaunch: Sendable {
         config.child.generators.contains("gemini") && config.geminiAPIKey != nil && network != .none
     }
 
-    /// The egress proxy's ticket: the git remote's rule plus JOB_EGRESS_ALLOW,
-    /// the provider, and the Gemini route when `geminiRouteToken` is set. No
+    /// The egress proxy's ticket: the git remote's rule (and, for a
+    /// `pull-request` job, GITHUB_API_URL's, derived the same way) plus
+    /// JOB_EGRESS_ALLOW, the provider, and the Gemini route when
+    /// `geminiRouteToken` is set. No
     /// rule opens the Cline provider or the Gemini API to CONNECT: the proxy
     /// calls them itself, on its keyed routes.
-    func proxyTicket(workspace: String, repoURL: String?, geminiRouteToken: String? = nil) -> EgressProxyTicket {
-        let derived = EgressRule.derived(gitRemote: repoURL)
+    func proxyTicket(workspace: String, repoURL: String?, geminiRouteToken: String? = nil,
+                     publish: PublishPlan? = nil) -> EgressProxyTicket {
+        var derived = EgressRule.derived(gitRemote: repoURL)
+        if publish?.mode == .pullRequest, repoURL.flatMap({ try? RepositoryRemote($0) })?.http != nil {
+            derived += EgressRule.derived(gitRemote: config.child.publish.apiURL).filter { !derived.contains($0) }
+        }
         let route = geminiRouteToken.flatMap { token in
             config.geminiAPIKey.map { GeminiUpstream(apiBase: config.child.geminiAPIBase, apiKey: $0, routeToken: token) }
         }

@@ -70,7 +70,8 @@ struct JobRunner: Sendable {
             var proxy: EgressProxyProcess?
             if ticket.settings.network == .proxy || geminiToken != nil {
                 proxy = try await EgressProxyProcess.start(ticket: launch.proxyTicket(workspace: workspace, repoURL: ticket.repoURL,
-                                                                                      geminiRouteToken: geminiToken),
+                                                                                      geminiRouteToken: geminiToken,
+                                                                                      publish: ticket.publish),
                                                            cgroupName: cgroup.map { _ in "proxy-" + WorkspaceName.of(job.idText) },
                                                            logger: logger, redactor: redactor)
             }
@@ -139,11 +140,12 @@ struct JobRunner: Sendable {
             // realpath and stat of a local remote: off the cooperative pool.
             _ = try await onDedicatedThread { try policy.check(url) }
         }
-        return (JobTicket(jobId: job.idText, attempt: job.attempt,
-                         projectName: project.name ?? "project", repoURL: project.repoURL,
-                         architectureSpec: spec, workspace: workspace, settings: config.child,
-                         secrets: ChildSecrets(githubToken: nil),
-                         prompt: job.job.prompt), project.id)
+        var ticket = JobTicket(jobId: job.idText, attempt: job.attempt,
+                               projectName: project.name ?? "project", repoURL: project.repoURL,
+                               architectureSpec: spec, workspace: workspace, settings: config.child,
+                               secrets: ChildSecrets(githubToken: nil), prompt: job.job.prompt)
+        ticket.publish = try PublishPlan.decide(job: job.job, jobId: job.idText, project: project, settings: config.child)
+        return (ticket, project.id)
     }
 
     /// Relays the child's events until it exits; returns what happened (for
@@ -153,6 +155,8 @@ struct JobRunner: Sendable {
                    repoURL: String?, redactor: Locked<Redactor>, logger: Logger, warnings: [String],
                    launchTimings: [String: Int] = [:]) async -> (RunFacts, [String], [String: Int]) {
         let tokenFailure = Locked<JobFailure?>(nil)
+        // What the egress proxy denied, by host: handed to the child with the push token (a pull request reports it).
+        let egress = Locked(EgressReport())
         // A stdout line of the child that is not a protocol event: the child is killed at once.
         let protocolFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(job: job, writes: writes)
@@ -171,7 +175,10 @@ struct JobRunner: Sendable {
             if let proxy {
                 group.addTask {
                     await proxy.relay { event in
-                        if event.type == "denied" { RunnerMetrics.egressDenied(reason: event.reason ?? "unknown") }
+                        if event.type == "denied" {
+                            RunnerMetrics.egressDenied(reason: event.reason ?? "unknown")
+                            egress.withLock { $0.record(deniedTarget: event.target ?? "?") }
+                        }
                         if event.type != "ready" { await logs.add(redactor.withLock { $0 }.redact(event.logLine)) }
                     }
                 }
@@ -203,7 +210,7 @@ struct JobRunner: Sendable {
                         case .succeeded, .failed: result.set(event)
                         case .pushTokenRequest:
                             if let failure = await handOverPushToken(job, repoURL: repoURL, child, cgroup: cgroup, logs: logs,
-                                                                     redactor: redactor) {
+                                                                     redactor: redactor, egress: egress.withLock { $0 }) {
                                 tokenFailure.withLock { $0 = failure }
                             }
                         }
@@ -259,7 +266,7 @@ struct JobRunner: Sendable {
     /// A token that cannot be had ends the child (its stdin closes) and is
     /// returned as the job's failure.
     func handOverPushToken(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
-                           logs: LogBatcher, redactor: Locked<Redactor>) async -> JobFailure? {
+                           logs: LogBatcher, redactor: Locked<Redactor>, egress: EgressReport? = nil) async -> JobFailure? {
         let pid = child.pid
         guard let others = try? await onDedicatedThread({ JobProcesses.others(child: pid, cgroup: cgroup) }) else {
             await logs.add("push token withheld: the job's processes cannot be listed")
@@ -287,7 +294,7 @@ struct JobRunner: Sendable {
         }
         // Whatever the child relays from now on is cleaned of this token too.
         if let token { redactor.withLock { $0 = $0.adding(token) } }
-        let secrets = ChildSecrets(githubToken: token)
+        let secrets = ChildSecrets(githubToken: token, egress: egress)
         guard let line = try? JSONEncoder().encode(secrets) else { return nil }
         do {
             try await child.send(Array(line) + [0x0A])

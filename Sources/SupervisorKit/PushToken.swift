@@ -115,7 +115,8 @@ public struct PushTokenProvider: Sendable {
                 + (settings.appPrivateKeyFile ?? ""))
         }
         let request = GitHubAppTokenRequest(apiURL: settings.apiURL, appId: settings.appId ?? "", privateKeyPEM: pem,
-                                            owner: owner, repository: name, pushUser: pushUser)
+                                            owner: owner, repository: name, pushUser: pushUser,
+                                            pullRequests: config.child.publish.allowed.contains(.pullRequest))
         let reply = try await Self.runHelper(helper, request: request)
         if let token = reply.token { return token }
         let why = "GIT_TOKEN_SOURCE=github-app: no installation token for \(owner)/\(name): "

@@ -94,6 +94,22 @@ import Testing
         #expect(pushes.contains { $0["auth"] == "ok" })
     }
 
+    @Test func githubAppAsksForPullRequestsWriteWhenPullRequestsAreAllowed() async throws {
+        let w = try await world()
+        defer { w.stop() }
+        let (key, pub) = try await keyPair(w.h.root)
+        let apiLog = w.h.root + "/api.jsonl"
+        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
+        defer { api.stop() }
+        let id = try await appJob(w, user: "octo")
+        try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
+                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)", "PUBLISH_MODES_ALLOWED": "push,pull-request"])
+        #expect(try await w.h.job(id)["status"]?.stringValue == "done")
+        let calls = try FixtureServer.jsonLines(apiLog)
+        #expect(calls.last?["body"] == ["repositories": ["shop"],
+                                        "permissions": ["contents": "write", "pull_requests": "write"]])
+    }
+
     @Test func githubAppWithTheWrongKeyFailsPushAuthNamingTheSource() async throws {
         let w = try await world()
         defer { w.stop() }
