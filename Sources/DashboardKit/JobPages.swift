@@ -84,6 +84,10 @@ enum JobPages {
             let text = keys.map { "\($0) \(Show.text(agent[$0]))" }.joined(separator: " · ")
             rows.append("<dt>Agent</dt><dd id=\"job-agent\">\(text)</dd>")
         }
+        if let pr = meta?["pullRequest"], pr.objectValue != nil {
+            // The pull request the job opened or updated (linked when its URL is https).
+            rows.append("<dt>Pull request</dt><dd id=\"job-pull-request\">\(Show.link(pr["url"]?.stringValue)) #\(pr["number"]) \(pr["action"]) · \(pr["branch"]) → \(pr["base"])</dd>")
+        }
         if meta?["files"] != nil || meta?["bytes"] != nil {
             rows.append("<dt>Tree</dt><dd>\(meta?["files"]) files, \(meta?["bytes"]) bytes</dd>")
         }

@@ -59,6 +59,15 @@ import Testing
         #expect(QueuePages.jobTable(odd).html.contains("<table"))
     }
 
+    @Test func aJobsPullRequestIsLinked() {
+        let doc: JSONValue = ["_id": "j1", "status": "done", "metadata": ["pullRequest": [
+            "number": 7, "url": "https://github.com/acme/shop/pull/7", "branch": "architex/<shop>", "base": "main",
+            "action": "updated", "headSha": "c0ffee", "state": "open"]]]
+        let page = JobPages.job(doc, session: SessionStore().create()).html
+        #expect(page.contains("<dd id=\"job-pull-request\"><a href=\"https://github.com/acme/shop/pull/7\""), "\(page)")
+        #expect(page.contains("#7 updated · architex/&lt;shop&gt; → main</dd>"), "\(page)")
+    }
+
     @Test func onlyHTTPSRemotesAreLinked() {
         #expect(Show.link("https://example.com/r.git").html.hasPrefix("<a href=\"https://example.com/r.git\""))
         #expect(Show.link("file:///srv/r.git").html == "<code>file:///srv/r.git</code>")

@@ -88,6 +88,11 @@ import Testing
         #expect(pr1?["url"]?.stringValue == "https://github.example/owner/repo/pull/1")
         #expect(job1["metadata"]?["publishMode"]?.stringValue == "pull-request")
         #expect(job1["metadata"]?["branch"]?.stringValue == branch)
+        // `agent-runner jobs` shows it.
+        let listing = try await w.h.agentRunner(["jobs"])
+        #expect(listing.stdout.split(separator: "\n").contains {
+            $0.hasPrefix(first) && $0.hasSuffix("https://github.example/owner/repo/pull/1")
+        }, "\(listing.stdout)")
 
         let created = try w.requests("POST", "/repos/owner/repo/pulls")
         try #require(created.count == 1)
