@@ -52,6 +52,36 @@ public enum GitHubAppToken {
         }
     }
 
+    /// `doctor --online`: what the App (`GET /app`) and each of its
+    /// installations (`GET /app/installations`, the first 100) lack of
+    /// `GitHubAppTokenRequest.required`; never throws.
+    public static func checkPermissions(_ request: GitHubAppTokenRequest, now: Date = Date()) -> GitHubAppTokenReply {
+        do {
+            let jwt = try self.jwt(appId: request.appId, privateKeyPEM: request.privateKeyPEM, now: now)
+            var base = request.apiURL
+            while base.hasSuffix("/") { base.removeLast() }
+            let needed = GitHubAppTokenRequest.required(pullRequests: request.pullRequests == true)
+            func lacking(_ granted: JSONValue?) -> [String] {
+                needed.keys.sorted().compactMap { name in
+                    let has = granted?[name]?.stringValue
+                    return has == needed[name] || has == "write" ? nil : "\(name): \(needed[name]!) (has \(has ?? "none"))"
+                }
+            }
+            var missing = lacking(try call("\(base)/app", jwt: jwt, body: nil)["permissions"]).map { "the App: " + $0 }
+            for installation in try call("\(base)/app/installations?per_page=100", jwt: jwt, body: nil).arrayValue ?? [] {
+                let who = installation["account"]?["login"]?.stringValue.map { String($0.prefix(40)) } ?? "?"
+                missing += lacking(installation["permissions"]).map { "the installation on \(who): " + $0 }
+            }
+            var reply = GitHubAppTokenReply()
+            reply.missing = missing
+            return reply
+        } catch let f as Failure {
+            return GitHubAppTokenReply(status: f.status, error: f.message)
+        } catch {
+            return GitHubAppTokenReply(status: 0, error: "\(error)")
+        }
+    }
+
     /// Why `user` may not push to the repository (nil: they may), asked with
     /// a token that can read the repository's metadata and nothing else:
     /// GitHub's `permission` admin or write (maintain reads as write there),

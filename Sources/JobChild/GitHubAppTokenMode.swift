@@ -13,7 +13,7 @@ enum GitHubAppTokenMode {
             FileHandle.standardError.write(Data("agent-runner-job --github-app-token: unreadable request on stdin\n".utf8))
             return 2
         }
-        var reply = GitHubAppToken.mint(request)
+        var reply = request.checkPermissions == true ? GitHubAppToken.checkPermissions(request) : GitHubAppToken.mint(request)
         // GitHub's messages never hold the key; redact it all the same.
         reply.error = reply.error.map { Redactor(secrets: [request.privateKeyPEM]).redact($0) }
         guard let data = try? JSONEncoder().encode(reply) else { return 1 }

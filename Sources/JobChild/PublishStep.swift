@@ -115,7 +115,8 @@ struct PublishStep {
             "`README.md` at the root; no links, special files or `.git` entries (the tree rules)",
         ]
         body.egress = s.network == .proxy ? (egress ?? EgressReport()) : nil
-        body.usage = generated.agent
+        // The proxy's metering where there is one, else the agent's own report.
+        body.usage = egress?.metered?.bounded ?? generated.agent
         body.dashboardLink = s.publish.dashboardURL.map { $0 + "/jobs/" + ticket.jobId }
         return body
     }

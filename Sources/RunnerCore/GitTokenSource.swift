@@ -91,6 +91,17 @@ public struct GitHubAppTokenRequest: Sendable, Codable {
     /// The token may also open and update pull requests (`pull_requests:
     /// write`): asked when PUBLISH_MODES_ALLOWED allows `pull-request`.
     public var pullRequests: Bool?
+    /// `doctor --online`: no token; the App's and its installations'
+    /// permissions are checked against `GitHubAppTokenRequest.required` instead.
+    public var checkPermissions: Bool?
+
+    /// The permissions the runner needs of a GitHub App: `contents: write`,
+    /// `metadata: read`, and `pull_requests: write` when pull requests are allowed.
+    public static func required(pullRequests: Bool) -> [String: String] {
+        var p = ["contents": "write", "metadata": "read"]
+        if pullRequests { p["pull_requests"] = "write" }
+        return p
+    }
 
     public init(apiURL: String, appId: String, privateKeyPEM: String, owner: String, repository: String,
                 pushUser: String? = nil, pullRequests: Bool? = nil) {
@@ -126,6 +137,8 @@ public struct GitHubAppTokenReply: Sendable, Codable, CustomStringConvertible {
     /// The HTTP status that refused (0: no answer at all).
     public var status: Int?
     public var error: String?
+    /// For a permission check: what the App or an installation lacks (empty: nothing).
+    public var missing: [String]?
 
     public init(token: String? = nil, expiresAt: String? = nil, status: Int? = nil, error: String? = nil) {
         self.token = token

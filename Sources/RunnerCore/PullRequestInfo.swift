@@ -47,13 +47,18 @@ public struct PullRequestInfo: Sendable, Codable, Hashable {
 
 /// What the job's egress proxy saw of the agent phase, handed to the child
 /// with the push token (a pull request's body reports it): the denied
-/// requests by host. Bounded: at most `maxHosts` hosts.
+/// requests by host, and the model usage the proxy metered. Bounded: at
+/// most `maxHosts` hosts.
 public struct EgressReport: Sendable, Codable, Equatable {
     /// host (without its port) → how many requests to it were denied.
     public var denied: [String: Int] = [:]
     /// The most hosts kept; later ones count under `otherHosts`.
     public static let maxHosts = 50
     public var otherHosts = 0
+    /// The model calls' usage and cost as the egress proxy metered them on its
+    /// keyed routes, when the supervisor has them; the body prefers it to the
+    /// agent's own report.
+    public var metered: AgentUsage?
 
     public init() {}
 

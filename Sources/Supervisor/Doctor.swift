@@ -8,7 +8,7 @@ import SupervisorKit
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check configuration, database, generators and sandbox.")
     @OptionGroup var common: CommonOptions
-    @Flag(help: "Also call the Gemini API once (GET the model) and the Cline provider once (its model list, through the egress proxy) to check the keys.") var online = false
+    @Flag(help: "Also call the Gemini API once (GET the model) and the Cline provider once (its model list, through the egress proxy) to check the keys, and ask GitHub for a GitHub App's permissions.") var online = false
 
     func run() async throws {
         var failed = false
@@ -117,6 +117,17 @@ struct Doctor: AsyncParsableCommand {
                 report("ok", "GIT_TOKEN_SOURCE=github-app: app \(config.gitToken.appId ?? "-") at \(config.gitToken.apiURL), "
                     + "installation tokens minted per job by \(helper) --github-app-token once GitHub says the job's user "
                     + "(\(config.gitToken.userCollection).\(config.gitToken.userLoginField)) may push")
+                let needed = GitHubAppTokenRequest.required(pullRequests: config.child.publish.allowed.contains(.pullRequest))
+                    .sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+                if online {
+                    if let problem = await PushTokenProvider.appPermissionProblem(config, helper: helper) {
+                        report("fail", "GitHub App permissions (\(needed) needed): \(problem)")
+                    } else {
+                        report("ok", "GitHub App permissions: the App and its installations have \(needed)")
+                    }
+                } else {
+                    report("ok", "GitHub App permissions needed: \(needed) (not checked; --online asks GitHub)")
+                }
             } else {
                 report("fail", "GIT_TOKEN_SOURCE=github-app: the token helper, agent-runner-job beside agent-runner "
                     + "(\(ChildLocator.siblingPath)), is missing or not executable (AGENT_RUNNER_JOB_PATH is never used for it)")

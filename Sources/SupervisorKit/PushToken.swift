@@ -126,6 +126,30 @@ public struct PushTokenProvider: Sendable {
         throw JobFailure(.pushAuthFailed, why)
     }
 
+    /// `doctor --online` for GIT_TOKEN_SOURCE=github-app: asks GitHub, through
+    /// the token helper, what the App and its installations lack of
+    /// `GitHubAppTokenRequest.required` (`pull_requests: write` only when
+    /// PUBLISH_MODES_ALLOWED allows pull requests). Nil: nothing; else why.
+    public static func appPermissionProblem(_ config: RunnerConfiguration, helper: String) async -> String? {
+        let settings = config.gitToken
+        guard let file = settings.appPrivateKeyFile,
+              let pem = try? await onDedicatedThread({ try String(contentsOfFile: file, encoding: .utf8) }) else {
+            return "cannot read GITHUB_APP_PRIVATE_KEY_FILE"
+        }
+        var request = GitHubAppTokenRequest(apiURL: settings.apiURL, appId: settings.appId ?? "", privateKeyPEM: pem,
+                                            owner: "", repository: "",
+                                            pullRequests: config.child.publish.allowed.contains(.pullRequest))
+        request.checkPermissions = true
+        do {
+            let reply = try await runHelper(helper, request: request)
+            if let error = reply.error { return "GitHub did not answer the check: " + (reply.status.map { "HTTP \($0) " } ?? "") + error }
+            let missing = reply.missing ?? []
+            return missing.isEmpty ? nil : "missing permissions: " + missing.joined(separator: "; ")
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// Runs `<helper> --github-app-token` (the agent-runner-job beside this
     /// binary) with a clean environment and the request (holding the private
     /// key) on stdin; killed after 60 s.

@@ -10,6 +10,9 @@ Prints its port first. Answers like api.github.com:
        -> 200 {"permission": P, "role_name": P, "user": {"login": user, "permissions": {"push": ...}}}
           with P from PERMISSIONS_JSON (a {login: permission} object, default
           {"octocat": "write"}); 404 for a login it does not list.
+  GET  /app, GET /app/installations?…  -> the App's and its one installation's permissions
+       (the environment's APP_PERMISSIONS, JSON; default contents: write,
+       metadata: read, pull_requests: write)
 The app endpoints must carry `Authorization: Bearer <JWT>` whose RS256
 signature verifies with PUBLIC_KEY_PEM, with iss = APP_ID, iat <= now < exp
 and exp - iat <= 600 s; otherwise 401 {"message": "A JSON web token could not
@@ -20,6 +23,7 @@ of ok|bad|none, or for the permission endpoint read-token|token|none.
 """
 import base64
 import json
+import os
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -33,6 +37,9 @@ PUBLIC = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
 APP_ID, TOKEN, LOG = sys.argv[2], sys.argv[3], sys.argv[4]
 PERMISSIONS = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {"octocat": "write"}
 READ_TOKEN = "ghs_" + "ReadOnlyMetadataTokenForTheCheck000000"
+# The App's permissions and its installation's (GET /app, GET /app/installations), from APP_PERMISSIONS (JSON).
+APP_PERMISSIONS = json.loads(os.environ.get("APP_PERMISSIONS") or
+                             '{"contents": "write", "metadata": "read", "pull_requests": "write"}')
 
 
 def b64(s):
@@ -80,6 +87,10 @@ class Handler(BaseHTTPRequestHandler):
                                 "body": json.loads(body) if body else None}) + "\n")
         if jwt != "ok":
             return self.answer(401, {"message": "A JSON web token could not be decoded"})
+        if method == "GET" and self.path == "/app":
+            return self.answer(200, {"id": int(APP_ID), "slug": "architex", "permissions": APP_PERMISSIONS})
+        if method == "GET" and self.path.startswith("/app/installations?"):
+            return self.answer(200, [{"id": 4242, "account": {"login": "acme"}, "permissions": APP_PERMISSIONS}])
         if method == "GET" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation":
             if parts[2] == "not-installed":
                 return self.answer(404, {"message": "Not Found"})

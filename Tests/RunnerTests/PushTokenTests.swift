@@ -110,6 +110,30 @@ import Testing
                                         "permissions": ["contents": "write", "pull_requests": "write"]])
     }
 
+    @Test func doctorOnlineChecksTheGitHubAppsPermissions() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let (key, pub) = try await keyPair(h.root)
+        let env = ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
+                   "GIT_TOKEN_HOSTS": "127.0.0.1", "PUBLISH_MODES_ALLOWED": "push,pull-request"]
+        for (granted, line) in [
+            (#"{"contents": "write", "metadata": "read", "pull_requests": "write"}"#,
+             "ok    GitHub App permissions: the App and its installations have contents: write, metadata: read, pull_requests: write"),
+            (#"{"contents": "write", "metadata": "read"}"#,
+             "fail  GitHub App permissions (contents: write, metadata: read, pull_requests: write needed): missing permissions: "
+                + "the App: pull_requests: write (has none); the installation on acme: pull_requests: write (has none)"),
+        ] {
+            let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, h.root + "/api.jsonl"],
+                                              environment: ["APP_PERMISSIONS": granted])
+            defer { api.stop() }
+            let r = try await h.agentRunner(["doctor", "--online"], env: env.merging(["GITHUB_API_URL": "http://127.0.0.1:\(api.port)"]) { $1 })
+            #expect(r.stdout.split(separator: "\n").contains { $0 == line }, "\(r.stdout)")
+        }
+        // Without --online, the doctor names what is needed and asks nobody.
+        let offline = try await h.agentRunner(["doctor"], env: env.merging(["GITHUB_API_URL": "http://127.0.0.1:9"]) { $1 })
+        #expect(offline.stdout.contains("GitHub App permissions needed: contents: write, metadata: read, pull_requests: write (not checked"))
+    }
+
     @Test func githubAppWithTheWrongKeyFailsPushAuthNamingTheSource() async throws {
         let w = try await world()
         defer { w.stop() }

@@ -213,11 +213,12 @@ final class FixtureServer: Sendable {
     let process: Process
     let port: Int
 
-    init(_ script: String, _ args: [String]) async throws {
+    init(_ script: String, _ args: [String], environment: [String: String] = [:]) async throws {
         let path = TestEnv.fixtures + "/" + script
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", path] + args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe()
         p.standardOutput = out
         try p.run()
