@@ -14,6 +14,12 @@ PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
           chromium chromium-driver fonts-dejavu-core libssl-dev python3-cryptography
           python3-yaml nodejs systemd curl)
 SECANTUS_VERSION="0.7.0b3"
+# The real agents the end-to-end agent tests run (AgentEndToEndTests), each in
+# its own virtualenv under .venv-agents/ (their pinned dependencies differ),
+# made from Debian's /usr/bin/python3 so that the sandbox, which reads /usr,
+# can run them wherever the checkout is.
+AIDER_VERSION="0.86.2"
+MINI_SWE_AGENT_VERSION="2.4.6"
 # 4.52 needs a newer certifi than the package mirror has.
 SELENIUM_VERSION="4.51.0"
 
@@ -50,4 +56,17 @@ if ! "$VENV/bin/python" -c "import pytest, selenium, sys; sys.exit(selenium.__ve
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "selenium==$SELENIUM_VERSION" pytest
 fi
+# 4. The agents, pinned, one virtualenv each (a few minutes the first time).
+agent_venv() { # NAME PACKAGE VERSION EXECUTABLE
+  local venv="$ROOT/.venv-agents/$1"
+  if [[ -x "$venv/bin/$4" ]] && "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$2') != '$3')" 2>/dev/null; then
+    return
+  fi
+  echo "bootstrap: installing $2 $3 into .venv-agents/$1"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$2==$3"
+}
+agent_venv aider aider-chat "$AIDER_VERSION" aider
+agent_venv mini-swe-agent mini-swe-agent "$MINI_SWE_AGENT_VERSION" mini
 echo "bootstrap: ok"

@@ -11,25 +11,17 @@ import RunnerCore
 /// With CLINE_PROVIDER set, the per-job Cline configuration (provider, model,
 /// the proxy's provider route, a placeholder key) is written into that HOME
 /// first: see `ClineConfig`.
-public struct ClineGenerator {
-    public let settings: ChildSettings
-    public let workspace: String
+public struct ClineGenerator: AgentGenerator {
+    public let context: AgentContext
+    public init(_ context: AgentContext) { self.context = context }
+
+    public var settings: ChildSettings { context.settings }
     /// The provider route as the agent reaches it (see `ClineConfig.baseURL`).
-    public let providerBaseURL: String?
-    /// Added to the agent's environment (e.g. HTTPS_PROXY); never a secret.
-    public let extraEnvironment: [String: String]
-    public let log: (String) -> Void
-
-    public init(settings: ChildSettings, workspace: String, providerBaseURL: String? = nil,
-                extraEnvironment: [String: String] = [:], log: @escaping (String) -> Void) {
-        self.settings = settings
-        self.workspace = workspace
-        self.providerBaseURL = providerBaseURL
-        self.extraEnvironment = extraEnvironment
-        self.log = log
-    }
-
-    var layout: WorkspaceLayout { WorkspaceLayout(workspace) }
+    public var providerBaseURL: String? { context.providerBaseURL }
+    var layout: WorkspaceLayout { context.layout }
+    func log(_ line: String) { context.log(line) }
+    /// CLINE_CMD.
+    public var command: String { settings.clineCommand }
     var repoDir: String { layout.repo }
     var home: String { layout.home }
     /// `$CLINE_DIR`, where both Cline generations keep their data.
@@ -50,7 +42,7 @@ public struct ClineGenerator {
             env["NO_PROXY"] = host
             env["no_proxy"] = host
         }
-        env.merge(extraEnvironment) { old, _ in old }
+        env.merge(context.extraEnvironment) { old, _ in old }
         return env
     }
 
@@ -125,28 +117,16 @@ public struct ClineGenerator {
             log("cline: configured provider \(config.providerID) (2.x: \(config.providerIDv2)), model "
                 + "\(config.model ?? "(CLI default)"), base URL \(config.baseURL), placeholder key, in \(clineDir)/data")
         }
-        let process = try AgentProcess(executable: exe, arguments: arguments(), environment: environment, cwd: repoDir)
-        var memoryError: String?
         var output = ClineOutput()
-        let ended = process.run(timeoutSeconds: settings.clineTimeoutSeconds, onLine: { line, isErr in
-            if isErr, memoryError == nil { memoryError = Self.memoryErrorMarker(in: line) }
+        let run = try AgentCLIRun.run(executable: exe, arguments: arguments(), environment: environment, cwd: repoDir,
+                                      timeoutSeconds: settings.clineTimeoutSeconds) { line, isErr in
             if let readable = output.readable(line, isErr: isErr) { log(readable) }
-        })
+        }
         var usage = output.usage
         if usage.model == nil, output.format != nil { usage.model = settings.clineModel }
         if !usage.isEmpty { log(Self.summary(usage)) }
-        if let failure = Self.limitFailure(ended.status, cpuSeconds: ended.cpuSeconds, memoryError: memoryError,
-                                           settings: settings) {
-            throw failure
-        }
+        try run.check(agent: "cline", lastError: output.errors.last, settings: settings)
         let why = output.errors.last.map { ": " + $0 } ?? ""
-        switch ended.status {
-        case .timedOut:
-            throw JobFailure(.generationFailed, "cline: timed out after CLINE_TIMEOUT_SECONDS=\(settings.clineTimeoutSeconds)")
-        case .exited(0): break
-        case .exited(let code): throw JobFailure(.generationFailed, "cline: exited with code \(code)" + why)
-        case .signaled(let sig): throw JobFailure(.generationFailed, "cline: killed by signal \(sig)" + why)
-        }
         if let aborted = output.aborted {
             throw JobFailure(.generationFailed, "cline: run aborted: " + aborted)
         }
@@ -162,67 +142,18 @@ public struct ClineGenerator {
 
     /// "cline usage: …" for the log.
     static func summary(_ u: AgentUsage) -> String {
-        var parts = ["model \(u.model ?? "?")" + (u.provider.map { " (\($0))" } ?? "")]
-        parts.append("\(u.inputTokens ?? 0) input + \(u.outputTokens ?? 0) output tokens")
-        if let r = u.cacheReadTokens, r > 0 { parts.append("\(r) cache read") }
-        if let w = u.cacheWriteTokens, w > 0 { parts.append("\(w) cache write") }
-        if let c = u.cost { parts.append(String(format: "$%.4f", c)) }
-        if let i = u.iterations { parts.append("\(i) " + (u.format == "cline-2" ? "API requests" : "iterations")) }
-        return "cline usage: " + parts.joined(separator: ", ")
+        AgentSummary.line("cline", u, iterations: u.format == "cline-2" ? "API requests" : "iterations")
     }
-
-    /// Markers of a failed allocation in an agent's stderr: Python's
-    /// `MemoryError`, strerror(ENOMEM) "Cannot allocate memory", and "out of
-    /// memory" (Node's "JavaScript heap out of memory", many C tools).
-    static let memoryErrorMarkers = ["MemoryError", "Cannot allocate memory", "out of memory"]
 
     /// The memory-error marker `line` contains (case-insensitive), if any.
-    static func memoryErrorMarker(in line: String) -> String? {
-        let lower = line.lowercased()
-        return memoryErrorMarkers.first { lower.contains($0.lowercased()) }
-    }
+    static func memoryErrorMarker(in line: String) -> String? { AgentLimits.memoryErrorMarker(in: line) }
 
-    /// The failure to report when the sandbox's limits stopped the agent, or
-    /// nil when it ended for another reason. These fail the job (no fallback
-    /// to the next generator: it would run under the same limits).
-    /// - SIGXCPU (or exit 128+SIGXCPU, a shell's report of a command it ran),
-    ///   or SIGKILL after using at least JOB_CPU_SECONDS of CPU (the hard
-    ///   limit, soft + `Confinement.cpuGraceSeconds`): the CPU limit.
-    /// - SIGXFSZ (or exit 128+SIGXFSZ): RLIMIT_FSIZE, JOB_MAX_TOTAL_MB + 64 MB.
-    /// - SIGSYS (or exit 128+SIGSYS): the seccomp filter killed it (another
-    ///   architecture's call): `sandbox_violation`.
-    /// - A failed run whose stderr showed a memory-error marker: a heuristic,
-    ///   since RLIMIT_DATA makes allocations fail and the agent decides how to
-    ///   die (an exception, an abort, an exit code); a run that succeeds
-    ///   despite such a line is not a failure.
+    /// The failure to report when the sandbox's limits stopped Cline (see `AgentLimits.failure`).
     static func limitFailure(_ status: AgentProcess.Status, cpuSeconds: Double, memoryError: String?,
                              settings: ChildSettings) -> JobFailure? {
-        let cpu = "cline: CPU limit JOB_CPU_SECONDS=\(settings.cpuSeconds) exceeded"
-        let fsize = "cline: file size limit exceeded: a file reached RLIMIT_FSIZE = JOB_MAX_TOTAL_MB+64 = \(settings.maxTotalMB + 64) MB"
-        switch status {
-        case .signaled(SIGXCPU): return JobFailure(.resourceLimit, cpu + " (SIGXCPU)")
-        case .exited(128 + SIGXCPU): return JobFailure(.resourceLimit, cpu + " (exit status \(128 + SIGXCPU): a process killed by SIGXCPU)")
-        case .signaled(SIGKILL) where cpuSeconds >= Double(settings.cpuSeconds):
-            return JobFailure(.resourceLimit, cpu + " (SIGKILL at the hard limit after \(Int(cpuSeconds)) s of CPU)")
-        case .signaled(SIGXFSZ): return JobFailure(.resourceLimit, fsize + " (SIGXFSZ)")
-        case .exited(128 + SIGXFSZ): return JobFailure(.resourceLimit, fsize + " (exit status \(128 + SIGXFSZ): a process killed by SIGXFSZ)")
-        case .signaled(SIGSYS), .exited(128 + SIGSYS):
-            return JobFailure(.sandboxViolation, "cline: killed by SIGSYS: the seccomp filter refused a system call "
-                + "(another architecture's, i386 int 0x80 or x32)" + (status == .signaled(SIGSYS) ? "" : " (exit status 159)"))
-        case .exited(0), .timedOut: return nil
-        case .exited, .signaled:
-            guard let marker = memoryError else { return nil }
-            return JobFailure(.resourceLimit, "cline: memory limit JOB_MEMORY_MB=\(settings.memoryMB) exceeded "
-                + "(the agent failed with \"\(marker)\" on stderr)")
-        }
+        AgentLimits.failure(agent: "cline", status, cpuSeconds: cpuSeconds, memoryError: memoryError, settings: settings)
     }
 
     /// The absolute path of `command` (as given, or found on PATH), if executable.
-    public static func resolve(_ command: String) -> String? {
-        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
-        for dir in ["/usr/local/bin", "/usr/bin", "/bin"] where access("\(dir)/\(command)", X_OK) == 0 {
-            return "\(dir)/\(command)"
-        }
-        return nil
-    }
+    public static func resolve(_ command: String) -> String? { AgentInstall.resolve(command) }
 }

@@ -25,7 +25,7 @@ struct GeneratorChain {
 
     /// The generator whose tree is in repo/, and what the agent reported.
     struct Outcome {
-        var generator: String
+        var generator: GeneratorName
         var agent: AgentUsage?
     }
 
@@ -36,27 +36,25 @@ struct GeneratorChain {
         for name in ticket.settings.generators {
             do {
                 switch name {
-                case "scaffold":
+                case .scaffold:
                     let files = ScaffoldGenerator.files(for: spec).map { ($0.path, Array($0.content.utf8)) }
                     let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings)).write(files)
                     log("generator scaffold: wrote \(summary.files.count) files")
-                    return Outcome(generator: "scaffold")
-                case "cline":
-                    let cline = ClineGenerator(settings: ticket.settings, workspace: workspace.root,
-                                               providerBaseURL: route,
-                                               extraEnvironment: AgentNetwork.environment, log: log)
-                    if let why = cline.unavailableReason() {
-                        reasons.append("cline skipped: \(why)")
-                        log("generator cline skipped: \(why)")
+                    return Outcome(generator: .scaffold)
+                case .cline, .aider, .miniSWEAgent:
+                    let agent = agent(name)
+                    if let why = agent.unavailableReason() {
+                        reasons.append("\(name.rawValue) skipped: \(why)")
+                        log("generator \(name.rawValue) skipped: \(why)")
                         continue
                     }
-                    log("generator cline: running \(ticket.settings.clineCommand)")
-                    let usage = try cline.run()
+                    log("generator \(name.rawValue): running \(agent.command)")
+                    let usage = try agent.run()
                     // Whatever the agent left must pass the tree rules before anything else.
                     _ = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
-                    log("generator cline: finished")
-                    return Outcome(generator: "cline", agent: usage)
-                case "gemini":
+                    log("generator \(name.rawValue): finished")
+                    return Outcome(generator: name, agent: usage)
+                case .gemini:
                     // The key stays with the egress proxy: the ticket holds its route's token only.
                     guard let token = ticket.secrets.geminiRouteToken else {
                         let why = ticket.settings.network == .none
@@ -75,14 +73,12 @@ struct GeneratorChain {
                     let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings))
                         .write(files.map { ($0.path, Array($0.content.utf8)) })
                     log("generator gemini: wrote \(summary.files.count) files")
-                    return Outcome(generator: "gemini")
-                default:
-                    throw JobFailure(.internal, "unknown generator \(name)")
+                    return Outcome(generator: .gemini)
                 }
             } catch let f as JobFailure where f.code == .generationFailed {
                 reasons.append(f.message)
                 retryable = retryable || f.retryable
-                log("generator \(name) failed: \(f.message); trying the next one")
+                log("generator \(name.rawValue) failed: \(f.message); trying the next one")
                 // Nothing a failed agent started may write into the next generator's tree.
                 let leftovers = AgentReaper.killAll()
                 if leftovers > 0 { log("ended \(leftovers) process(es) the failed agent left running") }
@@ -91,6 +87,17 @@ struct GeneratorChain {
         }
         throw JobFailure(.generationFailed, "no generator produced a tree: " + reasons.joined(separator: "; "),
                          retryable: retryable)
+    }
+
+    /// The agent generator `name` stands for (Cline, aider, mini-swe-agent).
+    func agent(_ name: GeneratorName) -> AgentGenerator {
+        let context = AgentContext(settings: ticket.settings, workspace: workspace.root, providerBaseURL: route,
+                                   extraEnvironment: AgentNetwork.environment, log: log)
+        switch name {
+        case .aider: return AiderGenerator(context)
+        case .miniSWEAgent: return MiniSWEAgentGenerator(context)
+        default: return ClineGenerator(context)
+        }
     }
 
     /// Empties repo/ after a failed generator (links are removed, never followed).

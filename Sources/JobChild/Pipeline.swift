@@ -89,7 +89,7 @@ struct Pipeline {
                                workspace: workspace, out: out)
         var meta = try step.run(measure: measure).metadata
         for (k, v) in meta.timings ?? [:] { timings[k] = v }
-        meta.generator = generated.generator
+        meta.generator = generated.generator.rawValue
         meta.agent = generated.agent
         meta.files = meta.files ?? summary.files.count
         meta.bytes = summary.bytes
@@ -125,8 +125,11 @@ struct Pipeline {
         var readWrite = workspace.writable
         if let path = ticket.repoURL.flatMap({ try? RepositoryRemote($0) })?.localPath { readWrite.append(path) }
         var readExecute = Confinement.systemPaths + s.sandboxReadPaths
-        if s.clineEnabled, let cline = ClineGenerator.resolve(s.clineCommand) {
-            readExecute.append((cline as NSString).deletingLastPathComponent)
+        // Each agent in the chain: its folder, or its whole virtualenv (AgentInstall).
+        for name in s.generators where name.isAgent && (name != .cline || s.clineEnabled) {
+            if let command = s.agents.command(for: name, cline: s.clineCommand) {
+                readExecute += AgentInstall.readablePaths(command)
+            }
         }
         let ports: [UInt16]? = switch s.network {
         case .proxy: [UInt16(ChildSettings.forwarderPort), UInt16(NetworkSetup.tunnelPort)]

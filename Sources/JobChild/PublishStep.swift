@@ -102,7 +102,7 @@ struct PublishStep {
 
     func body(_ published: Published, base: String, egress: EgressReport?) -> PullRequestBody {
         let s = ticket.settings
-        var body = PullRequestBody(jobId: ticket.jobId, summary: readmeOpening(), generator: generated.generator, base: base)
+        var body = PullRequestBody(jobId: ticket.jobId, summary: readmeOpening(), generator: generated.generator.rawValue, base: base)
         var isDir: ObjCBool = false
         body.components = spec.components.map { c in
             let made = FileManager.default.fileExists(atPath: workspace.repo + "/" + c.slug, isDirectory: &isDir) && isDir.boolValue

@@ -7,7 +7,7 @@ import Foundation
 /// Configuration and Protocol).
 public struct ChildSettings: Sendable, Codable, Equatable {
     /// GENERATORS, in order.
-    public var generators: [String]
+    public var generators: [GeneratorName]
     /// CLINE_ENABLED.
     public var clineEnabled: Bool
     /// CLINE_CMD.
@@ -21,6 +21,8 @@ public struct ChildSettings: Sendable, Codable, Equatable {
     public var clineProvider: ClineProvider?
     /// CLINE_MODEL: the model id written into Cline's configuration.
     public var clineModel: String?
+    /// AIDER_* and MINI_SWE_AGENT_*: the other agent CLIs.
+    public var agents: AgentSettings
     /// GEMINI_MODEL.
     public var geminiModel: String
     /// GEMINI_API_BASE.
@@ -103,10 +105,8 @@ public struct ChildSettings: Sendable, Codable, Equatable {
         clineCommand = r.string("CLINE_CMD")
         clineArgs = r.string("CLINE_ARGS")
         clineTimeoutSeconds = try r.int("CLINE_TIMEOUT_SECONDS", 1...86_400)
-        generators = r.string("GENERATORS").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !generators.isEmpty, generators.allSatisfy(RunnerConfiguration.knownGenerators.contains) else {
-            throw ConfigurationError("GENERATORS", "must be a comma-separated list of \(RunnerConfiguration.knownGenerators.joined(separator: ", "))")
-        }
+        generators = try GeneratorName.parseList(r.string("GENERATORS"))
+        agents = try AgentSettings(r)
         memoryMB = try r.int("JOB_MEMORY_MB", 64...1_048_576)
         cpuSeconds = try r.int("JOB_CPU_SECONDS", 1...86_400)
         maxFileMB = try r.int("JOB_MAX_FILE_MB", 1...4096)

@@ -68,9 +68,6 @@ public struct RunnerConfiguration: Sendable {
     /// (required there only; at least 16 characters).
     public var dashboardToken: String?
 
-    /// The recognised generator names.
-    public static let knownGenerators = ["cline", "gemini", "scaffold"]
-
     /// Every variable the runner reads, with its default ("" = unset), for
     /// `.env.example`, `doctor` and tests.
     public static let defaults: [(name: String, value: String)] = [
@@ -90,6 +87,8 @@ public struct RunnerConfiguration: Sendable {
         ("LOG_FORMAT", "text"), ("LOG_LEVEL", "info"), ("AGENT_RUNNER_JOB_PATH", ""), ("JOB_LOG_CAP", "1000"),
         ("JOB_UID_RANGE", ""), ("CLINE_PROVIDER", ""), ("CLINE_MODEL", ""), ("CLINE_API_KEY", ""),
         ("CLINE_PROVIDER_HEADERS", ""),
+        ("AIDER_CMD", "aider"), ("AIDER_MODEL", ""), ("MINI_SWE_AGENT_CMD", "mini"), ("MINI_SWE_AGENT_MODEL", ""),
+        ("MINI_SWE_AGENT_STEP_LIMIT", "50"),
         ("JOB_NETWORK", "proxy"), ("JOB_EGRESS_ALLOW", ""), ("JOB_MAX_PROCESSES", "256"),
         ("DASHBOARD_TOKEN", ""), ("GIT_TOKEN_SOURCE", "env"), ("GIT_TOKEN_USER_COLLECTION", "users"),
         ("GIT_TOKEN_USER_FIELD", "github_access_token"), ("GITHUB_APP_ID", ""), ("GITHUB_APP_PRIVATE_KEY_FILE", ""),

@@ -17,7 +17,7 @@ struct Doctor: AsyncParsableCommand {
             if state == "fail" { failed = true }
         }
         let config = try common.configuration()
-        report("ok", "configuration valid (database \(config.databaseName), generators \(config.child.generators.joined(separator: ",")))")
+        report("ok", "configuration valid (database \(config.databaseName), generators \(config.child.generators.map(\.rawValue).joined(separator: ",")))")
         do {
             let store = try common.store(config)
             report("ok", "database reachable, server \(try await store.ping())")
@@ -140,8 +140,8 @@ struct Doctor: AsyncParsableCommand {
     /// the supervisor links neither libcurl nor libgit2.
     private func checkTools(childPath: String, config: RunnerConfiguration,
                             report: (String, String) -> Void) async {
-        let wantsCline = config.child.generators.contains("cline") && config.child.clineEnabled
-        let wantsGemini = config.child.generators.contains("gemini")
+        let wantsCline = config.child.generators.contains(.cline) && config.child.clineEnabled
+        let wantsGemini = config.child.generators.contains(.gemini)
         // The online Gemini check goes through an egress proxy that holds the
         // key, as a job's Gemini call does: the probe gets the route's token only.
         var geminiProxy: DoctorProxy?
@@ -168,7 +168,7 @@ struct Doctor: AsyncParsableCommand {
             report("fail", "tool probe (\(childPath) --probe): \(error)")
             return
         }
-        if config.child.generators.contains("cline") {
+        if config.child.generators.contains(.cline) {
             if !config.child.clineEnabled { report("warn", "cline: disabled (CLINE_ENABLED=false)") }
             else if let cline = probe.clinePath {
                 report("ok", "cline: \(cline) \(await ToolVersion.of(cline))")

@@ -32,14 +32,15 @@ public struct JobLaunch: Sendable {
     }
 
     /// Whether a job may need to reach beyond its own namespace: Cline in the
-    /// chain and enabled, Gemini in the chain with a key, or an http(s)
+    /// chain and enabled, aider or mini-swe-agent in the chain, Gemini in the chain with a key, or an http(s)
     /// remote to push to. A job that needs none (the scaffold generator and a
     /// local remote, or none) gets no egress proxy under JOB_NETWORK=proxy:
     /// it runs as with JOB_NETWORK=none, in its own network namespace with
     /// loopback only and no TCP connect at all (docs/contract.md).
     func needsEgress(repoURL: String?) -> Bool {
-        if config.child.generators.contains("cline"), config.child.clineEnabled { return true }
-        if config.child.generators.contains("gemini"), config.geminiAPIKey != nil { return true }
+        if config.child.generators.contains(.cline), config.child.clineEnabled { return true }
+        if config.child.generators.contains(where: { $0 == .aider || $0 == .miniSWEAgent }) { return true }
+        if config.child.generators.contains(.gemini), config.geminiAPIKey != nil { return true }
         guard let url = repoURL else { return false }
         return (try? RepositoryRemote(url))?.http != nil
     }
@@ -52,7 +53,7 @@ public struct JobLaunch: Sendable {
     /// route: Gemini in the chain, a key, and a network (not JOB_NETWORK=none).
     /// The key stays with the proxy; the child gets the route's token.
     func wantsGeminiRoute(network: JobNetwork) -> Bool {
-        config.child.generators.contains("gemini") && config.geminiAPIKey != nil && network != .none
+        config.child.generators.contains(.gemini) && config.geminiAPIKey != nil && network != .none
     }
 
     /// The egress proxy's ticket: the git remote's rule (and, for a

@@ -17,7 +17,10 @@ Dialects, by path (any prefix before them is the provider route):
   .../models/M:generateContent             Gemini (JSON)
   .../models/M:streamGenerateContent       Gemini (server-sent events with ?alt=sse)
 SCENARIO: ok (answers with usage) | overloaded (each dialect's error shape) |
-badkey (GET .../models answers 401).
+badkey (GET .../models answers 401) | aider (chat completions answer with two
+files in aider's whole-file edit format) | mini (chat completions answer with
+mini-swe-agent's `bash` tool calls, one step per call: write the files, try to
+write OUTSIDE, the optional third argument, then submit).
 """
 import json
 import sys
@@ -27,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 SCENARIO, LOG = sys.argv[1], sys.argv[2]
+OUTSIDE = sys.argv[3] if len(sys.argv) > 3 else "/usr/agent-runner-escape"
 lock = threading.Lock()
 TEXT = "I will write the README and the service."
 
@@ -45,11 +49,48 @@ def openai_error():
                            "code": "rate_limit_exceeded"}}
 
 
-def chat(model):
+WHOLE_FILES = """I will write the README and the service.
+
+README.md
+```
+# Tiny
+
+Written by aider through the fake provider.
+```
+
+src/main.py
+```
+print("hello from aider")
+```
+"""
+
+MINI_STEPS = [
+    "printf '# Tiny\\n\\nWritten by mini-swe-agent.\\n' > README.md && mkdir -p src "
+    "&& printf 'print(1)\\n' > src/main.py && env | sort > agent-env.txt && ls",
+    "echo escaped > " + OUTSIDE,
+    "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
+]
+
+
+def mini_step(body):
+    """The next bash tool call: one per tool result already in the conversation."""
+    done = sum(1 for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "tool")
+    command = MINI_STEPS[min(done, len(MINI_STEPS) - 1)]
+    call = {"id": "call_%d" % done, "type": "function",
+            "function": {"name": "bash", "arguments": json.dumps({"command": command})}}
+    return {"role": "assistant", "content": "Step %d." % (done + 1), "tool_calls": [call]}, "tool_calls"
+
+
+def chat(model, body=None):
     if SCENARIO == "overloaded":
         return openai_error()
+    message, finish = {"role": "assistant", "content": TEXT}, "stop"
+    if SCENARIO == "aider":
+        message = {"role": "assistant", "content": WHOLE_FILES}
+    elif SCENARIO == "mini":
+        message, finish = mini_step(body or {})
     return 200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": model,
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": TEXT}, "finish_reason": "stop"}],
+                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                  "usage": {"prompt_tokens": 900, "completion_tokens": 210, "total_tokens": 1110,
                            "prompt_tokens_details": {"cached_tokens": 512}}}
 
@@ -126,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.endswith("/v1/messages"):
             status, answer = anthropic(model)
         elif path.endswith("/chat/completions"):
-            status, answer = chat(model)
+            status, answer = chat(model, body if isinstance(body, dict) else {})
         elif path.endswith("/responses"):
             status, answer = responses(model)
         elif ":generateContent" in path or ":streamGenerateContent" in path:

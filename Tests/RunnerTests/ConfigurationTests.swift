@@ -13,7 +13,7 @@ import Testing
         #expect(c.child.authorEmail == "bot@architex.local")
         #expect(c.child.branch == "main" && c.child.remoteName == "origin")
         #expect(c.child.clineEnabled && c.child.clineCommand == "cline")
-        #expect(c.child.generators == ["cline", "gemini", "scaffold"])
+        #expect(c.child.generators == [.cline, .gemini, .scaffold])
         #expect(c.child.geminiModel == "gemini-flash-latest")
         #expect(c.child.sandboxEnforced)
         #expect(c.leaseSeconds == 30 && c.jobTimeoutSeconds == 1800 && c.maxAttempts == 3)
@@ -75,7 +75,7 @@ import Testing
                                workspace: "/w", settings: c.child, secrets: ChildSecrets(githubToken: nil))
         let decoded = try JSONDecoder().decode(JobTicket.self, from: JSONEncoder().encode(ticket))
         #expect(decoded.settings == c.child)
-        #expect(decoded.settings.generators == ["scaffold", "gemini"] && decoded.settings.network == .none
+        #expect(decoded.settings.generators == [.scaffold, .gemini] && decoded.settings.network == .none
                 && decoded.settings.maxProcesses == 99)
     }
 
