@@ -68,13 +68,10 @@ public enum Publisher {
         stage(.committing)
         var out = Published()
         // Sub-phases for `metadata.timings`: gitInitMs, fetchMs, commitMs, pushMs.
-        var mark = ContinuousClock.now
+        var clock = PhaseClock()
         func lap(_ name: String) {
-            let now = ContinuousClock.now
-            let d = (now - mark).components
-            out.metadata.timings = (out.metadata.timings ?? [:])
-                .merging([name: Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)]) { $1 }
-            mark = now
+            clock.lap(name)
+            out.metadata.timings = clock.timings
         }
         var branch = req.branch
         func tracking(_ b: String) -> String { "refs/remotes/\(req.remoteName)/\(b)" }

@@ -26,17 +26,15 @@ struct DashboardCommand: AsyncParsableCommand {
         let config: RunnerConfiguration
         let token: String
         do {
-            let path = envFile ?? (FileManager.default.fileExists(atPath: ".env") ? ".env" : nil)
-            let env = try RunnerConfiguration.environment(envFile: path, process: ProcessInfo.processInfo.environment)
-            config = try RunnerConfiguration(environment: env)
+            config = try RunnerConfiguration.load(envFile: envFile)
             token = try config.requiredDashboardToken()
         } catch let e as ConfigurationError {
-            FileHandle.standardError.write(Data("agent-runner dashboard: \(e)\n".utf8))
-            throw ExitCode(78)
+            RunnerConfiguration.report("\(e)", program: "agent-runner dashboard")
+            throw ExitCode(RunnerConfiguration.exitStatus)
         }
         guard let (host, port) = Self.parseListen(listen) else {
-            FileHandle.standardError.write(Data("agent-runner dashboard: --listen must be HOST:PORT, got '\(listen)'\n".utf8))
-            throw ExitCode(78)
+            RunnerConfiguration.report("--listen must be HOST:PORT, got '\(listen)'", program: "agent-runner dashboard")
+            throw ExitCode(RunnerConfiguration.exitStatus)
         }
         LogSetup.bootstrap(config)
         let logger = Logger(label: "agent-runner-dashboard")
@@ -45,8 +43,8 @@ struct DashboardCommand: AsyncParsableCommand {
             store = JobStore(pool: try MongoPool(uri: config.mongoURI, databaseName: config.databaseName,
                                                  appName: "agent-runner-dashboard"), logCap: config.logCap)
         } catch {
-            FileHandle.standardError.write(Data("agent-runner dashboard: configuration error: MONGODB_URI: \(error)\n".utf8))
-            throw ExitCode(78)
+            RunnerConfiguration.report("configuration error: MONGODB_URI: \(error)", program: "agent-runner dashboard")
+            throw ExitCode(RunnerConfiguration.exitStatus)
         }
         let dashboard = Dashboard(store: store, token: token, leaseSeconds: config.leaseSeconds,
                                   pollSeconds: config.pollSeconds, logger: logger)

@@ -166,7 +166,7 @@ extension Dashboard {
                 try await send(SSE.event("stage", .object(state)))
                 lastState = state
             }
-            if ["done", "failed", "cancelled"].contains(job["status"]?.stringValue ?? "") {
+            if JobStatus.isTerminal(job["status"]?.stringValue) {
                 try await send(SSE.event("end", .object(state)))
                 return
             }

@@ -1,3 +1,5 @@
+import RunnerCore
+
 /// The dashboard's stylesheet and script, compiled into the binary (no build
 /// step, no files to install). Served under /assets/ with a strict CSP, so no
 /// inline script runs on any page.
@@ -63,11 +65,14 @@ enum Assets {
     .notice { background: #e8f3ec; border: 1px solid #b7dcc3; border-radius: 8px; padding: .5rem 1rem; }
     """#
 
+    /// The ended statuses as a JavaScript list's items (`JobStatus.terminal`).
+    static let terminalStatuses = JobStatus.terminal.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+
     static let js = #"""
     (function () {
       "use strict";
       var meta = document.querySelector('meta[name="csrf-token"]');
-      var terminal = ["done", "failed", "cancelled"];
+      var terminal = [\#(terminalStatuses)];
 
       function setLive(text) { var el = document.getElementById("live-state"); if (el) { el.textContent = text; } }
       function duration(s) {

@@ -113,7 +113,7 @@ enum Show {
     /// A status badge.
     static func status(_ value: JSONValue?) -> HTML {
         let s = value?.stringValue ?? "unknown"
-        let known = ["pending", "running", "done", "failed", "cancelled"].contains(s) ? s : "unknown"
+        let known = JobStatus(rawValue: s)?.rawValue ?? "unknown"
         return "<span class=\"badge status-\(known)\">\(s)</span>"
     }
 

@@ -16,12 +16,12 @@ enum JobPages {
         let logs = (job["logs"]?.arrayValue ?? []).map { $0.stringValue ?? $0.jsonString }
         let meta = job["metadata"]
         var actions: [HTML] = []
-        if ["failed", "cancelled"].contains(status) {
+        if [JobStatus.failed, .cancelled].map(\.rawValue).contains(status) {
             actions.append("""
             <form method="post" action="/jobs/\(path: id)/retry">\(Layout.csrfField(session))<button type="submit" id="retry">Retry</button></form>
             """)
         }
-        if ["pending", "running"].contains(status) {
+        if [JobStatus.pending, .running].map(\.rawValue).contains(status) {
             actions.append("""
             <form method="post" action="/jobs/\(path: id)/cancel">\(Layout.csrfField(session))<button type="submit" id="cancel" class="danger">Cancel</button></form>
             """)
@@ -60,7 +60,7 @@ enum JobPages {
         \(errorHistory(job["errors"]))
         <section class="log"><h2>Log</h2>
         <pre id="log" data-job="\(id)" data-count="\(logs.count)" data-status="\(status)">\(logs.map { "<span class=\"line\">\($0)</span>\n" as HTML })</pre>
-        <p class="live" id="live-state">\(["done", "failed", "cancelled"].contains(status) ? "The job has ended." : "Live updates: connecting…")</p>
+        <p class="live" id="live-state">\(JobStatus.isTerminal(status) ? "The job has ended." : "Live updates: connecting…")</p>
         </section>
         """)
     }
@@ -100,7 +100,7 @@ enum JobPages {
         let status = job["status"]?.stringValue ?? ""
         let current = stage.flatMap { stages.firstIndex(of: $0) }
         // A failed or cancelled job's `finished` does not say which stages it passed.
-        let ended = ["failed", "cancelled"].contains(status) && stage == "finished"
+        let ended = [JobStatus.failed, .cancelled].map(\.rawValue).contains(status) && stage == "finished"
         let items: [HTML] = stages.enumerated().map { i, s in
             var state = current.map { i < $0 ? (ended ? "ahead" : "passed") : i == $0 ? "current" : "ahead" } ?? "ahead"
             if i == current, ended { state += " end-\(status)" }

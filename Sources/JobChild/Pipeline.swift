@@ -17,23 +17,10 @@ struct Pipeline {
 
     /// Runs every stage; returns the metadata or throws a `JobFailure`.
     func run() throws -> JobMetadata {
-        var timings: [String: Int] = [:]
-        var mark = ContinuousClock.now
-        func lap(_ name: String) {
-            let now = ContinuousClock.now
-            let d = (now - mark).components
-            timings[name] = Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)
-            mark = now
-        }
+        var clock = PhaseClock()
+        func lap(_ name: String) { clock.lap(name) }
         /// A sub-phase's milliseconds (inside the current lap, which still counts it).
-        func measure<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-            let start = ContinuousClock.now
-            defer {
-                let d = (ContinuousClock.now - start).components
-                timings[name] = Int(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)
-            }
-            return try body()
-        }
+        func measure<T>(_ name: String, _ body: () throws -> T) rethrows -> T { try clock.measure(name, body) }
         out.stage(.preparing)
         // The one classification of the remote (the supervisor checked it against GIT_ALLOWED_SCHEMES and the roots).
         _ = try ticket.repoURL.map(RepositoryRemote.init)
@@ -88,13 +75,13 @@ struct Pipeline {
         let step = PublishStep(ticket: ticket, spec: spec, generated: generated, tree: summary, network: network,
                                workspace: workspace, out: out)
         var meta = try step.run(measure: measure).metadata
-        for (k, v) in meta.timings ?? [:] { timings[k] = v }
+        for (k, v) in meta.timings ?? [:] { clock.record(k, v) }
         meta.generator = generated.generator.rawValue
         meta.agent = generated.agent
         meta.files = meta.files ?? summary.files.count
         meta.bytes = summary.bytes
         lap("publishMs")
-        meta.timings = timings
+        meta.timings = clock.timings
         return meta
     }
 
@@ -110,10 +97,9 @@ struct Pipeline {
 
     /// `resource_limit` when the job's pids cgroup refused a fork (JOB_MAX_PROCESSES).
     func pidsLimitFailure() -> JobFailure? {
-        guard let path = ticket.pidsEventsPath,
-              let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("max ") }),
-              let count = Int(line.dropFirst(4)), count > 0 else { return nil }
+        guard let path = ticket.pidsEventsPath else { return nil }
+        let count = PidsEvents.refusedForks(atPath: path)
+        guard count > 0 else { return nil }
         return JobFailure(.resourceLimit, "process limit JOB_MAX_PROCESSES=\(ticket.settings.maxProcesses) reached: "
             + "the agent tried to start more processes \(count) time(s)")
     }

@@ -172,18 +172,18 @@ final class ClaimSearch: Sendable {
         var sawAny = false
         // 2. Priorities: learn all once, then probe the gaps for new ones.
         if !state.withLock({ $0.warm }) {
-            learn(try CollectionOps.find(coll, filter: ["status": "pending"], projection: Self.shapeFields))
+            learn(try CollectionOps.find(coll, filter: ["status": JobStatus.pending.json], projection: Self.shapeFields))
             state.withLock { $0.warm = true }
         }
         for range in gapRanges() {
-            learn(try CollectionOps.find(coll, filter: ["status": "pending", "priority": range],
+            learn(try CollectionOps.find(coll, filter: ["status": JobStatus.pending.json, "priority": range],
                                          projection: Self.shapeFields))
         }
         // 3. Each priority, highest first, then the jobs without one.
         for band in state.withLock({ $0.bands.map { Optional($0) } }) + [nil] {
             let priority: JSONValue = band.map { .int($0) } ?? .null
             // Jobs without a creation date sort first (as in MongoDB's order).
-            var undated: [String: JSONValue] = ["status": "pending", "priority": priority]
+            var undated: [String: JSONValue] = ["status": JobStatus.pending.json, "priority": priority]
             for name in DocumentFields.createdAt { undated[name] = .null }
             var candidates = try CollectionOps.find(coll, filter: .object(undated), projection: Self.fields)
             var start = state.withLock { $0.hints[band] } ?? nowMs - Self.recentMs
@@ -255,7 +255,7 @@ final class ClaimSearch: Sendable {
         var docs: [JSONValue] = []
         var seen = Set<String>()
         for name in DocumentFields.createdAt {
-            var filter: [String: JSONValue] = ["status": "pending", "priority": priority]
+            var filter: [String: JSONValue] = ["status": JobStatus.pending.json, "priority": priority]
             filter[name] = ["$gte": Self.epoch, "$lt": .date(Self.date(end))]
             for doc in try CollectionOps.find(coll, filter: .object(filter), projection: Self.fields)
             where seen.insert(doc["_id"]?.jsonString ?? "").inserted {

@@ -5,7 +5,7 @@ import RunnerCore
 /// validated before it reaches the database.
 public struct JobFilter: Sendable, Equatable {
     /// The statuses a job can have.
-    public static let statuses = ["pending", "running", "done", "failed", "cancelled"]
+    public static let statuses = JobStatus.allCases.map(\.rawValue)
 
     public let status: String?
     public let projectId: String?
@@ -155,7 +155,7 @@ extension JobStore {
     /// Running jobs, longest-running first.
     public func runningJobs(limit: Int = 200) async throws -> [JSONValue] {
         try await pool.run(jobsName) { coll in
-            try CollectionOps.find(coll, filter: ["status": "running"], sortJSON: #"{"startedAt": 1}"#, limit: limit,
+            try CollectionOps.find(coll, filter: ["status": JobStatus.running.json], sortJSON: #"{"startedAt": 1}"#, limit: limit,
                                    projection: Self.listProjection)
         }
     }
@@ -163,7 +163,7 @@ extension JobStore {
     /// The supervisors holding leases on running jobs, by owner.
     public func runnerLeases() async throws -> [RunnerLease] {
         let docs = try await pool.run(jobsName) { coll in
-            try CollectionOps.find(coll, filter: ["status": "running", "lease.owner": ["$exists": true]],
+            try CollectionOps.find(coll, filter: ["status": JobStatus.running.json, "lease.owner": ["$exists": true]],
                                    projection: ["lease": 1, "updatedAt": 1])
         }
         var byOwner: [String: (ids: [String], expires: Date?, activity: Date?)] = [:]
@@ -194,7 +194,7 @@ extension JobStore {
     /// The project's latest done job that recorded a commit, or nil.
     public func lastSuccessfulCommit(_ projectIdText: String) async throws -> JSONValue? {
         let f: JSONValue = ["$or": .array(DocumentFields.projectRef.map { Self.idFilter(projectIdText, field: $0) }),
-                            "status": "done", "metadata.commitSha": ["$exists": true]]
+                            "status": JobStatus.done.json, "metadata.commitSha": ["$exists": true]]
         return try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: f, sortJSON: #"{"finishedAt": -1}"#, limit: 1,
                                    projection: Self.listProjection).first

@@ -18,7 +18,7 @@ extension JobStore {
     public func insertJob(projectId: String, spec: JSONValue, priority: Int? = nil, id: JSONValue? = nil) async throws -> String {
         let jobId = id ?? .string(ObjectIDText.make())
         var doc: [String: JSONValue] = ["_id": jobId, "projectId": .string(projectId), "architecture_spec": spec,
-                                        "status": "pending", "logs": [], "createdAt": .date(Date())]
+                                        "status": JobStatus.pending.json, "logs": [], "createdAt": .date(Date())]
         if let priority { doc["priority"] = .int(Int64(priority)) }
         let document = JSONValue.object(doc)
         try await pool.run(jobsName) { try CollectionOps.insert($0, document) }
@@ -58,8 +58,8 @@ extension JobStore {
     /// failed or cancelled → pending with attempts reset. False when not in such a state.
     public func retry(_ idText: String) async throws -> Bool {
         guard case .object(var filter) = Self.idFilter(idText) else { return false }
-        filter["status"] = ["$in": ["failed", "cancelled"]]
-        let update: JSONValue = ["$set": ["status": "pending", "attempts": 0, "updatedAt": .date(Date())],
+        filter["status"] = ["$in": [JobStatus.failed.json, JobStatus.cancelled.json]]
+        let update: JSONValue = ["$set": ["status": JobStatus.pending.json, "attempts": 0, "updatedAt": .date(Date())],
                                  "$unset": ["error": "", "notBefore": "", "cancelRequested": "", "finishedAt": "",
                                             "lease": ""]]
         let f = JSONValue.object(filter)
@@ -71,15 +71,15 @@ extension JobStore {
     public func requestCancel(_ idText: String) async throws -> Bool {
         guard case .object(var filter) = Self.idFilter(idText) else { return false }
         let now = JSONValue.date(Date())
-        filter["status"] = "pending"
+        filter["status"] = JobStatus.pending.json
         let pendingFilter = JSONValue.object(filter)
         let cancelPending: JSONValue = ["$set": [
-            "status": "cancelled", "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now],
+            "status": JobStatus.cancelled.json, "stage": "finished", "cancelRequested": true, "finishedAt": now, "updatedAt": now],
             "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
         if try await pool.run(jobsName, { try CollectionOps.update($0, filter: pendingFilter, update: cancelPending) }) == 1 {
             return true
         }
-        filter["status"] = "running"
+        filter["status"] = JobStatus.running.json
         let runningFilter = JSONValue.object(filter)
         let flag: JSONValue = ["$set": ["cancelRequested": true, "updatedAt": now]]
         return try await pool.run(jobsName) { try CollectionOps.update($0, filter: runningFilter, update: flag) } == 1
@@ -100,7 +100,7 @@ public enum ObjectIDText {
 extension JobStore {
     /// When the earliest deferred pending job becomes due, if any.
     public func nextDue(after now: Date = Date()) async throws -> Date? {
-        let filter: JSONValue = ["status": "pending", "notBefore": ["$gt": .date(now)]]
+        let filter: JSONValue = ["status": JobStatus.pending.json, "notBefore": ["$gt": .date(now)]]
         return try await pool.run(jobsName) { coll in
             try CollectionOps.find(coll, filter: filter, sortJSON: #"{"notBefore": 1}"#, limit: 1,
                                    projection: ["notBefore": 1]).first?["notBefore"]?.dateValue

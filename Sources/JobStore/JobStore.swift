@@ -122,7 +122,7 @@ public final class JobStore: Sendable {
         let sent = ContinuousClock.now
         let nowJSON = JSONValue.date(now)
         let set: [String: JSONValue] = [
-            "status": "running", "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
+            "status": JobStatus.running.json, "stage": "claimed", "startedAt": nowJSON, "updatedAt": nowJSON,
             "lease": ["owner": .string(owner), "token": .string(token),
                       "expiresAt": .date(now.addingTimeInterval(Double(leaseSeconds)))]]
         let unset = ["notBefore", "finishedAt", "waitingForProject"]
@@ -178,7 +178,7 @@ public final class JobStore: Sendable {
                     for doc in candidates {
                         if let project = DocumentFields.first(DocumentFields.projectRef, in: doc),
                            busy.contains(project.jsonString) { continue }
-                        let running = doc["status"]?.stringValue == "running"
+                        let running = doc["status"]?.stringValue == JobStatus.running.rawValue
                         if let claimed = try tryClaim(doc, running ? Self.expiredLease(now: nowJSON) : Self.pendingGuard(doc, now: nowJSON)) {
                             return claimed
                         }
@@ -211,7 +211,7 @@ public final class JobStore: Sendable {
     /// A pending job that may run now: not cancelled (the flag absent, null or
     /// false) and due (`notBefore` absent, null or passed). Portable operators only.
     static func pendingClaimable(now: JSONValue) -> [String: JSONValue] {
-        ["status": "pending", "cancelRequested": ["$in": [false, nil]],
+        ["status": JobStatus.pending.json, "cancelRequested": ["$in": [false, nil]],
          "$or": [["notBefore": ["$exists": false]], ["notBefore": nil], ["notBefore": ["$lte": now]]]]
     }
 
@@ -224,13 +224,13 @@ public final class JobStore: Sendable {
     /// is tried), never claims a job that is not due.
     static func pendingGuard(_ candidate: JSONValue, now: JSONValue) -> [String: JSONValue] {
         let notBefore = candidate["notBefore"]
-        return ["status": "pending", "cancelRequested": ["$in": [false, nil]],
+        return ["status": JobStatus.pending.json, "cancelRequested": ["$in": [false, nil]],
                 "notBefore": notBefore == nil || notBefore?.isNull == true ? .null : ["$lte": now]]
     }
 
     /// A running job whose lease has expired (its runner is gone).
     static func expiredLease(now: JSONValue) -> [String: JSONValue] {
-        ["status": "running", "lease.expiresAt": ["$lt": now]]
+        ["status": JobStatus.running.json, "lease.expiresAt": ["$lt": now]]
     }
 
     /// The whole claim condition as one query (ClaimSearch's fallback). Busy
@@ -257,17 +257,17 @@ public final class JobStore: Sendable {
         var update: [String: JSONValue] = ["$unset": ["lease": ""]]
         switch outcome {
         case .done(let meta):
-            set.merge(["status": "done", "stage": "finished", "finishedAt": now, "metadata": meta.json]) { $1 }
+            set.merge(["status": JobStatus.done.json, "stage": "finished", "finishedAt": now, "metadata": meta.json]) { $1 }
             update["$unset"] = ["lease": "", "error": "", "cancelRequested": ""]
         case .failed(let f):
-            set.merge(["status": "failed", "stage": "finished", "finishedAt": now, "error": f.json]) { $1 }
+            set.merge(["status": JobStatus.failed.json, "stage": "finished", "finishedAt": now, "error": f.json]) { $1 }
         case .retry(let f, let notBefore):
-            set.merge(["status": "pending", "error": f.json, "notBefore": .date(notBefore)]) { $1 }
+            set.merge(["status": JobStatus.pending.json, "error": f.json, "notBefore": .date(notBefore)]) { $1 }
         case .cancelled:
-            set.merge(["status": "cancelled", "stage": "finished", "finishedAt": now]) { $1 }
+            set.merge(["status": JobStatus.cancelled.json, "stage": "finished", "finishedAt": now]) { $1 }
             update["$unset"] = ["lease": "", "error": ""]
         case .requeued:
-            set["status"] = "pending"
+            set["status"] = JobStatus.pending.json
             update["$inc"] = ["attempts": -1]
         }
         switch outcome {

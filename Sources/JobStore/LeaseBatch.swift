@@ -16,7 +16,7 @@ extension JobStore {
                             released: @Sendable (String) -> Bool = { _ in false }) async throws -> LeaseAnswer {
         guard !tokens.isEmpty else { return LeaseAnswer() }
         let until = JSONValue.date(now.addingTimeInterval(Double(leaseSeconds)))
-        let mine: JSONValue = ["lease.token": ["$in": .array(tokens.map { .string($0) })], "status": "running"]
+        let mine: JSONValue = ["lease.token": ["$in": .array(tokens.map { .string($0) })], "status": JobStatus.running.json]
         let renew: JSONValue = ["$set": ["lease.expiresAt": until, "updatedAt": .date(now)]]
         let matched = try await pool.run(jobsName) {
             try CollectionOps.update($0, filter: mine, update: renew, many: true)

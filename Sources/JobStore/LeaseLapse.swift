@@ -24,7 +24,7 @@ public struct LeaseLapse: Sendable {
 
     /// The lapse of `candidate`, nil when it is not a running job (a pending one).
     init?(_ candidate: JSONValue, maxAttempts defaultMax: Int) {
-        guard candidate["status"]?.stringValue == "running", let id = candidate["_id"] else { return nil }
+        guard candidate["status"]?.stringValue == JobStatus.running.rawValue, let id = candidate["_id"] else { return nil }
         let job = Job(candidate)
         self.id = id
         attempts = job.attempts
@@ -61,14 +61,14 @@ public struct LeaseLapse: Sendable {
     func failUpdate(now: JSONValue, logCap: Int) -> JSONValue {
         var push = history(now: now, logCap: logCap).objectValue ?? [:]
         guard cancelRequested else {
-            return ["$set": ["status": "failed", "stage": "finished", "finishedAt": now, "updatedAt": now, "error": failure.json],
+            return ["$set": ["status": JobStatus.failed.json, "stage": "finished", "finishedAt": now, "updatedAt": now, "error": failure.json],
                     "$unset": ["lease": "", "notBefore": "", "waitingForProject": ""],
                     "$push": .object(push)]
         }
         // As any cancel: the reason is the last line of `logs`.
         push["logs"] = ["$each": [.string("[lease_lost] " + failure.message), "cancelled after its lease lapsed"],
                         "$slice": .int(-Int64(logCap))]
-        return ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
+        return ["$set": ["status": JobStatus.cancelled.json, "stage": "finished", "finishedAt": now, "updatedAt": now],
                 "$unset": ["lease": "", "notBefore": "", "waitingForProject": "", "error": ""],
                 "$push": .object(push)]
     }

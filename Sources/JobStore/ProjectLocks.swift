@@ -47,7 +47,7 @@ extension JobStore {
     public func deferForProject(_ job: ClaimedJob, leaseSeconds: Int) async throws -> Bool {
         let now = Date()
         let update: JSONValue = [
-            "$set": ["status": "pending", "waitingForProject": true, "updatedAt": .date(now),
+            "$set": ["status": JobStatus.pending.json, "waitingForProject": true, "updatedAt": .date(now),
                      "notBefore": .date(now.addingTimeInterval(Double(leaseSeconds)))],
             "$inc": ["attempts": -1],
             "$unset": ["lease": "", "stage": ""],
@@ -73,7 +73,7 @@ extension JobStore {
         let wake: JSONValue = ["$unset": ["notBefore": "", "waitingForProject": ""]]
         // One update per name of the reference, each on its own index.
         for name in DocumentFields.projectRef {
-            let waiting: JSONValue = [name: projectId, "status": "pending", "waitingForProject": true]
+            let waiting: JSONValue = [name: projectId, "status": JobStatus.pending.json, "waitingForProject": true]
             _ = try await pool.run(jobsName) { try CollectionOps.update($0, filter: waiting, update: wake, many: true) }
         }
     }
@@ -83,8 +83,8 @@ extension JobStore {
     @discardableResult
     public func sweepCancelledPending() async throws -> Int {
         let now = JSONValue.date(Date())
-        let filter: JSONValue = ["status": "pending", "cancelRequested": true]
-        let update: JSONValue = ["$set": ["status": "cancelled", "stage": "finished", "finishedAt": now, "updatedAt": now],
+        let filter: JSONValue = ["status": JobStatus.pending.json, "cancelRequested": true]
+        let update: JSONValue = ["$set": ["status": JobStatus.cancelled.json, "stage": "finished", "finishedAt": now, "updatedAt": now],
                                  "$push": ["logs": "cancelled before it ran"], "$unset": ["error": ""]]
         return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: update, many: true) }
     }

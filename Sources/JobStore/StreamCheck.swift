@@ -72,7 +72,7 @@ struct StreamCheck: Sendable {
         case "insert", "replace": awaiting.remove(.written)
         case "update":
             if fields?["cancelRequested"]?.boolValue == true { awaiting.remove(.cancel) }
-            if fields?["status"]?.stringValue == "pending" { awaiting.remove(.wake) }
+            if fields?["status"]?.stringValue == JobStatus.pending.rawValue { awaiting.remove(.wake) }
             if event["updateDescription"]?["removedFields"]?.arrayValue?.contains(where: { $0.stringValue == "notBefore" }) == true {
                 awaiting.remove(.due)
             }
@@ -107,7 +107,7 @@ struct StreamCheck: Sendable {
             "status": "marker", "cancelRequested": false, "notBefore": now, "at": now,
         ]), then: [
             (key, ["$set": ["cancelRequested": true]]),
-            (key, ["$set": ["status": "pending"]]),
+            (key, ["$set": ["status": JobStatus.pending.json]]),
             (key, ["$unset": ["notBefore": ""]]),
         ])
     }

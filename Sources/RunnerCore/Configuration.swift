@@ -12,6 +12,14 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public var description: String { "configuration error: \(variable): \(reason)" }
 }
 
+/// How the executables write their log lines (LOG_FORMAT).
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line, for a log collector.
+    case json
+    /// Human-readable lines (swift-log's stream handler).
+    case text
+}
+
 /// What to keep of a job's workspace after it ends.
 public enum KeepWorkspaces: String, Sendable, Codable, CaseIterable {
     case always, failed, never
@@ -44,7 +52,7 @@ public struct RunnerConfiguration: Sendable {
         didSet { child.sandboxHiddenPaths = ChildSettings.hiddenPaths(envFile: envFilePath) }
     }
     public var metricsAddress: String?
-    public var logFormat: String
+    public var logFormat: LogFormat
     public var logLevel: String
     public var jobExecutablePath: String?
     public var logCap: Int
@@ -136,8 +144,10 @@ public struct RunnerConfiguration: Sendable {
         }
         keepWorkspaces = keep
         metricsAddress = r.optional("METRICS_ADDR")
-        logFormat = r.string("LOG_FORMAT")
-        guard ["json", "text"].contains(logFormat) else { throw ConfigurationError("LOG_FORMAT", "must be json or text") }
+        guard let format = LogFormat(rawValue: r.string("LOG_FORMAT")) else {
+            throw ConfigurationError("LOG_FORMAT", "must be json or text")
+        }
+        logFormat = format
         logLevel = r.string("LOG_LEVEL")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError("LOG_LEVEL", "must be trace, debug, info, notice, warning, error or critical")

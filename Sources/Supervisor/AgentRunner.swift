@@ -27,14 +27,10 @@ struct CommonOptions: ParsableArguments {
     /// The validated configuration, or exit 78 naming the bad variable.
     func configuration() throws -> RunnerConfiguration {
         do {
-            let path = envFile ?? (FileManager.default.fileExists(atPath: ".env") ? ".env" : nil)
-            let env = try RunnerConfiguration.environment(envFile: path, process: ProcessInfo.processInfo.environment)
-            var config = try RunnerConfiguration(environment: env)
-            config.envFilePath = path.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-            return config
+            return try RunnerConfiguration.load(envFile: envFile)
         } catch let e as ConfigurationError {
-            FileHandle.standardError.write(Data("agent-runner: \(e)\n".utf8))
-            throw ExitCode(78)
+            RunnerConfiguration.report("\(e)", program: "agent-runner")
+            throw ExitCode(RunnerConfiguration.exitStatus)
         }
     }
 
@@ -44,8 +40,8 @@ struct CommonOptions: ParsableArguments {
             return JobStore(pool: try MongoPool(uri: config.mongoURI, databaseName: config.databaseName),
                             logCap: config.logCap)
         } catch {
-            FileHandle.standardError.write(Data("agent-runner: configuration error: MONGODB_URI: \(error)\n".utf8))
-            throw ExitCode(78)
+            RunnerConfiguration.report("configuration error: MONGODB_URI: \(error)", program: "agent-runner")
+            throw ExitCode(RunnerConfiguration.exitStatus)
         }
     }
 }
@@ -68,7 +64,7 @@ struct Run: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var config = try common.configuration()
         if let concurrency {
-            guard (1...256).contains(concurrency) else { throw fail("--concurrency must be 1...256", code: 78) }
+            guard (1...256).contains(concurrency) else { throw fail("--concurrency must be 1...256", code: RunnerConfiguration.exitStatus) }
             config.concurrency = concurrency
         }
         LogSetup.bootstrap(config)
@@ -102,7 +98,7 @@ struct Run: AsyncParsableCommand {
                     metricsText: { var out: [UInt8] = []; registry.emit(into: &out); return out })
                 services.append(.init(service: server))
             } catch let e as ConfigurationError {
-                throw fail("\(e)", code: 78)
+                throw fail("\(e)", code: RunnerConfiguration.exitStatus)
             }
         }
         let group = ServiceGroup(configuration: .init(

@@ -113,7 +113,7 @@ struct Logs: AsyncParsableCommand {
             for line in logs.dropFirst(printed) { print(line.stringValue ?? line.jsonString) }
             printed = logs.count
             let status = d["status"]?.stringValue ?? ""
-            if !follow || ["done", "failed", "cancelled"].contains(status) { return }
+            if !follow || JobStatus.isTerminal(status) { return }
             try await Task.sleep(for: .milliseconds(500))
         }
     }

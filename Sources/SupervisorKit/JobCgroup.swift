@@ -34,10 +34,7 @@ public struct JobCgroup: Sendable {
     }
 
     /// How many forks `pids.max` refused.
-    public func refusedForks() -> Int {
-        let text = (try? String(contentsOfFile: events, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").first { $0.hasPrefix("max ") }.flatMap { Int($0.dropFirst(4)) } ?? 0
-    }
+    public func refusedForks() -> Int { PidsEvents.refusedForks(atPath: events) }
 
     /// Kills whatever is left (cgroup.kill on v2, else each member) and removes the cgroup.
     public func remove() {

@@ -8,7 +8,7 @@ import RunnerCore
 public enum LogSetup {
     public static func bootstrap(_ config: RunnerConfiguration) {
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
-        let json = config.logFormat == "json"
+        let json = config.logFormat == .json
         let redactor = Redactor(secrets: [config.githubToken, config.geminiAPIKey, config.clineAPIKey, config.dashboardToken].compactMap { $0 }
             + config.clineProviderHeaders.map(\.value))
         LoggingSystem.bootstrap { label in

@@ -174,3 +174,55 @@ public struct PushTokenProvider: Sendable {
         return reply
     }
 }
+
+/// Hands the push token to a job child that asks for it, after its agent
+/// phase: the one place that decides whether a child gets a push token.
+struct PushTokenHandOver: Sendable {
+    let config: RunnerConfiguration
+    let store: JobStore
+
+    /// Sends the push token once the child says the agent phase is over, and
+    /// only if the job has no process but the child (`JobProcesses`: its
+    /// cgroup, else every process below the child): no agent process can be
+    /// there to read it. The token comes from GIT_TOKEN_SOURCE now, not
+    /// earlier: it never exists while the agent runs. A token that cannot be
+    /// had ends the child (its stdin closes) and is returned as the job's failure.
+    func handOver(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
+                  logs: LogBatcher, redactor: Locked<Redactor>, egress: EgressReport? = nil) async -> JobFailure? {
+        let pid = child.pid
+        guard let others = try? await onDedicatedThread({ JobProcesses.others(child: pid, cgroup: cgroup) }) else {
+            await logs.add("push token withheld: the job's processes cannot be listed")
+            child.closeInput()
+            return JobFailure(.sandboxViolation, "the job's processes could not be listed when the push token was due, "
+                + "so it was withheld (the supervisor reads \(cgroup.map { $0.procs } ?? "/proc"))")
+        }
+        if !others.isEmpty {
+            await logs.add("push token withheld: \(others.count) process(es) besides the job child are still running")
+            child.closeInput()
+            return JobFailure(.sandboxViolation, "processes of the agent were still running when the push token was due")
+        }
+        let token: String?
+        let provider = PushTokenProvider(config: config, store: store)
+        do {
+            if let reason = provider.withheldReason(repoURL: repoURL) {
+                await logs.add("push token withheld: " + reason)
+                token = nil
+            } else {
+                token = try await provider.pushToken(for: job, repoURL: repoURL)
+            }
+        } catch {
+            child.closeInput()
+            return error as? JobFailure ?? JobFailure(.pushFailed, "cannot get a push token: \(error)")
+        }
+        // Whatever the child relays from now on is cleaned of this token too.
+        if let token { redactor.withLock { $0 = $0.adding(token) } }
+        let secrets = ChildSecrets(githubToken: token, egress: egress)
+        guard let line = try? JSONEncoder().encode(secrets) else { return nil }
+        do {
+            try await child.send(Array(line) + [0x0A])
+        } catch {
+            await logs.add("cannot hand the push token to the job child: \(error)")
+        }
+        return nil
+    }
+}

@@ -58,12 +58,3 @@ public enum RunnerMetrics {
         Counter(label: "agent_runner_child_exits_total", dimensions: [("reason", reason)]).increment()
     }
 }
-
-extension Duration {
-    var milliseconds: Int { Int(nanoseconds / 1_000_000) }
-
-    var nanoseconds: Int64 {
-        let (s, atto) = components
-        return s * 1_000_000_000 + atto / 1_000_000_000
-    }
-}

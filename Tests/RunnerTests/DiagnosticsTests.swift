@@ -54,11 +54,11 @@ import Testing
             try? FileManager.default.removeItem(atPath: dir)
         }
         let log = CapturedLog()
-        JobRunner.removeWorkspace(dir, logger: log.logger)
+        OutcomeWriter.removeWorkspace(dir, logger: log.logger)
         #expect(log.lines.contains { $0.hasPrefix("warning cannot remove the workspace") && $0.contains(dir) }, "\(log.lines)")
         // One already gone is not a failure.
         let gone = LogCount(log)
-        JobRunner.removeWorkspace(dir + "-never-made", logger: log.logger)
+        OutcomeWriter.removeWorkspace(dir + "-never-made", logger: log.logger)
         #expect(gone.unchanged)
     }
 

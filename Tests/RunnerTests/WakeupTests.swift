@@ -13,7 +13,7 @@ import Testing
         defer { h.cleanup() }
         // A poll interval far longer than the test: only the stream and the due timer can explain pickups.
         let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0),
-                                              "RUNNER_POLL_SECONDS": "600"])
+                                              "RUNNER_POLL_SECONDS": "600"], log: h.root + "/supervisor.log")
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .seconds(2)) // the stream opens
         var latencies: [Double] = []
@@ -38,6 +38,9 @@ import Testing
         // The insert wakes the loop while the job is not yet due; the due time must wake it again.
         try await queue.waitFor("the deferred job", timeout: 10) { try await h.job(id)["startedAt"]?.dateValue != nil }
         let started = try await h.job(id)["startedAt"]?.dateValue ?? .distantFuture
+        if started == .distantFuture {
+            Issue.record("the supervisor's log: \((try? String(contentsOfFile: h.root + "/supervisor.log", encoding: .utf8)) ?? "-")")
+        }
         #expect(started >= due.addingTimeInterval(-0.05))
         // Far below the 600 s poll interval: the due time woke the loop. (Not a
         // latency bound: a loaded machine may take a few seconds.)

@@ -43,13 +43,13 @@ import Testing
     @Test func theRetentionTable() {
         let done = JobOutcome.done(JobMetadata()), failed = JobOutcome.failed(JobFailure(.timeout, "t"))
         let retry = JobOutcome.retry(JobFailure(.internal, "i"), notBefore: Date())
-        #expect(!JobRunner.keepsWorkspace(.never, outcome: failed))
-        #expect(JobRunner.keepsWorkspace(.always, outcome: done))
-        #expect(!JobRunner.keepsWorkspace(.failed, outcome: done))
-        #expect(!JobRunner.keepsWorkspace(.failed, outcome: .requeued))
-        #expect(JobRunner.keepsWorkspace(.failed, outcome: failed))
-        #expect(JobRunner.keepsWorkspace(.failed, outcome: retry))
-        #expect(JobRunner.keepsWorkspace(.failed, outcome: .cancelled("c")))
-        #expect(JobRunner.keepsWorkspace(.failed, outcome: nil), "a lost lease keeps it for whoever looks")
+        #expect(!OutcomeWriter.keepsWorkspace(.never, outcome: failed))
+        #expect(OutcomeWriter.keepsWorkspace(.always, outcome: done))
+        #expect(!OutcomeWriter.keepsWorkspace(.failed, outcome: done))
+        #expect(!OutcomeWriter.keepsWorkspace(.failed, outcome: .requeued))
+        #expect(OutcomeWriter.keepsWorkspace(.failed, outcome: failed))
+        #expect(OutcomeWriter.keepsWorkspace(.failed, outcome: retry))
+        #expect(OutcomeWriter.keepsWorkspace(.failed, outcome: .cancelled("c")))
+        #expect(OutcomeWriter.keepsWorkspace(.failed, outcome: nil), "a lost lease keeps it for whoever looks")
     }
 }

@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import JobStore
+import Logging
+import RunnerCore
+
+/// Relays one running job child until it exits: its events and stderr to the
+/// job's log (batched, fenced on the lease), its result, the push token when
+/// it asks (`PushTokenHandOver`), the egress proxy's events; meanwhile its
+/// lease is held with the supervisor's others (`LeaseKeeper`) and its
+/// deadline, shutdown and lease clock enforced (`Enforcer`). Returns what
+/// happened, for `OutcomePolicy`; decides nothing itself.
+struct ChildRelay: Sendable {
+    let job: ClaimedJob
+    let launched: LaunchedJob
+    let repoURL: String?
+    let redactor: Locked<Redactor>
+    let logger: Logger
+    let leaseSeconds: Int
+    let timeoutSeconds: Int
+    let leases: LeaseKeeper
+    let writes: WriteBatcher
+    let shutdown: ShutdownSignal
+    let tokens: PushTokenHandOver
+
+    /// What the relay saw: the facts for the outcome, the log lines not yet
+    /// written (they go with the outcome) and the supervisor's share of the
+    /// phase timings (the launch's, then the relay's).
+    struct Ended: Sendable {
+        var facts: RunFacts
+        let lines: [String]
+        let timings: [String: Int]
+    }
+
+    /// Relays until the child exits and its output is read to the end.
+    func run() async -> Ended {
+        let child = launched.child
+        let tokenFailure = Locked<JobFailure?>(nil)
+        // What the egress proxy denied, by host: handed to the child with the push token (a pull request reports it).
+        let egress = Locked(EgressReport())
+        // A stdout line of the child that is not a protocol event: the child is killed at once.
+        let protocolFailure = Locked<JobFailure?>(nil)
+        let logs = LogBatcher(job: job, writes: writes)
+        let firstEvent = Locked<ContinuousClock.Instant?>(nil)
+        let control = ChildControl()
+        let result = ResultBox()
+        let started = ContinuousClock.now
+        let deadline = started + .seconds(timeoutSeconds)
+        let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
+        leases.hold(job, lease: lease, control: control)
+        defer { leases.release(job) }
+        for note in launched.notes { await logs.note(note) }
+        return await withTaskGroup(of: Void.self) { group in
+            // Refusals and provider calls from the job's egress proxy.
+            if let proxy = launched.proxy {
+                group.addTask { [redactor] in
+                    await proxy.relay { event in
+                        if event.type == "denied" {
+                            RunnerMetrics.egressDenied(reason: event.reason ?? "unknown")
+                            egress.withLock { $0.record(deniedTarget: event.target ?? "?") }
+                        }
+                        if event.type != "ready" { await logs.add(redactor.withLock { $0 }.redact(event.logLine)) }
+                    }
+                }
+            }
+            // Events from the child, read to the end even if this task is cancelled
+            // (a result the child reported must not be lost).
+            group.addTask {
+                await Task.detached {
+                    for await line in child.output {
+                        firstEvent.withLock { if $0 == nil { $0 = .now } }
+                        switch line {
+                        case .stderr(let text): await logs.add("[stderr] " + redactor.withLock { $0 }.redact(text))
+                        case .stdout(let text):
+                            guard let event = try? JSONDecoder().decode(ChildEvent.self, from: Data(text.utf8)) else {
+                                let failure = LineFraming.malformed("a line the job child wrote on stdout", line: text,
+                                                                    redactor: redactor.withLock { $0 })
+                                if protocolFailure.withLock({ f in defer { f = f ?? failure }; return f == nil }) {
+                                    await logs.add(failure.message)
+                                    child.signalGroup(SIGKILL)
+                                }
+                                continue
+                            }
+                            await relay(event, logs: logs, result: result, tokenFailure: tokenFailure,
+                                        egress: egress.withLock { $0 })
+                        }
+                    }
+                }.value
+            }
+            let status = await waitForExit(lease: lease, control: control, deadline: deadline)
+            let exitedAt = ContinuousClock.now
+            RunnerMetrics.childExit(status.metricLabel)
+            RunnerMetrics.jobDuration(exitedAt - started)
+            launched.proxy?.stop()
+            await group.waitForAll()
+            await logs.note("child exited: \(status)")
+            let (lines, waited) = await logs.takeAll()
+            logger.info("child exited", metadata: ["status": "\(status)"])
+            var timings = launched.timings
+            timings["afterExitMs"] = (ContinuousClock.now - exitedAt).milliseconds
+            if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
+            timings["databaseMs"] = waited.milliseconds
+            let facts = RunFacts(result: result.value, exit: status, stop: control.reason,
+                                 failure: tokenFailure.withLock { $0 },
+                                 protocolFailure: protocolFailure.withLock { $0 })
+            return Ended(facts: facts, lines: lines, timings: timings)
+        }
+    }
+
+    /// Waits for the child's exit while the periodic work runs on its own
+    /// clock: timeout, forced shutdown, self-fencing and the signals
+    /// (`Enforcer`; the lease and the cancel flag are the LeaseKeeper's, the
+    /// writes the WriteBatcher's). The Enforcer is cancelled the moment the
+    /// child exits, so that no sleep of its delays the outcome.
+    private func waitForExit(lease: LeaseClock, control: ChildControl,
+                             deadline: ContinuousClock.Instant) async -> ExitStatus {
+        let child = launched.child
+        return await withTaskGroup(of: ExitStatus?.self) { group in
+            group.addTask { [shutdown, logger, leaseSeconds] in
+                await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
+                               fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
+                               shutdown: shutdown, logger: logger).run()
+                return nil
+            }
+            group.addTask { await child.waitForExit() }
+            var status = ExitStatus.exited(0)
+            for await ended in group {
+                guard let ended else { continue }
+                status = ended
+                control.markExited()
+                group.cancelAll()
+            }
+            return status
+        }
+    }
+
+    /// One protocol event of the child.
+    private func relay(_ event: ChildEvent, logs: LogBatcher, result: ResultBox, tokenFailure: Locked<JobFailure?>,
+                       egress: EgressReport) async {
+        switch event {
+        case .log(let l): await logs.add(redactor.withLock { $0 }.redact(l))
+        // `finished` is written by the outcome's write, which sets it.
+        case .stage(.finished): break
+        // Written with the next batched flush (a lost lease shows there), or with the outcome.
+        case .stage(let s): await logs.stage(s)
+        case .succeeded, .failed: result.set(event)
+        case .pushTokenRequest:
+            if let failure = await tokens.handOver(job, repoURL: repoURL, launched.child, cgroup: launched.cgroup,
+                                                   logs: logs, redactor: redactor, egress: egress) {
+                tokenFailure.withLock { $0 = failure }
+            }
+        }
+    }
+}
+
+extension ExitStatus {
+    /// The `status` label of the child-exit metric.
+    var metricLabel: String {
+        switch self {
+        case .exited(0): "exit_0"
+        case .exited: "exit_nonzero"
+        case .signaled(let sig): ExitStatus.signalName(sig).lowercased()
+        }
+    }
+}
