@@ -20,7 +20,7 @@ import Testing
         for _ in 0..<5 {
             let id = try await h.seed(tinySpec)
             let inserted = Date()
-            try await queue.waitFor("the job to be claimed", timeout: 10) {
+            try await queue.waitFor("the job to be claimed", timeout: 30) {
                 try await h.job(id)["startedAt"]?.dateValue != nil
             }
             latencies.append(try await h.job(id)["startedAt"]?.dateValue?.timeIntervalSince(inserted) ?? .infinity)
@@ -36,7 +36,7 @@ import Testing
                                             "status": "pending", "createdAt": .date(Date()), "notBefore": .date(due)])
         }
         // The insert wakes the loop while the job is not yet due; the due time must wake it again.
-        try await queue.waitFor("the deferred job", timeout: 10) { try await h.job(id)["startedAt"]?.dateValue != nil }
+        try await queue.waitFor("the deferred job", timeout: 30) { try await h.job(id)["startedAt"]?.dateValue != nil }
         let started = try await h.job(id)["startedAt"]?.dateValue ?? .distantFuture
         if started == .distantFuture {
             Issue.record("the supervisor's log: \((try? String(contentsOfFile: h.root + "/supervisor.log", encoding: .utf8)) ?? "-")")
