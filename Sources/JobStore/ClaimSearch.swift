@@ -67,6 +67,9 @@ final class ClaimSearch: Sendable {
         var widths: [Int64?: Int64] = [:]
         /// When a search last found no pending job at all (while watched).
         var emptyAt: ContinuousClock.Instant?
+        /// Counts the queue's changes (`invalidate`): a search keeps what it
+        /// learnt (its candidates, an empty queue) only if none came while it ran.
+        var generation: UInt64 = 0
         #if DEBUG
         var fallbacks = 0
         #endif
@@ -100,6 +103,7 @@ final class ClaimSearch: Sendable {
             s.cached = []
             s.emptyAt = nil
             s.widths = [:]
+            s.generation &+= 1
         }
     }
 
@@ -122,9 +126,9 @@ final class ClaimSearch: Sendable {
         }
     }
 
-    private func keep(_ rest: ArraySlice<JSONValue>, band: Int64?) {
+    private func keep(_ rest: ArraySlice<JSONValue>, band: Int64?, generation: UInt64) {
         state.withLock { s in
-            guard s.watched else { return }
+            guard s.watched, s.generation == generation else { return }
             s.cached = Array(rest)
             s.cachedBand = band
             s.cachedAt = .now
@@ -155,6 +159,8 @@ final class ClaimSearch: Sendable {
         let nowJSON = JSONValue.date(now)
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
         let pendingGuard = { (doc: JSONValue) in JobStore.pendingGuard(doc, now: nowJSON) }
+        // A change the stream reports after this point makes what this search reads stale.
+        let generation = state.withLock { $0.generation }
         // 0. The candidates the last search read, while nothing changed.
         while let (doc, band) = popCached() {
             guard eligible(doc, nowMs: nowMs, busy: busy), let claimed = try tryClaim(doc, pendingGuard(doc)) else { continue }
@@ -195,7 +201,7 @@ final class ClaimSearch: Sendable {
                 for (i, doc) in candidates.enumerated() where eligible(doc, nowMs: nowMs, busy: busy) {
                     guard let claimed = try tryClaim(doc, pendingGuard(doc)) else { continue }
                     if let ms = Job.createdMilliseconds(doc) { state.withLock { $0.hints[band] = ms } }
-                    keep(candidates[(i + 1)...], band: band)
+                    keep(candidates[(i + 1)...], band: band, generation: generation)
                     if windowed { adapt(band, width: width / 4, held: candidates.count) }
                     return claimed
                 }
@@ -219,10 +225,6 @@ final class ClaimSearch: Sendable {
                 }
             }
         }
-        // Nothing pending at all: say so until the queue changes.
-        if !sawAny, state.withLock({ $0.bands.isEmpty }) {
-            state.withLock { s in if s.watched { s.emptyAt = .now } }
-        }
         // 4. Rarely, the full sorted claim for what the ranges cannot see.
         let due = state.withLock { s -> Bool in
             guard s.lastFallback.map({ ContinuousClock.now - $0 >= Self.fallbackInterval }) ?? true else { return false }
@@ -232,7 +234,14 @@ final class ClaimSearch: Sendable {
             #endif
             return true
         }
-        guard due, let claimed = try fallback() else { return nil }
+        guard due, let claimed = try fallback() else {
+            // Nothing pending at all: say so until the queue changes, unless it
+            // changed while this search read it (a job inserted after its reads).
+            if !sawAny {
+                state.withLock { s in if s.watched, s.bands.isEmpty, s.generation == generation { s.emptyAt = .now } }
+            }
+            return nil
+        }
         // It found something the ranges missed: there may be more, so the next
         // empty search may fall back again at once.
         state.withLock { $0.lastFallback = nil }
