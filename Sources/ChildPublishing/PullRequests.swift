@@ -141,8 +141,9 @@ public struct GitHubRepository {
         }
     }
 
-    /// A path segment or query value, percent-escaped (branch names may hold `/`).
-    static func escape(_ s: String) -> String {
+    /// A path segment or query value, percent-escaped (branch names may hold `/`):
+    /// only letters, digits and `-._~` are left as they are.
+    public static func escape(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn:
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")) ?? s
     }

@@ -117,7 +117,8 @@ struct PublishStep {
         body.egress = s.network == .proxy ? (egress ?? EgressReport()) : nil
         // The proxy's metering where there is one, else the agent's own report.
         body.usage = egress?.metered?.bounded ?? generated.agent
-        body.dashboardLink = s.publish.dashboardURL.map { $0 + "/jobs/" + ticket.jobId }
+        // The id is the app's (a string _id may hold anything): one escaped path segment.
+        body.dashboardLink = s.publish.dashboardURL.map { $0 + "/jobs/" + GitHubRepository.escape(ticket.jobId) }
         return body
     }
 
