@@ -157,6 +157,14 @@ import Testing
         #expect(r.stderr.contains("RUNNER_CONCURRENCY"))
     }
 
+    @Test func versionIsPrintedWithoutTouchingTheConfiguration() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let r = try await h.agentRunner(["--version"], env: ["RUNNER_CONCURRENCY": "lots"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == RunnerVersion.string)
+    }
+
     @Test func cancelPendingThenRetryThroughTheCommandLine() async throws {
         let h = try Harness()
         defer { h.cleanup() }
