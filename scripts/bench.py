@@ -40,10 +40,14 @@ Measures (see docs/performance.md):
                   (30 long jobs under one supervisor, steady state), with the
                   supervisor's CPU and threads then (the most /proc/<pid>/task
                   held; target: at most 24), and where the requests go by command
+  agents          aider and mini-swe-agent (.venv-agents/), BENCH_AGENT_RUNS
+                  jobs each in the sandbox against the scripted provider on
+                  loopback: start-up (spawn to first output), run time, peak
+                  memory, generateMs (medians; scripts/bench_agents.py)
 
 
 BENCH_ONLY=throughput,baseline (comma-separated section names: throughput,
-baseline, latency, database, claim, logs, bson, requests) runs only those
+baseline, latency, database, claim, logs, bson, requests, agents) runs only those
 sections.
 """
 import collections
@@ -59,6 +63,7 @@ import urllib.parse
 from datetime import datetime, timedelta, timezone
 
 import pymongo
+import bench_agents
 from bson import ObjectId
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -483,7 +488,7 @@ def requests_section():
     }
 
 
-SECTIONS = ("throughput", "baseline", "latency", "database", "claim", "logs", "bson", "requests")
+SECTIONS = ("throughput", "baseline", "latency", "database", "claim", "logs", "bson", "requests", "agents")
 # BENCH_ONLY=throughput,baseline runs only those sections (the JSON line then
 # holds only their figures and targets).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))
@@ -550,6 +555,9 @@ def main():
     if "bson" in ONLY:
         log("BSON conversion: builders and iterators vs the JSON text path")
         out["bson_conversion_us"] = bson_conversion()
+    if "agents" in ONLY:
+        log("agents: aider and mini-swe-agent in the sandbox against the scripted provider")
+        out["agents"] = bench_agents.run(ROOT, BIN, TMP, client, seed, env, log)
     if "requests" in ONLY:
         figures, wire_targets = requests_section()
         out.update(figures)

@@ -89,6 +89,8 @@ public struct AiderGenerator: AgentGenerator {
         usage.provider = settings.clineProvider?.kind.rawValue
         usage.model = route.model
         if output.skipped > 0 { log("aider: \(output.skipped) lines of the model's answer not logged") }
+        usage.durationMs = run.durationMs
+        log(run.summary("aider"))
         log(AgentSummary.line("aider", usage))
         try run.check(agent: "aider", lastError: output.errors.last, settings: settings)
         let own = AgentCLIRun.removeOwnFiles(repo: layout.repo, prefixes: [".aider"])

@@ -124,6 +124,7 @@ public struct ClineGenerator: AgentGenerator {
         }
         var usage = output.usage
         if usage.model == nil, output.format != nil { usage.model = settings.clineModel }
+        log(run.summary("cline"))
         if !usage.isEmpty { log(Self.summary(usage)) }
         try run.check(agent: "cline", lastError: output.errors.last, settings: settings)
         let why = output.errors.last.map { ": " + $0 } ?? ""

@@ -89,18 +89,44 @@ struct LiteLLMRoute: Equatable {
 struct AgentCLIRun {
     var ended: AgentProcess.Ended
     var memoryError: String?
+    /// Seconds from the spawn to the end, and to the first line of output (its start-up).
+    var seconds: Double
+    var firstOutputSeconds: Double?
+    /// The largest resident set of any process the job child has reaped so
+    /// far (getrusage(RUSAGE_CHILDREN)): the agent's peak, or an earlier agent's.
+    var peakMemoryMB: Int
 
     /// Runs `executable` in `cwd` to its end, every output line to `onLine`.
     static func run(executable: String, arguments: [String], environment: [String: String], cwd: String,
                     timeoutSeconds: Int, onLine: (String, Bool) -> Void) throws -> AgentCLIRun {
+        let start = ContinuousClock.now
+        func since() -> Double {
+            let d = (ContinuousClock.now - start).components
+            return Double(d.seconds) + Double(d.attoseconds) / 1e18
+        }
         let process = try AgentProcess(executable: executable, arguments: arguments, environment: environment, cwd: cwd)
         var memoryError: String?
+        var first: Double?
         let ended = process.run(timeoutSeconds: timeoutSeconds, onLine: { line, isErr in
+            if first == nil { first = since() }
             if isErr, memoryError == nil { memoryError = AgentLimits.memoryErrorMarker(in: line) }
             onLine(line, isErr)
         })
-        return AgentCLIRun(ended: ended, memoryError: memoryError)
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
+        return AgentCLIRun(ended: ended, memoryError: memoryError, seconds: since(), firstOutputSeconds: first,
+                           peakMemoryMB: Int(usage.ru_maxrss / 1024))
     }
+
+    /// "aider: ran 11.2 s (first output after 3.1 s), peak memory 180 MB" for the log.
+    func summary(_ agent: String) -> String {
+        "\(agent): ran " + String(format: "%.1f s", seconds)
+            + (firstOutputSeconds.map { String(format: " (first output after %.1f s)", $0) } ?? "")
+            + ", peak memory \(peakMemoryMB) MB"
+    }
+
+    /// The run's wall-clock milliseconds, for `metadata.agent.durationMs`.
+    var durationMs: Int { Int((seconds * 1000).rounded()) }
 
     /// Throws the failure this end means for `agent`; `lastError` is the
     /// agent's last error message, appended to the reason.

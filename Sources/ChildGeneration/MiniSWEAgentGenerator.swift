@@ -96,6 +96,8 @@ public struct MiniSWEAgentGenerator: AgentGenerator {
         var usage = trajectory.usage
         usage.provider = settings.clineProvider?.kind.rawValue
         usage.model = route.model
+        usage.durationMs = run.durationMs
+        log(run.summary("mini-swe-agent"))
         log(AgentSummary.line("mini-swe-agent", usage))
         let lastError = errors.last ?? trajectory.problem
         try run.check(agent: "mini-swe-agent", lastError: lastError, settings: settings)

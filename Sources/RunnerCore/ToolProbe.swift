@@ -33,6 +33,29 @@ public struct ToolProbeReport: Sendable, Codable, Equatable {
     public var geminiProblem: String?
     /// Whether the Gemini call was made.
     public var geminiChecked: Bool
+    /// The agent CLIs besides Cline in `GENERATORS` (aider, mini-swe-agent), as found.
+    public var agents: [ProbedAgent]?
+
+    /// One agent CLI as the probe found it.
+    public struct ProbedAgent: Sendable, Codable, Equatable {
+        public var name: GeneratorName
+        /// The command as configured (AIDER_CMD, MINI_SWE_AGENT_CMD).
+        public var command: String
+        /// The resolved executable, or nil when not found.
+        public var path: String?
+        /// The installed package's version (a virtualenv's `.dist-info`), when known.
+        public var version: String?
+        /// The folder of the Python its virtualenv was made from.
+        public var interpreterHome: String?
+
+        public init(name: GeneratorName, command: String, path: String?, version: String?, interpreterHome: String?) {
+            self.name = name
+            self.command = command
+            self.path = path
+            self.version = version
+            self.interpreterHome = interpreterHome
+        }
+    }
 
     public init(libgit2: String, clinePath: String?, geminiProblem: String?, geminiChecked: Bool) {
         self.libgit2 = libgit2

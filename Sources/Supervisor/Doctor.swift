@@ -186,6 +186,7 @@ struct Doctor: AsyncParsableCommand {
                 }
             }
         }
+        for (state, line) in DoctorAgents.lines(probe.agents ?? [], settings: config.child) { report(state, line) }
         if wantsGemini {
             if probe.geminiChecked {
                 report(probe.geminiProblem == nil ? "ok" : "fail", "gemini: model \(config.child.geminiModel) at \(config.child.geminiAPIBase) "

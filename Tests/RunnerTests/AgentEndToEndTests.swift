@@ -79,6 +79,10 @@ import Testing
                 }
             }
         }
+        // Its run time, start-up and peak memory, for the log and `make bench`.
+        #expect(run.logs.contains { $0.contains(": ran ") && $0.contains(" s (first output after ") && $0.hasSuffix(" MB") },
+                "\(run.logs)")
+        #expect((run.job["metadata"]?["agent"]?["durationMs"]?.intValue ?? 0) > 0)
         // Every agent process named its workspace in its argv: none is left.
         #expect(await eventually(5) { Containment.processes(with: run.workspace).isEmpty })
     }
