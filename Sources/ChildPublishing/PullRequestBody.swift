@@ -56,8 +56,8 @@ public struct PullRequestBody: Sendable {
         if components.isEmpty { md += "The diagram has no components.\n" } else {
             md += "| Component | Kind | Technology | Folder |\n|---|---|---|---|\n"
             for c in components.prefix(200) {
-                md += "| \(Self.code(c.name)) | \(Self.code(c.kind)) | \(Self.code(c.technology)) | "
-                    + (c.folder.map { Self.code($0 + "/") } ?? "—") + " |\n"
+                md += "| \(Self.cell(c.name)) | \(Self.cell(c.kind)) | \(Self.cell(c.technology)) | "
+                    + (c.folder.map { Self.cell($0 + "/") } ?? "—") + " |\n"
             }
         }
         md += "\n## Files changed\n\n\(changes.total) file(s) against \(Self.code(base)):\n\n"
@@ -71,7 +71,7 @@ public struct PullRequestBody: Sendable {
             } else {
                 md += "| Host | Requests denied |\n|---|---|\n"
                 for (host, n) in egress.denied.sorted(by: { ($1.value, $0.key) < ($0.value, $1.key) }) {
-                    md += "| \(Self.code(host)) | \(n) |\n"
+                    md += "| \(Self.cell(host)) | \(n) |\n"
                 }
                 if egress.otherHosts > 0 { md += "| other hosts | \(egress.otherHosts) |\n" }
             }
@@ -112,6 +112,9 @@ public struct PullRequestBody: Sendable {
         let pad = flat.hasPrefix("`") || flat.hasSuffix("`") || flat.isEmpty ? " " : ""
         return fence + pad + flat + pad + fence
     }
+
+    /// `code(s)` in a table cell: a `|` would end the cell even inside a code span, so it is escaped.
+    static func cell(_ s: String) -> String { code(s).replacingOccurrences(of: "|", with: "\\|") }
 
     /// `s` as a fenced block that nothing in it can close.
     static func fenced(_ s: String) -> String {

@@ -141,17 +141,25 @@ import Testing
             for u in https://denied.example/ https://denied.example/again https://other.example/; do
               curl -s -o /dev/null -x "$HTTPS_PROXY" "$u"
             done
-            printf '# Tiny\\n\\nBuilt by the fake agent.\\n' > README.md
+            printf '# Tiny\\n\\nBuilt by the fake agent.\\n\\n````\\n@octocat </details> [x](https://evil.example)\\n' > README.md
             mkdir -p web && echo 'console.log(1)' > web/index.js
             exit 0
             """)
-        let id = try await w.seed()
+        // A component name from the diagram with Markdown in it stays one code span.
+        var spec = tinySpec.objectValue!
+        spec["nodes"] = [["id": "a", "type": "frontend", "data": ["label": "W`eb | @octocat", "framework": "react"]],
+                         ["id": "b", "type": "backend", "data": ["label": "API", "framework": "express"]]]
+        let id = try await w.seed(spec: .object(spec))
         try await w.run(env(cline, ["GITHUB_TOKEN": Self.token]))
         let job = try await w.h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job.jsonString)")
         let body = try w.requests("POST", "/repos/owner/repo/pulls").first?["body"]?["body"]?.stringValue ?? ""
+        #expect(body.contains("| ``W`eb \\| @octocat`` | `frontend` | `react` | — |"), "\(body)")
         #expect(body.contains("| Host | Requests denied |\n|---|---|\n| `denied.example` | 2 |\n| `other.example` | 1 |"), "\(body)")
         #expect(body.contains("Built by the fake agent."), "the summary is the generated README's opening: \(body)")
+        // What the agent wrote is quoted by construction: a fence longer than any it holds, so nothing in it
+        // closes the block (no mention, no link, no HTML).
+        #expect(body.contains("## Summary\n\n`````text\n# Tiny") && body.contains("evil.example)\n`````\n"), "\(body)")
     }
 
     @Test(arguments: [
