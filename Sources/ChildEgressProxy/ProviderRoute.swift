@@ -20,6 +20,8 @@ struct ProviderRoute {
     let out: EventWriter
     /// The keyed requests in flight, shared by the server's connections (`ProxyServer.keyedRequestLimit`).
     let slots: RouteSlots
+    /// The job's spend and budget, shared likewise.
+    let meter: Meter
 
     /// Where one keyed request goes.
     struct Upstream {
@@ -42,7 +44,7 @@ struct ProviderRoute {
             }
             guard Self.sameToken(request.value(GeminiRoute.tokenHeader), gemini.routeToken) else {
                 fail(client, 403, "gemini: refused a request without the job's route token")
-                out.emit(EgressEvent(type: "denied", target: GeminiRoute.prefix, reason: DenyReason.notAllowed.rawValue,
+                out.emit(EgressEvent(.denied, target: GeminiRoute.prefix, reason: DenyReason.notAllowed.rawValue,
                                      detail: "the Gemini route needs the job's route token"))
                 return nil
             }
@@ -81,7 +83,7 @@ struct ProviderRoute {
         guard RouteAllowlist.allows(upstream.dialect, method: request.method, path: path) else {
             fail(client, 403, "\(upstream.name): \(request.method) \(shown) is not a model call (only generation, "
                 + "its streaming form, token counting and the model listing are forwarded)", log: false)
-            out.emit(EgressEvent(type: "denied", target: "\(request.method) \(shown)", reason: DenyReason.notAModelCall.rawValue,
+            out.emit(EgressEvent(.denied, target: "\(request.method) \(shown)", reason: DenyReason.notAModelCall.rawValue,
                                  detail: "\(upstream.name) route: not a model call"))
             return
         }
@@ -90,7 +92,7 @@ struct ProviderRoute {
                         extra: "Retry-After: 1\r\n")
         }
         defer { slots.release() }
-        let body: [UInt8]
+        var body: [UInt8]
         switch RequestBody.framing(request).flatMap({ framing -> Result<[UInt8], RequestBody.Failure> in
             if framing != .none, request.value("expect")?.lowercased() == "100-continue" {
                 try? writeAll(client, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
@@ -102,26 +104,55 @@ struct ProviderRoute {
         case .failure(.tooLarge): return fail(client, 413, "\(upstream.name): a request body over \(RequestBody.cap >> 20) MiB")
         case .failure(.closed): return fail(client, 400, "\(upstream.name): unreadable request body")
         }
+        // A model call is metered, and refused once the job's budget is spent.
+        let shape = UsageReader.shape(upstream.dialect, method: request.method, path: path)
+        if shape != nil, let spent = meter.admit() {
+            try? writeAll(client, MeteredCall.refusal(upstream.dialect, spent))
+            out.emit(EgressEvent(.budget, detail: "\(upstream.name): \(request.method) \(shown) refused", budget: spent))
+            return
+        }
+        var stripUsageChunk = false
+        if shape == .chat, let asking = StreamUsage.requestingUsage(body) {
+            body = asking
+            stripUsageChunk = true
+        }
         var base = upstream.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         let url = base + (path.isEmpty || path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
         // Only the allowlisted headers of the caller; a name the operator sets is the operator's.
+        // A model call's answer comes uncompressed, so that its usage can be read.
         let added = Set(upstream.addedHeaders.map { $0.name.lowercased() })
         var headers = request.headers.filter { name, _ in
             RouteAllowlist.forwardedHeaders.contains(name.lowercased()) && !added.contains(name.lowercased())
+                && (shape == nil || name.lowercased() != "accept-encoding")
         }.map { "\($0.0): \($0.1)" }
         headers += upstream.addedHeaders.map { "\($0.name): \($0.value)" }
-        let exchange = Exchange(client: client)
+        let call = MeteredCall(route: upstream.name, dialect: upstream.dialect, path: path)
+        let exchange = Exchange(client: client, usage: shape.map(UsageReader.init), stripUsageChunk: stripUsageChunk)
+        var failure: String?
         do {
             // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
             _ = try CurlEasy().perform(url, method: request.method, headers: headers,
                                        body: ["GET", "HEAD"].contains(request.method) ? nil : body,
                                        connectTimeout: 15, timeout: .stalled(300), receiver: exchange)
+            exchange.finish()
         } catch {
-            // Once the answer's head went out, the client sees the cut; before, it gets the reason.
-            if !exchange.headSent { return fail(client, 502, "\(upstream.name) request failed: \(error)") }
+            failure = "\(error)"
         }
-        out.emit(EgressEvent(type: "log", detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
+        if let failure, !exchange.headSent {
+            // Before the answer's head went out, the client gets the reason; after, it sees the cut.
+            fail(client, 502, "\(upstream.name) request failed: \(failure)")
+        }
+        guard let reader = exchange.usage else {
+            if failure == nil || exchange.headSent {
+                out.emit(EgressEvent(.log, detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
+            }
+            return
+        }
+        let usage = call.usage(reader, status: failure == nil ? exchange.status : 0, body: body, meter: meter)
+        out.emit(EgressEvent(.usage, detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "")",
+                             usage: usage))
+        for notice in meter.record(usage) { out.emit(EgressEvent(.budget, budget: notice)) }
     }
 
     /// The proxy's own error answer, in the shape Google's and OpenAI's
@@ -131,7 +162,7 @@ struct ProviderRoute {
         let text = json.jsonString + "\n"
         try? writeAll(client, Array(("HTTP/1.1 \(status) Error\r\nContent-Type: application/json\r\nConnection: close\r\n"
             + extra + "Content-Length: \(text.utf8.count)\r\n\r\n" + text).utf8))
-        if log { out.emit(EgressEvent(type: "log", detail: message)) }
+        if log { out.emit(EgressEvent(.log, detail: message)) }
     }
 
     /// The methods the keyed routes forward.

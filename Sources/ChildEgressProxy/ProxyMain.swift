@@ -43,7 +43,7 @@ public enum ProxyMain {
         }
         let server = ProxyServer(ticket: ticket, out: out)
         Thread.detachNewThread { SocketIO.serve(listener) { server.handle($0) } }
-        out.emit(EgressEvent(type: "ready", detail: "listening on \(ticket.socketPath)"))
+        out.emit(EgressEvent(.ready, detail: "listening on \(ticket.socketPath)"))
         // Our lifetime is the supervisor's job: stdin closes when it ends.
         var byte: UInt8 = 0
         while true {

@@ -16,6 +16,8 @@ public final class ProxyServer: Sendable {
     let out: EventWriter
     /// The keyed requests in flight (at most `keyedRequestLimit`).
     let slots: RouteSlots
+    /// The job's model-call spend and budget.
+    let meter: Meter
     /// How long a tunnel or a plain-HTTP answer may pass no byte either way before it is closed.
     let idleSeconds: Int
 
@@ -34,6 +36,7 @@ public final class ProxyServer: Sendable {
         policy = EgressPolicy(rules: ticket.rules)
         self.out = out
         slots = RouteSlots(limit: keyedLimit)
+        meter = Meter(budget: ticket.budget, prices: ticket.prices)
         self.idleSeconds = idleSeconds
     }
 
@@ -66,12 +69,12 @@ public final class ProxyServer: Sendable {
             guard Self.isProviderPath(request.target) else {
                 return refuse(client, target: request.target, .badRequest, "not a proxy request (use absolute URLs or CONNECT)")
             }
-            ProviderRoute(ticket: ticket, out: out, slots: slots).forward(client, request: request, early: rest)
+            ProviderRoute(ticket: ticket, out: out, slots: slots, meter: meter).forward(client, request: request, early: rest)
         } else if let url = URLParts(request.target), url.scheme == "http" {
             if Self.isProviderPath(url.path), ["127.0.0.1", "localhost", "::1"].contains(url.host) {
                 var local = request
                 local.target = url.path
-                return ProviderRoute(ticket: ticket, out: out, slots: slots).forward(client, request: local, early: rest)
+                return ProviderRoute(ticket: ticket, out: out, slots: slots, meter: meter).forward(client, request: local, early: rest)
             }
             forward(client, request: request, url: url, early: rest)
         } else {
@@ -131,7 +134,7 @@ public final class ProxyServer: Sendable {
         let status = status ?? (reason == .badRequest ? "400 Bad Request" : "403 Forbidden")
         try? writeAll(client, Array(("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             + "Content-Length: \(line.utf8.count)\r\n\r\n" + line).utf8))
-        out.emit(EgressEvent(type: "denied", target: target, reason: reason.rawValue, detail: why))
+        out.emit(EgressEvent(.denied, target: target, reason: reason.rawValue, detail: why))
     }
 }
 

@@ -75,6 +75,8 @@ public struct RunnerConfiguration: Sendable {
     /// DASHBOARD_TOKEN: the operators' sign-in secret for `agent-runner dashboard`
     /// (required there only; at least 16 characters).
     public var dashboardToken: String?
+    /// JOB_BUDGET_* and MODEL_PRICES_FILE: what a job's model calls may cost, enforced by its egress proxy.
+    public var spend: SpendSettings
 
     /// Every variable the runner reads, with its default ("" = unset), for
     /// `.env.example`, `doctor` and tests.
@@ -108,6 +110,8 @@ public struct RunnerConfiguration: Sendable {
         // Publishing: push, a branch, or a pull request.
         ("PUBLISH_MODE", "push"), ("PUBLISH_MODES_ALLOWED", ""), ("PUBLISH_BRANCH", "architex/{projectSlug}"),
         ("PULL_REQUEST_DRAFT", "false"), ("PULL_REQUEST_LABELS", ""), ("DASHBOARD_URL", ""),
+        // Model-call spend (docs/budgets.md).
+        ("JOB_BUDGET_USD", ""), ("JOB_BUDGET_TOKENS", ""), ("JOB_BUDGET_REQUESTS", ""), ("MODEL_PRICES_FILE", ""),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -170,6 +174,7 @@ public struct RunnerConfiguration: Sendable {
                 return rule
             }
         dashboardToken = r.optional("DASHBOARD_TOKEN")
+        spend = try SpendSettings(r)
     }
 
     /// DASHBOARD_TOKEN, checked: the dashboard exits 78 naming it when this throws.

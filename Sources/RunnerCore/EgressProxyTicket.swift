@@ -19,18 +19,25 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     /// The Gemini route (`/gemini/…` to GEMINI_API_BASE, GOOGLE_GEMINI_API_KEY
     /// added); nil: no Gemini route.
     public var gemini: GeminiUpstream?
+    /// The job's budget, enforced on both keyed routes (nil or empty: none).
+    public var budget: JobBudget?
+    /// The prices the calls are metered with (nil: `PriceTable.shipped`).
+    public var prices: PriceTable?
 
     /// The path prefix of the provider route.
     public static let providerPrefix = "/provider"
 
     public init(socketPath: String, rules: [EgressRule], provider: ClineProvider?, providerKey: String?,
-                providerHeaders: [ProviderHeader] = [], gemini: GeminiUpstream? = nil) {
+                providerHeaders: [ProviderHeader] = [], gemini: GeminiUpstream? = nil,
+                budget: JobBudget? = nil, prices: PriceTable? = nil) {
         self.socketPath = socketPath
         self.rules = rules
         self.provider = provider
         self.providerKey = providerKey
         self.providerHeaders = providerHeaders
         self.gemini = gemini
+        self.budget = budget
+        self.prices = prices
     }
 
     /// Without the key and the operator's header values (an interpolated ticket is safe to log).
@@ -94,32 +101,5 @@ public struct GeminiRoute: Sendable, Codable, Equatable, CustomStringConvertible
     public static func newToken() -> String {
         var g = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
-    }
-}
-
-/// One NDJSON line the egress proxy writes on stdout.
-public struct EgressEvent: Sendable, Codable, Equatable {
-    /// "ready", "denied" or "log".
-    public var type: String
-    /// host:port, for "denied".
-    public var target: String?
-    /// A `DenyReason` raw value, for "denied".
-    public var reason: String?
-    /// Human-readable detail (never a secret).
-    public var detail: String?
-
-    public init(type: String, target: String? = nil, reason: String? = nil, detail: String? = nil) {
-        self.type = type
-        self.target = target
-        self.reason = reason
-        self.detail = detail
-    }
-
-    /// The job-log line for this event.
-    public var logLine: String {
-        switch type {
-        case "denied": return "egress denied: \(target ?? "?") (\(detail ?? reason ?? "refused"))"
-        default: return "egress: \(detail ?? type)"
-        }
     }
 }

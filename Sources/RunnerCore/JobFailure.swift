@@ -11,6 +11,9 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     case pushRejected = "push_rejected"
     case pushFailed = "push_failed"
     case timeout
+    /// A model call was refused because the job's budget (JOB_BUDGET_*, or
+    /// the job's own `budget`) was spent; the message names the budget and the spend.
+    case budgetExceeded = "budget_exceeded"
     case resourceLimit = "resource_limit"
     case sandboxViolation = "sandbox_violation"
     /// The host cannot give the job the confinement SANDBOX=enforce requires
@@ -39,7 +42,7 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
         case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal, .rateLimited,
              .pullRequestFailed: true
         case .invalidSpec, .invalidRemote, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
-             .resourceLimit, .sandboxViolation, .sandboxUnavailable, .repositoryNotFound, .pullRequestForbidden,
+             .budgetExceeded, .resourceLimit, .sandboxViolation, .sandboxUnavailable, .repositoryNotFound, .pullRequestForbidden,
              .branchProtected, .pullRequestInvalid: false
         }
     }

@@ -27,11 +27,13 @@ struct ChildRelay: Sendable {
 
     /// What the relay saw: the facts for the outcome, the log lines not yet
     /// written (they go with the outcome) and the supervisor's share of the
-    /// phase timings (the launch's, then the relay's).
+    /// phase timings (the launch's, then the relay's), and the model calls'
+    /// usage the egress proxy metered (nil: none).
     struct Ended: Sendable {
         var facts: RunFacts
         let lines: [String]
         let timings: [String: Int]
+        var usage: UsageTotals? = nil
     }
 
     /// Relays until the child exits and its output is read to the end.
@@ -45,6 +47,8 @@ struct ChildRelay: Sendable {
         let logs = LogBatcher(job: job, writes: writes)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
         let control = ChildControl()
+        // The proxy's metering and budget: a refused call stops the child (`budget_exceeded`).
+        let report = ProxyReport()
         let result = ResultBox()
         let started = ContinuousClock.now
         let deadline = started + .seconds(timeoutSeconds)
@@ -53,15 +57,12 @@ struct ChildRelay: Sendable {
         defer { leases.release(job) }
         for note in launched.notes { await logs.note(note) }
         return await withTaskGroup(of: Void.self) { group in
-            // Refusals and provider calls from the job's egress proxy.
+            // Refusals, model calls and the budget from the job's egress proxy.
             if let proxy = launched.proxy {
                 group.addTask { [redactor] in
                     await proxy.relay { event in
-                        if event.type == "denied" {
-                            RunnerMetrics.egressDenied(reason: event.reason ?? "unknown")
-                            egress.withLock { $0.record(deniedTarget: event.target ?? "?") }
-                        }
-                        if event.type != "ready" { await logs.add(redactor.withLock { $0 }.redact(event.logLine)) }
+                        if event.kind == .denied { egress.withLock { $0.record(deniedTarget: event.target ?? "?") } }
+                        if let line = report.take(event, control: control) { await logs.add(redactor.withLock { $0 }.redact(line)) }
                     }
                 }
             }
@@ -83,8 +84,10 @@ struct ChildRelay: Sendable {
                                 }
                                 continue
                             }
-                            await relay(event, logs: logs, result: result, tokenFailure: tokenFailure,
-                                        egress: egress.withLock { $0 })
+                            // With the push token goes what the proxy saw so far, its metering included.
+                            var seen = egress.withLock { $0 }
+                            seen.metered = report.usage?.agentUsage
+                            await relay(event, logs: logs, result: result, tokenFailure: tokenFailure, egress: seen)
                         }
                     }
                 }.value
@@ -103,9 +106,9 @@ struct ChildRelay: Sendable {
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
             timings["databaseMs"] = waited.milliseconds
             let facts = RunFacts(result: result.value, exit: status, stop: control.reason,
-                                 failure: tokenFailure.withLock { $0 },
+                                 failure: tokenFailure.withLock { $0 } ?? report.budgetFailure,
                                  protocolFailure: protocolFailure.withLock { $0 })
-            return Ended(facts: facts, lines: lines, timings: timings)
+            return Ended(facts: facts, lines: lines, timings: timings, usage: report.usage)
         }
     }
 

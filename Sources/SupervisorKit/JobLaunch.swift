@@ -61,9 +61,10 @@ public struct JobLaunch: Sendable {
     /// JOB_EGRESS_ALLOW, the provider, and the Gemini route when
     /// `geminiRouteToken` is set. No
     /// rule opens the Cline provider or the Gemini API to CONNECT: the proxy
-    /// calls them itself, on its keyed routes.
+    /// calls them itself, on its keyed routes. `budget`: the job's (`SpendSettings.budget(for:)`),
+    /// else the operator's; the prices are always the operator's.
     func proxyTicket(workspace: String, repoURL: String?, geminiRouteToken: String? = nil,
-                     publish: PublishPlan? = nil) -> EgressProxyTicket {
+                     publish: PublishPlan? = nil, budget: JobBudget? = nil) -> EgressProxyTicket {
         var derived = EgressRule.derived(gitRemote: repoURL)
         if publish?.mode == .pullRequest, repoURL.flatMap({ try? RepositoryRemote($0) })?.http != nil {
             derived += EgressRule.derived(gitRemote: config.child.publish.apiURL).filter { !derived.contains($0) }
@@ -73,7 +74,8 @@ public struct JobLaunch: Sendable {
         }
         return EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
                                  provider: config.child.clineProvider, providerKey: config.clineAPIKey,
-                                 providerHeaders: config.clineProviderHeaders, gemini: route)
+                                 providerHeaders: config.clineProviderHeaders, gemini: route,
+                                 budget: budget ?? config.spend.budget, prices: config.spend.prices)
     }
 
     /// Spawns the job child. In namespaces when wanted; where the host
@@ -165,7 +167,7 @@ final class EgressProxyProcess: Sendable {
         let ready = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for await out in process.output {
-                    if case .stdout(let text) = out, text.contains("\"ready\"") { return true }
+                    if case .stdout(let text) = out, EgressEvent.decode(line: text)?.kind == .ready { return true }
                     if case .stderr(let text) = out { proxy.diagnostic(text) }
                 }
                 return false
@@ -202,7 +204,7 @@ final class EgressProxyProcess: Sendable {
             switch line {
             case .stderr(let text): diagnostic(text)
             case .stdout(let text):
-                guard let event = try? JSONDecoder().decode(EgressEvent.self, from: Data(text.utf8)) else { continue }
+                guard let event = EgressEvent.decode(line: text) else { continue }
                 await onEvent(event)
             }
         }

@@ -50,6 +50,8 @@ struct JobRunner: Sendable {
                 await writer.write(job, .cancelled("cancelled before it ran"), logger)
                 return (outcome, false)
             }
+            // The job's own `budget` is untrusted input: checked before anything of the job is made.
+            let budget = try config.spend.budget(for: job.job)
             if let projectId = job.projectId, !projectId.isNull,
                try await !store.acquireProjectLock(job, projectId: projectId, leaseSeconds: config.leaseSeconds) {
                 logger.info("another job of this project is running; deferred until it ends")
@@ -62,7 +64,7 @@ struct JobRunner: Sendable {
             clock.lap("ticketMs")
             workspaceMade = true
             let ended = try await JobLaunch(config: config, childPath: childPath)
-                .withLaunched(job, ticket: ticket, redactor: redactor, logger: logger, clock: clock) { launched in
+                .withLaunched(job, ticket: ticket, budget: budget, redactor: redactor, logger: logger, clock: clock) { launched in
                     var ended = await ChildRelay(job: job, launched: launched, repoURL: ticket.repoURL, redactor: redactor,
                                                  logger: logger, leaseSeconds: config.leaseSeconds,
                                                  timeoutSeconds: config.jobTimeoutSeconds, leases: leases, writes: writes,
@@ -78,7 +80,11 @@ struct JobRunner: Sendable {
                 meta.timings = (meta.timings ?? [:]).merging(ended.timings) { child, _ in child }
                 outcome = .done(meta)
             }
-            if let outcome { await writer.write(job, outcome, logger, logs: ended.lines, projectDocumentId: projectDocumentId) }
+            // The model calls the egress proxy metered: `metadata.usage` whatever the outcome, and a log line.
+            let lines = ended.lines + (ended.usage.map { [$0.summary] } ?? [])
+            if let outcome {
+                await writer.write(job, outcome, logger, logs: lines, projectDocumentId: projectDocumentId, usage: ended.usage)
+            }
         } catch {
             let failure = error as? JobFailure ?? JobFailure(.internal, redactor.withLock { $0 }.redact("\(error)"))
             outcome = OutcomePolicy.outcome(policy(job).decide(RunFacts(failure: failure)), attempt: job.attempt)

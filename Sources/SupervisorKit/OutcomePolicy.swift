@@ -8,6 +8,8 @@ import RunnerCore
 /// Why the supervisor stopped a child early.
 public enum StopReason: Sendable, Equatable {
     case cancelled, timeout, leaseLost, shutdown
+    /// The job's egress proxy refused a model call for the budget (`RunFacts.failure` says which).
+    case budgetExceeded
 }
 
 /// Everything the supervisor saw of one run of a job, once its child is gone
@@ -79,7 +81,8 @@ public struct OutcomePolicy: Sendable {
     ///    the timeout, shutdown, refused forks): its commit is on the remote;
     /// 4. a malformed protocol line, when the supervisor did not stop the
     ///    child otherwise;
-    /// 5. the supervisor's own stop: cancelled, or requeued at shutdown;
+    /// 5. the supervisor's own stop: cancelled, or requeued at shutdown, or
+    ///    the budget spent (`budget_exceeded`, its message in `failure`);
     /// 6. refused forks in the job's pids cgroup: `resource_limit` (a fork
     ///    bomb is named as such even when it also ran into the timeout);
     /// 7. the timeout;
@@ -98,6 +101,9 @@ public struct OutcomePolicy: Sendable {
         if facts.stop == nil, let failure = facts.protocolFailure { return fail(failure) }
         if facts.stop == .cancelled { return .cancelled("cancelled while running") }
         if facts.stop == .shutdown { return .requeued }
+        if facts.stop == .budgetExceeded {
+            return fail(facts.failure ?? JobFailure(.budgetExceeded, "the job's budget was spent"))
+        }
         if facts.refusedForks > 0 { return fail(forkFailure(facts.refusedForks)) }
         if facts.stop == .timeout {
             return fail(JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(timeoutSeconds)"))

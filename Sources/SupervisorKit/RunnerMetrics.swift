@@ -22,6 +22,7 @@ public enum RunnerMetrics {
             Counter(label: "agent_runner_child_exits_total", dimensions: [("reason", reason)]).increment(by: 0)
         }
         Counter(label: "agent_runner_database_errors_total").increment(by: 0)
+        Counter(label: "agent_runner_budget_stops_total").increment(by: 0)
         running(0, slots: slots)
         _ = Metrics.Timer(label: "agent_runner_job_duration_seconds")
         _ = Metrics.Timer(label: "agent_runner_claim_latency_seconds")
@@ -53,6 +54,34 @@ public enum RunnerMetrics {
     static func egressDenied(reason: String) {
         Counter(label: "agent_runner_egress_denied_total", dimensions: [("reason", reason)]).increment()
     }
+
+    /// One metered model call: its tokens by kind and its cost, by route and model.
+    /// The model names become labels: the agent chooses them, so at most
+    /// `maxModelLabels` per process; later ones count as `other`.
+    static func modelCall(_ call: CallUsage) {
+        let model = modelLabels.withLock { seen -> String in
+            let name = call.model ?? "unknown"
+            if seen.contains(name) { return name }
+            guard seen.count < maxModelLabels else { return "other" }
+            seen.insert(name)
+            return name
+        }
+        let dims = [("route", call.route), ("model", model)]
+        Counter(label: "agent_runner_model_calls_total", dimensions: dims + [("status", String(call.status))]).increment()
+        for (kind, n) in [("input", call.inputTokens), ("output", call.outputTokens), ("cache_read", call.cacheReadTokens),
+                          ("cache_write", call.cacheWriteTokens)] where n > 0 {
+            Counter(label: "agent_runner_model_tokens_total", dimensions: dims + [("kind", kind)]).increment(by: n)
+        }
+        if let cost = call.cost, cost > 0 {
+            FloatingPointCounter(label: "agent_runner_model_cost_usd_total", dimensions: dims).increment(by: cost)
+        }
+    }
+
+    static let maxModelLabels = 32
+    private static let modelLabels = Locked<Set<String>>([])
+
+    /// A job stopped because a model call was refused for its budget.
+    static func budgetStop() { Counter(label: "agent_runner_budget_stops_total").increment() }
 
     static func childExit(_ reason: String) {
         Counter(label: "agent_runner_child_exits_total", dimensions: [("reason", reason)]).increment()

@@ -157,7 +157,8 @@ def call(url, headers, dialect, model):
         err = json.loads(e.read().decode() or "{}").get("error", {})
         return None, "%d %s" % (e.code, err.get("message", "error"))
     if raw.startswith("data: "):
-        raw = raw[len("data: "):].strip()
+        # A stream of chunks, each with the usage so far: the last one is the whole answer.
+        raw = [line[len("data: "):] for line in raw.splitlines() if line.startswith("data: ")][-1]
     a = json.loads(raw)
     if dialect == "anthropic":
         u = a["usage"]

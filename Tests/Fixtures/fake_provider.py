@@ -16,6 +16,12 @@ Dialects, by path (any prefix before them is the provider route):
   .../responses                            OpenAI Responses
   .../models/M:generateContent             Gemini (JSON)
   .../models/M:streamGenerateContent       Gemini (server-sent events with ?alt=sse)
+A request with `"stream": true` (Anthropic, chat completions, Responses) or
+Gemini's `:streamGenerateContent` gets a server-sent event stream in the
+dialect's own form, with the same usage as the JSON answer (see USAGE); a
+chat stream carries its usage chunk (`choices: []`) only when the request
+asked for it (`stream_options.include_usage`). The log's `stream_options` is
+the request's. Without `alt=sse`, Gemini's stream is a JSON array of chunks.
 SCENARIO: ok (answers with usage) | overloaded (each dialect's error shape) |
 badkey (GET .../models answers 401) | aider (chat completions answer with two
 files in aider's whole-file edit format) | mini (chat completions answer with
@@ -113,6 +119,55 @@ def gemini(model):
                                    "cachedContentTokenCount": 1000}, "modelVersion": model}
 
 
+def sse(events):
+    """Server-sent events: (event name or None, payload) pairs."""
+    out = ""
+    for name, payload in events:
+        if name:
+            out += "event: " + name + "\n"
+        out += "data: " + (payload if isinstance(payload, str) else json.dumps(payload)) + "\n\n"
+    return out.encode()
+
+
+def stream(path, model, body, answer, query):
+    """The answer of a streamed call, as the dialect streams it."""
+    if path.endswith("/v1/messages"):
+        usage = answer["usage"]
+        start = dict(answer, content=[], stop_reason=None,
+                     usage={"input_tokens": usage["input_tokens"], "output_tokens": 1,
+                            "cache_read_input_tokens": usage["cache_read_input_tokens"],
+                            "cache_creation_input_tokens": usage["cache_creation_input_tokens"]})
+        return sse([("message_start", {"type": "message_start", "message": start}),
+                    ("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}}),
+                    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                             "delta": {"type": "text_delta", "text": TEXT}}),
+                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                       "usage": {"output_tokens": usage["output_tokens"]}}),
+                    ("message_stop", {"type": "message_stop"})])
+    if path.endswith("/chat/completions"):
+        chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}
+        events = [(None, dict(chunk, choices=[{"index": 0, "delta": {"role": "assistant", "content": TEXT[:10]}}])),
+                  (None, dict(chunk, choices=[{"index": 0, "delta": {"content": TEXT[10:]}, "finish_reason": "stop"}]))]
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append((None, dict(chunk, choices=[], usage=answer["usage"])))
+        return sse(events + [(None, "[DONE]")])
+    if path.endswith("/responses"):
+        return sse([("response.created", {"type": "response.created",
+                                           "response": dict(answer, status="in_progress", output=[], usage=None)}),
+                    ("response.output_text.delta", {"type": "response.output_text.delta", "delta": TEXT}),
+                    ("response.completed", {"type": "response.completed", "response": answer})])
+    # Gemini: two chunks, each with the usage so far (the last one is final).
+    usage = answer["usageMetadata"]
+    first = {"candidates": [{"content": {"role": "model", "parts": [{"text": TEXT[:10]}]}}],
+             "usageMetadata": dict(usage, candidatesTokenCount=7), "modelVersion": model}
+    chunks = [first, answer]
+    if "alt=sse" in query:
+        return sse([(None, c) for c in chunks])
+    return json.dumps(chunks).encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -162,8 +217,10 @@ class Handler(BaseHTTPRequestHandler):
             body = {}
         parts = urlsplit(self.path)
         path = parts.path
-        model = body.get("model") if isinstance(body, dict) else None
-        sse = False
+        if not isinstance(body, dict):
+            body = {}
+        model = body.get("model")
+        streamed = bool(body.get("stream"))
         if path.endswith("/v1/messages"):
             status, answer = anthropic(model)
         elif path.endswith("/chat/completions"):
@@ -173,18 +230,19 @@ class Handler(BaseHTTPRequestHandler):
         elif ":generateContent" in path or ":streamGenerateContent" in path:
             model = path.rsplit("/", 1)[-1].split(":")[0]
             status, answer = gemini(model)
-            sse = ":streamGenerateContent" in path and "alt=sse" in parts.query
+            streamed = ":streamGenerateContent" in path
         else:
             status, answer = 404, {"error": {"message": "no such route: " + path}}
         entry = {"method": self.command, "path": path, "query": parts.query, "model": model,
+                 "stream_options": body.get("stream_options"),
                  "headers": {k.lower(): v for k, v in self.headers.items()},
                  "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
         with lock:
             with open(LOG, "a") as f:
                 f.write(json.dumps(entry) + "\n")
-        if sse and status == 200:
-            data = ("data: " + json.dumps(answer) + "\r\n\r\n").encode()
-            ctype = "text/event-stream"
+        if streamed and status == 200:
+            data = stream(path, model, body, answer, parts.query)
+            ctype = "application/json" if data.startswith(b"[") else "text/event-stream"
         else:
             data = json.dumps(answer).encode()
             ctype = "application/json"

@@ -121,7 +121,15 @@ import Testing
         }
         #expect(!job.jsonString.contains(Self.realKey))
         let logs = job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(logs.contains { $0.hasPrefix("egress: provider: POST /chat/completions -> 200") }, "\(logs)")
+        // Each call is metered from the answer (chat completions: 900 prompt tokens, 512 of them cached, 210 out);
+        // the model has no price, so its cost is unknown, never 0.
+        #expect(logs.contains { $0.hasPrefix("model call: provider: POST /chat/completions: test-model-1 -> 200, tokens in 388 out 210 "
+            + "cache read 512 write 0, cost unknown") }, "\(logs)")
+        let usage = try #require(job["metadata"]?["usage"], "\(job.jsonString)")
+        #expect(usage["requests"]?.intValue == Int64(seen.count) && usage["inputTokens"]?.intValue == Int64(388 * seen.count))
+        #expect(usage["outputTokens"]?.intValue == Int64(210 * seen.count) && usage["cacheReadTokens"]?.intValue == Int64(512 * seen.count))
+        #expect(usage["cost"] == .null && usage["byModel"]?["test-model-1"]?["requests"]?.intValue == Int64(seen.count), "\(usage)")
+        #expect(logs.contains { $0.hasPrefix("usage: \(seen.count) model call(s), tokens in \(388 * seen.count)") }, "\(logs)")
         // What the agent left behind holds only the placeholder.
         let files = try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"])
         for f in files.split(separator: "\n") {

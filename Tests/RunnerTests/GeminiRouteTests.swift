@@ -84,7 +84,7 @@ import Testing
         #expect(wrong.hasPrefix("HTTP/1.1 403"), "\(wrong)")
         #expect(try gemini.requests().isEmpty, "a refused request never reaches the API")
         // Each refusal is a `denied` event for the route.
-        let denied = proxy.eventLog().filter { $0.type == "denied" }
+        let denied = proxy.eventLog().filter { $0.kind == .denied }
         #expect(denied.count == 2 && denied.allSatisfy { $0.target == GeminiRoute.prefix && $0.reason == "not_allowed" }, "\(denied)")
         let with = try await get("\(GeminiRoute.tokenHeader): \(token)\r\nx-goog-api-key: AIza-from-the-caller\r\n")
         #expect(with.hasPrefix("HTTP/1.1 200"), "\(with)")

@@ -75,7 +75,7 @@ import Testing
         }
         let reached = try rig.requests()
         #expect(reached.isEmpty, "the key reached the provider: \(reached)")
-        let denied = rig.proxy.eventLog().filter { $0.type == "denied" && $0.reason == "not_a_model_call" }
+        let denied = rig.proxy.eventLog().filter { $0.kind == .denied && $0.reason == "not_a_model_call" }
         #expect(denied.count == refused.count, "\(rig.proxy.eventLog())")
         #expect(denied.first?.logLine.hasPrefix("egress denied: GET /provider/files") == true, "\(denied)")
         let allowed = [("POST", "/provider/chat/completions"), ("POST", "/provider/responses"), ("GET", "/provider/models"),

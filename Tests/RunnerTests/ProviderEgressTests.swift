@@ -71,7 +71,7 @@ import Testing
             + "Authorization: Bearer sk-the-agents-own-key\r\nConnection: close\r\n\r\n")
         #expect(plain.hasPrefix("HTTP/1.1 403"), "\(plain)")
         #expect(try FixtureServer.jsonLines(log).isEmpty, "a refused request never reaches the provider")
-        let denied = proxy.eventLog().filter { $0.type == "denied" }
+        let denied = proxy.eventLog().filter { $0.kind == .denied }
         #expect(denied.contains { $0.reason == "not_allowed" && $0.target == target }, "\(denied)")
         // The route: the placeholder key is swapped for the real one.
         let routed = try await exchange("GET /provider/models HTTP/1.1\r\nHost: x\r\n"

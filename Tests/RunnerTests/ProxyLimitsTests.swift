@@ -78,7 +78,7 @@ import Testing
         defer { rig.stop() }
         let answer = try await rig.proxy.exchange("CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n")
         #expect(answer.hasPrefix("HTTP/1.1 403"), "\(answer)")
-        let denied = rig.proxy.eventLog().filter { $0.type == "denied" }
+        let denied = rig.proxy.eventLog().filter { $0.kind == .denied }
         #expect(denied.map(\.reason) == ["not_allowed"] && denied.first?.target == "127.0.0.1:80", "\(denied)")
         let p = EgressPolicy(rules: [EgressRule("example.com")!])
         let dns: (String, Int) -> [IPAddress] = { _, _ in [IPAddress(literal: "203.0.113.20")!] }

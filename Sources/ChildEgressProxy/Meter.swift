@@ -1,0 +1,79 @@
+import Foundation
+import RunnerCore
+
+/// The job's spend, shared by the proxy's connections: every model call is
+/// admitted here first and recorded here when it ends. Once a limit of the
+/// job's budget is reached, the next call is refused (`admit`); a call
+/// already under way finishes, so the spend can pass a limit by what the
+/// calls in flight cost (each bounded by its own `max_tokens`).
+final class Meter: Sendable {
+    let budget: JobBudget
+    let prices: PriceTable
+    private struct State {
+        var totals = UsageTotals()
+        /// Calls admitted (in flight or ended): what JOB_BUDGET_REQUESTS counts.
+        var started = 0
+        /// Thresholds already reported, per setting.
+        var reported: [String: Int] = [:]
+        var refusals = 0
+    }
+    private let state = Locked(State())
+
+    /// The thresholds reported, in percent of a limit.
+    static let thresholds = [50, 80, 100]
+
+    init(budget: JobBudget?, prices: PriceTable?) {
+        self.budget = budget ?? JobBudget()
+        self.prices = prices ?? .shipped
+    }
+
+    /// Admits one model call (nil), or the limit that is spent (the call is
+    /// refused; `exceeded` is set, and the job ends `budget_exceeded`).
+    func admit() -> BudgetNotice? {
+        state.withLock { s in
+            for (limit, spent) in Self.spends(budget, s.totals, started: s.started) where spent >= limit.value {
+                s.refusals += 1
+                return BudgetNotice(limit: limit, spent: spent, percent: Self.percent(spent, limit), exceeded: true)
+            }
+            s.started += 1
+            return nil
+        }
+    }
+
+    /// Records an ended call; returns the thresholds it crossed.
+    func record(_ call: CallUsage) -> [BudgetNotice] {
+        state.withLock { s in
+            s.totals.add(call)
+            var notices: [BudgetNotice] = []
+            for (limit, spent) in Self.spends(budget, s.totals, started: s.started) {
+                let percent = Self.percent(spent, limit)
+                guard let crossed = Self.thresholds.last(where: { $0 <= percent }),
+                      crossed > s.reported[limit.setting, default: 0] else { continue }
+                s.reported[limit.setting] = crossed
+                notices.append(BudgetNotice(limit: limit, spent: spent, percent: crossed, exceeded: false))
+            }
+            return notices
+        }
+    }
+
+    /// The calls' cost by the price table, or nil for a model without a price.
+    func cost(model: String?, input: Int, output: Int, cacheRead: Int, cacheWrite: Int) -> Double? {
+        model.flatMap(prices.price)?.cost(input: input, output: output, cacheRead: cacheRead, cacheWrite: cacheWrite)
+    }
+
+    var totals: UsageTotals { state.withLock { $0.totals } }
+
+    /// Each limit with what is spent of it. Requests count when started,
+    /// dollars and tokens when their calls end.
+    static func spends(_ b: JobBudget, _ t: UsageTotals, started: Int) -> [(BudgetLimit, Double)] {
+        var out: [(BudgetLimit, Double)] = []
+        if let l = b.requests { out.append((l, Double(started))) }
+        if let l = b.tokens { out.append((l, Double(t.tokens))) }
+        if let l = b.usd { out.append((l, t.pricedCost)) }
+        return out
+    }
+
+    static func percent(_ spent: Double, _ limit: BudgetLimit) -> Int {
+        Int(min(spent / limit.value * 100, 1e6).rounded(.down))
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import RunnerCore
+
+/// What one job's egress proxy reported, gathered as its events arrive: the
+/// model calls' usage (`metadata.usage`), the budget's warnings, and the
+/// budget's refusal, which stops the job (`budget_exceeded`).
+final class ProxyReport: Sendable {
+    private struct State {
+        var usage = UsageTotals()
+        var budgetFailure: JobFailure?
+    }
+    private let state = Locked(State())
+
+    /// Takes one event: returns the job-log line for it (nil: none) and
+    /// stops the child through `control` when a model call was refused for the budget.
+    func take(_ event: EgressEvent, control: ChildControl) -> String? {
+        switch event.kind {
+        case .ready: return nil
+        case .denied:
+            RunnerMetrics.egressDenied(reason: event.reason ?? "unknown")
+        case .usage:
+            guard let call = event.usage else { return nil }
+            state.withLock { $0.usage.add(call) }
+            RunnerMetrics.modelCall(call)
+        case .budget:
+            guard let notice = event.budget else { return nil }
+            if notice.exceeded {
+                let first = state.withLock { s -> Bool in
+                    guard s.budgetFailure == nil else { return false }
+                    s.budgetFailure = JobFailure(.budgetExceeded, notice.message)
+                    return true
+                }
+                guard first else { return nil }
+                RunnerMetrics.budgetStop()
+                control.stop(.budgetExceeded)
+            }
+        case .log, .retry: break
+        }
+        return event.logLine
+    }
+
+    /// The calls' totals; nil when there was none.
+    var usage: UsageTotals? { state.withLock { $0.usage.requests > 0 ? $0.usage : nil } }
+
+    /// The failure of a job stopped for its budget.
+    var budgetFailure: JobFailure? { state.withLock { $0.budgetFailure } }
+}
