@@ -107,8 +107,9 @@ struct ProviderRoute {
         // A model call is metered, and refused once the job's budget is spent.
         let shape = UsageReader.shape(upstream.dialect, method: request.method, path: path)
         if shape != nil, let spent = meter.admit() {
-            try? writeAll(client, MeteredCall.refusal(upstream.dialect, spent))
+            // The supervisor hears of it first: it stops the job whatever the agent does with the answer.
             out.emit(EgressEvent(.budget, detail: "\(upstream.name): \(request.method) \(shown) refused", budget: spent))
+            try? writeAll(client, MeteredCall.refusal(upstream.dialect, spent))
             return
         }
         var stripUsageChunk = false

@@ -8,6 +8,8 @@ The tests copy this file into a temporary bin/cline with a first line
   v3            Cline 3.x: providers.json; run_start (with -v), agent_event, run_result
   v3-aborted    3.x, the run is aborted from outside: run_aborted, exit 0
   v3-timeout    3.x, the CLI's own timeout: run_result aborted, error JSON on stderr, exit 1
+  v3-loop       3.x, an agent that calls the model again and again (up to 20 times) until a call fails
+  v3-stubborn   as v3-loop, but then it waits 300 s instead of exiting
   v2            Cline 2.x: globalState.json + secrets.json; say/ask messages
 A provider error (HTTP status >= 400) ends either format as the real CLI does:
 an error on stderr (3.x) or an api_req_failed message and an error line (2.x), exit 1.
@@ -216,6 +218,18 @@ def run_v3(opts, prompt):
               "mode": "act"})
     emit({"type": "agent_event", "event": {"type": "iteration_start", "iteration": 1}})
     answer, error = call(url, headers, dialect, model)
+    if MODE in ("v3-loop", "v3-stubborn"):
+        # An agent that keeps calling the model (writing its tree after the first answer) until a call fails.
+        for turn in range(2, 21):
+            if error:
+                break
+            write_tree()
+            emit({"type": "agent_event", "event": {"type": "iteration_start", "iteration": turn}})
+            answer, error = call(url, headers, dialect, model)
+        if error and MODE == "v3-stubborn":
+            # An agent that does not stop on the error: only its job's stop ends it.
+            import time
+            time.sleep(300)
     if error:
         emit({"type": "agent_event", "event": {"type": "error", "error": {"name": "Error", "message": error},
                                                "recoverable": False, "iteration": 1}})

@@ -29,15 +29,9 @@ final class ProxyProcessRig: @unchecked Sendable {
                                        providerKey: "sk-rig-real-key-0123456789",
                                        gemini: GeminiUpstream(apiBase: base, apiKey: "AIza-rig-key", routeToken: routeToken),
                                        budget: budget, prices: prices)
-        proxy = try await EgressProxyProcess.start(ticket: ticket)
-        let process = proxy.process, events = self.events
-        reader = Task {
-            for await line in process.output {
-                if case .stdout(let text) = line, let event = EgressEvent.decode(line: text) {
-                    events.withLock { $0.append(event) }
-                }
-            }
-        }
+        proxy = try await EgressProxyProcess.start(ticket: ticket, logger: CapturedLog().logger, redactor: Locked(Redactor()))
+        let proxy = self.proxy, events = self.events
+        reader = Task { await proxy.relay { event in events.withLock { $0.append(event) } } }
     }
 
     func stop() {
