@@ -99,7 +99,10 @@ import Testing
         #expect(meta?["agent"]?["model"]?.stringValue == "openai/test-model-1")
         #expect(meta?["agent"]?["inputTokens"]?.intValue == 900 && meta?["agent"]?["outputTokens"]?.intValue == 210)
         #expect(run.logs.contains("aider: edited README.md") && run.logs.contains("aider: edited src/main.py"), "\(run.logs)")
-        #expect(run.logs.contains { $0.hasPrefix("egress: provider: POST /chat/completions -> 200") }, "\(run.logs)")
+        // The proxy metered aider's call from the answer, as the agent itself reported it.
+        #expect(run.logs.contains { $0.hasPrefix("model call: provider: POST /chat/completions: test-model-1 -> 200, tokens in 388 out 210") },
+                "\(run.logs)")
+        #expect(meta?["usage"]?["requests"]?.intValue == 1 && meta?["usage"]?["outputTokens"]?.intValue == 210, "\(meta?.jsonString ?? "")")
         // Its own files stayed in home/, none on the remote.
         let tree = try await Git.run(["-C", h.remote, "ls-tree", "-r", "--name-only", "main"])
         #expect(!tree.contains(".aider"), "\(tree)")
