@@ -13,6 +13,8 @@ public struct AgentSettings: Sendable, Codable, Equatable {
     public var miniSWEAgentModel: String?
     /// MINI_SWE_AGENT_STEP_LIMIT: the most model calls one run makes.
     public var miniSWEAgentStepLimit: Int
+    /// AGENTS_ALLOWED: the agents a job may name in its `agent` field (empty: none).
+    public var allowed: [GeneratorName]
 
     /// Reads and checks the AIDER_* and MINI_SWE_AGENT_* variables.
     init(_ r: ConfigReader) throws {
@@ -21,6 +23,14 @@ public struct AgentSettings: Sendable, Codable, Equatable {
         miniSWEAgentCommand = r.string("MINI_SWE_AGENT_CMD")
         miniSWEAgentModel = r.optional("MINI_SWE_AGENT_MODEL")
         miniSWEAgentStepLimit = try r.int("MINI_SWE_AGENT_STEP_LIMIT", 1...10_000)
+        allowed = []
+        for word in r.string("AGENTS_ALLOWED").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+        where !word.isEmpty {
+            guard let name = GeneratorName(rawValue: word), name.isAgent else {
+                throw ConfigurationError("AGENTS_ALLOWED", "'\(word)' is not an agent: a comma-separated list of cline, aider, mini-swe-agent")
+            }
+            if !allowed.contains(name) { allowed.append(name) }
+        }
         for (name, value) in [("AIDER_CMD", aiderCommand), ("MINI_SWE_AGENT_CMD", miniSWEAgentCommand)] {
             guard !value.isEmpty, !value.contains(where: \.isWhitespace) else {
                 throw ConfigurationError(name, "must be an executable's name or absolute path, without spaces")

@@ -98,7 +98,7 @@ public struct RunnerConfiguration: Sendable {
         ("JOB_UID_RANGE", ""), ("CLINE_PROVIDER", ""), ("CLINE_MODEL", ""), ("CLINE_API_KEY", ""),
         ("CLINE_PROVIDER_HEADERS", ""),
         ("AIDER_CMD", "aider"), ("AIDER_MODEL", ""), ("MINI_SWE_AGENT_CMD", "mini"), ("MINI_SWE_AGENT_MODEL", ""),
-        ("MINI_SWE_AGENT_STEP_LIMIT", "50"),
+        ("MINI_SWE_AGENT_STEP_LIMIT", "50"), ("AGENTS_ALLOWED", ""),
         ("JOB_NETWORK", "proxy"), ("JOB_EGRESS_ALLOW", ""), ("JOB_MAX_PROCESSES", "256"),
         ("DASHBOARD_TOKEN", ""), ("GIT_TOKEN_SOURCE", "env"), ("GIT_TOKEN_USER_COLLECTION", "users"),
         ("GIT_TOKEN_USER_FIELD", "github_access_token"), ("GITHUB_APP_ID", ""), ("GITHUB_APP_PRIVATE_KEY_FILE", ""),

@@ -20,6 +20,8 @@ public enum DocumentFields {
     public static let repoURL = ["githubRepoUrl", "github_repo_url", "repository_url"]
     /// The publish mode a job or project chooses (`PublishPlan`).
     public static let publishMode = ["publishMode", "publish_mode"]
+    /// The agent a job asks for (`AgentChoice`, within AGENTS_ALLOWED).
+    public static let agent = ["agent"]
     /// The GitHub logins a project asks to review its pull requests.
     public static let reviewers = ["pullRequestReviewers", "pull_request_reviewers"]
     /// A project's own id field, for jobs whose reference is not its `_id`.

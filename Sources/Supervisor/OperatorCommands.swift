@@ -54,14 +54,14 @@ struct Jobs: AsyncParsableCommand {
         let docs = try await common.store(config).jobs(status: status, limit: limit)
         if json { docs.forEach { print($0.jsonString) }; return }
         print(pad("ID", 26) + pad("PROJECT", 26) + pad("STATUS", 10) + pad("STAGE", 12) + pad("ATT", 5) + pad("AGE", 8)
-              + pad("GENERATOR", 11) + "PULL REQUEST")
+              + pad("GENERATOR", 16) + "PULL REQUEST")
         for d in docs {
             let job = Job(d)
             let age = job.createdAt.map { Self.age(Date().timeIntervalSince($0)) } ?? "-"
             print(pad(JobStore.idText(job.id), 26) + pad(job.projectRef.map(JobStore.idText) ?? "-", 26)
                   + pad(d["status"]?.stringValue ?? "-", 10) + pad(d["stage"]?.stringValue ?? "-", 12)
                   + pad("\(d["attempts"]?.intValue ?? 0)", 5) + pad(age, 8)
-                  + pad(d["metadata"]?["generator"]?.stringValue ?? "-", 11)
+                  + pad(d["metadata"]?["generator"]?.stringValue ?? "-", 16)
                   + (d["metadata"]?["pullRequest"]?["url"]?.stringValue ?? "-"))
         }
     }

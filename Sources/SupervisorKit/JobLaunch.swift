@@ -31,16 +31,17 @@ public struct JobLaunch: Sendable {
         return identity
     }
 
-    /// Whether a job may need to reach beyond its own namespace: Cline in the
+    /// Whether a job may need to reach beyond its own namespace (its chain is
+    /// `generators`: GENERATORS, or the job's own agent): Cline in the
     /// chain and enabled, aider or mini-swe-agent in the chain, Gemini in the chain with a key, or an http(s)
     /// remote to push to. A job that needs none (the scaffold generator and a
     /// local remote, or none) gets no egress proxy under JOB_NETWORK=proxy:
     /// it runs as with JOB_NETWORK=none, in its own network namespace with
     /// loopback only and no TCP connect at all (docs/contract.md).
-    func needsEgress(repoURL: String?) -> Bool {
-        if config.child.generators.contains(.cline), config.child.clineEnabled { return true }
-        if config.child.generators.contains(where: { $0 == .aider || $0 == .miniSWEAgent }) { return true }
-        if config.child.generators.contains(.gemini), config.geminiAPIKey != nil { return true }
+    func needsEgress(repoURL: String?, generators: [GeneratorName]) -> Bool {
+        if generators.contains(.cline), config.child.clineEnabled { return true }
+        if generators.contains(where: { $0 == .aider || $0 == .miniSWEAgent }) { return true }
+        if generators.contains(.gemini), config.geminiAPIKey != nil { return true }
         guard let url = repoURL else { return false }
         return (try? RepositoryRemote(url))?.http != nil
     }

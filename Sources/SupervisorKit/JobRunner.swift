@@ -129,6 +129,7 @@ struct JobRunner: Sendable {
                                architectureSpec: spec, workspace: workspace, settings: config.child,
                                secrets: ChildSecrets(githubToken: nil), prompt: job.job.prompt)
         ticket.publish = try PublishPlan.decide(job: job.job, jobId: job.idText, project: project, settings: config.child)
+        ticket.settings.generators = try AgentChoice.chain(job: job.job, settings: config.child)
         return (ticket, project.id)
     }
 }

@@ -42,7 +42,7 @@ extension JobLaunch {
         defer { identity?.release() }
         clock.lap("workspaceMs")
         var notes: [String] = []
-        if ticket.settings.network == .proxy, !needsEgress(repoURL: ticket.repoURL) {
+        if ticket.settings.network == .proxy, !needsEgress(repoURL: ticket.repoURL, generators: ticket.settings.generators) {
             ticket.settings.network = .none
             notes.append(Self.noEgressNote)
         }

@@ -36,6 +36,31 @@ struct AgentCLITests {
         }
     }
 
+    @Test func aJobsAgentRunsFirstWithinAGENTS_ALLOWED() throws {
+        let s = try settings(["GENERATORS": "cline,gemini,scaffold", "AGENTS_ALLOWED": "aider, mini-swe-agent"])
+        #expect(s.agents.allowed == [.aider, .miniSWEAgent])
+        func chain(_ agent: JSONValue?, _ settings: ChildSettings) throws -> [GeneratorName] {
+            var doc: [String: JSONValue] = ["_id": "j1"]
+            if let agent { doc["agent"] = agent }
+            return try AgentChoice.chain(job: Job(.object(doc)), settings: settings)
+        }
+        #expect(try chain(nil, s) == [.cline, .gemini, .scaffold])
+        #expect(try chain(.null, s) == [.cline, .gemini, .scaffold])
+        #expect(try chain("aider", s) == [.aider, .gemini, .scaffold])
+        #expect(try chain("mini-swe-agent", s) == [.miniSWEAgent, .gemini, .scaffold])
+        for bad: JSONValue in ["cline", "scaffold", "gemini", "magic", 5, ["aider"]] {
+            let e = #expect(throws: JobFailure.self) { try chain(bad, s) }
+            #expect(e?.code == .invalidSpec && e?.retryable == false, "\(bad)")
+        }
+        // Empty AGENTS_ALLOWED (the default): no job may name one.
+        let none = #expect(throws: JobFailure.self) { try chain("aider", try settings()) }
+        #expect(none?.message == "the job's agent aider is not allowed here (none: AGENTS_ALLOWED is empty)")
+        for bad in ["scaffold", "aider,magic"] {
+            let e = #expect(throws: ConfigurationError.self) { try settings(["AGENTS_ALLOWED": bad]) }
+            #expect(e?.variable == "AGENTS_ALLOWED")
+        }
+    }
+
     @Test func theModelRouteFollowsTheProvider() throws {
         func route(_ provider: String?, model: String? = "m1", route: String? = "http://127.0.0.1:3128/provider")
             throws -> Result<LiteLLMRoute, LiteLLMRoute.Unavailable> {

@@ -154,4 +154,40 @@ import Testing
         // Its trajectory stayed in home/.
         #expect(FileManager.default.fileExists(atPath: run.workspace + "/home/mini-swe-agent.traj.json"))
     }
+
+    /// A job names its agent (`agent`, within AGENTS_ALLOWED): it runs
+    /// instead of GENERATORS' agents, with the egress proxy the chain alone
+    /// would not have started (GENERATORS=scaffold), and `agent-runner jobs`
+    /// shows it. An agent outside AGENTS_ALLOWED fails `invalid_spec`.
+    @Test func aJobNamesItsAgentWithinAGENTS_ALLOWED() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let mini = try Self.installed("mini-swe-agent", "mini")
+        let provider = try await FixtureServer("fake_provider.py", ["mini", h.root + "/provider.jsonl", h.root + "/outside"])
+        defer { provider.stop() }
+        let chosen = try await h.seed(tinySpec)
+        let refused = try await h.seed(tinySpec, project: "second")
+        for (id, agent) in [(chosen, "mini-swe-agent"), (refused, "cline")] {
+            _ = try await h.store.pool.run("jobs") { coll in
+                try CollectionOps.update(coll, filter: ["_id": .string(id)], update: ["$set": ["agent": .string(agent)]])
+            }
+        }
+        let env = ["GENERATORS": "scaffold", "AGENTS_ALLOWED": "aider,mini-swe-agent", "JOB_MAX_ATTEMPTS": "1",
+                   "MINI_SWE_AGENT_CMD": mini, "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1",
+                   "CLINE_MODEL": "test-model-1", "CLINE_API_KEY": Self.realKey]
+        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: env, timeout: 600)
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try await h.job(chosen)
+        #expect(job["status"]?.stringValue == "done", "\(job.jsonString)")
+        #expect(job["metadata"]?["generator"]?.stringValue == "mini-swe-agent")
+        let failed = try await h.job(refused)
+        #expect(failed["status"]?.stringValue == "failed")
+        #expect(failed["error"]?["code"]?.stringValue == "invalid_spec")
+        #expect(failed["error"]?["message"]?.stringValue
+                == "the job's agent cline is not allowed here (AGENTS_ALLOWED=aider,mini-swe-agent)", "\(failed.jsonString)")
+        let list = try await h.agentRunner(["jobs"], env: env)
+        #expect(list.stdout.split(separator: "\n").contains { $0.hasPrefix(chosen) && $0.contains(" mini-swe-agent ") },
+                "\(list.stdout)")
+    }
 }
