@@ -9,6 +9,9 @@ import RunnerCore
 /// response head, sends it to the caller once complete, then streams the
 /// body. A model call's answer also passes its `UsageReader`, and, when the
 /// proxy asked for a chat stream's usage itself, its `UsageChunkFilter`.
+/// With `holdRetryable`, an answer whose status `ProviderRetry` retries is
+/// held back instead (up to `holdCap` bytes of it), so that the call can be
+/// tried again with nothing of it sent; `release()` sends what was held.
 final class Exchange: CurlReceiver {
     let client: Int32
     var status = 0
@@ -19,9 +22,20 @@ final class Exchange: CurlReceiver {
     var bytesSent = 0
     var usage: UsageReader?
     var filter: UsageChunkFilter?
-    init(client: Int32, usage: UsageReader? = nil, stripUsageChunk: Bool = false) {
+    let holdRetryable: Bool
+    /// A retryable answer held back (its head not sent), and its body so far.
+    private(set) var held = false
+    private var heldBody: [UInt8] = []
+    /// The held answer's `Retry-After`, else the wait its Google error body asks for.
+    var retryDelay: String? { retryAfter ?? ProviderRetry.googleRetryDelay(heldBody) }
+    private var retryAfter: String?
+    /// The most of a held answer's body kept (an error body is small); past it, the answer goes out.
+    static let holdCap = 256 << 10
+
+    init(client: Int32, usage: UsageReader? = nil, stripUsageChunk: Bool = false, holdRetryable: Bool = false) {
         self.client = client
         self.usage = usage
+        self.holdRetryable = holdRetryable
         if stripUsageChunk { filter = UsageChunkFilter() }
     }
 
@@ -35,11 +49,15 @@ final class Exchange: CurlReceiver {
         if trimmed.hasPrefix("HTTP/") {
             status = Int(trimmed.split(separator: " ").dropFirst().first ?? "") ?? 0
             headers = []
+            retryAfter = nil
         } else if trimmed.isEmpty {
-            // An interim 1xx head is not relayed; the final one is, once.
-            if status >= 200 && !headSent { sendHead() }
+            // An interim 1xx head is not relayed; the final one is, once, unless it is held.
+            if status >= 200 && !headSent && !held {
+                if holdRetryable && ProviderRetry.isRetryable(status: status) { held = true } else { sendHead() }
+            }
         } else if let colon = trimmed.firstIndex(of: ":") {
             let name = trimmed[..<colon].lowercased()
+            if name == "retry-after" { retryAfter = String(trimmed[trimmed.index(after: colon)...]) }
             if name == "content-type" {
                 let streamed = trimmed[trimmed.index(after: colon)...].lowercased().contains("text/event-stream")
                 usage?.streamed = streamed
@@ -57,6 +75,12 @@ final class Exchange: CurlReceiver {
     }
 
     func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if held {
+            if heldBody.count + bytes.count <= Self.holdCap { heldBody.append(contentsOf: bytes); return true }
+            // Too large to hold: it goes out, and the call is not retried.
+            release()
+            if broken { return false }
+        }
         if !headSent { sendHead() }
         if broken { return false }
         usage?.feed(bytes)
@@ -73,6 +97,16 @@ final class Exchange: CurlReceiver {
         if (try? writeAll(client, bytes)) == nil { broken = true; return false }
         bytesSent += bytes.count
         return true
+    }
+
+    /// Sends a held answer (no retry after all): its head, then its body so far.
+    func release() {
+        guard held else { return }
+        held = false
+        sendHead()
+        let body = heldBody
+        heldBody = []
+        if !broken { _ = send(body) }
     }
 
     /// The answer ended: what the filter held back goes out, the usage is read.

@@ -24,7 +24,7 @@ struct MeteredCall {
 
     /// The call's record once its answer ended (`reader` finished); `body`
     /// is the request's, read for the model only when the answer names none.
-    func usage(_ reader: UsageReader, status: Int, body: [UInt8], meter: Meter) -> CallUsage {
+    func usage(_ reader: UsageReader, status: Int, body: [UInt8], meter: Meter, retries: Int = 0) -> CallUsage {
         let model = reader.model ?? Self.requestModel(body) ?? Self.geminiPathModel(path)
         let metered = reader.found && (200..<300).contains(status)
         let (i, o, r, w) = metered ? (reader.input, reader.output, reader.cacheRead, reader.cacheWrite) : (0, 0, 0, 0)
@@ -34,7 +34,7 @@ struct MeteredCall {
         let ms = Int(((ContinuousClock.now - started) / .milliseconds(1)).rounded())
         return CallUsage(atMs: startedMs, route: route, model: model, status: status, inputTokens: i, outputTokens: o,
                          cacheReadTokens: r, cacheWriteTokens: w, cost: cost, durationMs: ms, metered: metered,
-                         streamed: reader.streamed)
+                         streamed: reader.streamed, retries: retries)
     }
 
     /// The request's `model` field.

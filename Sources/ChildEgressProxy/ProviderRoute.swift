@@ -129,16 +129,38 @@ struct ProviderRoute {
         }.map { "\($0.0): \($0.1)" }
         headers += upstream.addedHeaders.map { "\($0.name): \($0.value)" }
         let call = MeteredCall(route: upstream.name, dialect: upstream.dialect, path: path)
-        let exchange = Exchange(client: client, usage: shape.map(UsageReader.init), stripUsageChunk: stripUsageChunk)
-        var failure: String?
-        do {
-            // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
-            _ = try CurlEasy().perform(url, method: request.method, headers: headers,
-                                       body: ["GET", "HEAD"].contains(request.method) ? nil : body,
-                                       connectTimeout: 15, timeout: .stalled(300), receiver: exchange)
-            exchange.finish()
-        } catch {
-            failure = "\(error)"
+        let plainPath = path.split(separator: "?").first.map(String.init) ?? ""
+        let retry = ticket.retry ?? ProviderRetry()
+        var exchange: Exchange
+        var failure: Error?
+        var retries = 0, waited = 0.0
+        while true {
+            exchange = Exchange(client: client, usage: shape.map(UsageReader.init), stripUsageChunk: stripUsageChunk,
+                                holdRetryable: true)
+            failure = nil
+            do {
+                // Model answers can take minutes; a stalled one ends after 5 minutes of silence.
+                _ = try CurlEasy().perform(url, method: request.method, headers: headers,
+                                           body: ["GET", "HEAD"].contains(request.method) ? nil : body,
+                                           connectTimeout: 15, timeout: .stalled(300), receiver: exchange)
+            } catch {
+                failure = error
+            }
+            // A provider's fault is tried again only while nothing of its answer has reached the caller.
+            let cut = (failure as? CurlError)?.isConnectionFailure == true && exchange.status == 0
+            if (exchange.held || cut) && !exchange.headSent && exchange.bytesSent == 0,
+               let delay = retry.delay(attempt: retries, retryAfter: exchange.retryDelay, waited: waited) {
+                let why = exchange.held ? "answered \(exchange.status)" : "connection failed (\(failure.map { "\($0)" } ?? "?"))"
+                out.emit(EgressEvent(.retry, detail: "\(upstream.name): \(request.method) \(plainPath) \(why); retry "
+                    + "\(retries + 1) of \(retry.retries) in \(String(format: "%.1f", delay)) s"))
+                Thread.sleep(forTimeInterval: delay)
+                waited += delay
+                retries += 1
+                continue
+            }
+            exchange.release()
+            if failure == nil { exchange.finish() }
+            break
         }
         if let failure, !exchange.headSent {
             // Before the answer's head went out, the client gets the reason; after, it sees the cut.
@@ -146,13 +168,12 @@ struct ProviderRoute {
         }
         guard let reader = exchange.usage else {
             if failure == nil || exchange.headSent {
-                out.emit(EgressEvent(.log, detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "") -> \(exchange.status)"))
+                out.emit(EgressEvent(.log, detail: "\(upstream.name): \(request.method) \(plainPath) -> \(exchange.status)"))
             }
             return
         }
-        let usage = call.usage(reader, status: failure == nil ? exchange.status : 0, body: body, meter: meter)
-        out.emit(EgressEvent(.usage, detail: "\(upstream.name): \(request.method) \(path.split(separator: "?").first ?? "")",
-                             usage: usage))
+        let usage = call.usage(reader, status: failure == nil ? exchange.status : 0, body: body, meter: meter, retries: retries)
+        out.emit(EgressEvent(.usage, detail: "\(upstream.name): \(request.method) \(plainPath)", usage: usage))
         for notice in meter.record(usage) { out.emit(EgressEvent(.budget, budget: notice)) }
     }
 

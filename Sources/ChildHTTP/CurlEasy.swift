@@ -12,6 +12,11 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
     public var isTimeout: Bool { code == CURLE_OPERATION_TIMEDOUT.rawValue }
     /// The receiver stopped the transfer (`CURLE_WRITE_ERROR`).
     public var isStoppedByReceiver: Bool { code == CURLE_WRITE_ERROR.rawValue }
+    /// The connection failed or was cut (refused, reset, closed without an
+    /// answer): worth another try when no byte of an answer was received.
+    public var isConnectionFailure: Bool {
+        [CURLE_COULDNT_CONNECT, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING].map(\.rawValue).contains(code)
+    }
     public var description: String { message }
 }
 

@@ -112,6 +112,7 @@ public struct RunnerConfiguration: Sendable {
         ("PULL_REQUEST_DRAFT", "false"), ("PULL_REQUEST_LABELS", ""), ("DASHBOARD_URL", ""),
         // Model-call spend (docs/budgets.md).
         ("JOB_BUDGET_USD", ""), ("JOB_BUDGET_TOKENS", ""), ("JOB_BUDGET_REQUESTS", ""), ("MODEL_PRICES_FILE", ""),
+        ("PROVIDER_RETRIES", "4"), ("PROVIDER_RETRY_WAIT_SECONDS", "90"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).

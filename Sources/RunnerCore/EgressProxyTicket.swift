@@ -23,13 +23,15 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     public var budget: JobBudget?
     /// The prices the calls are metered with (nil: `PriceTable.shipped`).
     public var prices: PriceTable?
+    /// How provider faults are retried (nil: `ProviderRetry()`'s defaults).
+    public var retry: ProviderRetry?
 
     /// The path prefix of the provider route.
     public static let providerPrefix = "/provider"
 
     public init(socketPath: String, rules: [EgressRule], provider: ClineProvider?, providerKey: String?,
                 providerHeaders: [ProviderHeader] = [], gemini: GeminiUpstream? = nil,
-                budget: JobBudget? = nil, prices: PriceTable? = nil) {
+                budget: JobBudget? = nil, prices: PriceTable? = nil, retry: ProviderRetry? = nil) {
         self.socketPath = socketPath
         self.rules = rules
         self.provider = provider
@@ -38,6 +40,7 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
         self.gemini = gemini
         self.budget = budget
         self.prices = prices
+        self.retry = retry
     }
 
     /// Without the key and the operator's header values (an interpolated ticket is safe to log).

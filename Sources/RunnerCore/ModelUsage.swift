@@ -25,13 +25,15 @@ public struct CallUsage: Sendable, Codable, Equatable {
     public var metered: Bool
     /// Whether the answer was a server-sent event stream.
     public var streamed: Bool
+    /// How often the proxy tried the call again (a provider's 429, 529 or 5xx, or a cut connection).
+    public var retries: Int
 
     /// The longest model name kept, in UTF-8 bytes (the agent chooses it).
     public static let maxModelBytes = 128
 
     public init(atMs: Int64, route: String, model: String?, status: Int, inputTokens: Int = 0, outputTokens: Int = 0,
                 cacheReadTokens: Int = 0, cacheWriteTokens: Int = 0, cost: Double?, durationMs: Int,
-                metered: Bool, streamed: Bool) {
+                metered: Bool, streamed: Bool, retries: Int = 0) {
         self.atMs = atMs
         self.route = route
         self.model = model.map { LogBounds.clip($0, bytes: Self.maxModelBytes) }
@@ -44,6 +46,7 @@ public struct CallUsage: Sendable, Codable, Equatable {
         self.durationMs = durationMs
         self.metered = metered
         self.streamed = streamed
+        self.retries = retries
     }
 
     /// Every token the call processed (what JOB_BUDGET_TOKENS counts).
@@ -60,7 +63,7 @@ public struct CallUsage: Sendable, Codable, Equatable {
             s += ", usage not in the answer"
         }
         s += ", cost " + (cost.map(UsageTotals.dollars) ?? "unknown")
-        return s + ", \(durationMs) ms" + (streamed ? ", streamed" : "")
+        return s + ", \(durationMs) ms" + (streamed ? ", streamed" : "") + (retries > 0 ? ", \(retries) retries" : "")
     }
 }
 
@@ -75,6 +78,8 @@ public struct UsageTotals: Sendable, Codable, Equatable {
     public var pricedCost = 0.0
     /// Calls whose cost is unknown (no price for the model, or no usage in the answer).
     public var unpricedRequests = 0
+    /// The proxy's retries of provider faults, over all calls.
+    public var retries = 0
     /// Per model (at most `maxModels`; more are summed under `other`).
     public var byModel: [String: ModelTotals] = [:]
 
@@ -125,6 +130,7 @@ public struct UsageTotals: Sendable, Codable, Equatable {
 
     public mutating func add(_ c: CallUsage) {
         requests += 1
+        retries = retries.addingClamped(c.retries)
         inputTokens = inputTokens.addingClamped(c.inputTokens)
         outputTokens = outputTokens.addingClamped(c.outputTokens)
         cacheReadTokens = cacheReadTokens.addingClamped(c.cacheReadTokens)
@@ -141,7 +147,7 @@ public struct UsageTotals: Sendable, Codable, Equatable {
          "outputTokens": .int(Int64(outputTokens)), "cacheReadTokens": .int(Int64(cacheReadTokens)),
          "cacheWriteTokens": .int(Int64(cacheWriteTokens)), "tokens": .int(Int64(tokens)),
          "cost": cost.map { .double($0) } ?? .null, "unpricedRequests": .int(Int64(unpricedRequests)),
-         "byModel": .object(byModel.mapValues(\.json))]
+         "retries": .int(Int64(retries)), "byModel": .object(byModel.mapValues(\.json))]
     }
 
     /// One line for the job's log.

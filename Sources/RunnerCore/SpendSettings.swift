@@ -1,17 +1,22 @@
 import Foundation
 
-/// What jobs may spend on model calls and how it is priced (docs/budgets.md):
-/// JOB_BUDGET_USD, JOB_BUDGET_TOKENS, JOB_BUDGET_REQUESTS and MODEL_PRICES_FILE.
-/// Sent to each job's egress proxy, which meters and enforces them.
+/// What jobs may spend on model calls, how it is priced, and how provider
+/// faults are retried (docs/budgets.md): JOB_BUDGET_USD, JOB_BUDGET_TOKENS,
+/// JOB_BUDGET_REQUESTS, MODEL_PRICES_FILE, PROVIDER_RETRIES and
+/// PROVIDER_RETRY_WAIT_SECONDS. Sent to each job's egress proxy, which
+/// meters, enforces and retries.
 public struct SpendSettings: Sendable, Equatable {
     /// The operator's limits (the ceiling of every job's own `budget`).
     public var budget: JobBudget
     /// The shipped price table, with MODEL_PRICES_FILE's models on top.
     public var prices: PriceTable
+    /// How the proxy retries a provider's transient faults.
+    public var retry: ProviderRetry
 
-    public init(budget: JobBudget = JobBudget(), prices: PriceTable = .shipped) {
+    public init(budget: JobBudget = JobBudget(), prices: PriceTable = .shipped, retry: ProviderRetry = ProviderRetry()) {
         self.budget = budget
         self.prices = prices
+        self.retry = retry
     }
 
     init(_ r: ConfigReader) throws {
@@ -25,6 +30,8 @@ public struct SpendSettings: Sendable, Equatable {
         budget = JobBudget(usd: try limit("JOB_BUDGET_USD", whole: false), tokens: try limit("JOB_BUDGET_TOKENS", whole: true),
                            requests: try limit("JOB_BUDGET_REQUESTS", whole: true))
         prices = try r.optional("MODEL_PRICES_FILE").map(PriceTable.loading(file:)) ?? .shipped
+        retry = ProviderRetry(retries: try r.int("PROVIDER_RETRIES", 0...10),
+                              maxWaitSeconds: try r.int("PROVIDER_RETRY_WAIT_SECONDS", 0...600))
     }
 
     /// The budget of `job`: the operator's, lowered by the document's own

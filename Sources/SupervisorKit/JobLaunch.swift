@@ -76,7 +76,8 @@ public struct JobLaunch: Sendable {
         return EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
                                  provider: config.child.clineProvider, providerKey: config.clineAPIKey,
                                  providerHeaders: config.clineProviderHeaders, gemini: route,
-                                 budget: budget ?? config.spend.budget, prices: config.spend.prices)
+                                 budget: budget ?? config.spend.budget, prices: config.spend.prices,
+                                 retry: config.spend.retry)
     }
 
     /// Spawns the job child. In namespaces when wanted; where the host

@@ -34,7 +34,8 @@ final class ProxyReport: Sendable {
                 RunnerMetrics.budgetStop()
                 control.stop(.budgetExceeded)
             }
-        case .log, .retry: break
+        case .retry: RunnerMetrics.providerRetry()
+        case .log: break
         }
         return event.logLine
     }

@@ -23,6 +23,7 @@ public enum RunnerMetrics {
         }
         Counter(label: "agent_runner_database_errors_total").increment(by: 0)
         Counter(label: "agent_runner_budget_stops_total").increment(by: 0)
+        Counter(label: "agent_runner_provider_retries_total").increment(by: 0)
         running(0, slots: slots)
         _ = Metrics.Timer(label: "agent_runner_job_duration_seconds")
         _ = Metrics.Timer(label: "agent_runner_claim_latency_seconds")
@@ -79,6 +80,9 @@ public enum RunnerMetrics {
 
     static let maxModelLabels = 32
     private static let modelLabels = Locked<Set<String>>([])
+
+    /// A provider's fault the egress proxy tried again.
+    static func providerRetry() { Counter(label: "agent_runner_provider_retries_total").increment() }
 
     /// A job stopped because a model call was refused for its budget.
     static func budgetStop() { Counter(label: "agent_runner_budget_stops_total").increment() }

@@ -26,9 +26,15 @@ SCENARIO: ok (answers with usage) | overloaded (each dialect's error shape) |
 badkey (GET .../models answers 401) | aider (chat completions answer with two
 files in aider's whole-file edit format) | mini (chat completions answer with
 mini-swe-agent's `bash` tool calls, one step per call: write the files, try to
-write OUTSIDE, the optional third argument, then submit).
+write OUTSIDE, the optional third argument, then submit) |
+retry429 (the first POST gets 429 with
+Retry-After: 1, later ones ok) | reset (the first POST's connection is reset
+before any byte, later ones ok) | midstream (a streamed answer is reset after
+its first event). Each log entry has `t`, when the request arrived (time.time()).
 """
 import json
+import socket
+import struct
 import sys
 import threading
 import time
@@ -38,6 +44,7 @@ from urllib.parse import urlsplit
 SCENARIO, LOG = sys.argv[1], sys.argv[2]
 OUTSIDE = sys.argv[3] if len(sys.argv) > 3 else "/usr/agent-runner-escape"
 lock = threading.Lock()
+posts = {"n": 0}
 TEXT = "I will write the README and the service."
 
 
@@ -233,15 +240,32 @@ class Handler(BaseHTTPRequestHandler):
             streamed = ":streamGenerateContent" in path
         else:
             status, answer = 404, {"error": {"message": "no such route: " + path}}
-        entry = {"method": self.command, "path": path, "query": parts.query, "model": model,
+        with lock:
+            posts["n"] += 1
+            first = posts["n"] == 1
+        if SCENARIO == "retry429" and first:
+            status, answer = 429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+        entry = {"method": self.command, "path": path, "query": parts.query, "model": model, "t": time.time(),
                  "stream_options": body.get("stream_options"),
                  "headers": {k.lower(): v for k, v in self.headers.items()},
                  "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
         with lock:
             with open(LOG, "a") as f:
                 f.write(json.dumps(entry) + "\n")
+        if SCENARIO == "reset" and first:
+            self.reset()
+            return
         if streamed and status == 200:
             data = stream(path, model, body, answer, parts.query)
+            if SCENARIO == "midstream":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self.wfile.write(data[:data.index(b"\n\n") + 2])
+                self.wfile.flush()
+                time.sleep(0.2)
+                self.reset()
+                return
             ctype = "application/json" if data.startswith(b"[") else "text/event-stream"
         else:
             data = json.dumps(answer).encode()
@@ -249,8 +273,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        if status == 429:
+            self.send_header("Retry-After", "1")
         self.end_headers()
         self.wfile.write(data)
+
+    def reset(self):
+        """Closes the connection with a TCP reset (SO_LINGER 0)."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -19,7 +19,7 @@ final class ProxyProcessRig: @unchecked Sendable {
     /// The provider route speaks `kind` to fake_provider.py under `basePath`;
     /// the Gemini route goes to it too.
     init(_ kind: ClineProvider.Kind, basePath: String = "", scenario: String = "ok",
-         budget: JobBudget? = nil, prices: PriceTable? = nil) async throws {
+         budget: JobBudget? = nil, prices: PriceTable? = nil, retry: ProviderRetry? = nil) async throws {
         dir = TestEnv.tempDir("proxy-rig")
         log = dir + "/provider.jsonl"
         provider = try await FixtureServer("fake_provider.py", [scenario, log])
@@ -28,7 +28,7 @@ final class ProxyProcessRig: @unchecked Sendable {
                                        provider: ClineProvider(kind: kind, upstreamBaseURL: base + basePath),
                                        providerKey: "sk-rig-real-key-0123456789",
                                        gemini: GeminiUpstream(apiBase: base, apiKey: "AIza-rig-key", routeToken: routeToken),
-                                       budget: budget, prices: prices)
+                                       budget: budget, prices: prices, retry: retry)
         proxy = try await EgressProxyProcess.start(ticket: ticket, logger: CapturedLog().logger, redactor: Locked(Redactor()))
         let proxy = self.proxy, events = self.events
         reader = Task { await proxy.relay { event in events.withLock { $0.append(event) } } }
