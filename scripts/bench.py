@@ -32,6 +32,12 @@ Measures (see docs/performance.md):
                   200-line log append's documents (agent-runner bench-bson, in
                   process): libbson's builders and iterators vs the JSON text
                   path
+  metering        the egress proxy's cost per model call (Tests/Fixtures/
+                  fake_provider.py behind the release proxy process, Anthropic
+                  messages, JSON and streamed): the added latency (median of
+                  the call through the proxy minus the same call made
+                  directly) and the proxy's CPU per call, which include the
+                  metering (usage read from the answer, the usage event)
   wire requests   every MongoDB request the supervisor sends, counted by a
                   TCP proxy in front of the database (Tests/Fixtures/
                   mongo_proxy.py --count): per short job (40 scaffold jobs at
@@ -47,7 +53,7 @@ Measures (see docs/performance.md):
 
 
 BENCH_ONLY=throughput,baseline (comma-separated section names: throughput,
-baseline, latency, database, claim, logs, bson, requests, agents) runs only those
+baseline, latency, database, claim, logs, bson, metering, requests, agents) runs only those
 sections.
 """
 import collections
@@ -468,6 +474,83 @@ def requests_per_running_job(n=30, window=30.0):
             "rss_mb": round(rss / 1024, 1), "threads_max": threads, "by_command_per_s": by_command(lines, seconds)}
 
 
+def metering(n=int(os.environ.get("BENCH_METERING_CALLS", "200"))):
+    """Model calls direct to the stand-in provider and through the release
+    egress proxy, alternating; per kind: medians (ms) and the proxy's CPU per call."""
+    import http.client
+    import socket
+    import threading
+    work = os.path.join(TMP, "metering")
+    os.makedirs(work, exist_ok=True)
+    provider = subprocess.Popen([sys.executable, os.path.join(ROOT, "Tests/Fixtures/fake_provider.py"), "ok",
+                                 os.path.join(work, "requests.jsonl")], stdout=subprocess.PIPE)
+    port = int(provider.stdout.readline())
+    sock = os.path.join(work, "egress.sock")
+    ticket = {"socketPath": sock, "rules": [], "providerKey": "sk-bench-key", "providerHeaders": [],
+              "provider": {"kind": "anthropic", "upstreamBaseURL": f"http://127.0.0.1:{port}"}}
+    proxy = subprocess.Popen([os.path.join(BIN, "agent-runner-job"), "--egress-proxy"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proxy.stdin.write((json.dumps(ticket) + "\n").encode())
+    proxy.stdin.flush()
+    assert json.loads(proxy.stdout.readline())["type"] == "ready"
+    events = collections.Counter()
+
+    def drain():
+        for line in proxy.stdout:
+            events[json.loads(line)["type"]] += 1
+    threading.Thread(target=drain, daemon=True).start()
+
+    def direct(body):
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        c.request("POST", "/v1/messages", body, {"Content-Type": "application/json"})
+        data = c.getresponse().read()
+        c.close()
+        return data
+
+    def through(body):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock)
+        s.sendall((f"POST /provider/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        return data
+
+    out = {}
+    try:
+        for kind, stream in (("json", False), ("streamed", True)):
+            body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": stream,
+                               "messages": [{"role": "user", "content": "x" * 4000}]}).encode()
+            direct(body), through(body)  # warm-up
+            d, p, cpu = [], [], 0
+            for _ in range(n):
+                t = time.perf_counter()
+                direct(body)
+                d.append((time.perf_counter() - t) * 1000)
+                before = cpu_ticks(proxy.pid)
+                t = time.perf_counter()
+                answer = through(body)
+                p.append((time.perf_counter() - t) * 1000)
+                cpu += cpu_ticks(proxy.pid) - before
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+            out[kind] = {"direct_ms_median": round(statistics.median(d), 2),
+                         "proxy_ms_median": round(statistics.median(p), 2),
+                         "added_ms_median": round(statistics.median(p) - statistics.median(d), 2),
+                         "proxy_cpu_ms_per_call": round(cpu * tick_ms / n, 3)}
+        time.sleep(0.5)
+        out["usage_events"] = events["usage"]
+        out["calls"] = 2 * (n + 1)
+    finally:
+        proxy.kill()
+        provider.kill()
+        proxy.wait()
+        provider.wait()
+    return out
+
+
 def requests_section():
     log("wire requests: 40 short jobs at concurrency 2, through a counting proxy")
     short = requests_per_short_job()
@@ -488,7 +571,7 @@ def requests_section():
     }
 
 
-SECTIONS = ("throughput", "baseline", "latency", "database", "claim", "logs", "bson", "requests", "agents")
+SECTIONS = ("throughput", "baseline", "latency", "database", "claim", "logs", "bson", "metering", "requests", "agents")
 # BENCH_ONLY=throughput,baseline runs only those sections (the JSON line then
 # holds only their figures and targets).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))
@@ -555,6 +638,9 @@ def main():
     if "bson" in ONLY:
         log("BSON conversion: builders and iterators vs the JSON text path")
         out["bson_conversion_us"] = bson_conversion()
+    if "metering" in ONLY:
+        log("metering: model calls direct and through the egress proxy, JSON and streamed")
+        out["metering"] = metering()
     if "agents" in ONLY:
         log("agents: aider and mini-swe-agent in the sandbox against the scripted provider")
         out["agents"] = bench_agents.run(ROOT, BIN, TMP, client, seed, env, log)
