@@ -54,19 +54,29 @@ struct Jobs: AsyncParsableCommand {
         let docs = try await common.store(config).jobs(status: status, limit: limit)
         if json { docs.forEach { print($0.jsonString) }; return }
         print(pad("ID", 26) + pad("PROJECT", 26) + pad("STATUS", 10) + pad("STAGE", 12) + pad("ATT", 5) + pad("AGE", 8)
-              + pad("GENERATOR", 16) + "PULL REQUEST")
+              + pad("GENERATOR", 16) + pad("COST", 10) + "PULL REQUEST")
         for d in docs {
             let job = Job(d)
             let age = job.createdAt.map { Self.age(Date().timeIntervalSince($0)) } ?? "-"
             print(pad(JobStore.idText(job.id), 26) + pad(job.projectRef.map(JobStore.idText) ?? "-", 26)
                   + pad(d["status"]?.stringValue ?? "-", 10) + pad(d["stage"]?.stringValue ?? "-", 12)
                   + pad("\(d["attempts"]?.intValue ?? 0)", 5) + pad(age, 8)
-                  + pad(d["metadata"]?["generator"]?.stringValue ?? "-", 16)
+                  + pad(d["metadata"]?["generator"]?.stringValue ?? "-", 16) + pad(Self.cost(d["metadata"]?["usage"]), 10)
                   + (d["metadata"]?["pullRequest"]?["url"]?.stringValue ?? "-"))
         }
     }
 
     func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n - 1)) + " " : s + String(repeating: " ", count: n - s.count) }
+
+    /// `metadata.usage.cost` as dollars; `?` when the calls' cost is unknown, `-` without metered calls.
+    static func cost(_ usage: JSONValue?) -> String {
+        guard let usage, !usage.isNull else { return "-" }
+        switch usage["cost"] {
+        case .double(let d)?: return UsageTotals.dollars(d)
+        case .int(let i)?: return UsageTotals.dollars(Double(i))
+        default: return "?"
+        }
+    }
 
     static func age(_ s: TimeInterval) -> String {
         s < 120 ? "\(Int(s))s" : s < 7200 ? "\(Int(s / 60))m" : s < 172_800 ? "\(Int(s / 3600))h" : "\(Int(s / 86400))d"

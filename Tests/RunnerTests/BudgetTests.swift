@@ -130,6 +130,10 @@ import Testing
         #expect(logs.contains("budget: 50% of JOB_BUDGET_REQUESTS=2 requests spent (1 requests)"), "\(logs)")
         #expect(logs.contains { $0.hasPrefix("budget exceeded: JOB_BUDGET_REQUESTS=2") }, "\(logs)")
         #expect(try await Git.run(["-C", h.remote, "branch", "--list"]).isEmpty, "nothing was pushed")
+        // `agent-runner jobs` shows the job's cost.
+        let listed = try await h.agentRunner(["jobs"])
+        #expect(listed.stdout.split(separator: "\n").first?.contains("COST") == true, "\(listed.stdout)")
+        #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("$0.0054") }, "\(listed.stdout)")
     }
 
     /// The job's own lower `budget` applies; a malformed one fails the job
