@@ -132,9 +132,10 @@ public final class ProxyServer: Sendable {
     func refuse(_ client: Int32, target: String, _ reason: DenyReason, _ why: String, status: String? = nil) {
         let line = "egress denied: \(target) (\(why))\n"
         let status = status ?? (reason == .badRequest ? "400 Bad Request" : "403 Forbidden")
+        // The event first: by the time the agent sees the refusal, the job's log has it.
+        out.emit(EgressEvent(.denied, target: target, reason: reason.rawValue, detail: why))
         try? writeAll(client, Array(("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nConnection: close\r\n"
             + "Content-Length: \(line.utf8.count)\r\n\r\n" + line).utf8))
-        out.emit(EgressEvent(.denied, target: target, reason: reason.rawValue, detail: why))
     }
 }
 
