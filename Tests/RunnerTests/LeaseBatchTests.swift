@@ -61,7 +61,9 @@ import Testing
         #expect(jobWrites.count < rounds * jobs,
                 "a per-job heartbeat: \(jobWrites.count) writes to jobs in \(window) s for \(jobs) running jobs")
         let jobReads = during.filter { $0 == "find jobs" }.count
-        #expect(jobReads <= Int(window) + 2, "\(jobReads) reads of jobs in \(window) s for \(jobs) running jobs")
+        // A per-job cancel poll would read `jobs` times a second (36 here); one
+        // read a second at most, plus a reclaim's claim search, stays well below.
+        #expect(jobReads < jobs * Int(window) / 2, "\(jobReads) reads of jobs in \(window) s for \(jobs) running jobs")
         #expect(during.filter { $0 == "update jobs" }.count >= 1, "the leases were renewed")
     }
 
