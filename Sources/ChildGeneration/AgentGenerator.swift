@@ -4,12 +4,21 @@ import RunnerCore
 /// mini-swe-agent): the chain asks whether it can run here, logs why not and
 /// moves on, or runs it and checks the tree it left.
 public protocol AgentGenerator {
+    /// The job's settings, workspace, route and log.
+    var context: AgentContext { get }
     /// The executable as configured (for the log).
     var command: String { get }
     /// Why the agent cannot run here, or nil when it can.
     func unavailableReason() -> String?
     /// Runs the agent to its end; returns what it reported of its usage.
     func run() throws -> AgentUsage?
+}
+
+extension AgentGenerator {
+    /// The job's settings.
+    public var settings: ChildSettings { context.settings }
+    var layout: WorkspaceLayout { context.layout }
+    func log(_ line: String) { context.log(line) }
 }
 
 /// What an agent generator is given: the job's settings and workspace, the

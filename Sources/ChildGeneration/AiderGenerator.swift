@@ -12,9 +12,6 @@ public struct AiderGenerator: AgentGenerator {
     public let context: AgentContext
     public init(_ context: AgentContext) { self.context = context }
 
-    var settings: ChildSettings { context.settings }
-    var layout: WorkspaceLayout { context.layout }
-    func log(_ line: String) { context.log(line) }
     public var command: String { settings.agents.aiderCommand }
     /// aider's own folder in home/ (its caches, analytics state, model metadata).
     var aiderHome: String { layout.home + "/.aider" }

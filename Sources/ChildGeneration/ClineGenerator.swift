@@ -15,11 +15,8 @@ public struct ClineGenerator: AgentGenerator {
     public let context: AgentContext
     public init(_ context: AgentContext) { self.context = context }
 
-    public var settings: ChildSettings { context.settings }
     /// The provider route as the agent reaches it (see `ClineConfig.baseURL`).
     public var providerBaseURL: String? { context.providerBaseURL }
-    var layout: WorkspaceLayout { context.layout }
-    func log(_ line: String) { context.log(line) }
     /// CLINE_CMD.
     public var command: String { settings.clineCommand }
     var repoDir: String { layout.repo }

@@ -13,9 +13,6 @@ public struct MiniSWEAgentGenerator: AgentGenerator {
     public let context: AgentContext
     public init(_ context: AgentContext) { self.context = context }
 
-    var settings: ChildSettings { context.settings }
-    var layout: WorkspaceLayout { context.layout }
-    func log(_ line: String) { context.log(line) }
     public var command: String { settings.agents.miniSWEAgentCommand }
     /// Its global config folder (MSWEA_GLOBAL_CONFIG_DIR), in home/.
     var configDir: String { layout.home + "/.config/mini-swe-agent" }

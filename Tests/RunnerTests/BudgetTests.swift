@@ -104,16 +104,12 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         try await h.makeRemote()
-        let requests = h.root + "/provider.jsonl"
-        let provider = try await FixtureServer("fake_provider.py", ["ok", requests])
-        defer { provider.stop() }
-        let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3-stubborn\"")
+        let rig = try await ClineRig(h, mode: "v3-stubborn")
+        defer { rig.stop() }
+        let requests = rig.requests
         let id = try await h.seed(tinySpec)
-        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "3",
-            "JOB_TIMEOUT_SECONDS": "60",
-            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_MODEL": "gpt-4.1",
-            "CLINE_API_KEY": ContainmentTests.realKey, "JOB_BUDGET_REQUESTS": "2"])
+        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: rig.env(model: "gpt-4.1", attempts: 3, [
+            "JOB_TIMEOUT_SECONDS": "60", "JOB_BUDGET_REQUESTS": "2"]))
         #expect(r.status == 0)
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "failed", "\(job.jsonString)")
@@ -142,10 +138,9 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         try await h.makeRemote()
-        let requests = h.root + "/provider.jsonl"
-        let provider = try await FixtureServer("fake_provider.py", ["ok", requests])
-        defer { provider.stop() }
-        let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3-loop\"")
+        let rig = try await ClineRig(h, mode: "v3-loop")
+        defer { rig.stop() }
+        let requests = rig.requests
         let lower = try await h.seed(tinySpec, project: "lower")
         let bad = try await h.seed(tinySpec, project: "bad")
         let budgets: [(String, JSONValue)] = [(lower, ["requests": 1]), (bad, ["usd": "lots"])]
@@ -154,10 +149,8 @@ import Testing
                 try CollectionOps.update(coll, filter: ["_id": .string(id)], update: ["$set": ["budget": budget]])
             }
         }
-        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "3",
-            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_MODEL": "gpt-4.1",
-            "CLINE_API_KEY": ContainmentTests.realKey, "JOB_BUDGET_REQUESTS": "5"])
+        let r = try await h.agentRunner(["run", "--exit-when-idle"],
+                                        env: rig.env(model: "gpt-4.1", attempts: 3, ["JOB_BUDGET_REQUESTS": "5"]))
         #expect(r.status == 0)
         let capped = try await h.job(lower)
         #expect(capped["error"]?["code"]?.stringValue == "budget_exceeded", "\(capped.jsonString)")

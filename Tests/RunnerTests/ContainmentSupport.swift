@@ -44,3 +44,27 @@ enum Containment {
         return Int(hostPort.split(separator: ":").last ?? "") ?? 27017
     }
 }
+
+/// A fake Cline in one of its modes and the fake OpenAI-compatible provider
+/// on loopback it calls, logging each request: a job's agent and model, for
+/// tests that run jobs through the supervisor.
+struct ClineRig {
+    let cline: String
+    let requests: String
+    let provider: FixtureServer
+
+    init(_ h: Harness, mode: String) async throws {
+        cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"\(mode)\"")
+        requests = h.root + "/provider.jsonl"
+        provider = try await FixtureServer("fake_provider.py", ["ok", requests])
+    }
+
+    /// The settings that run only the fake Cline, against the provider with `model`.
+    func env(model: String, attempts: Int, _ extra: [String: String] = [:]) -> [String: String] {
+        ["CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "\(attempts)",
+         "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_MODEL": model,
+         "CLINE_API_KEY": ContainmentTests.realKey].merging(extra) { $1 }
+    }
+
+    func stop() { provider.stop() }
+}

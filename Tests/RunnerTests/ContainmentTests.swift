@@ -98,15 +98,11 @@ import Testing
         let h = try Harness()
         defer { h.cleanup() }
         try await h.makeRemote()
-        let requests = h.root + "/provider.jsonl"
-        let provider = try await FixtureServer("fake_provider.py", ["ok", requests])
-        defer { provider.stop() }
-        let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3\"")
+        let rig = try await ClineRig(h, mode: "v3")
+        defer { rig.stop() }
+        let requests = rig.requests
         let id = try await h.seed(tinySpec)
-        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: [
-            "CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline", "JOB_MAX_ATTEMPTS": "1",
-            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_MODEL": "test-model-1",
-            "CLINE_API_KEY": Self.realKey])
+        let r = try await h.agentRunner(["run", "--exit-when-idle"], env: rig.env(model: "test-model-1", attempts: 1))
         #expect(r.status == 0)
         #expect(!r.stderr.contains(Self.realKey))
         let job = try await h.job(id)

@@ -55,6 +55,24 @@ import Testing
         return job["_id"]!.stringValue!
     }
 
+    /// The GitHub App stand-in on loopback (with `grants`, GitHub's word on
+    /// who may push), its request log, and the settings that sign the App's
+    /// JWTs with `signingKey` (the App's own key unless given).
+    struct AppServer {
+        let api: FixtureServer
+        let log: String
+        let env: [String: String]
+    }
+
+    func appServer(_ w: World, grants: String? = nil, signingKey: String? = nil) async throws -> AppServer {
+        let (key, pub) = try await keyPair(w.h.root)
+        let log = w.h.root + "/api.jsonl"
+        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, log] + (grants.map { [$0] } ?? []))
+        return AppServer(api: api, log: log, env: [
+            "GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": signingKey ?? key,
+            "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
+    }
+
     func run(_ w: World, _ env: [String: String]) async throws {
         var all = env
         all["JOB_MAX_ATTEMPTS"] = "1"
@@ -70,17 +88,14 @@ import Testing
     @Test func githubAppMintsARepositoryScopedTokenAndThePushUsesIt() async throws {
         let w = try await world()
         defer { w.stop() }
-        let (key, pub) = try await keyPair(w.h.root)
-        let apiLog = w.h.root + "/api.jsonl"
-        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
-        defer { api.stop() }
+        let app = try await appServer(w)
+        defer { app.api.stop() }
         let id = try await appJob(w, user: "octo")
-        try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
-                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
+        try await run(w, app.env)
         let job = try await w.h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job.prettyString)")
         #expect(job["metadata"]?["commitSha"]?.stringValue == (try await Git.run(["-C", w.bare, "rev-parse", "main"])))
-        let calls = try FixtureServer.jsonLines(apiLog)
+        let calls = try FixtureServer.jsonLines(app.log)
         // The installation, a read-only token, GitHub's word that octocat may push, and only then the push token.
         #expect(calls.map { $0["path"]?.stringValue ?? "" } == ["/repos/acme/shop/installation", "/app/installations/4242/access_tokens",
                                                                 "/repos/acme/shop/collaborators/octocat/permission",
@@ -97,15 +112,12 @@ import Testing
     @Test func githubAppAsksForPullRequestsWriteWhenPullRequestsAreAllowed() async throws {
         let w = try await world()
         defer { w.stop() }
-        let (key, pub) = try await keyPair(w.h.root)
-        let apiLog = w.h.root + "/api.jsonl"
-        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
-        defer { api.stop() }
+        let app = try await appServer(w)
+        defer { app.api.stop() }
         let id = try await appJob(w, user: "octo")
-        try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
-                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)", "PUBLISH_MODES_ALLOWED": "push,pull-request"])
+        try await run(w, app.env.merging(["PUBLISH_MODES_ALLOWED": "push,pull-request"]) { $1 })
         #expect(try await w.h.job(id)["status"]?.stringValue == "done")
-        let calls = try FixtureServer.jsonLines(apiLog)
+        let calls = try FixtureServer.jsonLines(app.log)
         #expect(calls.last?["body"] == ["repositories": ["shop"],
                                         "permissions": ["contents": "write", "pull_requests": "write"]])
     }
@@ -137,21 +149,18 @@ import Testing
     @Test func githubAppWithTheWrongKeyFailsPushAuthNamingTheSource() async throws {
         let w = try await world()
         defer { w.stop() }
-        let (_, pub) = try await keyPair(w.h.root)
         let (otherKey, _) = try await keyPair(w.h.root, "other")
-        let apiLog = w.h.root + "/api.jsonl"
-        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog])
-        defer { api.stop() }
+        let app = try await appServer(w, signingKey: otherKey)
+        defer { app.api.stop() }
         let id = try await appJob(w, user: "octo")
-        try await run(w, ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": otherKey,
-                          "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"])
+        try await run(w, app.env)
         let job = try await w.h.job(id)
         #expect(job["status"]?.stringValue == "failed")
         #expect(job["error"]?["code"]?.stringValue == "push_auth_failed")
         let message = job["error"]?["message"]?.stringValue ?? ""
         #expect(message.contains("GIT_TOKEN_SOURCE=github-app") && message.contains("HTTP 401"), "\(message)")
         // The app server was asked (a JWT it refused), and never with a JWT it accepts.
-        let calls = try FixtureServer.jsonLines(apiLog)
+        let calls = try FixtureServer.jsonLines(app.log)
         #expect(!calls.isEmpty, "the GitHub App server was never asked")
         #expect(calls.allSatisfy { $0["jwt"] == "bad" }, "\(calls)")
         #expect(try FixtureServer.jsonLines(w.gitLog).isEmpty, "nothing reached the git server")
@@ -163,24 +172,20 @@ import Testing
     @Test func githubAppMintsOnlyForAUserWhoMayPushOnTheAppsHost() async throws {
         let w = try await world()
         defer { w.stop() }
-        let (key, pub) = try await keyPair(w.h.root)
-        let apiLog = w.h.root + "/api.jsonl"
-        let api = try await FixtureServer("github_app_server.py", [pub, "98765", Self.token, apiLog,
-                                                                   #"{"octocat": "write", "reader": "read"}"#])
-        defer { api.stop() }
+        let app = try await appServer(w, grants: #"{"octocat": "write", "reader": "read"}"#)
+        defer { app.api.stop() }
         try await w.h.store.pool.run("users") {
             try CollectionOps.insert($0, ["_id": "rd", "github_login": "reader"])
             try CollectionOps.insert($0, ["_id": "nologin", "email": "n@example.com"])
         }
-        let env = ["GIT_TOKEN_SOURCE": "github-app", "GITHUB_APP_ID": "98765", "GITHUB_APP_PRIVATE_KEY_FILE": key,
-                   "GITHUB_API_URL": "http://127.0.0.1:\(api.port)"]
+        let env = app.env
         let reader = try await appJob(w, user: "rd")
         try await run(w, env)
         let denied = try await w.h.job(reader)
         #expect(denied["error"]?["code"]?.stringValue == "push_auth_failed", "\(denied.jsonString)")
         #expect(denied["error"]?["message"]?.stringValue == "GIT_TOKEN_SOURCE=github-app: no installation token for acme/shop: "
             + "push permission check failed: GitHub user reader has 'read' on acme/shop; a push needs admin, maintain or write")
-        let calls = try FixtureServer.jsonLines(apiLog)
+        let calls = try FixtureServer.jsonLines(app.log)
         #expect(calls.last?["path"]?.stringValue == "/repos/acme/shop/collaborators/reader/permission")
         #expect(!calls.contains { $0["body"]?["permissions"]?["contents"] != nil }, "no push token was minted")
         #expect(try FixtureServer.jsonLines(w.gitLog).isEmpty)
@@ -189,7 +194,7 @@ import Testing
         try await run(w, env)
         #expect(try await w.h.job(noLogin)["error"]?["message"]?.stringValue == "GIT_TOKEN_SOURCE=github-app: the push "
             + "permission check needs the job's user's GitHub login: user nologin has no users.github_login")
-        #expect(try FixtureServer.jsonLines(apiLog).count == calls.count, "the API was not asked")
+        #expect(try FixtureServer.jsonLines(app.log).count == calls.count, "the API was not asked")
 
         // A repository on another host than the App's: no token is minted for it, the push is skipped.
         let projectId = try await w.h.store.insertProject(name: "Victim", repoURL: "https://evil.example/victim-org/victim-repo.git")
@@ -198,7 +203,7 @@ import Testing
         let skipped = try await w.h.job(elsewhere)
         #expect(skipped["status"]?.stringValue == "done", "\(skipped.jsonString)")
         #expect(skipped["metadata"]?["pushSkippedReason"]?.stringValue?.contains("evil.example:443 is not in GIT_TOKEN_HOSTS") == true)
-        #expect(try FixtureServer.jsonLines(apiLog).count == calls.count, "the API was not asked")
+        #expect(try FixtureServer.jsonLines(app.log).count == calls.count, "the API was not asked")
 
         // The App's tokens go to its own host only: a list without it is refused at start.
         var bad = Harness.minimalConfig.merging(env) { $1 }
