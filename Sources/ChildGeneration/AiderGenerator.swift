@@ -89,10 +89,10 @@ public struct AiderGenerator: AgentGenerator {
         usage.durationMs = run.durationMs
         log(run.summary("aider"))
         log(AgentSummary.line("aider", usage))
-        try run.check(agent: "aider", lastError: output.errors.last, settings: settings)
+        try run.check(agent: "aider", lastError: output.lastError, settings: settings)
         let own = AgentCLIRun.removeOwnFiles(repo: layout.repo, prefixes: [".aider"])
         if !own.isEmpty { log("aider: removed its own files from the tree: " + own.joined(separator: ", ")) }
-        try AgentCLIRun.requireTree(agent: "aider", repo: layout.repo, lastError: output.errors.last)
+        try AgentCLIRun.requireTree(agent: "aider", repo: layout.repo, lastError: output.lastError)
         return usage
     }
 }

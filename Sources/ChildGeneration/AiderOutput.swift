@@ -12,10 +12,11 @@ struct AiderOutput {
         u.format = "aider"
         return u
     }()
-    /// Error messages, in order (the last goes into a failure's reason).
-    private(set) var errors: [String] = []
-    /// Files aider reported editing.
-    private(set) var edited: [String] = []
+    /// The last error message (a failure's reason), clipped: aider's output
+    /// is the agent's, so nothing of it is kept without a bound.
+    private(set) var lastError: String?
+    /// How many edits aider reported.
+    private(set) var edits = 0
     /// Lines of the model's answer that were not logged.
     private(set) var skipped = 0
 
@@ -32,7 +33,7 @@ struct AiderOutput {
         if text.isEmpty { return nil }
         if text.hasPrefix("Applied edit to ") {
             let file = String(text.dropFirst("Applied edit to ".count))
-            edited.append(file)
+            edits += 1
             return "aider: edited " + file
         }
         if text.hasPrefix("Tokens:") {
@@ -40,7 +41,7 @@ struct AiderOutput {
             return "aider: " + text
         }
         if Self.errorMarkers.contains(where: { text.hasPrefix($0) || text.contains(": " + $0) }) {
-            errors.append(LogBounds.clip(text, bytes: 512))
+            lastError = LogBounds.clip(text, bytes: 512)
             return "aider error: " + text
         }
         if isErr || Self.statusPrefixes.contains(where: text.hasPrefix) { return "aider: " + text }
@@ -51,14 +52,14 @@ struct AiderOutput {
     /// One request's report: "Tokens: 1.2k sent, 64 cache write, 800 cache
     /// hit, 210 received. Cost: $0.01 message, $0.02 session."
     mutating func record(tokens text: String) {
-        usage.iterations = (usage.iterations ?? 0) + 1
+        usage.iterations = AgentUsage.sum(usage.iterations, 1)
         let (counts, costs) = Self.split(text)
         for (value, label) in counts {
             switch label {
-            case "sent": usage.inputTokens = (usage.inputTokens ?? 0) + value
-            case "received": usage.outputTokens = (usage.outputTokens ?? 0) + value
-            case "cache hit": usage.cacheReadTokens = (usage.cacheReadTokens ?? 0) + value
-            case "cache write": usage.cacheWriteTokens = (usage.cacheWriteTokens ?? 0) + value
+            case "sent": usage.inputTokens = AgentUsage.sum(usage.inputTokens, value)
+            case "received": usage.outputTokens = AgentUsage.sum(usage.outputTokens, value)
+            case "cache hit": usage.cacheReadTokens = AgentUsage.sum(usage.cacheReadTokens, value)
+            case "cache write": usage.cacheWriteTokens = AgentUsage.sum(usage.cacheWriteTokens, value)
             default: break
             }
         }
@@ -83,11 +84,11 @@ struct AiderOutput {
         return (counts, costs)
     }
 
-    /// "900", "1.2k", "3.4M" as a count.
+    /// "900", "1.2k", "3.4M" as a count; nil for anything else, or above 10^15.
     static func count(_ s: String) -> Int? {
         let scale: Double = s.hasSuffix("k") ? 1_000 : s.hasSuffix("M") ? 1_000_000 : 1
         let digits = scale == 1 ? s : String(s.dropLast())
-        guard let v = Double(digits), v.isFinite, v >= 0, v < 1e15 else { return nil }
+        guard let v = Double(digits), v.isFinite, v >= 0, v * scale < 1e15 else { return nil }
         return Int((v * scale).rounded())
     }
 }

@@ -14,6 +14,13 @@ public struct ClineOutput {
     /// Errors the agent reported (JSON errors, failed API requests,
     /// unrecoverable error events), oldest first.
     public private(set) var errors: [String] = []
+    /// The most errors kept (the newest): the output is the agent's.
+    static let maxErrors = 8
+
+    mutating func note(error message: String) {
+        if errors.count == Self.maxErrors { errors.removeFirst() }
+        errors.append(Self.clip(message))
+    }
     /// The message of a `run_aborted` line, if one came.
     public private(set) var aborted: String?
     /// "cline-3" or "cline-2" once a line of either format was seen.
@@ -56,7 +63,7 @@ public struct ClineOutput {
         switch type {
         case "error":
             let message = v["message"]?.stringValue ?? v["text"]?.stringValue ?? v.jsonString
-            errors.append(Self.clip(message))
+            note(error: message)
             return "cline error: " + Self.clip(message)
         case "say", "ask": format = "cline-2"; return message2(v, type)
         case "task_started": format = "cline-2"; return "cline: task started " + (v["taskId"]?.stringValue ?? "")
@@ -133,7 +140,7 @@ public struct ClineOutput {
         case "error":
             let message = e["error"]?["message"]?.stringValue ?? e["error"]?.stringValue ?? "unknown error"
             if e["recoverable"]?.boolValue == true { return "cline error (recoverable): " + Self.clip(message) }
-            errors.append(Self.clip(message))
+            note(error: message)
             return "cline error: " + Self.clip(message)
         default:
             return nil // streaming chunks, iteration marks, tool progress
@@ -175,7 +182,7 @@ public struct ClineOutput {
         case ("say", "command_output"), ("ask", "command_output"): return text.isEmpty ? nil : "cline output: " + Self.clip(text, 500)
         case ("say", "error"), ("ask", "api_req_failed"), ("ask", "mistake_limit_reached"):
             let message = kind == "api_req_failed" ? "API request failed: " + text : text
-            errors.append(Self.clip(message))
+            note(error: message)
             return "cline error: " + Self.clip(message)
         case ("say", "error_retry"), ("say", "api_req_retried"): return "cline: retrying: " + Self.clip(text, 300)
         case ("ask", "followup"):

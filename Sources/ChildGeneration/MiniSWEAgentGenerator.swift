@@ -78,14 +78,14 @@ public struct MiniSWEAgentGenerator: AgentGenerator {
         try Data((config(route).jsonString + "\n").utf8).write(to: URL(fileURLWithPath: configFile))
         log("mini-swe-agent: model \(route.model), base URL \(route.apiBase), placeholder key, "
             + "step limit \(settings.agents.miniSWEAgentStepLimit), trajectory \(trajectoryFile)")
-        var errors: [String] = []
+        var lastStderr: String?
         let run = try AgentCLIRun.run(executable: exe, arguments: arguments, environment: environment(route),
                                       cwd: layout.repo, timeoutSeconds: settings.clineTimeoutSeconds) { line, isErr in
             // stdout echoes every message and command output: the trajectory gives the log its steps.
             guard isErr else { return }
             let text = line.trimmingCharacters(in: .whitespaces)
             guard !text.isEmpty, !text.hasPrefix("Warning: Input is not a terminal") else { return }
-            errors.append(LogBounds.clip(text, bytes: 512))
+            lastStderr = LogBounds.clip(text, bytes: 512)
             log("mini-swe-agent: " + text)
         }
         let trajectory = MiniTrajectory.read(trajectoryFile)
@@ -96,7 +96,7 @@ public struct MiniSWEAgentGenerator: AgentGenerator {
         usage.durationMs = run.durationMs
         log(run.summary("mini-swe-agent"))
         log(AgentSummary.line("mini-swe-agent", usage))
-        let lastError = errors.last ?? trajectory.problem
+        let lastError = lastStderr ?? trajectory.problem
         try run.check(agent: "mini-swe-agent", lastError: lastError, settings: settings)
         guard let status = usage.finishReason else {
             throw JobFailure(.generationFailed, "mini-swe-agent: no trajectory" + (trajectory.problem.map { ": " + $0 } ?? ""))

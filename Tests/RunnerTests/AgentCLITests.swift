@@ -130,11 +130,21 @@ struct AgentCLITests {
                            + "Cost: $0.01 message, $0.01 session.", "aider: edited README.md",
                            "aider: Tokens: 900 sent, 3 received. Cost: $0.0040 message, $0.014 session.",
                            "aider error: litellm.InternalServerError: InternalServerError: OpenAIException - Connection error."])
-        #expect(out.skipped == 5 && out.edited == ["README.md"])
+        #expect(out.skipped == 5 && out.edits == 1)
         #expect(out.usage.inputTokens == 2100 && out.usage.outputTokens == 213)
         #expect(out.usage.cacheReadTokens == 800 && out.usage.cacheWriteTokens == 64)
         #expect(out.usage.cost == 0.014 && out.usage.iterations == 2 && out.usage.format == "aider")
-        #expect(out.errors.last?.hasPrefix("litellm.InternalServerError") == true)
+        #expect(out.lastError?.hasPrefix("litellm.InternalServerError") == true)
+    }
+
+    /// aider's output is the agent's: token counts too large for an Int are
+    /// not counts, and sums of many stay at Int.max instead of trapping.
+    @Test func aiderTokenReportsCannotOverflow() {
+        var out = AiderOutput()
+        _ = out.readable("Tokens: 9999999999999M sent, 1 received.", isErr: false)
+        #expect(out.usage.inputTokens == nil && out.usage.outputTokens == 1)
+        for _ in 0..<12_000 { _ = out.readable("Tokens: 900000000000000 sent.", isErr: false) }
+        #expect(out.usage.inputTokens == Int.max && out.usage.iterations == 12_001)
     }
 
     @Test func aMiniTrajectoryBecomesStepsExitCodesAndUsage() throws {
@@ -170,6 +180,13 @@ struct AgentCLITests {
         #expect(MiniTrajectory.read(dir + "/link.json").problem == "it wrote no trajectory")
         try "not json".write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
         #expect(MiniTrajectory.read(dir + "/bad.json").problem == "its trajectory is not JSON")
+        // A FIFO is not waited on, a link to an endless file not followed.
+        #expect(mkfifo(dir + "/fifo.json", 0o600) == 0)
+        #expect(MiniTrajectory.read(dir + "/fifo.json").problem == "it wrote no trajectory")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/zero.json", withDestinationPath: "/dev/zero")
+        #expect(MiniTrajectory.read(dir + "/zero.json").problem == "it wrote no trajectory")
+        #expect(truncate(dir + "/bad.json", off_t(MiniTrajectory.maxBytes + 1)) == 0)
+        #expect(MiniTrajectory.read(dir + "/bad.json").problem == "its trajectory is over \(MiniTrajectory.maxBytes) bytes")
     }
 
     /// A virtualenv is readable whole (its lib/ holds the packages); another

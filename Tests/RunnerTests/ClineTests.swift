@@ -202,6 +202,9 @@ import Testing
                             isErr: false) == "cline: run finished (mistake_limit)")
         #expect(v3.usage.inputTokens == 50 && v3.usage.cost == 0.01 && v3.usage.model == "m", "aggregate usage includes sub-agents")
         #expect(v3.errors == ["Not authenticated"] && v3.format == "cline-3")
+        // The agent's errors are kept without end only in the log: the newest few are kept.
+        for i in 0..<50 { _ = v3.readable(#"{"ts":"t","type":"error","message":"e\#(i)"}"#, isErr: true) }
+        #expect(v3.errors == (42..<50).map { "e\($0)" })
     }
 
     @Test func theConfigurationHasEachCLIsLayoutAndOnlyThePlaceholder() throws {
