@@ -37,6 +37,10 @@ public struct LeaseAnswer: Sendable {
     /// other. Their children are not stopped; their lease clocks not renewed.
     public var unsure: Set<String> = []
     public var contradiction: ServerContradiction?
+    /// The renewal's write matched every token it was asked for. After a
+    /// contradiction, only then is any lease clock renewed: otherwise no
+    /// answer says which leases the write extended.
+    public var renewalMatchedAll = false
 
     /// An answer that shows no lease held.
     public init() {}
@@ -59,6 +63,7 @@ extension JobStore {
                                         released: (String) -> Bool) -> LeaseAnswer {
         let asked = Set(tokens)
         var answer = LeaseAnswer()
+        answer.renewalMatchedAll = matched.map { $0 >= asked.count } ?? false
         var malformed: [String] = []
         for doc in docs {
             if let token = doc["lease"]?["token"]?.stringValue, asked.contains(token), answer.held[token] == nil {

@@ -88,13 +88,14 @@ final class LeaseKeeper: Sendable {
 
     /// What a round's answer means for the leases `held`: a token the
     /// answer shows held (with its cancel flag) or held unread is kept, and
-    /// renewed after a renewal; a cancel flag set is a cancel; a token the
+    /// renewed after a renewal (after contradicting answers, only when the
+    /// write matched every lease); a cancel flag set is a cancel; a token the
     /// answers contradict each other on is neither (`unsure`); any other is lost.
     static func verdict(held: Set<String>, answer: LeaseAnswer, renewal: Bool)
         -> (renewed: Set<String>, cancelled: Set<String>, lost: Set<String>) {
         let kept = held.filter { answer.held[$0] != nil || answer.heldUnread.contains($0) }
-        return (renewal ? kept : [], held.filter { answer.held[$0] == true },
-                held.filter { answer.lost($0) })
+        let renewed = renewal && (answer.contradiction == nil || answer.renewalMatchedAll) ? kept : []
+        return (renewed, held.filter { answer.held[$0] == true }, held.filter { answer.lost($0) })
     }
 
     /// Renews and polls until `stopped()`.

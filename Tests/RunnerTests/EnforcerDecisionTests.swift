@@ -100,4 +100,19 @@ import Testing
         #expect(v.lost.isEmpty, "an unsure lease is not stopped")
         #expect(v.cancelled.isEmpty)
     }
+
+    /// The read shows more leases held than the renewal matched: which ones
+    /// the write extended is unknown, so no clock moves (each child's own
+    /// clock fences it); when the write matched every lease, they all do.
+    @Test func afterContradictingAnswersAClockIsRenewedOnlyIfTheWriteMatchedEveryLease() {
+        let more = JobStore.checkLeaseAnswer(tokens: ["a", "b"], matched: 1, docs: [["lease": ["token": "a"]], ["lease": ["token": "b"]]],
+                                             released: { _ in false })
+        #expect(more.contradiction != nil)
+        let v = LeaseKeeper.verdict(held: ["a", "b"], answer: more, renewal: true)
+        #expect(v.renewed.isEmpty && v.lost.isEmpty, "\(v)")
+        let lostRead = JobStore.checkLeaseAnswer(tokens: ["a", "b", "c"], matched: 3,
+                                                 docs: [["lease": ["token": "a"]], ["lease": ["token": "b"]]], released: { _ in false })
+        #expect(lostRead.contradiction != nil)
+        #expect(LeaseKeeper.verdict(held: ["a", "b", "c"], answer: lostRead, renewal: true).renewed == ["a", "b"])
+    }
 }
