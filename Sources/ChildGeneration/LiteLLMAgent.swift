@@ -95,6 +95,9 @@ struct AgentCLIRun {
     /// The largest resident set of any process the job child has reaped so
     /// far (getrusage(RUSAGE_CHILDREN)): the agent's peak, or an earlier agent's.
     var peakMemoryMB: Int
+    /// Processes the agent left running when it exited, killed then (-1: its
+    /// whole PID namespace was).
+    var leftovers = 0
 
     /// Runs `executable` in `cwd` to its end, every output line to `onLine`.
     static func run(executable: String, arguments: [String], environment: [String: String], cwd: String,
@@ -112,10 +115,14 @@ struct AgentCLIRun {
             if isErr, memoryError == nil { memoryError = AgentLimits.memoryErrorMarker(in: line) }
             onLine(line, isErr)
         })
+        // Nothing the agent started outlives it: the caller reads files the
+        // agent wrote (its trajectory, the tree), which a process left
+        // running could still grow or swap for a link.
+        let leftovers = AgentReaper.killAll()
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
         return AgentCLIRun(ended: ended, memoryError: memoryError, seconds: since(), firstOutputSeconds: first,
-                           peakMemoryMB: Int(usage.ru_maxrss / 1024))
+                           peakMemoryMB: Int(usage.ru_maxrss / 1024), leftovers: leftovers)
     }
 
     /// "aider: ran 11.2 s (first output after 3.1 s), peak memory 180 MB" for the log.
@@ -123,6 +130,8 @@ struct AgentCLIRun {
         "\(agent): ran " + String(format: "%.1f s", seconds)
             + (firstOutputSeconds.map { String(format: " (first output after %.1f s)", $0) } ?? "")
             + ", peak memory \(peakMemoryMB) MB"
+            + (leftovers > 0 ? ", ended \(leftovers) process(es) it left running"
+                : leftovers < 0 ? ", ended the processes it left running" : "")
     }
 
     /// The run's wall-clock milliseconds, for `metadata.agent.durationMs`.

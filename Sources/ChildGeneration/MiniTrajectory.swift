@@ -27,16 +27,25 @@ struct MiniTrajectory {
     /// malformed file gives `problem`, never a throw).
     static func read(_ path: String) -> MiniTrajectory {
         var t = MiniTrajectory()
+        // The agent wrote it: no link followed, no FIFO waited on, a regular
+        // file only, and never more than `maxBytes` read whatever it claims.
         var st = stat()
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        guard let fd = try? retryingEINTR("open", { open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }) else {
             t.problem = "it wrote no trajectory"
             return t
         }
-        guard Int(st.st_size) <= maxBytes else {
-            t.problem = "its trajectory is \(st.st_size) bytes, over \(maxBytes)"
+        defer { close(fd) }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            t.problem = "it wrote no trajectory"
             return t
         }
-        guard let data = FileManager.default.contents(atPath: path), let json = try? JSONValue.parse(data) else {
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
+        let data = Int(st.st_size) > maxBytes ? nil : (try? handle.read(upToCount: maxBytes + 1)) ?? Data()
+        guard let data, data.count <= maxBytes else {
+            t.problem = "its trajectory is over \(maxBytes) bytes"
+            return t
+        }
+        guard let json = try? JSONValue.parse(data) else {
             t.problem = "its trajectory is not JSON"
             return t
         }

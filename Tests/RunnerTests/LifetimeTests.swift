@@ -52,6 +52,11 @@ import Testing
                                         .sigtermDrain: "pending", .secondSignal: "pending", .supervisorKilled: "running"]
         let doc = try await h.job(id)
         #expect(doc["status"]?.stringValue == expected[path], "\(doc.jsonString)")
+        if path == .done {
+            // Killed when the agent exited, before anything it wrote was read.
+            let logs = doc["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(logs.contains { $0.hasPrefix("cline: ran ") && $0.contains("left running") }, "\(logs)")
+        }
         // Within 5 s of the outcome, nothing of the job is left.
         let gone = await eventually(5) { Containment.processes(with: marker).isEmpty }
         #expect(gone, "escapee still running: \(Containment.processes(with: marker))")
