@@ -292,7 +292,21 @@ public final class JobStore: Sendable {
         update["$set"] = .object(set)
         let filter = fenced(job)
         let doc = JSONValue.object(update)
-        return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: doc) } == 1
+        do {
+            return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: doc) } == 1
+        } catch let e as MongoError where e.isPathNotViable && set.keys.contains(where: { $0.hasPrefix("metadata.") }) {
+            // `metadata` is not a document (the app wrote null): the outcome
+            // is written with a `metadata` of the runner's own fields instead.
+            var metadata: [String: JSONValue] = [:]
+            for (key, value) in set where key.hasPrefix("metadata.") {
+                metadata[String(key.dropFirst("metadata.".count))] = value
+                set.removeValue(forKey: key)
+            }
+            set["metadata"] = .object(metadata)
+            update["$set"] = .object(set)
+            let retry = JSONValue.object(update)
+            return try await pool.run(jobsName) { try CollectionOps.update($0, filter: filter, update: retry) } == 1
+        }
     }
 
     /// The project a job refers to: the one whose `_id` is `ref` (stored as a

@@ -80,18 +80,20 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     /// from older servers' updates and inserts.
     static let duplicateKeyCodes: Set<UInt32> = [11000, 11001, 12582]
 
+    /// "Cannot create field … in element": an update's dotted path runs
+    /// through a value that is not a document (`metadata: null`).
+    public var isPathNotViable: Bool { isServerError && code == 28 }
+
+    /// An error the server answered with (its `code` is the server's).
+    var isServerError: Bool {
+        [MONGOC_ERROR_SERVER.rawValue, MONGOC_ERROR_COMMAND.rawValue, MONGOC_ERROR_QUERY.rawValue,
+         MONGOC_ERROR_COLLECTION.rawValue].contains(domain)
+    }
+
     /// A duplicate-key error: the document another writer created first.
     /// Decided by the server error's code, never by the message text (which
     /// quotes the document, any of whose values may read "duplicate key").
-    public var isDuplicateKey: Bool {
-        switch domain {
-        case MONGOC_ERROR_SERVER.rawValue, MONGOC_ERROR_COMMAND.rawValue, MONGOC_ERROR_QUERY.rawValue,
-             MONGOC_ERROR_COLLECTION.rawValue:
-            return Self.duplicateKeyCodes.contains(code)
-        default:
-            return false
-        }
-    }
+    public var isDuplicateKey: Bool { isServerError && Self.duplicateKeyCodes.contains(code) }
 }
 
 /// Owns the `mongoc_client_pool_t` (thread-safe) and the fixed set of

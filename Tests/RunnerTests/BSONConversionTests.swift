@@ -227,4 +227,26 @@ import Testing
         #expect(try await h.store.finish(job, .done(JobMetadata())))
         #expect(try await h.job(id)["status"] == "done")
     }
+
+    /// A failure's usage goes to `metadata.usage`: a job whose `metadata`
+    /// the app wrote as null (or anything but a document) still gets its
+    /// outcome, with a `metadata` holding the usage.
+    @Test func anOutcomeIsWrittenWhateverTheAppLeftInMetadata() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let projectId = try await h.store.insertProject(name: "Meta", repoURL: "https://github.com/acme/meta.git")
+        for (n, metadata) in [JSONValue.null, "x", [1, 2]].enumerated() {
+            let id = try await h.store.insertJob(projectId: projectId, spec: tinySpec)
+            _ = try await h.store.pool.run("jobs") {
+                try CollectionOps.update($0, filter: ["_id": .string(id)], update: ["$set": ["metadata": metadata]])
+            }
+            let job = try #require(try await h.store.claim(owner: "meta-test", leaseSeconds: 60))
+            #expect(job.idText == id)
+            let usage: JSONValue = ["requests": .int(Int64(n + 1))]
+            #expect(try await h.store.finish(job, .failed(JobFailure(.timeout, "too slow")), usage: usage))
+            let doc = try await h.job(id)
+            #expect(doc["status"] == "failed" && doc["error"]?["code"] == "timeout", "\(doc.jsonString)")
+            #expect(doc["metadata"] == ["usage": usage], "\(doc.jsonString)")
+        }
+    }
 }
