@@ -46,8 +46,9 @@ enum ChildInput {
                     if let s = try? JSONDecoder().decode(ChildSecrets.self, from: Data(line)) {
                         secrets.withLock { $0 = s }
                     } else {
-                        let failure = LineFraming.malformed("a line from the supervisor on stdin",
-                                                            line: String(decoding: line, as: UTF8.self), redactor: Redactor())
+                        // Never quoted: the supervisor's lines carry the job's secrets.
+                        let failure = JobFailure(.internal, "a line from the supervisor on stdin (\(line.count) bytes) "
+                                                     + "is not a protocol message")
                         malformed.withLock { if $0 == nil { $0 = failure } }
                     }
                     arrived.signal()

@@ -148,7 +148,11 @@ struct ChildRelay: Sendable {
         case .stage(.finished): break
         // Written with the next batched flush (a lost lease shows there), or with the outcome.
         case .stage(let s): await logs.stage(s)
-        case .succeeded, .failed: result.set(event)
+        // The job's redactor knows this job's secrets; the child's knows only their shapes.
+        case .failed(var f):
+            f.message = redactor.withLock { $0 }.redact(f.message)
+            result.set(.failed(f))
+        case .succeeded: result.set(event)
         case .pushTokenRequest:
             if let failure = await tokens.handOver(job, repoURL: repoURL, launched.child, cgroup: launched.cgroup,
                                                    logs: logs, redactor: redactor, egress: egress) {
