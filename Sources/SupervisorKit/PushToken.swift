@@ -190,7 +190,10 @@ struct PushTokenHandOver: Sendable {
     func handOver(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
                   logs: LogBatcher, redactor: Locked<Redactor>, egress: EgressReport? = nil) async -> JobFailure? {
         let pid = child.pid
-        guard let others = try? await onDedicatedThread({ JobProcesses.others(child: pid, cgroup: cgroup) }) else {
+        // The token helper's path is looked up on the same thread (a file system call).
+        guard let (listed, helper) = try? await onDedicatedThread({
+            (JobProcesses.others(child: pid, cgroup: cgroup), ChildLocator.besideThisBinary)
+        }), let others = listed else {
             await logs.add("push token withheld: the job's processes cannot be listed")
             child.closeInput()
             return JobFailure(.sandboxViolation, "the job's processes could not be listed when the push token was due, "
@@ -202,7 +205,7 @@ struct PushTokenHandOver: Sendable {
             return JobFailure(.sandboxViolation, "processes of the agent were still running when the push token was due")
         }
         let token: String?
-        let provider = PushTokenProvider(config: config, store: store)
+        let provider = PushTokenProvider(config: config, store: store, helperPath: helper)
         do {
             if let reason = provider.withheldReason(repoURL: repoURL) {
                 await logs.add("push token withheld: " + reason)
