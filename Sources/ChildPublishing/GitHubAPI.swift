@@ -98,7 +98,9 @@ final class GitHubAPI {
         message = LogBounds.clip(message, bytes: 2048)
         let retryAfter = headers["retry-after"].flatMap { Int($0) }
         let exhausted = headers["x-ratelimit-remaining"] == "0"
-        let reset = headers["x-ratelimit-reset"].flatMap { Int($0) }.map { $0 - Int(Date().timeIntervalSince1970) }
+        // An epoch second; any value (even Int.min) gives a wait of 0…3600 s, never a trap.
+        let reset = headers["x-ratelimit-reset"].flatMap { Int($0) }
+            .map { min(max($0, 0), Int(Date().timeIntervalSince1970) + 3600) - Int(Date().timeIntervalSince1970) }
         let limited = (status == 403 || status == 429) && (retryAfter != nil || exhausted)
         return GitHubAPIError(status: status, message: message, retryAfter: retryAfter ?? (exhausted ? reset.map { max($0, 1) } : nil),
                               rateLimited: limited, proxyStatus: 0)
