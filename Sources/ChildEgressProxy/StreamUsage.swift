@@ -34,7 +34,15 @@ struct UsageChunkFilter {
         var out: [UInt8] = []
         for b in bytes {
             line.append(b)
-            guard b == 10 else { continue }
+            guard b == 10 else {
+                // A line without end is passed on as it comes, never buffered past the cap.
+                if line.count > Self.eventCap {
+                    out += event + line
+                    event.removeAll(keepingCapacity: true)
+                    line.removeAll(keepingCapacity: true)
+                }
+                continue
+            }
             let blank = line == [10] || line == [13, 10]
             event += line
             line.removeAll(keepingCapacity: true)

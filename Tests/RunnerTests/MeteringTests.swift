@@ -166,4 +166,20 @@ import Testing
         #expect(t.price("models/gemini-2.5-flash-lite") == t.models["gemini-2.5-flash-lite"])
         #expect(t.price("gpt-4oo") == nil && t.price("acme") == nil)
     }
+
+    /// The usage chunk the proxy asked for is taken out, every other byte
+    /// passes, and an answer without newlines is passed on in bounded pieces.
+    @Test func theUsageChunkFilterHoldsAtMostItsCap() {
+        var filter = UsageChunkFilter()
+        let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\n"
+        let passed = Array((chunk + usage + "data: [DONE]\n\n").utf8).withUnsafeBytes { filter.pass($0) } + filter.finish()
+        #expect(String(decoding: passed, as: UTF8.self) == chunk + "data: [DONE]\n\n")
+        var endless = UsageChunkFilter()
+        let piece = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
+        var out = 0
+        for _ in 0..<64 { out += piece.withUnsafeBytes { endless.pass($0) }.count }
+        #expect(out >= 64 * 4096 - UsageChunkFilter.eventCap - 1, "held back \(64 * 4096 - out) bytes")
+        #expect(out + endless.finish().count == 64 * 4096)
+    }
 }
