@@ -103,13 +103,20 @@ struct StreamCheck: Sendable {
     static func writeMarker(_ coll: OpaquePointer, id: String) throws {
         let key: JSONValue = ["_id": .string(id)]
         let now = JSONValue.date(Date())
-        _ = try CollectionOps.replaceThenUpdate(coll, replace: (key, [
+        let matched = try CollectionOps.replaceThenUpdate(coll, replace: (key, [
             "status": "marker", "cancelRequested": false, "notBefore": now, "at": now,
         ]), then: [
             (key, ["$set": ["cancelRequested": true]]),
             (key, ["$set": ["status": JobStatus.pending.json]]),
             (key, ["$unset": ["notBefore": ""]]),
         ])
+        // The three updates match the marker (the replacement too, once it
+        // exists): fewer means the write, not the stream, failed the check.
+        guard matched >= 3 else {
+            throw ServerContradiction(operation: "change stream check", shape: "an ordered update of a replacement "
+                + "that upserts and three updateOne statements on _id", first: "the server acknowledged the marker write",
+                second: "it matched \(matched) document(s) for the 3 updates on the document it had just written")
+        }
     }
 }
 
