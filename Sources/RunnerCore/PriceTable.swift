@@ -36,8 +36,15 @@ public struct PriceTable: Sendable, Codable, Equatable {
         self.models = models
     }
 
-    /// The price of `model`, or nil.
+    /// The price of `model`, or nil. A name whose version is dotted, as
+    /// OpenRouter writes them (`anthropic/claude-sonnet-4.5`), is also looked
+    /// up dashed, as the providers write them.
     public func price(_ model: String) -> ModelPrice? {
+        if let p = exactPrice(model) { return p }
+        return model.contains(".") ? exactPrice(model.replacingOccurrences(of: ".", with: "-")) : nil
+    }
+
+    private func exactPrice(_ model: String) -> ModelPrice? {
         let lower = model.lowercased()
         if let p = models[lower] { return p }
         var name = lower

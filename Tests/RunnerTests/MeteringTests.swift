@@ -161,6 +161,7 @@ import Testing
         let t = PriceTable.shipped
         #expect(t.price("claude-sonnet-4-5-20250929") == t.models["claude-sonnet-4-5"])
         #expect(t.price("anthropic/claude-sonnet-4-5") == t.models["claude-sonnet-4-5"])
+        #expect(t.price("anthropic/claude-sonnet-4.5") == t.models["claude-sonnet-4-5"], "OpenRouter's dotted name")
         #expect(t.price("gpt-4o-mini-2024-07-18") == t.models["gpt-4o-mini"])
         #expect(t.price("gpt-4o-2024-08-06") == t.models["gpt-4o"])
         #expect(t.price("models/gemini-2.5-flash-lite") == t.models["gemini-2.5-flash-lite"])
