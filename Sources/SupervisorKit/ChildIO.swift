@@ -225,8 +225,10 @@ final class ExitWatch: ChildIOWatch, @unchecked Sendable {
         self.deliver = deliver
         let fd = process.exitDescriptor
         if fd < 0 || (try? ChildIO.shared.watch(fd, id: id, readable: true, self)) == nil {
-            // No pidfd to watch: a blocking wait on the pool for blocking work.
-            BlockingPool.shared.submit { [self] in
+            // No pidfd to watch: a blocking wait for the process's whole life,
+            // on a thread of its own (on the shared pool, a few running jobs
+            // would hold every thread and starve spawns and hand-overs).
+            Thread.detachNewThread { [self] in
                 guard claim() else { return }
                 deliver(process.waitForExit().status)
             }
