@@ -34,7 +34,10 @@ struct AgentProcess {
         o.deathSignal = SIGKILL // spawned from the job child's main thread, which lives until the job ends
         o.layers = AgentConfinement.layers
         do {
-            process = try SpawnedProcess(executable: executable, arguments: arguments, environment: environment, options: o)
+            // Never once a stop's checkpoint holds the tree (`StopGate`).
+            process = try StopGate.whileGenerating {
+                try SpawnedProcess(executable: executable, arguments: arguments, environment: environment, options: o)
+            }
         } catch {
             close(outPipe[0]); close(errPipe[0]); close(outPipe[1]); close(errPipe[1])
             throw JobFailure(.generationFailed, "cannot start \(executable): \(error)")
@@ -147,6 +150,9 @@ public enum AgentReaper {
         reapAll()
         return killed
     }
+
+    /// How many processes this one still has as children (after `killAll`: 0).
+    public static func remaining() -> Int { childPids().count }
 
     /// Reaps every exited child, blocking until none is left.
     static func reapAll() {

@@ -90,7 +90,7 @@ public struct AiderGenerator: AgentGenerator {
         log(run.summary("aider"))
         log(AgentSummary.line("aider", usage))
         try run.check(agent: "aider", lastError: output.lastError, settings: settings)
-        let own = AgentCLIRun.removeOwnFiles(repo: layout.repo, prefixes: [".aider"])
+        let own = StopGate.whileGenerating { AgentCLIRun.removeOwnFiles(repo: layout.repo) }
         if !own.isEmpty { log("aider: removed its own files from the tree: " + own.joined(separator: ", ")) }
         try AgentCLIRun.requireTree(agent: "aider", repo: layout.repo, lastError: output.lastError)
         return usage

@@ -86,7 +86,7 @@ struct LiteLLMRoute: Equatable {
 /// One run of an agent CLI and how it ended, classified the way Cline's is:
 /// the sandbox's limits fail the job; a timeout, a non-zero exit or a signal
 /// is `generation_failed` (the chain moves on).
-struct AgentCLIRun {
+public struct AgentCLIRun {
     var ended: AgentProcess.Ended
     var memoryError: String?
     /// Seconds from the spawn to the end, and to the first line of output (its start-up).
@@ -170,12 +170,16 @@ struct AgentCLIRun {
 
     /// Removes the agent's own files from the top of `repo` (`prefixes`,
     /// e.g. aider's `.aider*`): they are never pushed. Returns their names.
-    static func removeOwnFiles(repo: String, prefixes: [String]) -> [String] {
+    /// (A stop's checkpoint does the same for its tree, with the pipeline parked.)
+    public static func removeOwnFiles(repo: String, prefixes: [String] = ownFilePrefixes) -> [String] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: repo)) ?? []
         let own = entries.filter { name in prefixes.contains { name.hasPrefix($0) } }.sorted()
         for name in own { try? FileManager.default.removeItem(atPath: repo + "/" + name) }
         return own
     }
+
+    /// The agents' own files at the top of the tree, never pushed (aider's `.aider*`).
+    public static let ownFilePrefixes = [".aider"]
 }
 
 /// The one usage line an agent's run logs: "aider usage: model …, N input

@@ -35,6 +35,12 @@ public struct PublishRequest: Sendable {
     /// The job's egress proxy's answer to the git connection's CONNECT (the
     /// job child's git tunnel), read when a fetch or push fails.
     public var egressAnswer: (@Sendable () -> EgressAnswer?)?
+    /// A stopped run's checkpoint (its partial work, onto its
+    /// work-in-progress branch): the commit's first lines, saying why the
+    /// run stopped. Its trailer is `checkpointTrailer`; an earlier
+    /// checkpoint of the job does not stop it, and a remote without the base
+    /// branch gets a new history on the branch, never the base branch. Nil: a finished job's commit.
+    public var checkpointMessage: String?
 
     public init(repoDirectory: String, remoteURL: String?, branch: String, remoteName: String, authorName: String,
                 authorEmail: String, jobId: String, projectName: String, token: String?) {
@@ -55,6 +61,8 @@ public struct PublishRequest: Sendable {
 public enum Publisher {
     /// The commit trailer that ties a commit to its job.
     public static func trailer(_ jobId: String) -> String { "Architex-Job: \(jobId)" }
+    /// The trailer of a checkpoint's commit (never taken for the job's own commit).
+    public static func checkpointTrailer(_ jobId: String) -> String { "Architex-Checkpoint: \(jobId)" }
 
     /// Commits and pushes; `log` receives progress lines, `stage` the stage
     /// about to start: `committing` before the remote is fetched and the commit
@@ -125,7 +133,7 @@ public enum Publisher {
                 base = try req.baseBranch.flatMap { try repo.resolve(tracking($0)) }
                 out.baseSha = base?.hex
                 lap("fetchMs")
-                if let tip = parent, let done = try repo.findCommit(from: tip, containing: trailer(req.jobId), limit: 200) {
+                if req.checkpointMessage == nil, let tip = parent, let done = try repo.findCommit(from: tip, containing: trailer(req.jobId), limit: 200) {
                     log("commit \(done.hex) for this job is already on \(branch); not pushing again")
                     out.metadata.commitSha = done.hex
                     out.metadata.alreadyPushed = true
@@ -137,6 +145,8 @@ public enum Publisher {
                     if let base {
                         parent = base
                         log("remote has no \(branch); starting it from \(b) at \(base.hex)")
+                    } else if req.checkpointMessage != nil {
+                        log("remote has no \(b) nor \(branch): the checkpoint starts a new history on \(branch)")
                     } else {
                         branch = b
                         out.firstCommit = true
@@ -160,7 +170,8 @@ public enum Publisher {
                 out.changes = try repo.changes(from: base, to: p)
                 return out
             }
-            let message = "Generate \(req.projectName) from its Architex architecture\n\n\(trailer(req.jobId))\n"
+            let message = req.checkpointMessage.map { "\($0)\n\n\(checkpointTrailer(req.jobId))\n" }
+                ?? "Generate \(req.projectName) from its Architex architecture\n\n\(trailer(req.jobId))\n"
             let commit = try repo.commit(tree: tree, parent: parent, refName: branchRef, authorName: req.authorName,
                                          authorEmail: req.authorEmail, message: message)
             out.metadata.commitSha = commit.hex

@@ -43,6 +43,11 @@ enum ChildInput {
                 while let nl = data.firstIndex(of: 0x0A) {
                     let line = Array(data[..<nl])
                     data.removeSubrange(...nl)
+                    // A stop first: any object would decode as `ChildSecrets`, whose fields are all optional.
+                    if let stop = try? JSONDecoder().decode(ChildStop.self, from: Data(line)) {
+                        Self.stopped(stop)
+                        continue
+                    }
                     if let s = try? JSONDecoder().decode(ChildSecrets.self, from: Data(line)) {
                         secrets.withLock { $0 = s }
                     } else {
@@ -67,6 +72,23 @@ enum ChildInput {
         }
     }
 
+    /// What a stop line does (`Checkpoint.start`, set by the pipeline before
+    /// the watch starts); nil: the job's processes are killed and the child exits.
+    static let onStop = Locked<(@Sendable (ChildStop) -> Void)?>(nil)
+
+    /// The supervisor asked the job to stop (`ChildStop`): only the first
+    /// stop counts.
+    private static func stopped(_ stop: ChildStop) {
+        guard firstStop.withLock({ first in defer { first = false }; return first }) else { return }
+        if let handler = onStop.withLock({ $0 }) {
+            handler(stop)
+        } else {
+            AgentReaper.killAll()
+            exit(0)
+        }
+    }
+    private static let firstStop = Locked(true)
+
     /// Asks the supervisor for the push token and waits for it (nil: none
     /// configured), with what the egress proxy denied meanwhile. Throws
     /// `lease_lost` when the supervisor is gone, and `internal` naming the
@@ -75,7 +97,8 @@ enum ChildInput {
         emitter.emit(.pushTokenRequest)
         let answered = arrived.wait(timeout: .now() + .seconds(timeoutSeconds)) == .success
         if let failure = malformed.withLock({ $0 }) { throw failure }
-        guard answered, !ParentWatch.orphaned, let s = secrets.withLock({ $0 }) else {
+        // Taken once: a second request (the resumed checkpoint's fetch, then the push) waits for its own answer.
+        guard answered, !ParentWatch.orphaned, let s = secrets.withLock({ s in defer { s = nil }; return s }) else {
             throw JobFailure(.leaseLost, "the supervisor did not answer the push-token request")
         }
         return (s.githubToken, s.egress)

@@ -38,7 +38,9 @@ struct GeneratorChain {
                 switch name {
                 case .scaffold:
                     let files = ScaffoldGenerator.files(for: spec).map { ($0.path, Array($0.content.utf8)) }
-                    let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings)).write(files)
+                    let summary = try StopGate.whileGenerating {
+                        try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings)).write(files)
+                    }
                     log("generator scaffold: wrote \(summary.files.count) files")
                     return Outcome(generator: .scaffold)
                 case .cline, .aider, .miniSWEAgent:
@@ -70,8 +72,10 @@ struct GeneratorChain {
                     let files = try gemini.generate(
                         instructions: try String(contentsOfFile: workspace.instructions, encoding: .utf8),
                         spec: try String(contentsOfFile: workspace.spec, encoding: .utf8))
-                    let summary = try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings))
-                        .write(files.map { ($0.path, Array($0.content.utf8)) })
+                    let summary = try StopGate.whileGenerating {
+                        try TreeWriter(root: repoDir, limits: TreeLimits(ticket.settings))
+                            .write(files.map { ($0.path, Array($0.content.utf8)) })
+                    }
                     log("generator gemini: wrote \(summary.files.count) files")
                     return Outcome(generator: .gemini)
                 }
@@ -80,9 +84,10 @@ struct GeneratorChain {
                 retryable = retryable || f.retryable
                 log("generator \(name.rawValue) failed: \(f.message); trying the next one")
                 // Nothing a failed agent started may write into the next generator's tree.
+                StopGate.parkIfStopping()
                 let leftovers = AgentReaper.killAll()
                 if leftovers > 0 { log("ended \(leftovers) process(es) the failed agent left running") }
-                try clearRepo()
+                try StopGate.whileGenerating { try clearRepo() }
             }
         }
         throw JobFailure(.generationFailed, "no generator produced a tree: " + reasons.joined(separator: "; "),

@@ -61,10 +61,18 @@ struct NetworkSetup {
     /// The git remote's tunnel through the egress proxy (`GitTunnel`), for
     /// an http(s) remote under JOB_NETWORK=proxy; nil otherwise. Opened only
     /// after the agent phase; the proxy's policy still decides.
+    /// One per job: a resumed checkpoint's fetch, a checkpoint and the
+    /// publish share it (its port is bound once).
     func gitTunnel(for remote: String?) throws -> GitTunnel? {
         guard settings.network == .proxy, let url = remote.flatMap({ try? RepositoryRemote($0) })?.http else { return nil }
-        return try GitTunnel(remote: url, socketPath: socketPath)
+        return try Self.tunnel.withLock { open in
+            if let open { return open }
+            let made = try GitTunnel(remote: url, socketPath: socketPath)
+            open = made
+            return made
+        }
     }
+    private static let tunnel = Locked<GitTunnel?>(nil)
 
     /// After confinement: forwards each connection to the egress proxy.
     func startForwarding() {

@@ -38,7 +38,11 @@ struct Pipeline {
                                                            mounts: confined.mountNamespace)
         }
         network.startForwarding()
+        // A stop (budget, timeout, cancel) checkpoints the partial work from now on.
+        let checkpoint = ticket.checkpoint.map { Checkpoint(ticket: ticket, plan: $0, out: out) }
+        checkpoint?.arm()
         ChildInput.startWatching()
+        checkpoint?.resume()
         let spec = try ArchitectureSpec(json: ticket.architectureSpec, fallbackName: ticket.projectName,
                                         fallbackPrompt: ticket.prompt)
         out.log("architecture '\(spec.name)': \(spec.components.count) components, \(spec.connections.count) connections")
@@ -51,6 +55,8 @@ struct Pipeline {
         // Cline calls its provider through the proxy's route, which holds the real key.
         if let route = network.providerRoute { chain.providerBaseURL = route }
         let generated = try chain.run()
+        // A stop's checkpoint may hold the tree now: this thread then parks until the child exits.
+        StopGate.passGeneration()
 
         // Nothing the agent started may outlive its phase: everything left is
         // killed before the tree is checked and before any credential arrives.

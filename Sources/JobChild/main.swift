@@ -46,8 +46,11 @@ do {
     emitter.stage(.finished)
     emitter.emit(.succeeded(meta))
 } catch let failure as JobFailure {
+    // A generator stopped by a checkpoint's kill is no failure of its own.
+    StopGate.parkIfStopping()
     emitter.emit(.failed(failure))
 } catch {
+    StopGate.parkIfStopping()
     emitter.emit(.failed(JobFailure(.internal, "\(error)")))
 }
 AgentReaper.killAll()

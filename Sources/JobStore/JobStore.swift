@@ -250,18 +250,22 @@ public final class JobStore: Sendable {
     }
 
     /// Writes the attempt's outcome, fenced on the lease, with the log lines
-    /// not yet written (one write), and `usage` as `metadata.usage`. False when the lease is lost.
-    public func finish(_ job: ClaimedJob, _ outcome: JobOutcome, logs: [String] = [], usage: JSONValue? = nil) async throws -> Bool {
+    /// not yet written (one write), `usage` as `metadata.usage` and a stopped
+    /// run's `checkpoint` as `metadata.checkpoint` (not for `done`). False when the lease is lost.
+    public func finish(_ job: ClaimedJob, _ outcome: JobOutcome, logs: [String] = [], usage: JSONValue? = nil,
+                       checkpoint: JSONValue? = nil) async throws -> Bool {
         let now = JSONValue.date(Date())
         var set: [String: JSONValue] = ["updatedAt": now]
         var update: [String: JSONValue] = ["$unset": ["lease": ""]]
         // The model calls' usage (the egress proxy's metering), whatever the outcome.
         if let usage { set["metadata.usage"] = usage }
+        if let checkpoint { set["metadata.checkpoint"] = checkpoint }
         switch outcome {
         case .done(let meta):
             var metadata = meta.json.objectValue ?? [:]
             metadata["usage"] = usage
             set.removeValue(forKey: "metadata.usage")
+            set.removeValue(forKey: "metadata.checkpoint")
             set.merge(["status": JobStatus.done.json, "stage": "finished", "finishedAt": now, "metadata": .object(metadata)]) { $1 }
             update["$unset"] = ["lease": "", "error": "", "cancelRequested": ""]
         case .failed(let f):

@@ -23,6 +23,9 @@ public struct JobTicket: Sendable, Codable {
     /// How the commit is published (`PublishPlan`, decided by the supervisor);
     /// nil: pushed onto `settings.branch`.
     public var publish: PublishPlan?
+    /// Where a stopped run's partial work goes, and the checkpoint to start
+    /// from; nil: no checkpoint (CHECKPOINT_ON=none, or no remote).
+    public var checkpoint: CheckpointPlan?
     #if DEBUG
     /// Tests only: the provider route Cline calls when the child has no egress
     /// proxy of its own (JOB_NETWORK=host). Release builds have no such field.
@@ -211,8 +214,11 @@ public enum ChildEvent: Sendable, Codable, Equatable {
     /// The agent phase is over and every process it started is gone: the
     /// supervisor may now send the push token (a `ChildSecrets` line on stdin).
     case pushTokenRequest
+    /// A stopped run's partial work is on its work-in-progress branch (the
+    /// child exits next, without a `result`: the supervisor's stop decides).
+    case checkpoint(CheckpointInfo)
 
-    private enum CodingKeys: String, CodingKey { case type, line, stage, ok, metadata, error }
+    private enum CodingKeys: String, CodingKey { case type, line, stage, ok, metadata, error, checkpoint }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -220,6 +226,7 @@ public enum ChildEvent: Sendable, Codable, Equatable {
         case "log": self = .log(try c.decode(String.self, forKey: .line))
         case "stage": self = .stage(try c.decode(JobStage.self, forKey: .stage))
         case "push_token_request": self = .pushTokenRequest
+        case "checkpoint": self = .checkpoint(try c.decode(CheckpointInfo.self, forKey: .checkpoint))
         case "result":
             if try c.decode(Bool.self, forKey: .ok) {
                 self = .succeeded(try c.decode(JobMetadata.self, forKey: .metadata))
@@ -237,6 +244,7 @@ public enum ChildEvent: Sendable, Codable, Equatable {
         case .log(let line): try c.encode("log", forKey: .type); try c.encode(line, forKey: .line)
         case .stage(let s): try c.encode("stage", forKey: .type); try c.encode(s, forKey: .stage)
         case .pushTokenRequest: try c.encode("push_token_request", forKey: .type)
+        case .checkpoint(let info): try c.encode("checkpoint", forKey: .type); try c.encode(info, forKey: .checkpoint)
         case .succeeded(let m):
             try c.encode("result", forKey: .type); try c.encode(true, forKey: .ok); try c.encode(m, forKey: .metadata)
         case .failed(let e):

@@ -77,6 +77,8 @@ public struct RunnerConfiguration: Sendable {
     public var dashboardToken: String?
     /// JOB_BUDGET_* and MODEL_PRICES_FILE: what a job's model calls may cost, enforced by its egress proxy.
     public var spend: SpendSettings
+    /// Stopped jobs' partial work (CHECKPOINT_*, RESUME_FROM_CHECKPOINT).
+    public var checkpoint: CheckpointSettings
 
     /// Every variable the runner reads, with its default ("" = unset), for
     /// `.env.example`, `doctor` and tests.
@@ -113,6 +115,9 @@ public struct RunnerConfiguration: Sendable {
         // Model-call spend (docs/budgets.md).
         ("JOB_BUDGET_USD", ""), ("JOB_BUDGET_TOKENS", ""), ("JOB_BUDGET_REQUESTS", ""), ("MODEL_PRICES_FILE", ""),
         ("PROVIDER_RETRIES", "4"), ("PROVIDER_RETRY_WAIT_SECONDS", "90"),
+        // Partial work of a stopped job (docs/budgets.md, "Checkpoints").
+        ("CHECKPOINT_ON", "budget,timeout,cancel"), ("CHECKPOINT_BRANCH", "agent-runner/wip/{jobId}"),
+        ("CHECKPOINT_GRACE_SECONDS", "60"), ("RESUME_FROM_CHECKPOINT", "false"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -176,6 +181,7 @@ public struct RunnerConfiguration: Sendable {
             }
         dashboardToken = r.optional("DASHBOARD_TOKEN")
         spend = try SpendSettings(r)
+        checkpoint = try CheckpointSettings(r)
     }
 
     /// DASHBOARD_TOKEN, checked: the dashboard exits 78 naming it when this throws.

@@ -38,7 +38,7 @@ public enum LineFraming {
                 line = encoded(.failed(JobFailure(f.code, cut(f.message) { m in
                     encoded(.failed(JobFailure(f.code, m, retryable: f.retryable)))
                 }, retryable: f.retryable)))
-            case .succeeded, .stage, .pushTokenRequest: break
+            case .succeeded, .stage, .pushTokenRequest, .checkpoint: break
             }
         }
         return line + [0x0A]

@@ -24,6 +24,8 @@ struct ChildRelay: Sendable {
     let writes: WriteBatcher
     let shutdown: ShutdownSignal
     let tokens: PushTokenHandOver
+    /// CHECKPOINT_ON and CHECKPOINT_GRACE_SECONDS (the child checkpoints only when its ticket has a plan).
+    var checkpoints = CheckpointSettings(on: [])
 
     /// What the relay saw: the facts for the outcome, the log lines not yet
     /// written (they go with the outcome) and the supervisor's share of the
@@ -50,6 +52,8 @@ struct ChildRelay: Sendable {
         // The proxy's metering and budget: a refused call stops the child (`budget_exceeded`).
         let report = ProxyReport()
         let result = ResultBox()
+        // The partial work the child pushed after a stop (its `checkpoint` event).
+        let checkpoint = Locked<CheckpointInfo?>(nil)
         let started = ContinuousClock.now
         let deadline = started + .seconds(timeoutSeconds)
         let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
@@ -87,12 +91,17 @@ struct ChildRelay: Sendable {
                             // With the push token goes what the proxy saw so far, its metering included.
                             var seen = egress.withLock { $0 }
                             seen.metered = report.usage?.agentUsage
-                            await relay(event, logs: logs, result: result, tokenFailure: tokenFailure, egress: seen)
+                            if case .checkpoint(let info) = event {
+                                checkpoint.withLock { $0 = $0 ?? info }
+                                continue
+                            }
+                            await relay(event, logs: logs, result: result, tokenFailure: tokenFailure, egress: seen,
+                                        stopping: control.reason != nil)
                         }
                     }
                 }.value
             }
-            let status = await waitForExit(lease: lease, control: control, deadline: deadline)
+            let status = await waitForExit(lease: lease, control: control, deadline: deadline, report: report)
             let exitedAt = ContinuousClock.now
             RunnerMetrics.childExit(status.metricLabel)
             RunnerMetrics.jobDuration(exitedAt - started)
@@ -107,7 +116,7 @@ struct ChildRelay: Sendable {
             timings["databaseMs"] = waited.milliseconds
             let facts = RunFacts(result: result.value, exit: status, stop: control.reason,
                                  failure: tokenFailure.withLock { $0 } ?? report.budgetFailure,
-                                 protocolFailure: protocolFailure.withLock { $0 })
+                                 protocolFailure: protocolFailure.withLock { $0 }, checkpoint: checkpoint.withLock { $0 })
             return Ended(facts: facts, lines: lines, timings: timings, usage: report.usage)
         }
     }
@@ -118,13 +127,26 @@ struct ChildRelay: Sendable {
     /// writes the WriteBatcher's). The Enforcer is cancelled the moment the
     /// child exits, so that no sleep of its delays the outcome.
     private func waitForExit(lease: LeaseClock, control: ChildControl,
-                             deadline: ContinuousClock.Instant) async -> ExitStatus {
+                             deadline: ContinuousClock.Instant, report: ProxyReport) async -> ExitStatus {
         let child = launched.child
+        var enforcer = Enforcer(child: child, control: control, deadline: deadline, lease: lease,
+                                fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
+                                shutdown: shutdown, logger: logger)
+        enforcer.checkpointOn = checkpoints.on
+        enforcer.checkpointGrace = .seconds(checkpoints.graceSeconds)
+        enforcer.requestCheckpoint = { [timeoutSeconds] reason in
+            guard let why = reason.checkpointReason else { return false }
+            let message = switch reason {
+            case .timeout: "the job ran longer than JOB_TIMEOUT_SECONDS=\(timeoutSeconds)"
+            case .budgetExceeded: report.budgetFailure?.message ?? "the job's budget was spent"
+            default: "an operator cancelled the job while it ran"
+            }
+            guard let line = try? JSONEncoder().encode(ChildStop(reason: why, message: message)) else { return false }
+            return (try? await child.send(Array(line) + [0x0A])) != nil
+        }
         return await withTaskGroup(of: ExitStatus?.self) { group in
-            group.addTask { [shutdown, logger, leaseSeconds] in
-                await Enforcer(child: child, control: control, deadline: deadline, lease: lease,
-                               fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
-                               shutdown: shutdown, logger: logger).run()
+            group.addTask { [enforcer] in
+                await enforcer.run()
                 return nil
             }
             group.addTask { await child.waitForExit() }
@@ -141,7 +163,7 @@ struct ChildRelay: Sendable {
 
     /// One protocol event of the child.
     private func relay(_ event: ChildEvent, logs: LogBatcher, result: ResultBox, tokenFailure: Locked<JobFailure?>,
-                       egress: EgressReport) async {
+                       egress: EgressReport, stopping: Bool) async {
         switch event {
         case .log(let l): await logs.add(redactor.withLock { $0 }.redact(l))
         // `finished` is written by the outcome's write, which sets it.
@@ -153,10 +175,14 @@ struct ChildRelay: Sendable {
             f.message = redactor.withLock { $0 }.redact(f.message)
             result.set(.failed(f))
         case .succeeded: result.set(event)
+        case .checkpoint: break
         case .pushTokenRequest:
+            // The same hand-over for a stopped run's checkpoint (no agent process may be left), whose
+            // failure only costs the checkpoint: the stop decides the outcome.
             if let failure = await tokens.handOver(job, repoURL: repoURL, launched.child, cgroup: launched.cgroup,
                                                    logs: logs, redactor: redactor, egress: egress) {
-                tokenFailure.withLock { $0 = failure }
+                if stopping { await logs.note("checkpoint: no push token: \(failure.message)") }
+                else { tokenFailure.withLock { $0 = failure } }
             }
         }
     }

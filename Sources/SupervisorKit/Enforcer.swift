@@ -49,9 +49,18 @@ struct Enforcer {
     let logger: Logger
     var grace = Duration.seconds(2)
     var tick = Duration.milliseconds(100)
+    /// The stops after which the child first checkpoints its partial work
+    /// (CHECKPOINT_ON), and how long it may (CHECKPOINT_GRACE_SECONDS).
+    var checkpointOn: Set<CheckpointReason> = []
+    var checkpointGrace = Duration.seconds(60)
+    /// Asks the child to stop and checkpoint (a `ChildStop` line on its
+    /// stdin); false when the line could not be written.
+    var requestCheckpoint: @Sendable (StopReason) async -> Bool = { _ in false }
 
     func run() async {
         var stopSent: ContinuousClock.Instant?
+        // Nil until the first stop; then whether the child was asked to checkpoint.
+        var checkpointing: Bool?
         while !control.exited {
             try? await Task.sleep(for: tick)
             // Woken early (cancelled) because the child exited: nothing left to enforce.
@@ -65,13 +74,46 @@ struct Enforcer {
                 control.stop(found)
             }
             let reason = control.reason
-            guard let signal = Self.signal(now: now, reason: reason, stopSentAt: stopSent, grace: grace) else { continue }
+            if checkpointing == nil, let reason {
+                checkpointing = reason.checkpointReason.map(checkpointOn.contains) ?? false
+            }
+            guard let action = Self.action(now: now, reason: reason, stopSentAt: stopSent, grace: grace,
+                                           checkpointGrace: checkpointing == true ? checkpointGrace : nil,
+                                           forced: shutdown.isForced) else { continue }
             if stopSent == nil {
-                logger.notice("stopping child", metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"])
+                logger.notice("stopping child", metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")",
+                                                           "checkpoint": "\(checkpointing == true)"])
                 stopSent = now
             }
-            child.signalGroup(signal)
+            switch action {
+            case .signal(let signal): child.signalGroup(signal)
+            case .checkpoint:
+                if let reason, await !requestCheckpoint(reason) {
+                    // The child is not reading its stdin: a plain stop.
+                    checkpointing = false
+                    child.signalGroup(SIGTERM)
+                }
+            }
         }
+    }
+
+    /// What the Enforcer does at a stop: ask the child to checkpoint, or signal it.
+    enum StopAction: Equatable {
+        case checkpoint
+        case signal(Int32)
+    }
+
+    /// The action at `now` for `reason`: with `checkpointGrace` (the stop
+    /// checkpoints), first the request, then SIGKILL once that grace has
+    /// passed, or at once on a forced shutdown; without, `signal`'s.
+    static func action(now: ContinuousClock.Instant, reason: StopReason?, stopSentAt: ContinuousClock.Instant?,
+                       grace: Duration, checkpointGrace: Duration?, forced: Bool) -> StopAction? {
+        guard reason != nil else { return nil }
+        guard let checkpointGrace else {
+            return signal(now: now, reason: reason, stopSentAt: stopSentAt, grace: grace).map(StopAction.signal)
+        }
+        guard let stopSentAt else { return .checkpoint }
+        return forced || now - stopSentAt >= checkpointGrace ? .signal(SIGKILL) : nil
     }
 
     /// Why the child must stop at `now` by the supervisor's own clock, in

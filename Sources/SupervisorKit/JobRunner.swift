@@ -65,10 +65,12 @@ struct JobRunner: Sendable {
             workspaceMade = true
             let ended = try await JobLaunch(config: config, childPath: childPath)
                 .withLaunched(job, ticket: ticket, budget: budget, redactor: redactor, logger: logger, clock: clock) { launched in
-                    var ended = await ChildRelay(job: job, launched: launched, repoURL: ticket.repoURL, redactor: redactor,
-                                                 logger: logger, leaseSeconds: config.leaseSeconds,
-                                                 timeoutSeconds: config.jobTimeoutSeconds, leases: leases, writes: writes,
-                                                 shutdown: shutdown, tokens: PushTokenHandOver(config: config, store: store)).run()
+                    var relay = ChildRelay(job: job, launched: launched, repoURL: ticket.repoURL, redactor: redactor,
+                                           logger: logger, leaseSeconds: config.leaseSeconds,
+                                           timeoutSeconds: config.jobTimeoutSeconds, leases: leases, writes: writes,
+                                           shutdown: shutdown, tokens: PushTokenHandOver(config: config, store: store))
+                    if ticket.checkpoint != nil { relay.checkpoints = config.checkpoint }
+                    var ended = await relay.run()
                     let cgroup = launched.cgroup
                     ended.facts.refusedForks = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }
                     return ended
@@ -83,7 +85,8 @@ struct JobRunner: Sendable {
             // The model calls the egress proxy metered: `metadata.usage` whatever the outcome, and a log line.
             let lines = ended.lines + (ended.usage.map { [$0.summary] } ?? [])
             if let outcome {
-                await writer.write(job, outcome, logger, logs: lines, projectDocumentId: projectDocumentId, usage: ended.usage)
+                await writer.write(job, outcome, logger, logs: lines, projectDocumentId: projectDocumentId, usage: ended.usage,
+                                   checkpoint: ended.facts.checkpoint)
             }
         } catch {
             let failure = error as? JobFailure ?? JobFailure(.internal, redactor.withLock { $0 }.redact("\(error)"))
@@ -130,6 +133,18 @@ struct JobRunner: Sendable {
                                secrets: ChildSecrets(githubToken: nil), prompt: job.job.prompt)
         ticket.publish = try PublishPlan.decide(job: job.job, jobId: job.idText, project: project, settings: config.child)
         ticket.settings.generators = try AgentChoice.chain(job: job.job, settings: config.child)
+        ticket.checkpoint = checkpointPlan(job, repoURL: project.repoURL)
         return (ticket, project.id)
+    }
+
+    /// Where a stopped run's partial work goes (its work-in-progress branch),
+    /// and, with RESUME_FROM_CHECKPOINT=true, the job's last checkpoint to
+    /// start from; nil without a remote or with CHECKPOINT_ON=none.
+    func checkpointPlan(_ job: ClaimedJob, repoURL: String?) -> CheckpointPlan? {
+        let settings = config.checkpoint
+        guard repoURL != nil, !settings.on.isEmpty else { return nil }
+        let branch = settings.branch(jobId: job.idText)
+        let stored = settings.resume ? CheckpointInfo.stored(job.job.document["metadata"]?["checkpoint"], expectedBranch: branch) : nil
+        return CheckpointPlan(branch: branch, resumeFrom: stored)
     }
 }

@@ -10,6 +10,16 @@ public enum StopReason: Sendable, Equatable {
     case cancelled, timeout, leaseLost, shutdown
     /// The job's egress proxy refused a model call for the budget (`RunFacts.failure` says which).
     case budgetExceeded
+
+    /// The checkpoint reason of this stop (CHECKPOINT_ON), nil for one that never checkpoints.
+    public var checkpointReason: CheckpointReason? {
+        switch self {
+        case .budgetExceeded: .budget
+        case .timeout: .timeout
+        case .cancelled: .cancel
+        case .leaseLost, .shutdown: nil
+        }
+    }
 }
 
 /// Everything the supervisor saw of one run of a job, once its child is gone
@@ -28,9 +38,14 @@ public struct RunFacts: Sendable {
     /// A line on the child's stdout that is no protocol event (the child was
     /// killed for it at once).
     public var protocolFailure: JobFailure?
+    /// The partial work the child pushed to its work-in-progress branch
+    /// after the supervisor stopped it (its `checkpoint` event).
+    public var checkpoint: CheckpointInfo?
 
     public init(result: ChildEvent? = nil, exit: ExitStatus? = nil, stop: StopReason? = nil,
-                failure: JobFailure? = nil, refusedForks: Int = 0, protocolFailure: JobFailure? = nil) {
+                failure: JobFailure? = nil, refusedForks: Int = 0, protocolFailure: JobFailure? = nil,
+                checkpoint: CheckpointInfo? = nil) {
+        self.checkpoint = checkpoint
         self.result = result
         self.exit = exit
         self.stop = stop
@@ -83,6 +98,7 @@ public struct OutcomePolicy: Sendable {
     ///    child otherwise;
     /// 5. the supervisor's own stop: cancelled, or requeued at shutdown, or
     ///    the budget spent (`budget_exceeded`, its message in `failure`);
+    ///    a checkpoint (and the timeout's, at 7.) is named in the message;
     /// 6. refused forks in the job's pids cgroup: `resource_limit` (a fork
     ///    bomb is named as such even when it also ran into the timeout);
     /// 7. the timeout;
@@ -99,14 +115,18 @@ public struct OutcomePolicy: Sendable {
         }
         if case .succeeded(let meta)? = facts.result { return .done(meta) }
         if facts.stop == nil, let failure = facts.protocolFailure { return fail(failure) }
-        if facts.stop == .cancelled { return .cancelled("cancelled while running") }
+        // Where a stopped run's partial work is, said in its message.
+        let kept = facts.checkpoint.map { "; " + $0.whereText } ?? ""
+        if facts.stop == .cancelled { return .cancelled("cancelled while running" + kept) }
         if facts.stop == .shutdown { return .requeued }
         if facts.stop == .budgetExceeded {
-            return fail(facts.failure ?? JobFailure(.budgetExceeded, "the job's budget was spent"))
+            var failure = facts.failure ?? JobFailure(.budgetExceeded, "the job's budget was spent")
+            failure.message += kept
+            return fail(failure)
         }
         if facts.refusedForks > 0 { return fail(forkFailure(facts.refusedForks)) }
         if facts.stop == .timeout {
-            return fail(JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(timeoutSeconds)"))
+            return fail(JobFailure(.timeout, "the job ran longer than JOB_TIMEOUT_SECONDS=\(timeoutSeconds)" + kept))
         }
         if case .failed(let failure)? = facts.result { return fail(failure) }
         guard let exit = facts.exit else {

@@ -18,14 +18,14 @@ struct OutcomeWriter: Sendable {
     /// supervisor's next batched flush. A rejection by the server is logged
     /// as such, never as an outage.
     func write(_ job: ClaimedJob, _ outcome: JobOutcome, _ logger: Logger, logs: [String] = [],
-               projectDocumentId: JSONValue? = nil, usage: UsageTotals? = nil) async {
+               projectDocumentId: JSONValue? = nil, usage: UsageTotals? = nil, checkpoint: CheckpointInfo? = nil) async {
         // Lines still pending (a run that ended before its relay) go with the outcome.
         let lines = logs + (await writes.takeLines(job)).lines
         var written = false
         do {
             do {
                 written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                    try await store.finish(job, outcome, logs: lines, usage: usage?.json)
+                    try await store.finish(job, outcome, logs: lines, usage: usage?.json, checkpoint: checkpoint?.json)
                 }
             } catch let error as MongoError where error.isDocumentTooLarge && !lines.isEmpty {
                 // The job document (or this write) is too large: the outcome matters more than its lines.
@@ -34,7 +34,7 @@ struct OutcomeWriter: Sendable {
                 logger.error("the database rejected the outcome write as too large; writing the outcome without its log lines",
                              metadata: metadata)
                 written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                    try await store.finish(job, outcome, logs: [], usage: usage?.json)
+                    try await store.finish(job, outcome, logs: [], usage: usage?.json, checkpoint: checkpoint?.json)
                 }
             }
         } catch {

@@ -10,6 +10,9 @@ The tests copy this file into a temporary bin/cline with a first line
   v3-timeout    3.x, the CLI's own timeout: run_result aborted, error JSON on stderr, exit 1
   v3-loop       3.x, an agent that calls the model again and again (up to 20 times) until a call fails
   v3-stubborn   as v3-loop, but then it waits 300 s instead of exiting
+  v3-hang       writes its tree at once, then waits 300 s (only a stop ends it)
+  v3-resume     with a README.md already in its folder (a checkpoint's), writes
+                resumed.txt (that README's text) and runs as v3; else as v3-hang
   v2            Cline 2.x: globalState.json + secrets.json; say/ask messages
 A provider error (HTTP status >= 400) ends either format as the real CLI does:
 an error on stderr (3.x) or an api_req_failed message and an error line (2.x), exit 1.
@@ -213,6 +216,19 @@ def main():
 
 def run_v3(opts, prompt):
     pid, model, url, headers, dialect = config_v3(opts)
+    if MODE == "v3-resume" and os.path.exists("README.md"):
+        with open("README.md") as f:
+            found = f.read()
+        with open("resumed.txt", "w") as f:
+            f.write(found)
+    elif MODE in ("v3-hang", "v3-resume"):
+        # Partial work, then an agent that never ends by itself.
+        write_tree()
+        with open("partial.txt", "w") as f:
+            f.write("written before the stop\n")
+        emit({"type": "agent_event", "event": {"type": "iteration_start", "iteration": 1}})
+        import time
+        time.sleep(300)
     if "-v" in opts:
         emit({"type": "run_start", "providerId": pid, "modelId": model, "catalog": "bundled", "thinking": "off",
               "mode": "act"})

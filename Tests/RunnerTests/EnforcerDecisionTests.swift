@@ -49,6 +49,26 @@ import Testing
         #expect(signal(0, .leaseLost, sent: nil) == SIGKILL)
     }
 
+    /// A stop that checkpoints (CHECKPOINT_ON) asks the child first and
+    /// gives it CHECKPOINT_GRACE_SECONDS, cut short by a forced shutdown.
+    @Test func aCheckpointingStopAsksFirstThenKillsAfterItsGrace() {
+        func action(_ now: Int, sent: Int?, forced: Bool = false) -> Enforcer.StopAction? {
+            Enforcer.action(now: at(now), reason: .timeout, stopSentAt: sent.map(at), grace: .seconds(2),
+                            checkpointGrace: .seconds(60), forced: forced)
+        }
+        #expect(action(0, sent: nil) == .checkpoint)
+        #expect(action(2_000, sent: 0) == nil, "not the plain stop's 2 s")
+        #expect(action(59_999, sent: 0) == nil)
+        #expect(action(60_000, sent: 0) == .signal(SIGKILL))
+        #expect(action(1_000, sent: 0, forced: true) == .signal(SIGKILL))
+        #expect(Enforcer.action(now: at(0), reason: nil, stopSentAt: nil, grace: .seconds(2), checkpointGrace: .seconds(60),
+                                forced: false) == nil)
+        #expect(Enforcer.action(now: at(0), reason: .shutdown, stopSentAt: nil, grace: .seconds(2), checkpointGrace: nil,
+                                forced: true) == .signal(SIGTERM), "a stop that does not checkpoint is the plain one")
+        #expect(StopReason.leaseLost.checkpointReason == nil && StopReason.shutdown.checkpointReason == nil)
+        #expect(StopReason.budgetExceeded.checkpointReason == .budget && StopReason.cancelled.checkpointReason == .cancel)
+    }
+
     @Test func leasesAreRenewedTogetherOnTheirClockAndPolledOnlyWhenNeeded() {
         let beat = Duration.seconds(10), poll = Duration.seconds(5)
         func round(_ now: Int, lastBeat: Int = 0, lastPoll: Int = 0, expiries: [Int] = [60_000], verify: Bool = false,

@@ -17,6 +17,8 @@ import Testing
     static let pushed = ChildEvent.succeeded(done)
     static let crash = ExitStatus.signaled(SIGSEGV)
     static let tokenWithheld = JobFailure(.sandboxViolation, "withheld")
+    static let checkpoint = CheckpointInfo(branch: "agent-runner/wip/j", commitSha: String(repeating: "a", count: 40),
+                                           reason: .timeout)
 
     /// One row: what happened, and the code (or kind) it must end as.
     struct Row: Sendable, CustomTestStringConvertible {
@@ -55,6 +57,10 @@ import Testing
             expect: "cancelled"),
         Row(name: "shutdown requeues", facts: RunFacts(exit: .signaled(SIGTERM), stop: .shutdown), expect: "requeued"),
         Row(name: "timeout", facts: RunFacts(exit: .signaled(SIGKILL), stop: .timeout), expect: "failed:timeout"),
+        Row(name: "a checkpoint after the timeout is still the timeout",
+            facts: RunFacts(exit: .exited(0), stop: .timeout, checkpoint: checkpoint), expect: "failed:timeout"),
+        Row(name: "a checkpoint after a cancel is still cancelled",
+            facts: RunFacts(exit: .exited(0), stop: .cancelled, checkpoint: checkpoint), expect: "cancelled"),
         Row(name: "the budget spent, not retried, over the agent's own failure",
             facts: RunFacts(result: .failed(JobFailure(.generationFailed, "cline: 402")), exit: .exited(1), stop: .budgetExceeded,
                             failure: JobFailure(.budgetExceeded, "budget exceeded")), expect: "failed:budget_exceeded"),
@@ -118,6 +124,26 @@ import Testing
             Issue.record("not failed"); return
         }
         #expect(g.message.contains("JOB_MAX_PROCESSES=64") && g.message.contains("4 time(s)"))
+    }
+
+    /// A stopped run's checkpoint is named in its message, whatever stopped it.
+    @Test func messagesSayWhereThePartialWorkIs() {
+        let at = "; the partial work is on branch agent-runner/wip/j at " + String(repeating: "a", count: 40)
+        let budget = JobFailure(.budgetExceeded, "budget exceeded: JOB_BUDGET_REQUESTS=2 requests spent")
+        let decided: [OutcomePolicy.Decision] = [
+            Self.policy.decide(RunFacts(exit: .exited(0), stop: .timeout, checkpoint: Self.checkpoint)),
+            Self.policy.decide(RunFacts(exit: .exited(0), stop: .budgetExceeded, failure: budget, checkpoint: Self.checkpoint)),
+            Self.policy.decide(RunFacts(exit: .exited(0), stop: .cancelled, checkpoint: Self.checkpoint)),
+        ]
+        let messages = decided.map { d -> String in
+            switch d {
+            case .failed(let f): f.message
+            case .cancelled(let why): why
+            default: "\(d)"
+            }
+        }
+        #expect(messages == ["the job ran longer than JOB_TIMEOUT_SECONDS=60" + at, budget.message + at,
+                             "cancelled while running" + at])
     }
 
     @Test func retryBackoffGrowsWithTheAttemptAndIsCapped() {
