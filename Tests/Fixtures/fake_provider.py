@@ -246,7 +246,8 @@ class Handler(BaseHTTPRequestHandler):
         if SCENARIO == "retry429" and first:
             status, answer = 429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
         entry = {"method": self.command, "path": path, "query": parts.query, "model": model, "t": time.time(),
-                 "stream_options": body.get("stream_options"),
+                 "stream_options": body.get("stream_options"), "body_keys": sorted(body.keys()),
+                 "temperature": body.get("temperature"),
                  "headers": {k.lower(): v for k, v in self.headers.items()},
                  "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
         with lock:

@@ -85,8 +85,9 @@ import Testing
     @Test func aLeaseThatCannotBeRenewedStopsTheChildBeforeItLapses() async throws {
         let h = try Harness()
         defer { h.cleanup() }
-        // LEASE_SECONDS=10: a renewal every 3.3 s; the child is stopped 1 s before the lease lapses.
-        let (p, db, store, id) = try await start(h, ["JOB_TIMEOUT_SECONDS": "600", "LEASE_SECONDS": "10"])
+        // LEASE_SECONDS=20: a renewal every 6.7 s; the child is stopped 2 s before the lease lapses
+        // (room for a loaded machine to see it gone).
+        let (p, db, store, id) = try await start(h, ["JOB_TIMEOUT_SECONDS": "600", "LEASE_SECONDS": "20"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; db.stop() }
         let child = try #require(pids(h).first)
         // The database stops right after a renewal landed: the expiry it holds is the lease's last.

@@ -118,8 +118,11 @@ import Testing
         let seen = try rig.requests()
         #expect(seen.count == 2)
         #expect(seen.map { $0["stream_options"]?["include_usage"]?.boolValue } == [true, true], "\(seen)")
-        // Only the chunk is taken: the rest of the agent's body went as sent.
-        #expect(await rig.events(.usage, atLeast: 2).allSatisfy { $0.usage?.cacheReadTokens == 512 })
+        // Only the option is added: the rest of the agent's body went as sent.
+        #expect(seen.first?["body_keys"] == ["model", "stream", "stream_options", "temperature"] && seen.first?["temperature"] == .double(0.7),
+                "\(seen)")
+        let usages = await rig.events(.usage, atLeast: 2)
+        #expect(usages.count == 2 && usages.allSatisfy { $0.usage?.cacheReadTokens == 512 }, "\(usages)")
     }
 
     /// A model without a price is metered in tokens; its cost is unknown

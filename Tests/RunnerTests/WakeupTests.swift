@@ -15,7 +15,10 @@ import Testing
         let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 0),
                                               "RUNNER_POLL_SECONDS": "600"], log: h.root + "/supervisor.log")
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        try await Task.sleep(for: .seconds(2)) // the stream opens
+        let log = h.root + "/supervisor.log"
+        try await queue.waitFor("the change stream", timeout: 60) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("change stream open")
+        }
         var latencies: [Double] = []
         for _ in 0..<5 {
             let id = try await h.seed(tinySpec)

@@ -24,7 +24,7 @@ import Testing
                                               // No lease renewal (an update of jobs) within a slow run.
                                               "LEASE_SECONDS": "600",
                                               // No fallback poll (which sweeps again) while the stream proves itself.
-                                              "RUNNER_POLL_SECONDS": "30"])
+                                              "RUNNER_POLL_SECONDS": "600"])
         #expect(r.status == 0, "\(r.stderr)")
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "done", "\(job)")
@@ -41,7 +41,7 @@ import Testing
         // go with the supervisor's batched flush, here not due for progress
         // alone; they were five writes of their own before.)
         // (Until the change stream has proven itself the supervisor polls,
-        // and a poll sweeps again: RUNNER_POLL_SECONDS is 30 s here, longer
+        // and a poll sweeps again: RUNNER_POLL_SECONDS is 600 s here, longer
         // than the run, so there is none.)
         #expect(by["update jobs", default: 0] == 3, "sweep, claim and outcome: \(by)")
         let logs = job["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
