@@ -17,6 +17,9 @@ public enum DenyReason: String, Sendable, Codable, CaseIterable {
     /// A keyed route's request that is not a model call, a model listing or
     /// a token count (`RouteAllowlist`).
     case notAModelCall = "not_a_model_call"
+    /// A model call under a dollar budget for a model the price table does
+    /// not list: its cost could not be counted (`MODEL_PRICES_FILE` adds it).
+    case unpricedModel = "unpriced_model"
 }
 
 /// The egress decision: by name first (the rules), then by the resolved

@@ -54,14 +54,31 @@ struct MeteredCall {
     /// The answer to a model call refused because the budget is spent: 402,
     /// in the error form of `dialect` (which the agent's SDK reads and does not retry).
     static func refusal(_ dialect: RouteAllowlist.Dialect, _ notice: BudgetNotice) -> [UInt8] {
-        let message = "agent-runner: " + notice.message + ". Stop and report what was done."
+        refusal(dialect, status: 402, type: "budget_exceeded",
+                message: "agent-runner: " + notice.message + ". Stop and report what was done.")
+    }
+
+    /// The price table's model for a call under a dollar budget: nil when it
+    /// may go, else the refusal (400, the dialect's form) of a model the
+    /// table does not price, whose cost the budget could not count.
+    static func unpricedRefusal(_ dialect: RouteAllowlist.Dialect, model: String?, meter: Meter) -> (String, [UInt8])? {
+        guard let usd = meter.budget.usd, model.flatMap(meter.prices.price) == nil else { return nil }
+        let name = model.map { LogBounds.clip($0, bytes: 128) } ?? "(none named)"
+        let why = "model \(name) has no price in the price table, so \(usd.setting) cannot count its cost "
+            + "(the operator adds it with MODEL_PRICES_FILE)"
+        return (why, refusal(dialect, status: 400, type: "unpriced_model", message: "agent-runner: " + why + ". Use the configured model."))
+    }
+
+    /// An error answer in the error form of `dialect`.
+    static func refusal(_ dialect: RouteAllowlist.Dialect, status: Int, type: String, message: String) -> [UInt8] {
         let json: JSONValue = switch dialect {
-        case .anthropic: ["type": "error", "error": ["type": "budget_exceeded", "message": .string(message)]]
-        case .openai: ["error": ["message": .string(message), "type": "budget_exceeded", "code": "budget_exceeded", "param": nil]]
-        case .gemini: ["error": ["code": 402, "status": "BUDGET_EXCEEDED", "message": .string(message)]]
+        case .anthropic: ["type": "error", "error": ["type": .string(type), "message": .string(message)]]
+        case .openai: ["error": ["message": .string(message), "type": .string(type), "code": .string(type), "param": nil]]
+        case .gemini: ["error": ["code": .int(Int64(status)), "status": .string(type.uppercased()), "message": .string(message)]]
         }
         let text = json.jsonString + "\n"
-        return Array(("HTTP/1.1 402 Payment Required\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        let reason = status == 402 ? "Payment Required" : "Bad Request"
+        return Array(("HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nConnection: close\r\n"
             + "Content-Length: \(text.utf8.count)\r\n\r\n" + text).utf8)
     }
 }

@@ -106,6 +106,13 @@ struct ProviderRoute {
         }
         // A model call is metered, and refused once the job's budget is spent.
         let shape = UsageReader.shape(upstream.dialect, method: request.method, path: path)
+        if shape != nil, let (why, answer) = MeteredCall.unpricedRefusal(
+            upstream.dialect, model: MeteredCall.requestModel(body) ?? MeteredCall.geminiPathModel(path), meter: meter) {
+            out.emit(EgressEvent(.denied, target: "\(request.method) \(shown)", reason: DenyReason.unpricedModel.rawValue,
+                                 detail: "\(upstream.name) route: " + why))
+            try? writeAll(client, answer)
+            return
+        }
         if shape != nil, let spent = meter.admit() {
             // The supervisor hears of it first: it stops the job whatever the agent does with the answer.
             out.emit(EgressEvent(.budget, detail: "\(upstream.name): \(request.method) \(shown) refused", budget: spent))

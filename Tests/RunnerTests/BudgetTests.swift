@@ -61,6 +61,28 @@ import Testing
                 "\(last.message)")
     }
 
+    /// Under a dollar budget, a model the price table does not list is
+    /// refused before it reaches the provider (its cost could not be
+    /// counted, so asking for it would escape the budget); a listed one goes.
+    @Test func aDollarBudgetRefusesAnUnpricedModel() async throws {
+        let rig = try await ProxyProcessRig(.openaiCompatible, basePath: "/v1",
+                                            budget: JobBudget(usd: BudgetLimit(5, setting: "JOB_BUDGET_USD")))
+        defer { rig.stop() }
+        for body in [#"{"model":"acme-free-lunch-9"}"#, #"{"messages":[]}"#] {
+            let refused = try await rig.post("/provider/chat/completions", body)
+            #expect(refused.hasPrefix("HTTP/1.1 400"), "\(refused)")
+            let json = try JSONValue.parse(String(refused[refused.range(of: "\r\n\r\n")!.upperBound...]))
+            #expect(json["error"]?["code"] == "unpriced_model", "\(json)")
+        }
+        let refusal = try #require(await rig.events(.denied, atLeast: 2).first)
+        #expect(refusal.reason == "unpriced_model" && refusal.detail?.contains("model acme-free-lunch-9 has no price") == true
+                && refusal.detail?.contains("JOB_BUDGET_USD") == true, "\(refusal)")
+        #expect(try rig.requests().isEmpty, "neither reached the provider")
+        let priced = try await rig.post("/provider/chat/completions", #"{"model":"gpt-4.1"}"#)
+        #expect(priced.hasPrefix("HTTP/1.1 200"), "\(priced)")
+        #expect(try rig.requests().count == 1)
+    }
+
     /// JOB_BUDGET_TOKENS on the Gemini route: refused in Google's error form.
     @Test func aTokenBudgetOnTheGeminiRoute() async throws {
         let rig = try await ProxyProcessRig(.anthropic, budget: JobBudget(tokens: BudgetLimit(1000, setting: "JOB_BUDGET_TOKENS")))
