@@ -9,7 +9,7 @@ import RunnerCore
 /// destinations its `EgressPolicy` allows, and `/provider/…` and `/gemini/…`
 /// requests by forwarding them to the Cline provider or the Gemini API with
 /// the real key (ProviderRoute).
-/// Every refusal is one `denied` event on stdout.
+/// Every refusal is one `denied` event on stdout, every destination let through one `allowed` event.
 public final class ProxyServer: Sendable {
     let ticket: EgressProxyTicket
     let policy: EgressPolicy
@@ -105,7 +105,9 @@ public final class ProxyServer: Sendable {
     func admit(_ client: Int32, host: String, port: Int, tunnel: Bool) -> [IPAddress]? {
         let target = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
         switch policy.decide(host: host, port: port, tunnel: tunnel) {
-        case .allow(let addresses): return addresses
+        case .allow(let addresses):
+            out.emit(EgressEvent(.allowed, target: target, detail: tunnel ? "CONNECT" : "plain HTTP"))
+            return addresses
         case .deny(let reason, let why):
             refuse(client, target: target, reason, why)
             return nil

@@ -31,14 +31,18 @@ public struct AgentContext {
     /// Added to the agent's environment (HTTPS_PROXY…); never a secret.
     public let extraEnvironment: [String: String]
     public let log: (String) -> Void
+    /// Takes the agent's events for the job's stream (the child's `Emitter` redacts and bounds them).
+    public let event: (JobEvent) -> Void
 
     public init(settings: ChildSettings, workspace: String, providerBaseURL: String?,
-                extraEnvironment: [String: String] = [:], log: @escaping (String) -> Void) {
+                extraEnvironment: [String: String] = [:], log: @escaping (String) -> Void,
+                event: @escaping (JobEvent) -> Void = { _ in }) {
         self.settings = settings
         self.workspace = workspace
         self.providerBaseURL = providerBaseURL
         self.extraEnvironment = extraEnvironment
         self.log = log
+        self.event = event
     }
 
     var layout: WorkspaceLayout { WorkspaceLayout(workspace) }

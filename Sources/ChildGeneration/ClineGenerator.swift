@@ -114,10 +114,11 @@ public struct ClineGenerator: AgentGenerator {
             log("cline: configured provider \(config.providerID) (2.x: \(config.providerIDv2)), model "
                 + "\(config.model ?? "(CLI default)"), base URL \(config.baseURL), placeholder key, in \(clineDir)/data")
         }
-        var output = ClineOutput()
+        var output = ClineOutput(repoDir: repoDir)
         let run = try AgentCLIRun.run(executable: exe, arguments: arguments(), environment: environment, cwd: repoDir,
                                       timeoutSeconds: settings.clineTimeoutSeconds) { line, isErr in
             if let readable = output.readable(line, isErr: isErr) { log(readable) }
+            for e in output.trajectory.take() { context.event(e) }
         }
         var usage = output.usage
         if usage.model == nil, output.format != nil { usage.model = settings.clineModel }

@@ -32,8 +32,11 @@ public struct ClineOutput {
 
     /// The longest text one log line carries.
     static let maxText = 2000
+    /// The job events the lines made (`ClineEvents`), taken as they come.
+    public var trajectory: ClineEvents
 
-    public init() {}
+    /// `repoDir`: where the agent writes (the size of a file it wrote is read there).
+    public init(repoDir: String? = nil) { trajectory = ClineEvents(repoDir: repoDir) }
 
     /// The model and usage reported so far (nil fields: not reported).
     public var usage: AgentUsage {
@@ -60,6 +63,7 @@ public struct ClineOutput {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { return nil }
             return (isErr ? "cline stderr: " : "cline: ") + Self.clip(line)
         }
+        trajectory.read(v, type: type)
         switch type {
         case "error":
             let message = v["message"]?.stringValue ?? v["text"]?.stringValue ?? v.jsonString

@@ -15,6 +15,8 @@ public struct Published: Sendable {
     public var branchExists = true
     /// The repository had no base branch: the commit went onto it (no pull request).
     public var firstCommit = false
+    /// The new commit against its parent, for the job's `changes` and `diff` events (nil: no new commit).
+    public var commitDiff: CommitDiff?
 }
 
 /// One file a branch adds, modifies, deletes or renames against its base.
@@ -61,7 +63,7 @@ extension GitRepository {
     }
 
     /// Commit `commit`'s tree (the caller frees it).
-    private func lookupTree(of commit: git_oid) throws -> OpaquePointer? {
+    func lookupTree(of commit: git_oid) throws -> OpaquePointer? {
         var c: OpaquePointer?
         var id = commit
         try withHandle { h in try git("lookup commit", git_commit_lookup(&c, h, &id)) }

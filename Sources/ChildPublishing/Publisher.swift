@@ -177,6 +177,7 @@ public enum Publisher {
             out.metadata.commitSha = commit.hex
             out.metadata.parentSha = parent?.hex
             out.changes = try repo.changes(from: base, to: commit)
+            out.commitDiff = try repo.commitDiff(parent: parent, commit: commit)
             lap("commitMs")
             log("committed \(commit.hex) (\(files) files)")
             guard let remote else {

@@ -52,6 +52,7 @@ struct Pipeline {
 
         out.stage(.generating)
         var chain = GeneratorChain(ticket: ticket, spec: spec, workspace: workspace, log: out.log)
+        chain.event = out.event
         // Cline calls its provider through the proxy's route, which holds the real key.
         if let route = network.providerRoute { chain.providerBaseURL = route }
         let generated = try chain.run()
@@ -65,14 +66,23 @@ struct Pipeline {
         if let failure = pidsLimitFailure() { throw failure }
         lap("generateMs")
         out.stage(.validating)
-        let summary = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
+        let summary: TreeSummary
+        do {
+            summary = try TreeScanner.scan(repoDir, limits: TreeLimits(ticket.settings))
+        } catch let f as JobFailure {
+            out.event(.validation(finding: f.code.rawValue, ok: false, detail: f.message))
+            throw f
+        }
         guard summary.files.contains("README.md") else {
+            out.event(.validation(finding: "missing_readme", ok: false, files: summary.files.count, bytes: summary.bytes))
             throw JobFailure(.validationFailed, "the generated tree has no README.md at its root")
         }
         guard summary.files.count >= 2 else {
+            out.event(.validation(finding: "too_few_files", ok: false, files: summary.files.count, bytes: summary.bytes))
             throw JobFailure(.validationFailed, "the generated tree has only README.md; at least one other file is required")
         }
         out.log("validated \(summary.files.count) files, \(summary.bytes) bytes")
+        out.event(.validation(finding: "tree", ok: true, files: summary.files.count, bytes: summary.bytes))
         lap("validateMs")
 
         guard !ParentWatch.orphaned else {

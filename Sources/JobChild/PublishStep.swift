@@ -18,8 +18,42 @@ struct PublishStep {
     let out: Emitter
 
     /// Publishes; returns the job's metadata (without the pipeline's timings).
-    /// `measure` times the wait for the token.
+    /// `measure` times the wait for the token. Each step and the new
+    /// commit's changes go to the job's event stream.
     func run(measure: (String, () throws -> (String?, EgressReport?)) throws -> (String?, EgressReport?)) throws -> Published {
+        do {
+            let published = try publish(measure: measure)
+            report(published)
+            return published
+        } catch let f as JobFailure {
+            out.event(.publish(step: "failed", detail: "\(f.code.rawValue): \(f.message)"))
+            throw f
+        }
+    }
+
+    /// The publish's steps as events, and the new commit's files and diffs.
+    func report(_ published: Published) {
+        let m = published.metadata
+        if let diff = published.commitDiff {
+            out.event(.publish(step: "commit", detail: "\(m.files ?? 0) files", commit: diff.commit, branch: m.branch))
+        }
+        if m.alreadyPushed == true {
+            out.event(.publish(step: "already_pushed", commit: m.commitSha, branch: m.branch))
+        } else if m.unchanged == true {
+            out.event(.publish(step: "unchanged", detail: "nothing to commit", commit: m.commitSha, branch: m.branch))
+        } else if m.pushSkipped == true {
+            out.event(.publish(step: "skipped", detail: m.pushSkippedReason, commit: m.commitSha, branch: m.branch))
+        } else {
+            out.event(.publish(step: "push", commit: m.commitSha, branch: m.branch))
+        }
+        if let pr = m.pullRequest {
+            out.event(.publish(step: "pull_request", detail: "#\(pr.number) \(pr.action): \(pr.url)", commit: m.commitSha,
+                               branch: m.branch))
+        }
+        for e in published.commitDiff?.events ?? [] { out.event(e) }
+    }
+
+    func publish(measure: (String, () throws -> (String?, EgressReport?)) throws -> (String?, EgressReport?)) throws -> Published {
         let s = ticket.settings
         let plan = ticket.publish ?? PublishPlan(mode: .push, branch: s.branch)
         // The one classification of the remote (the supervisor checked it against GIT_ALLOWED_SCHEMES and the roots).

@@ -40,7 +40,7 @@ do {
     Emitter(secrets: []).emit(.failed(JobFailure(.internal, "unreadable ticket: \(error)")))
     exit(0)
 }
-let emitter = Emitter(secrets: ticket.secrets.values, log: ticket.settings.logBounds)
+let emitter = Emitter(secrets: ticket.secrets.values, log: ticket.settings.logBounds, eventsMax: ticket.settings.eventsMax)
 do {
     let meta = try Pipeline(ticket: ticket, out: emitter).run()
     emitter.stage(.finished)

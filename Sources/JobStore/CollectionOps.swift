@@ -115,6 +115,18 @@ enum CollectionOps {
         }
     }
 
+    /// Several documents inserted as one `insert` command (unordered; libmongoc
+    /// splits it only past the server's message size); returns how many were inserted.
+    @discardableResult
+    static func insertEach(_ coll: OpaquePointer, _ documents: [JSONValue]) throws -> Int {
+        guard !documents.isEmpty else { return 0 }
+        let docs = try documents.map { try BSONDocument($0) }
+        return try bulk(coll, "bulk insert", reading: "nInserted") { bulk, error in
+            for d in docs where !mongoc_bulk_operation_insert_with_opts(bulk, d.pointer, nil, &error) { return false }
+            return true
+        }
+    }
+
     /// One unordered bulk write: `add` appends its statements (false, with
     /// `error` set, when one cannot be added); returns the reply's `count` field.
     private static func bulk(_ coll: OpaquePointer, _ operation: String, reading count: String, ordered: Bool = false,

@@ -250,12 +250,15 @@ public final class JobStore: Sendable {
     }
 
     /// Writes the attempt's outcome, fenced on the lease, with the log lines
-    /// not yet written (one write), `usage` as `metadata.usage` and a stopped
-    /// run's `checkpoint` as `metadata.checkpoint` (not for `done`). False when the lease is lost.
+    /// not yet written (one write), `usage` as `metadata.usage`, a stopped
+    /// run's `checkpoint` as `metadata.checkpoint` (not for `done`) and the
+    /// event stream's last `seq` as `eventSeq`. False when the lease is lost.
     public func finish(_ job: ClaimedJob, _ outcome: JobOutcome, logs: [String] = [], usage: JSONValue? = nil,
-                       checkpoint: JSONValue? = nil) async throws -> Bool {
+                       checkpoint: JSONValue? = nil, eventSeq: Int? = nil) async throws -> Bool {
         let now = JSONValue.date(Date())
         var set: [String: JSONValue] = ["updatedAt": now]
+        // Where the job's event stream continues at its next attempt.
+        if let eventSeq { set["eventSeq"] = .int(Int64(eventSeq)) }
         var update: [String: JSONValue] = ["$unset": ["lease": ""]]
         // The model calls' usage (the egress proxy's metering), whatever the outcome.
         if let usage { set["metadata.usage"] = usage }

@@ -62,6 +62,11 @@ public struct ChildSettings: Sendable, Codable, Equatable {
     public var logLineBytes: Int
     /// JOB_LOG_BYTES: the most log bytes one attempt records.
     public var logBytes: Int
+    /// JOB_EVENTS_MAX: the most events a job's stream keeps (`JobEvent`),
+    /// the last of them a `truncated` marker.
+    public var eventsMax: Int
+    /// JOB_EVENTS_MAX's default.
+    public static let defaultEventsMax = 10_000
     /// The hosts a push token may be offered to (GIT_TOKEN_HOSTS; for
     /// `github-app` the App's own host among them): the child asks for a
     /// token for no other remote, and its credential callback checks each
@@ -131,6 +136,7 @@ public struct ChildSettings: Sendable, Codable, Equatable {
         maxProcesses = try r.int("JOB_MAX_PROCESSES", 8...65_536)
         logLineBytes = try r.int("JOB_LOG_LINE_BYTES", 256...32_768)
         logBytes = try r.int("JOB_LOG_BYTES", 65_536...LogBounds.maxStoredBytes)
+        eventsMax = try r.int("JOB_EVENTS_MAX", 10...1_000_000)
         tokenHosts = []
         publish = try PublishSettings(r)
     }

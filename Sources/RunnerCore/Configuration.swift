@@ -56,6 +56,8 @@ public struct RunnerConfiguration: Sendable {
     public var logLevel: String
     public var jobExecutablePath: String?
     public var logCap: Int
+    /// JOB_EVENTS_TTL_DAYS: how long a job's events are kept (the TTL index of `job_events`).
+    public var eventsTTLDays: Int
     /// JOB_UID_RANGE: when set (and the supervisor runs as root), each job
     /// child runs as its own uid = gid from this range; nil: children share
     /// the supervisor's uid.
@@ -118,6 +120,8 @@ public struct RunnerConfiguration: Sendable {
         // Partial work of a stopped job (docs/budgets.md, "Checkpoints").
         ("CHECKPOINT_ON", "budget,timeout,cancel"), ("CHECKPOINT_BRANCH", "agent-runner/wip/{jobId}"),
         ("CHECKPOINT_GRACE_SECONDS", "60"), ("RESUME_FROM_CHECKPOINT", "false"),
+        // The job's event stream (job_events).
+        ("JOB_EVENTS_MAX", "\(ChildSettings.defaultEventsMax)"), ("JOB_EVENTS_TTL_DAYS", "30"),
     ]
 
     /// Validates `environment` (with `.env` values underneath it).
@@ -169,6 +173,7 @@ public struct RunnerConfiguration: Sendable {
             throw ConfigurationError("JOB_LOG_CAP", "JOB_LOG_CAP × JOB_LOG_LINE_BYTES = \(logCap) × \(child.logLineBytes) "
                 + "must be at most \(LogBounds.maxStoredBytes) bytes (the job document stays under MongoDB's 16 MiB)")
         }
+        eventsTTLDays = try r.int("JOB_EVENTS_TTL_DAYS", 1...36_500)
         jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
         clineAPIKey = r.optional("CLINE_API_KEY")
         clineProviderHeaders = try ProviderHeader.parse(r.string("CLINE_PROVIDER_HEADERS"))

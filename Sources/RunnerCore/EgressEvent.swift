@@ -9,6 +9,8 @@ public struct EgressEvent: Sendable, Codable, Equatable {
         case ready
         /// A refused destination or keyed request (`target`, `reason`, `detail`).
         case denied
+        /// A tunnel or plain-HTTP request the policy let through (`target`, `detail`).
+        case allowed
         /// A line for the job's log (`detail`).
         case log
         /// One model call ended (`usage`).
@@ -56,7 +58,19 @@ public struct EgressEvent: Sendable, Codable, Equatable {
         case .denied: return "egress denied: \(target ?? "?") (\(detail ?? reason ?? "refused"))"
         case .usage: return "model call: \(detail ?? usage?.route ?? "?"): " + (usage?.summary ?? "no usage")
         case .budget: return budget?.message ?? "budget"
-        case .ready, .log, .retry: return "egress: \(detail ?? kind.rawValue)"
+        case .ready, .log, .retry, .allowed: return "egress: \(detail ?? kind.rawValue)"
+        }
+    }
+
+    /// The job event for this line, if it is one (`ready` and `log` are not).
+    public func jobEvent(at: Date = Date()) -> JobEvent? {
+        switch kind {
+        case .allowed: return .egressAllowed(target: target ?? "?", detail: detail, at: at)
+        case .denied: return .egressDenied(target: target ?? "?", reason: reason, detail: detail, at: at)
+        case .usage: return usage.map { .providerCall($0, at: at) }
+        case .budget: return budget.map { .budget(message: $0.message, exceeded: $0.exceeded, at: at) }
+        case .retry: return .error(source: "egress-proxy", message: detail ?? "provider call retried", recoverable: true)
+        case .ready, .log: return nil
         }
     }
 }

@@ -62,6 +62,8 @@ public struct Job: Sendable {
     public var status: String?
     public var priority: Int64?
     public var attempts: Int
+    /// The last `seq` of the job's event stream its last outcome recorded (0: none).
+    public var eventSeq: Int
     /// The job's own attempt limit, if it sets one.
     public var maxAttempts: Int?
     public var notBefore: Date?
@@ -80,6 +82,7 @@ public struct Job: Sendable {
         status = doc["status"]?.stringValue
         priority = doc["priority"]?.intValue
         attempts = Int(doc["attempts"]?.intValue ?? 0)
+        eventSeq = Swift.max(0, Int(clamping: doc["eventSeq"]?.intValue ?? 0))
         maxAttempts = doc["maxAttempts"]?.intValue.map(Int.init)
         notBefore = doc["notBefore"]?.dateValue
         cancelRequested = doc["cancelRequested"]?.boolValue == true

@@ -30,6 +30,8 @@ public enum LineFraming {
             }
             return line + [0x0A]
         }
+        // An event is bounded to far less than a line (`JobEvent.bounded`).
+        if case .event(let e) = event { return encoded(.event(e.bounded)) + [0x0A] }
         var line = encoded(event)
         if line.count > maxLineBytes {
             switch event {
@@ -38,7 +40,7 @@ public enum LineFraming {
                 line = encoded(.failed(JobFailure(f.code, cut(f.message) { m in
                     encoded(.failed(JobFailure(f.code, m, retryable: f.retryable)))
                 }, retryable: f.retryable)))
-            case .succeeded, .stage, .pushTokenRequest, .checkpoint: break
+            case .succeeded, .stage, .pushTokenRequest, .checkpoint, .event: break
             }
         }
         return line + [0x0A]

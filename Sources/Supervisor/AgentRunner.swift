@@ -76,7 +76,7 @@ struct Run: AsyncParsableCommand {
         }
         let store = try common.store(config)
         do {
-            let version = try await Startup.connect(store, logger: logger)
+            let version = try await Startup.connect(store, eventsTTLDays: config.eventsTTLDays, logger: logger)
             logger.info("database reachable", metadata: ["server": "\(version)", "db": "\(config.databaseName)"])
         } catch {
             if let e = error as? MongoError, !e.isOutage {
@@ -116,12 +116,13 @@ struct Run: AsyncParsableCommand {
 
 /// Start-up checks: reach the database (bounded retries) and create indexes.
 enum Startup {
-    static func connect(_ store: JobStore, logger: Logger) async throws -> String {
+    static func connect(_ store: JobStore, eventsTTLDays: Int, logger: Logger) async throws -> String {
         var lastError: Error?
         for attempt in 1...5 {
             do {
                 let version = try await store.ping()
                 try await store.ensureIndexes()
+                try await store.ensureEventIndexes(ttlDays: eventsTTLDays)
                 return version
             } catch {
                 lastError = error

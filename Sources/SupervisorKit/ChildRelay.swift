@@ -60,13 +60,18 @@ struct ChildRelay: Sendable {
         leases.hold(job, lease: lease, control: control)
         defer { leases.release(job) }
         for note in launched.notes { await logs.note(note) }
+        // The job's event stream: numbered on from its earlier attempts.
+        await writes.startEvents(job)
+        await logs.event(.stage(.claimed, at: Date()), redactor: redactor.withLock { $0 })
         return await withTaskGroup(of: Void.self) { group in
             // Refusals, model calls and the budget from the job's egress proxy.
             if let proxy = launched.proxy {
                 group.addTask { [redactor] in
                     await proxy.relay { event in
                         if event.kind == .denied { egress.withLock { $0.record(deniedTarget: event.target ?? "?") } }
-                        if let line = report.take(event, control: control) { await logs.add(redactor.withLock { $0 }.redact(line)) }
+                        let r = redactor.withLock { $0 }
+                        if let e = event.jobEvent() { await logs.event(e, redactor: r) }
+                        if let line = report.take(event, control: control) { await logs.add(r.redact(line)) }
                     }
                 }
             }
@@ -169,7 +174,11 @@ struct ChildRelay: Sendable {
         // `finished` is written by the outcome's write, which sets it.
         case .stage(.finished): break
         // Written with the next batched flush (a lost lease shows there), or with the outcome.
-        case .stage(let s): await logs.stage(s)
+        case .stage(let s):
+            await logs.stage(s)
+            await logs.event(.stage(s), redactor: redactor.withLock { $0 })
+        // Redacted again with what the supervisor knows (the keys the child never sees).
+        case .event(let e): await logs.event(e, redactor: redactor.withLock { $0 })
         // The job's redactor knows this job's secrets; the child's knows only their shapes.
         case .failed(var f):
             f.message = redactor.withLock { $0 }.redact(f.message)

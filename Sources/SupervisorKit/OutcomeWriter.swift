@@ -21,11 +21,22 @@ struct OutcomeWriter: Sendable {
                projectDocumentId: JSONValue? = nil, usage: UsageTotals? = nil, checkpoint: CheckpointInfo? = nil) async {
         // Lines still pending (a run that ended before its relay) go with the outcome.
         let lines = logs + (await writes.takeLines(job)).lines
+        // The stream's last events, its end marked, stored before the outcome (one request).
+        await writes.event(job, Self.finishedEvent(outcome).bounded)
+        let (events, eventSeq) = await writes.takeEvents(job)
+        do {
+            try await DatabaseRetry.run("writing the job's events", giveUpAfter: .seconds(60), logger: logger) {
+                try await store.insertEvents([(job.id, events)])
+            }
+        } catch {
+            logger.warning("the job's last events were not stored", metadata: DatabaseRetry.metadata(error))
+        }
         var written = false
         do {
             do {
                 written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                    try await store.finish(job, outcome, logs: lines, usage: usage?.json, checkpoint: checkpoint?.json)
+                    try await store.finish(job, outcome, logs: lines, usage: usage?.json, checkpoint: checkpoint?.json,
+                                           eventSeq: eventSeq)
                 }
             } catch let error as MongoError where error.isDocumentTooLarge && !lines.isEmpty {
                 // The job document (or this write) is too large: the outcome matters more than its lines.
@@ -34,7 +45,8 @@ struct OutcomeWriter: Sendable {
                 logger.error("the database rejected the outcome write as too large; writing the outcome without its log lines",
                              metadata: metadata)
                 written = try await DatabaseRetry.run("writing the outcome", giveUpAfter: .seconds(900), logger: logger) {
-                    try await store.finish(job, outcome, logs: [], usage: usage?.json, checkpoint: checkpoint?.json)
+                    try await store.finish(job, outcome, logs: [], usage: usage?.json, checkpoint: checkpoint?.json,
+                                           eventSeq: eventSeq)
                 }
             }
         } catch {
@@ -52,6 +64,17 @@ struct OutcomeWriter: Sendable {
         await writes.release(job, projectId: p)
         if case .done = outcome, let projectDocumentId {
             await writes.recordSuccess(projectDocumentId: projectDocumentId, jobId: job.id)
+        }
+    }
+
+    /// The stream's last event: stage `finished` with the attempt's outcome.
+    static func finishedEvent(_ outcome: JobOutcome) -> JobEvent {
+        switch outcome {
+        case .done: .stage(.finished, status: JobStatus.done.rawValue)
+        case .failed(let f): .stage(.finished, status: JobStatus.failed.rawValue, code: f.code.rawValue, message: f.message)
+        case .retry(let f, _): .stage(.finished, status: JobStatus.pending.rawValue, code: f.code.rawValue, message: f.message)
+        case .cancelled(let why): .stage(.finished, status: JobStatus.cancelled.rawValue, message: why)
+        case .requeued: .stage(.finished, status: JobStatus.pending.rawValue, message: "requeued for another runner")
         }
     }
 

@@ -16,6 +16,8 @@ final class ProxyReport: Sendable {
     func take(_ event: EgressEvent, control: ChildControl) -> String? {
         switch event.kind {
         case .ready: return nil
+        // In the job's event stream only: the log keeps the refusals.
+        case .allowed: return nil
         case .denied:
             RunnerMetrics.egressDenied(reason: event.reason ?? "unknown")
         case .usage:

@@ -44,6 +44,9 @@ struct LogBatcher: Sendable {
 
     func stage(_ stage: JobStage) async { await writes.stage(job, stage) }
 
+    /// An event of the job's stream (numbered by the `WriteBatcher`), redacted and bounded here.
+    func event(_ event: JobEvent, redactor: Redactor) async { await writes.event(job, event.redacted(redactor).bounded) }
+
     /// The lines not yet written, for the outcome's write (the relay is over),
     /// and how long that waited for a flush under way.
     func takeAll() async -> (lines: [String], waited: Duration) { await writes.takeLines(job) }

@@ -44,7 +44,7 @@ public final class Supervisor: Service, Sendable {
         let leases = LeaseKeeper(store: store, leaseSeconds: config.leaseSeconds, pollSeconds: config.pollSeconds,
                                  logger: logger, checks: checks)
         let writes = WriteBatcher(store: store, leases: leases, logger: logger, progressInterval: Self.progressInterval,
-                                  logBounds: config.child.logBounds)
+                                  logBounds: config.child.logBounds, eventsMax: config.child.eventsMax)
         let runner = JobRunner(config: config, store: store, childPath: childPath, logger: logger, shutdown: shutdown,
                                leases: leases, writes: writes)
         // The stream proves itself with a marker of its own (StreamCheck) before it is relied on.

@@ -66,6 +66,8 @@ actor WriteBatcher {
     private var flushing = false
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     private var failing = false
+    /// Each running job's event stream (`JobEventQueue`): flushed with the logs, in one request for all jobs.
+    private var events: JobEventQueue
 
     /// The lines a job has pending that make a flush due at once.
     static let linesBeforeFlush = 200
@@ -76,8 +78,10 @@ actor WriteBatcher {
     static let drainBudget = Duration.seconds(20)
 
     init(store: JobStore, leases: LeaseKeeper, logger: Logger, interval: Duration = .milliseconds(250),
-         progressInterval: Duration? = nil, giveUpAfter: Duration = .seconds(120), logBounds: LogBounds = LogBounds()) {
+         progressInterval: Duration? = nil, giveUpAfter: Duration = .seconds(120), logBounds: LogBounds = LogBounds(),
+         eventsMax: Int = ChildSettings.defaultEventsMax) {
         self.store = store
+        events = JobEventQueue(max: eventsMax)
         self.logBounds = logBounds
         self.leases = leases
         self.logger = logger
@@ -106,6 +110,24 @@ actor WriteBatcher {
         if p.update.lines.count >= Self.linesBeforeFlush { urgent = true }
         progress[job.token] = p
     }
+
+    /// Queues an event of `job` (numbered here; redacted and bounded by the caller).
+    func event(_ job: ClaimedJob, _ event: JobEvent) {
+        if events.add(job, event) { urgent = true }
+    }
+
+    /// Starts `job`'s event stream: after its last outcome's `eventSeq`, or,
+    /// for a later attempt (whose predecessor may have ended without an
+    /// outcome), after the last event stored (one read).
+    func startEvents(_ job: ClaimedJob) async {
+        var last = job.job.eventSeq
+        if job.attempt > 1, let stored = try? await store.lastEventSeq(job.id) { last = max(last, stored) }
+        events.start(job, after: last)
+    }
+
+    /// The events of `job` not yet written and its stream's last `seq`, for
+    /// its outcome's write (after `takeLines`); its stream ends.
+    func takeEvents(_ job: ClaimedJob) -> (events: [JobEvent], last: Int) { events.finish(job) }
 
     /// Records that `job` entered `stage` (a later stage before the next flush supersedes it).
     func stage(_ job: ClaimedJob, _ stage: JobStage) {
@@ -145,7 +167,7 @@ actor WriteBatcher {
 
     private var hasWork: Bool { hasProjectWork || hasProgress }
     private var hasProjectWork: Bool { !releases.isEmpty || !successes.isEmpty }
-    private var hasProgress: Bool { progress.values.contains { !$0.isEmpty } }
+    private var hasProgress: Bool { progress.values.contains { !$0.isEmpty } || events.hasPending }
 
     /// Flushes every `interval` while something waits (at once when a job has
     /// `linesBeforeFlush` lines; at most once a second while the database
@@ -196,6 +218,14 @@ actor WriteBatcher {
         var rejection: Error?
         func failed(_ error: Error) {
             if DatabaseRetry.isOutage(error) { outage = outage ?? error } else { rejection = rejection ?? error }
+        }
+        // Events first: a job's change (its progress) then finds them stored.
+        let eventBatch = events.takePending()
+        do {
+            try await store.insertEvents(eventBatch.map { ($0.job.id, $0.events) })
+        } catch {
+            failed(error)
+            if DatabaseRetry.isOutage(error) { events.restore(eventBatch) }
         }
         // Progress: what each job has pending now (its entry stays, emptied).
         let batch = progress.values.filter { !$0.isEmpty }
