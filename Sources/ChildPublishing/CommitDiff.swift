@@ -57,8 +57,6 @@ extension GitRepository {
             case GIT_DELTA_RENAMED: status = "renamed"
             default: status = "modified"
             }
-            let file = status == "deleted" ? delta.old_file : delta.new_file
-            let path = file.path.map { String(cString: $0) } ?? "?"
             var text: String?
             if budget > 0, out.diffs.count < CommitDiff.maxDiffs {
                 var patch: OpaquePointer?
@@ -74,8 +72,13 @@ extension GitRepository {
                     }
                 }
             }
-            let binary = delta.flags & GIT_DIFF_FLAG_BINARY.rawValue != 0
-            out.files.append(.init(path: path, status: status, bytes: Int(file.size), binary: binary))
+            // The patch's delta has the sizes (a tree-to-tree diff's own has none).
+            let file = status == "deleted" ? delta.old_file : delta.new_file
+            let path = file.path.map { String(cString: $0) } ?? "?"
+            var binary = delta.flags & GIT_DIFF_FLAG_BINARY.rawValue != 0
+            var size = Int(file.size)
+            if size == 0, let blob = blobInfo(file.id) { (size, binary) = blob }
+            out.files.append(.init(path: path, status: status, bytes: size, binary: binary))
             if let text {
                 let bytes = text.utf8.count
                 let kept = LogBounds.clip(text, bytes: min(JobEvent.maxTextBytes, budget))
@@ -84,5 +87,14 @@ extension GitRepository {
             }
         }
         return out
+    }
+
+    /// A blob's size and whether libgit2 deems it binary (a file whose patch was not made).
+    private func blobInfo(_ id: git_oid) -> (Int, Bool)? {
+        var blob: OpaquePointer?
+        var oid = id
+        guard withHandle({ git_blob_lookup(&blob, $0, &oid) }) == 0, let blob else { return nil }
+        defer { git_blob_free(blob) }
+        return (Int(git_blob_rawsize(blob)), git_blob_is_binary(blob) != 0)
     }
 }

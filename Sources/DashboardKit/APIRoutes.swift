@@ -50,7 +50,7 @@ extension Dashboard {
                 return Self.json(.object(o))
             }
         }
-        router.get("/api/jobs/:id/events") { request, context in
+        router.get("/api/jobs/:id/live") { request, context in
             try await self.api {
                 let skip = try JobsQuery.int(try FormData.parse(request.uri.query ?? "")["skip"], name: "skip",
                                              range: 0...10_000_000, default: 0)

@@ -170,7 +170,7 @@ enum Assets {
         var poll = function () {
           getJSON(base + "/logs?skip=" + count).then(function (d) { d.lines.forEach(append); stage(d); }).catch(function () {});
         };
-        live(function () { return base + "/events?skip=" + count; }, {
+        live(function () { return base + "/live?skip=" + count; }, {
           log: function (d) { append(d.line); },
           stage: stage,
           end: function (d, es) { es.close(); stage(d); }

@@ -46,6 +46,7 @@ public final class Dashboard: Sendable {
         router.add(middleware: AuthMiddleware(dashboard: self))
         addPageRoutes(router)
         addAPIRoutes(router)
+        addEventRoutes(router)
         router.get("/assets/app.css") { _, _ in Self.asset(Assets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/app.js") { _, _ in Self.asset(Assets.js, type: "text/javascript; charset=utf-8") }
         router.get("/healthz") { _, _ in Self.text("ok\n") }

@@ -188,4 +188,23 @@ public struct JobEvent: Sendable, Equatable, Codable {
         if !clipped.isEmpty { o["clipped"] = .object(clipped.mapValues { .int(Int64($0)) }) }
         return .object(o)
     }
+
+    /// An event as `job_events` stores it (`json`); nil for a document that
+    /// is not one (a kind of a later schema version is skipped, not guessed).
+    public init?(stored doc: JSONValue) {
+        guard let kind = doc["kind"]?.stringValue.flatMap(Kind.init(rawValue:)), let at = doc["at"]?.dateValue else { return nil }
+        self.init(kind, at: at, doc["data"]?.objectValue ?? [:])
+        clipped = (doc["clipped"]?.objectValue ?? [:]).compactMapValues { $0.intValue.map { Int(clamping: $0) } }
+        seq = doc["seq"]?.intValue.map { Int(clamping: $0) }
+        attempt = doc["attempt"]?.intValue.map { Int(clamping: $0) }
+    }
+
+    /// The event as the API, the JSONL download and `agent-runner events`
+    /// give it: the stored fields, `at` as ISO 8601 text, the job's id as text.
+    public func apiJSON(jobId: String) -> JSONValue {
+        var o = json.objectValue ?? [:]
+        o["at"] = .string(at.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        o["jobId"] = .string(jobId)
+        return .object(o)
+    }
 }

@@ -15,7 +15,7 @@ struct AgentRunner: AsyncParsableCommand {
         commandName: "agent-runner",
         abstract: "Claims Architex jobs from MongoDB and turns their architectures into Git repositories.",
         version: RunnerVersion.string,
-        subcommands: [Run.self, Seed.self, Jobs.self, Show.self, Logs.self, Retry.self, Cancel.self, Doctor.self,
+        subcommands: [Run.self, Seed.self, Jobs.self, Show.self, Logs.self, Events.self, Retry.self, Cancel.self, Doctor.self,
                       BenchClaim.self, BenchBSON.self, DashboardLauncher.self],
         defaultSubcommand: Run.self)
 }

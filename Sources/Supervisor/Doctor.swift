@@ -28,6 +28,18 @@ struct Doctor: AsyncParsableCommand {
             let missing = wanted.filter { !indexes.contains($0) }
             report(missing.isEmpty ? "ok" : "warn", missing.isEmpty ? "indexes present: \(wanted.joined(separator: ", "))"
                 : "indexes missing (created when `run` starts): \(missing.joined(separator: ", "))")
+            // The event stream's indexes: (jobId, seq) and the TTL index at JOB_EVENTS_TTL_DAYS.
+            let events = (try? await store.eventIndexes()) ?? []
+            let eventsMissing = JobStore.eventIndexNames.filter { n in !events.contains { $0["name"]?.stringValue == n } }
+            let ttl = events.first { $0["name"]?.stringValue == "ttl_at" }?["expireAfterSeconds"]?.intValue
+            if !eventsMissing.isEmpty {
+                report("warn", "job_events indexes missing (created when `run` starts): \(eventsMissing.joined(separator: ", "))")
+            } else if ttl != Int64(config.eventsTTLDays) * 86_400 {
+                report("warn", "job_events TTL index keeps events \(ttl.map { "\($0 / 86_400) days" } ?? "for ever"), "
+                    + "not JOB_EVENTS_TTL_DAYS=\(config.eventsTTLDays) (changed when `run` starts)")
+            } else {
+                report("ok", "job_events indexes present: job_seq, ttl_at (\(config.eventsTTLDays) days)")
+            }
             // Every query and update shape the runner uses, once, on scratch collections.
             let shapes = await store.checkQueryShapes()
             let rejected = shapes.filter { $0.error != nil }

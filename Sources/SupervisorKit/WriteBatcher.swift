@@ -127,7 +127,11 @@ actor WriteBatcher {
 
     /// The events of `job` not yet written and its stream's last `seq`, for
     /// its outcome's write (after `takeLines`); its stream ends.
-    func takeEvents(_ job: ClaimedJob) -> (events: [JobEvent], last: Int) { events.finish(job) }
+    func takeEvents(_ job: ClaimedJob) async -> (events: [JobEvent], last: Int) {
+        // A flush under way may hold some of them: they are stored before the outcome's.
+        while flushing { await waitForFlush() }
+        return events.finish(job)
+    }
 
     /// Records that `job` entered `stage` (a later stage before the next flush supersedes it).
     func stage(_ job: ClaimedJob, _ stage: JobStage) {

@@ -13,8 +13,8 @@ import pytest
 from conftest import BUILD, TOKEN, now, quote, start_dashboard
 
 PAGES = ["/", "/jobs", "/jobs/x", "/projects/x", "/runners"]
-APIS = ["/api/queue", "/api/jobs", "/api/jobs/x", "/api/jobs/x/logs", "/api/jobs/x/events", "/api/projects/x",
-        "/api/runners", "/api/events"]
+APIS = ["/api/queue", "/api/jobs", "/api/jobs/x", "/api/jobs/x/logs", "/api/jobs/x/live", "/api/jobs/x/events",
+        "/api/jobs/x/events.jsonl", "/api/jobs/x/events/stream", "/api/projects/x", "/api/runners", "/api/events"]
 
 
 class Client:
@@ -187,6 +187,7 @@ def test_unknown_ids_are_404(session):
     for path in ["/jobs/no-such-job", "/projects/no-such-project", "/jobs/" + "a" * 200, "/jobs/0123456789abcdef01234567"]:
         assert session.get(path)[0].status == 404, path
     for path in ["/api/jobs/no-such-job", "/api/jobs/no-such-job/logs", "/api/jobs/no-such-job/events",
+                 "/api/jobs/no-such-job/live", "/api/jobs/no-such-job/events.jsonl", "/api/jobs/no-such-job/events/stream",
                  "/api/projects/no-such-project", "/no/such/page"]:
         assert session.get(path)[0].status == 404, path
     assert session.post("/jobs/no-such-job/retry", {"csrf": csrf})[0].status == 404
@@ -220,7 +221,7 @@ def test_api_job_and_sse_stream(dashboard, database):
                                 "lines": ["two"]}
 
     conn = http.client.HTTPConnection(c.host, c.port, timeout=20)
-    conn.request("GET", "/api/jobs/%s/events?skip=1" % job, headers=auth)
+    conn.request("GET", "/api/jobs/%s/live?skip=1" % job, headers=auth)
     stream = conn.getresponse()
     assert stream.status == 200
     assert stream.getheader("Content-Type").startswith("text/event-stream")
@@ -322,3 +323,66 @@ def test_sigterm_ends_open_event_streams_and_stops(database):
             proc.kill()
             proc.wait()
         log.unlink()
+
+
+def event_doc(job, seq, kind, data, at=None):
+    return {"jobId": job, "seq": seq, "attempt": 1, "v": 1, "kind": kind, "data": data, "at": at or now()}
+
+
+def read_sse(stream):
+    """The next (name, data) of an SSE response."""
+    name, data = None, None
+    while True:
+        line = stream.readline().decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data = json.loads(line[6:])
+        elif line == "" and name:
+            return name, data
+
+
+def test_job_events_api_pages_filters_downloads_and_follows(dashboard, database):
+    job = "ev-" + secrets.token_hex(4)
+    database.jobs.insert_one({"_id": job, "projectId": "ev-project", "status": "running", "stage": "generating",
+                              "attempts": 1, "createdAt": now()})
+    database.job_events.insert_many([
+        event_doc(job, 1, "stage", {"stage": "claimed"}),
+        event_doc(job, 2, "command", {"agent": "cline", "command": "make <test>", "exitCode": 2}),
+        event_doc(job, 3, "file_write", {"agent": "cline", "path": "README.md", "operation": "create", "bytes": 10}),
+        event_doc(job, 4, "future_kind", {"x": 1}),   # a later schema's kind: skipped, never guessed
+    ])
+    auth = {"Authorization": "Bearer " + TOKEN}
+    c = Client(dashboard.url)
+    r, body = c.get("/api/jobs/%s/events" % job, headers=auth)
+    page = json.loads(body)
+    assert r.status == 200 and page["schema"] == 1 and page["jobId"] == job
+    assert [e["seq"] for e in page["events"]] == [1, 2, 3] and page["hasMore"] is False
+    assert page["events"][1]["data"] == {"agent": "cline", "command": "make <test>", "exitCode": 2}
+    assert page["events"][1]["at"].endswith("Z") and page["events"][1]["jobId"] == job
+    r, body = c.get("/api/jobs/%s/events?after=1&kind=command,file_write&limit=1" % job, headers=auth)
+    page = json.loads(body)
+    assert [e["kind"] for e in page["events"]] == ["command"] and page["last"] == 2 and page["hasMore"] is True
+    assert c.get("/api/jobs/%s/events?kind=nonsense" % job, headers=auth)[0].status == 400
+    assert c.get("/api/jobs/%s/events?after=-1" % job, headers=auth)[0].status == 400
+    r, body = c.get("/api/jobs/%s/events.jsonl" % job, headers=auth)
+    assert r.status == 200 and r.getheader("Content-Type").startswith("application/x-ndjson")
+    assert 'filename="job-%s-events.jsonl"' % job in r.getheader("Content-Disposition")
+    assert [json.loads(line)["seq"] for line in body.splitlines()] == [1, 2, 3]
+
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=20)
+    conn.request("GET", "/api/jobs/%s/events/stream?after=1" % job, headers=auth)
+    stream = conn.getresponse()
+    assert stream.status == 200 and stream.getheader("Content-Type").startswith("text/event-stream")
+    assert read_sse(stream)[1]["seq"] == 2
+    assert read_sse(stream)[1]["seq"] == 3
+    # A new event, stored with the job's change (as the supervisor's flush does), arrives live.
+    database.job_events.insert_one(event_doc(job, 5, "message", {"agent": "cline", "role": "assistant", "text": "hi"}))
+    database.jobs.update_one({"_id": job}, {"$set": {"stage": "validating"}})
+    name, data = read_sse(stream)
+    assert name == "event" and data["seq"] == 5 and data["data"]["text"] == "hi"
+    database.job_events.insert_one(event_doc(job, 6, "stage", {"stage": "finished", "status": "done"}))
+    database.jobs.update_one({"_id": job}, {"$set": {"status": "done", "stage": "finished"}})
+    assert read_sse(stream)[1]["seq"] == 6
+    assert read_sse(stream) == ("end", {"status": "done", "stage": "finished", "attempts": 1, "last": 6})
+    conn.close()

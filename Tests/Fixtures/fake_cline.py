@@ -265,7 +265,13 @@ def run_v3(opts, prompt):
     emit({"type": "agent_event", "event": {"type": "content_start", "contentType": "tool", "toolName": "run_commands",
                                            "toolCallId": "t2", "input": {"commands": ["make test"]}}})
     emit({"type": "agent_event", "event": {"type": "content_end", "contentType": "tool", "toolName": "run_commands",
-                                           "toolCallId": "t2", "error": "make: not found"}})
+                                           "toolCallId": "t2", "error": "make: not found", "exitCode": 127}})
+    emit({"type": "agent_event", "event": {"type": "error", "error": {"name": "Error", "message": "rate limited"},
+                                           "recoverable": True, "iteration": 1}})
+    emit({"type": "agent_event", "event": {"type": "content_start", "contentType": "tool", "toolName": "run_commands",
+                                           "toolCallId": "t3", "input": {"commands": ["ls"]}}})
+    emit({"type": "agent_event", "event": {"type": "content_end", "contentType": "tool", "toolName": "run_commands",
+                                           "toolCallId": "t3", "output": "README.md\napi", "exitCode": 0}})
     u = {"inputTokens": usage[0], "outputTokens": usage[1], "cacheReadTokens": usage[2], "cacheWriteTokens": usage[3],
          "totalCost": cost(usage)}
     emit({"type": "agent_event", "event": {"type": "usage", "inputTokens": usage[0], "outputTokens": usage[1],
@@ -307,6 +313,8 @@ def run_v2(opts, prompt):
             write_tree()
             say("tool", json.dumps({"tool": "newFileCreated", "path": "README.md", "content": "# Built"}))
             say("command", "ls -la")
+            say("command_output", "README.md\napi")
+            say("error_retry", "the provider was busy")
     say("completion_result", "Built the project.")
 
 

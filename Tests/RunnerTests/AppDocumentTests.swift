@@ -15,7 +15,7 @@ import Testing
     /// runner's documented fields (docs/contract.md).
     static let runnerFields: Set<String> = [
         "status", "stage", "logs", "metadata", "attempts", "lease", "notBefore", "error", "errors",
-        "waitingForProject", "startedAt", "finishedAt", "updatedAt",
+        "waitingForProject", "startedAt", "finishedAt", "updatedAt", "eventSeq",
     ]
 
     @Test func snakeCaseJobWithUuidIdsEndsDoneAndNothingUndocumentedIsWritten() async throws {

@@ -59,6 +59,13 @@ import Testing
         #expect(by["findAndModify project_locks", default: 0] == 1, "\(by)")
         #expect(by["delete project_locks", default: 0] == 1, "\(by)")
         #expect(by["update project_locks", default: 0] == 0, "\(by)")
+        // The job's event stream: one insert of all its events, with its
+        // outcome (its stages, its steps, its commit's changes); the
+        // supervisor made the stream's indexes at start, with the jobs'.
+        #expect(by["insert job_events", default: 0] == 1, "one request for the job's whole event stream: \(by)")
+        #expect(by["createIndexes job_events", default: 0] == 1, "\(by)")
+        let stored = try await h.store.events(jobId: id, after: 0, limit: 1000)
+        #expect(stored.count >= 8 && stored.last?["data"]?["stage"] == "finished", "\(stored.count) events")
         // The change stream proves itself once at start (one write of its
         // marker, whose four changes come back on the stream's getMores), and
         // the marker is removed at exit: two requests per supervisor run, none per job.
@@ -67,9 +74,10 @@ import Testing
         // Everything but the driver's monitoring and the change stream's waits
         // (those follow the clock, not the job): start-up (indexes, the queue's
         // shape, the stream's open and its check), the claims (the job's, and the empty
-        // searches after it) and the job's own requests.
+        // searches after it) and the job's own requests: 40 before the event
+        // stream, which adds its index at start and one insert per job.
         let clocked: Set<String> = ["hello ", "isMaster ", "getMore "]
         let counted = lines.filter { !clocked.contains($0) }
-        #expect(counted.count <= 40, "\(counted.count) requests for one short job: \(by)")
+        #expect(counted.count <= 42, "\(counted.count) requests for one short job: \(by)")
     }
 }
