@@ -10,7 +10,8 @@ enum JobPages {
     static let timingOrder = ["spawnMs", "sandboxMs", "generateMs", "validateMs", "publishMs", "databaseMs"]
 
     /// Everything about one job; the log follows live while it runs.
-    static func job(_ job: JSONValue, session: Session, now: Date = Date()) -> HTML {
+    /// `trajectory`: the job's timeline and changes (`Timeline.section`).
+    static func job(_ job: JSONValue, session: Session, now: Date = Date(), trajectory: HTML = "") -> HTML {
         let id = Show.id(job["_id"])
         let status = job["status"]?.stringValue ?? "unknown"
         let logs = (job["logs"]?.arrayValue ?? []).map { $0.stringValue ?? $0.jsonString }
@@ -58,6 +59,7 @@ enum JobPages {
         </dl></section>
         \(timeline(job))
         \(errorHistory(job["errors"]))
+        \(trajectory)
         <section class="log"><h2>Log</h2>
         <pre id="log" data-job="\(id)" data-count="\(logs.count)" data-status="\(status)">\(logs.map { "<span class=\"line\">\($0)</span>\n" as HTML })</pre>
         <p class="live" id="live-state">\(JobStatus.isTerminal(status) ? "The job has ended." : "Live updates: connecting…")</p>

@@ -40,7 +40,11 @@ extension Dashboard {
                 guard let id = PathID.valid(context.parameters.get("id")), let job = try await self.store.jobView(id) else {
                     return Self.notFound("No job has this id.", session: session)
                 }
-                var page = JobPages.job(job, session: session)
+                // The job's event stream, as far as the page shows it (the rest: the JSONL download).
+                let events = try await self.store.events(jobId: id, after: 0, limit: Timeline.pageEvents)
+                    .compactMap(JobEvent.init(stored:))
+                let trajectory = Timeline.section(jobId: id, status: job["status"]?.stringValue ?? "", events: events)
+                var page = JobPages.job(job, session: session, trajectory: trajectory)
                 if let notice = (try? FormData.parse(request.uri.query ?? ""))?["notice"], let text = Self.notices[notice] {
                     page = HTML(unsafeRaw: page.html.replacingOccurrences(
                         of: "<div class=\"actions\">", with: "<p class=\"notice\" role=\"status\">\(HTML.escape(text))</p><div class=\"actions\">"))

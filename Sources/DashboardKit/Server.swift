@@ -49,6 +49,8 @@ public final class Dashboard: Sendable {
         addEventRoutes(router)
         router.get("/assets/app.css") { _, _ in Self.asset(Assets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/app.js") { _, _ in Self.asset(Assets.js, type: "text/javascript; charset=utf-8") }
+        router.get("/assets/timeline.css") { _, _ in Self.asset(TimelineAssets.css, type: "text/css; charset=utf-8") }
+        router.get("/assets/timeline.js") { _, _ in Self.asset(TimelineAssets.js, type: "text/javascript; charset=utf-8") }
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         return router
@@ -142,7 +144,8 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = DashboardContext
     let dashboard: Dashboard
 
-    static let publicPaths: Set<String> = ["/signin", "/assets/app.css", "/assets/app.js", "/healthz", "/favicon.ico"]
+    static let publicPaths: Set<String> = ["/signin", "/assets/app.css", "/assets/app.js", "/assets/timeline.css",
+                                           "/assets/timeline.js", "/healthz", "/favicon.ico"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await authorise(request, context: context, next: next)

@@ -200,11 +200,13 @@ public struct JobEvent: Sendable, Equatable, Codable {
     }
 
     /// The event as the API, the JSONL download and `agent-runner events`
-    /// give it: the stored fields, `at` as ISO 8601 text, the job's id as text.
+    /// give it: the stored fields, `at` as ISO 8601 text, the job's id as
+    /// text, and `summary`, one line of text for people (`summary`).
     public func apiJSON(jobId: String) -> JSONValue {
         var o = json.objectValue ?? [:]
         o["at"] = .string(at.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
         o["jobId"] = .string(jobId)
+        o["summary"] = .string(summary)
         return .object(o)
     }
 }
