@@ -22,15 +22,21 @@ final class Meter: Sendable {
     /// The thresholds reported, in percent of a limit.
     static let thresholds = [50, 80, 100]
 
-    init(budget: JobBudget?, prices: PriceTable?) {
+    /// The daily budgets shared with other jobs (nil: none apply).
+    let shared: SharedSpend?
+
+    init(budget: JobBudget?, prices: PriceTable?, shared: SharedSpend? = nil) {
         self.budget = budget ?? JobBudget()
         self.prices = prices ?? .shipped
+        self.shared = shared
     }
 
     /// Admits one model call (nil), or the limit that is spent (the call is
-    /// refused; `exceeded` is set, and the job ends `budget_exceeded`).
+    /// refused; `exceeded` is set, and the job ends `budget_exceeded`). With
+    /// daily budgets, first waits until the calls reported are counted.
     func admit() -> BudgetNotice? {
-        state.withLock { s in
+        if let refused = shared?.admit() { return refused }
+        return state.withLock { s in
             for (limit, spent) in Self.spends(budget, s.totals, started: s.started) where spent >= limit.value {
                 s.refusals += 1
                 return BudgetNotice(limit: limit, spent: spent, percent: Self.percent(spent, limit), exceeded: true)

@@ -180,6 +180,7 @@ struct ProviderRoute {
             return
         }
         let usage = call.usage(reader, status: failure == nil ? exchange.status : 0, body: body, meter: meter, retries: retries)
+        meter.shared?.reporting()
         out.emit(EgressEvent(.usage, detail: "\(upstream.name): \(request.method) \(plainPath)", usage: usage))
         for notice in meter.record(usage) { out.emit(EgressEvent(.budget, budget: notice)) }
     }

@@ -45,11 +45,20 @@ public enum ProxyMain {
         Thread.detachNewThread { SocketIO.serve(listener) { server.handle($0) } }
         out.emit(EgressEvent(.ready, detail: "listening on \(ticket.socketPath)"))
         // Our lifetime is the supervisor's job: stdin closes when it ends.
-        var byte: UInt8 = 0
+        // Meanwhile it answers the `usage` events when daily budgets apply.
+        var pending: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = read(0, &byte, 1)
+            let n = read(0, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
+            pending += buf[0..<n]
+            while let nl = pending.firstIndex(of: 0x0A) {
+                let line = Data(pending[..<nl])
+                pending.removeSubrange(...nl)
+                if let answer = try? JSONDecoder().decode(SharedSpendAnswer.self, from: line) { server.meter.shared?.answer(answer) }
+            }
+            if pending.count > 1 << 16 { pending.removeAll() }
         }
         unlink(ticket.socketPath)
         return 0

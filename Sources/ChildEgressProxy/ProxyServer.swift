@@ -36,7 +36,7 @@ public final class ProxyServer: Sendable {
         policy = EgressPolicy(rules: ticket.rules)
         self.out = out
         slots = RouteSlots(limit: keyedLimit)
-        meter = Meter(budget: ticket.budget, prices: ticket.prices)
+        meter = Meter(budget: ticket.budget, prices: ticket.prices, shared: ticket.sharedSpend == true ? SharedSpend() : nil)
         self.idleSeconds = idleSeconds
     }
 

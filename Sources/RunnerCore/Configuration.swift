@@ -117,6 +117,7 @@ public struct RunnerConfiguration: Sendable {
         // Model-call spend (docs/budgets.md).
         ("JOB_BUDGET_USD", ""), ("JOB_BUDGET_TOKENS", ""), ("JOB_BUDGET_REQUESTS", ""), ("MODEL_PRICES_FILE", ""),
         ("PROVIDER_RETRIES", "4"), ("PROVIDER_RETRY_WAIT_SECONDS", "90"),
+        ("USER_DAILY_BUDGET_USD", ""), ("PROJECT_DAILY_BUDGET_USD", ""), ("DAILY_BUDGET_ACTION", "wait"),
         // Partial work of a stopped job (docs/budgets.md, "Checkpoints").
         ("CHECKPOINT_ON", "budget,timeout,cancel"), ("CHECKPOINT_BRANCH", "agent-runner/wip/{jobId}"),
         ("CHECKPOINT_GRACE_SECONDS", "60"), ("RESUME_FROM_CHECKPOINT", "false"),

@@ -25,6 +25,10 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     public var prices: PriceTable?
     /// How provider faults are retried (nil: `ProviderRetry()`'s defaults).
     public var retry: ProviderRetry?
+    /// Daily budgets apply to the job: each `usage` event is answered on the
+    /// proxy's stdin (`SharedSpendAnswer`), and no model call is admitted
+    /// before the calls reported are counted, nor once a budget is spent.
+    public var sharedSpend: Bool?
 
     /// The path prefix of the provider route.
     public static let providerPrefix = "/provider"

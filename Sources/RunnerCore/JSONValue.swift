@@ -128,6 +128,14 @@ public enum JSONValue: Sendable, Hashable, Codable {
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
+    /// A number from `.double` or `.int` (nil for anything else).
+    public var numberValue: Double? {
+        switch self {
+        case .double(let d): return d
+        case .int(let i): return Double(i)
+        default: return nil
+        }
+    }
     /// An integer from `.int`, an integral `.double`, or a `{"$numberLong": "…"}` wrapper.
     public var intValue: Int64? {
         switch self {

@@ -14,6 +14,10 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
     /// A model call was refused because the job's budget (JOB_BUDGET_*, or
     /// the job's own `budget`) was spent; the message names the budget and the spend.
     case budgetExceeded = "budget_exceeded"
+    /// The job's user or project spent its daily budget (USER_DAILY_BUDGET_USD,
+    /// PROJECT_DAILY_BUDGET_USD): before it started (DAILY_BUDGET_ACTION=fail),
+    /// or while it ran (its next model call refused).
+    case dailyBudgetExceeded = "daily_budget_exceeded"
     case resourceLimit = "resource_limit"
     case sandboxViolation = "sandbox_violation"
     /// The host cannot give the job the confinement SANDBOX=enforce requires
@@ -42,7 +46,7 @@ public enum JobErrorCode: String, Sendable, Codable, CaseIterable {
         case .generationFailed, .pushRejected, .pushFailed, .childCrashed, .leaseLost, .internal, .rateLimited,
              .pullRequestFailed: true
         case .invalidSpec, .invalidRemote, .unsafeOutput, .validationFailed, .pushAuthFailed, .timeout,
-             .budgetExceeded, .resourceLimit, .sandboxViolation, .sandboxUnavailable, .repositoryNotFound, .pullRequestForbidden,
+             .budgetExceeded, .dailyBudgetExceeded, .resourceLimit, .sandboxViolation, .sandboxUnavailable, .repositoryNotFound, .pullRequestForbidden,
              .branchProtected, .pullRequestInvalid: false
         }
     }

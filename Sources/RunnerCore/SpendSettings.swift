@@ -12,6 +12,8 @@ public struct SpendSettings: Sendable, Equatable {
     public var prices: PriceTable
     /// How the proxy retries a provider's transient faults.
     public var retry: ProviderRetry
+    /// Per-user and per-project daily budgets, shared by every supervisor.
+    public var daily = DailyBudgetSettings()
 
     public init(budget: JobBudget = JobBudget(), prices: PriceTable = .shipped, retry: ProviderRetry = ProviderRetry()) {
         self.budget = budget
@@ -32,6 +34,11 @@ public struct SpendSettings: Sendable, Equatable {
         prices = try r.optional("MODEL_PRICES_FILE").map(PriceTable.loading(file:)) ?? .shipped
         retry = ProviderRetry(retries: try r.int("PROVIDER_RETRIES", 0...10),
                               maxWaitSeconds: try r.int("PROVIDER_RETRY_WAIT_SECONDS", 0...600))
+        guard let action = DailyBudgetAction(rawValue: r.string("DAILY_BUDGET_ACTION")) else {
+            throw ConfigurationError("DAILY_BUDGET_ACTION", "'\(r.string("DAILY_BUDGET_ACTION"))' is not wait or fail")
+        }
+        daily = DailyBudgetSettings(userUSD: try limit("USER_DAILY_BUDGET_USD", whole: false)?.value,
+                                    projectUSD: try limit("PROJECT_DAILY_BUDGET_USD", whole: false)?.value, action: action)
     }
 
     /// The budget of `job`: the operator's, lowered by the document's own

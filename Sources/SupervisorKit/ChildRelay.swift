@@ -26,6 +26,8 @@ struct ChildRelay: Sendable {
     let tokens: PushTokenHandOver
     /// CHECKPOINT_ON and CHECKPOINT_GRACE_SECONDS (the child checkpoints only when its ticket has a plan).
     var checkpoints = CheckpointSettings(on: [])
+    /// The job's share of the daily budgets (nil: none apply).
+    var daily: DailySpend? = nil
 
     /// What the relay saw: the facts for the outcome, the log lines not yet
     /// written (they go with the outcome) and the supervisor's share of the
@@ -66,12 +68,18 @@ struct ChildRelay: Sendable {
         return await withTaskGroup(of: Void.self) { group in
             // Refusals, model calls and the budget from the job's egress proxy.
             if let proxy = launched.proxy {
-                group.addTask { [redactor] in
+                group.addTask { [redactor, daily, logger] in
                     await proxy.relay { event in
                         if event.kind == .denied { egress.withLock { $0.record(deniedTarget: event.target ?? "?") } }
                         let r = redactor.withLock { $0 }
                         if let e = event.jobEvent() { await logs.event(e, redactor: r) }
                         if let line = report.take(event, control: control) { await logs.add(r.redact(line)) }
+                        // Each call counted in the shared daily spend before the proxy admits the next.
+                        if event.kind == .usage, let daily {
+                            let (lines, answer) = await daily.account(event.usage, report: report, control: control, logger: logger)
+                            for line in lines { await logs.note(line) }
+                            await proxy.answer(answer)
+                        }
                     }
                 }
             }

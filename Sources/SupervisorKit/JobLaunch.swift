@@ -65,7 +65,7 @@ public struct JobLaunch: Sendable {
     /// calls them itself, on its keyed routes. `budget`: the job's (`SpendSettings.budget(for:)`),
     /// else the operator's; the prices are always the operator's.
     func proxyTicket(workspace: String, repoURL: String?, geminiRouteToken: String? = nil,
-                     publish: PublishPlan? = nil, budget: JobBudget? = nil) -> EgressProxyTicket {
+                     publish: PublishPlan? = nil, budget: JobBudget? = nil, sharedSpend: Bool = false) -> EgressProxyTicket {
         var derived = EgressRule.derived(gitRemote: repoURL)
         if publish?.mode == .pullRequest, repoURL.flatMap({ try? RepositoryRemote($0) })?.http != nil {
             derived += EgressRule.derived(gitRemote: config.child.publish.apiURL).filter { !derived.contains($0) }
@@ -73,11 +73,13 @@ public struct JobLaunch: Sendable {
         let route = geminiRouteToken.flatMap { token in
             config.geminiAPIKey.map { GeminiUpstream(apiBase: config.child.geminiAPIBase, apiKey: $0, routeToken: token) }
         }
-        return EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
-                                 provider: config.child.clineProvider, providerKey: config.clineAPIKey,
-                                 providerHeaders: config.clineProviderHeaders, gemini: route,
-                                 budget: budget ?? config.spend.budget, prices: config.spend.prices,
-                                 retry: config.spend.retry)
+        var ticket = EgressProxyTicket(socketPath: WorkspaceLayout(workspace).egressSocket, rules: derived + config.egressAllow,
+                                       provider: config.child.clineProvider, providerKey: config.clineAPIKey,
+                                       providerHeaders: config.clineProviderHeaders, gemini: route,
+                                       budget: budget ?? config.spend.budget, prices: config.spend.prices,
+                                       retry: config.spend.retry)
+        if sharedSpend { ticket.sharedSpend = true }
+        return ticket
     }
 
     /// Spawns the job child. In namespaces when wanted; where the host
@@ -210,6 +212,12 @@ final class EgressProxyProcess: Sendable {
                 await onEvent(event)
             }
         }
+    }
+
+    /// Answers its `usage` events when daily budgets apply (a line on its stdin).
+    func answer(_ answer: SharedSpendAnswer) async {
+        guard let line = try? JSONEncoder().encode(answer) else { return }
+        try? await process.send(Array(line) + [0x0A])
     }
 
     /// Ends the proxy (it exits on EOF; SIGKILL makes sure) and removes its

@@ -52,6 +52,15 @@ struct JobRunner: Sendable {
             }
             // The job's own `budget` is untrusted input: checked before anything of the job is made.
             let budget = try config.spend.budget(for: job.job)
+            // The daily budgets of the job's user and project, shared by every supervisor.
+            let daily = DailySpend(config.spend.daily, job: job, store: store)
+            if let daily, let over = try await daily.overToday() {
+                if config.spend.daily.action == .fail { throw over }
+                let until = DailyBudgetSettings.nextDay()
+                logger.info("a daily budget is spent; the job waits", metadata: ["until": "\(until)"])
+                _ = try await store.deferUntil(job, notBefore: until, line: over.message + "; waiting until \(until) (DAILY_BUDGET_ACTION=wait)")
+                return (nil, false)
+            }
             if let projectId = job.projectId, !projectId.isNull,
                try await !store.acquireProjectLock(job, projectId: projectId, leaseSeconds: config.leaseSeconds) {
                 logger.info("another job of this project is running; deferred until it ends")
@@ -64,12 +73,14 @@ struct JobRunner: Sendable {
             clock.lap("ticketMs")
             workspaceMade = true
             let ended = try await JobLaunch(config: config, childPath: childPath)
-                .withLaunched(job, ticket: ticket, budget: budget, redactor: redactor, logger: logger, clock: clock) { launched in
+                .withLaunched(job, ticket: ticket, budget: budget, sharedSpend: daily != nil, redactor: redactor, logger: logger,
+                              clock: clock) { launched in
                     var relay = ChildRelay(job: job, launched: launched, repoURL: ticket.repoURL, redactor: redactor,
                                            logger: logger, leaseSeconds: config.leaseSeconds,
                                            timeoutSeconds: config.jobTimeoutSeconds, leases: leases, writes: writes,
                                            shutdown: shutdown, tokens: PushTokenHandOver(config: config, store: store))
                     if ticket.checkpoint != nil { relay.checkpoints = config.checkpoint }
+                    relay.daily = daily
                     var ended = await relay.run()
                     let cgroup = launched.cgroup
                     ended.facts.refusedForks = try await onDedicatedThread { cgroup?.refusedForks() ?? 0 }

@@ -24,7 +24,7 @@ extension JobLaunch {
     /// given back, the cgroup removed), however `body` or the launch ends.
     /// The workspace itself is not removed here: `JobRunner` keeps or removes
     /// it by KEEP_WORKSPACES once the outcome is known.
-    func withLaunched<T: Sendable>(_ job: ClaimedJob, ticket: JobTicket, budget: JobBudget? = nil,
+    func withLaunched<T: Sendable>(_ job: ClaimedJob, ticket: JobTicket, budget: JobBudget? = nil, sharedSpend: Bool = false,
                                    redactor: Locked<Redactor>, logger: Logger,
                                    clock: PhaseClock, _ body: (LaunchedJob) async throws -> T) async throws -> T {
         var ticket = ticket
@@ -54,7 +54,8 @@ extension JobLaunch {
         if ticket.settings.network == .proxy || geminiToken != nil {
             proxy = try await EgressProxyProcess.start(ticket: proxyTicket(workspace: workspace, repoURL: ticket.repoURL,
                                                                            geminiRouteToken: geminiToken,
-                                                                           publish: ticket.publish, budget: budget),
+                                                                           publish: ticket.publish, budget: budget,
+                                                                           sharedSpend: sharedSpend),
                                                        cgroupName: cgroup.map { _ in "proxy-" + WorkspaceName.of(job.idText) },
                                                        logger: logger, redactor: redactor)
         }

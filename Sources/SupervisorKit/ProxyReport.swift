@@ -27,19 +27,28 @@ final class ProxyReport: Sendable {
         case .budget:
             guard let notice = event.budget else { return nil }
             if notice.exceeded {
-                let first = state.withLock { s -> Bool in
-                    guard s.budgetFailure == nil else { return false }
-                    s.budgetFailure = JobFailure(.budgetExceeded, notice.message)
-                    return true
-                }
-                guard first else { return nil }
-                RunnerMetrics.budgetStop()
-                control.stop(.budgetExceeded)
+                // A daily budget's refusal was already decided by the supervisor (`stop`): that failure stays.
+                guard stop(JobFailure(.budgetExceeded, notice.message), control: control) else { return nil }
             }
         case .retry: RunnerMetrics.providerRetry()
         case .log: break
         }
         return event.logLine
+    }
+
+    /// Stops the job for a spent budget (the job's own, or a daily one:
+    /// `DailySpend`); the first failure wins. False when one was set before.
+    @discardableResult
+    func stop(_ failure: JobFailure, control: ChildControl) -> Bool {
+        let first = state.withLock { s -> Bool in
+            guard s.budgetFailure == nil else { return false }
+            s.budgetFailure = failure
+            return true
+        }
+        guard first else { return false }
+        RunnerMetrics.budgetStop()
+        control.stop(.budgetExceeded)
+        return true
     }
 
     /// The calls' totals; nil when there was none.

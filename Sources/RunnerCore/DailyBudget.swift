@@ -1,0 +1,91 @@
+import Foundation
+
+/// What a job does when its user or project has spent its daily budget
+/// before it starts (DAILY_BUDGET_ACTION).
+public enum DailyBudgetAction: String, Sendable, Codable {
+    /// Pending again, due at the next UTC midnight (the attempt not counted).
+    case wait
+    /// Failed `daily_budget_exceeded` (not retried).
+    case fail
+}
+
+/// Per-user and per-project daily budgets (USER_DAILY_BUDGET_USD,
+/// PROJECT_DAILY_BUDGET_USD, DAILY_BUDGET_ACTION), counted in MongoDB by
+/// every supervisor (`budget_days`, docs/budgets.md).
+public struct DailyBudgetSettings: Sendable, Equatable {
+    public var userUSD: Double?
+    public var projectUSD: Double?
+    public var action: DailyBudgetAction
+
+    public init(userUSD: Double? = nil, projectUSD: Double? = nil, action: DailyBudgetAction = .wait) {
+        self.userUSD = userUSD
+        self.projectUSD = projectUSD
+        self.action = action
+    }
+
+    public var isEmpty: Bool { userUSD == nil && projectUSD == nil }
+
+    /// The limits that apply to a job of `userId` in project `projectId`, on `day`.
+    public func limits(userId: String?, projectId: String?, day: String) -> [(key: SpendKey, limit: BudgetLimit)] {
+        var out: [(SpendKey, BudgetLimit)] = []
+        if let userUSD, let userId { out.append((SpendKey(scope: .user, id: userId, day: day), BudgetLimit(userUSD, setting: "USER_DAILY_BUDGET_USD"))) }
+        if let projectUSD, let projectId {
+            out.append((SpendKey(scope: .project, id: projectId, day: day), BudgetLimit(projectUSD, setting: "PROJECT_DAILY_BUDGET_USD")))
+        }
+        return out
+    }
+
+    /// The UTC day of `date`, `YYYY-MM-DD`.
+    public static func day(_ date: Date = Date()) -> String {
+        let c = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: date)
+        return String(format: "%04d-%02d-%02d", c.year ?? 1970, c.month ?? 1, c.day ?? 1)
+    }
+
+    /// The next UTC midnight after `date` (a waiting job is due then).
+    public static func nextDay(after date: Date = Date()) -> Date {
+        let seconds = date.timeIntervalSince1970
+        return Date(timeIntervalSince1970: (seconds / 86_400).rounded(.down) * 86_400 + 86_400)
+    }
+}
+
+/// One counter of the shared daily spend: a user's or a project's, on one UTC day.
+public struct SpendKey: Sendable, Hashable, Codable {
+    public enum Scope: String, Sendable, Codable { case user, project }
+    public var scope: Scope
+    public var id: String
+    /// `YYYY-MM-DD`, UTC.
+    public var day: String
+
+    public init(scope: Scope, id: String, day: String) {
+        self.scope = scope
+        self.id = id
+        self.day = day
+    }
+
+    /// The counter's `_id` in `budget_days` (the unique index every server
+    /// has: concurrent upserts of one key cannot make two documents). The id
+    /// comes last, so that any id makes one key.
+    public var documentId: String { "\(scope.rawValue)/\(day)/\(id)" }
+
+    /// "user u1", "project p7", for messages.
+    public var name: String { "\(scope.rawValue) \(LogBounds.clip(id, bytes: 64))" }
+}
+
+/// The supervisor's answer to the egress proxy's `usage` events when daily
+/// budgets apply (a line on the proxy's stdin, docs/contract.md):
+/// `{"spend": {"accounted": n, "exhausted": notice}}`. The proxy admits no
+/// model call until the spend of every call it reported is counted, and
+/// none once `exhausted` is set.
+public struct SharedSpendAnswer: Sendable, Codable, Equatable {
+    public struct Body: Sendable, Codable, Equatable {
+        /// How many `usage` events the supervisor has counted.
+        public var accounted: Int
+        /// A daily budget of the job's user or project is spent.
+        public var exhausted: BudgetNotice?
+    }
+    public var spend: Body
+
+    public init(accounted: Int, exhausted: BudgetNotice?) {
+        spend = Body(accounted: accounted, exhausted: exhausted)
+    }
+}
