@@ -47,7 +47,7 @@ struct DashboardCommand: AsyncParsableCommand {
             throw ExitCode(RunnerConfiguration.exitStatus)
         }
         let dashboard = Dashboard(store: store, token: token, leaseSeconds: config.leaseSeconds,
-                                  pollSeconds: config.pollSeconds, logger: logger)
+                                  pollSeconds: config.pollSeconds, logger: logger, spend: config.spend)
         try await dashboard.run(host: host, port: port) { bound in
             let shownHost = host.contains(":") ? "[\(host)]" : host
             FileHandle.standardOutput.write(Data("listening on http://\(shownHost):\(bound)\n".utf8))

@@ -63,6 +63,12 @@ enum Assets {
     .signin { max-width: 24rem; margin: 4rem auto; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.5rem; }
     .signin form { display: flex; flex-direction: column; gap: .6rem; }
     .notice { background: #e8f3ec; border: 1px solid #b7dcc3; border-radius: 8px; padding: .5rem 1rem; }
+    td.num { text-align: right; font-variant-numeric: tabular-nums; }
+    .budgets { display: flex; flex-direction: column; gap: .4rem; margin-top: .6rem; }
+    .budget { display: grid; grid-template-columns: 14rem 1fr auto; gap: .6rem; align-items: center; font-size: .9rem; }
+    .budget meter { width: 100%; height: 1rem; }
+    .budget-high .budget-text, .budget-spent .budget-text { color: var(--failed); font-weight: 600; }
+    ul.models { margin: 0; padding-left: 1.1rem; }
     """#
 
     /// The ended statuses as a JavaScript list's items (`JobStatus.terminal`).

@@ -11,7 +11,8 @@ enum JobPages {
 
     /// Everything about one job; the log follows live while it runs.
     /// `trajectory`: the job's timeline and changes (`Timeline.section`).
-    static func job(_ job: JSONValue, session: Session, now: Date = Date(), trajectory: HTML = "") -> HTML {
+    /// `spend`: its model calls' cost and tokens and its budget bars (`SpendViews.section`).
+    static func job(_ job: JSONValue, session: Session, now: Date = Date(), trajectory: HTML = "", spend: HTML = "") -> HTML {
         let id = Show.id(job["_id"])
         let status = job["status"]?.stringValue ?? "unknown"
         let logs = (job["logs"]?.arrayValue ?? []).map { $0.stringValue ?? $0.jsonString }
@@ -57,6 +58,7 @@ enum JobPages {
         <dt>Finished</dt><dd>\(Show.time(job["finishedAt"]))</dd>
         <dt>Runner</dt><dd>\(job["lease"]?["owner"])</dd>
         </dl></section>
+        \(spend)
         \(timeline(job))
         \(errorHistory(job["errors"]))
         \(trajectory)

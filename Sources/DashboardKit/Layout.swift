@@ -8,7 +8,7 @@ enum Layout {
     static func page(_ title: String, session: Session?, active: String = "", _ body: HTML) -> HTML {
         let nav: HTML
         if let session {
-            let links: [HTML] = [("/", "Queue"), ("/jobs", "Jobs"), ("/runners", "Runners")].map { href, label in
+            let links: [HTML] = [("/", "Queue"), ("/jobs", "Jobs"), ("/spend", "Spend"), ("/runners", "Runners")].map { href, label in
                 let current: HTML = active == label ? " aria-current=\"page\"" : ""
                 return "<a href=\"\(href)\"\(current)>\(label)</a>"
             }

@@ -44,7 +44,10 @@ extension Dashboard {
                 let events = try await self.store.events(jobId: id, after: 0, limit: Timeline.pageEvents)
                     .compactMap(JobEvent.init(stored:))
                 let trajectory = Timeline.section(jobId: id, status: job["status"]?.stringValue ?? "", events: events)
-                var page = JobPages.job(job, session: session, trajectory: trajectory)
+                // A malformed `budget` (the job failed `invalid_spec`) shows the operator's limits.
+                let budget = (try? self.spend.budget(for: Job(job))) ?? self.spend.budget
+                var page = JobPages.job(job, session: session, trajectory: trajectory,
+                                        spend: SpendViews.section(job, budget: budget))
                 if let notice = (try? FormData.parse(request.uri.query ?? ""))?["notice"], let text = Self.notices[notice] {
                     page = HTML(unsafeRaw: page.html.replacingOccurrences(
                         of: "<div class=\"actions\">", with: "<p class=\"notice\" role=\"status\">\(HTML.escape(text))</p><div class=\"actions\">"))

@@ -82,13 +82,13 @@ enum QueuePages {
             <tr data-job="\(id)"><td><a href="/jobs/\(path: id)">\(id)</a></td>
             <td><a href="/projects/\(path: project)">\(project)</a></td>
             <td>\(Show.status(job["status"]))</td><td>\(job["stage"])</td><td>\(error)</td>
-            <td>\(job["attempts"])</td><td>\(job["metadata"]?["generator"])</td><td>\(Show.created(job))</td></tr>
+            <td>\(job["attempts"])</td><td>\(job["metadata"]?["generator"])</td>\(SpendViews.cells(job))<td>\(Show.created(job))</td></tr>
             """
         }
         return """
         <table class="jobs">
         <thead><tr><th>Job</th><th>Project</th><th>Status</th><th>Stage</th><th>Error</th><th>Attempts</th>
-        <th>Generator</th><th>Created</th></tr></thead>
+        <th>Generator</th><th>Cost</th><th>Tokens</th><th>Created</th></tr></thead>
         <tbody>\(rows)</tbody>
         </table>
         """

@@ -26,13 +26,16 @@ public final class Dashboard: Sendable {
     let hub: ChangeHub
     let leaseSeconds: Int
     let logger: Logger
+    /// JOB_BUDGET_* (the job page's budget bars: the operator's, lowered by the job's own `budget`).
+    let spend: SpendSettings
 
     /// - Parameters:
     ///   - token: DASHBOARD_TOKEN, compared in constant time and never logged.
     ///   - pollSeconds: how often live views re-read while the change stream is down.
     public init(store: JobStore, token: String, leaseSeconds: Int, pollSeconds: Double, logger: Logger,
-                sessions: SessionStore = SessionStore()) {
+                sessions: SessionStore = SessionStore(), spend: SpendSettings = SpendSettings()) {
         self.store = store
+        self.spend = spend
         self.token = token
         self.sessions = sessions
         self.leaseSeconds = leaseSeconds
@@ -47,6 +50,7 @@ public final class Dashboard: Sendable {
         addPageRoutes(router)
         addAPIRoutes(router)
         addEventRoutes(router)
+        addSpendRoutes(router)
         router.get("/assets/app.css") { _, _ in Self.asset(Assets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/app.js") { _, _ in Self.asset(Assets.js, type: "text/javascript; charset=utf-8") }
         router.get("/assets/timeline.css") { _, _ in Self.asset(TimelineAssets.css, type: "text/css; charset=utf-8") }

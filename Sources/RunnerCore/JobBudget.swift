@@ -97,7 +97,7 @@ public struct BudgetNotice: Sendable, Codable, Equatable {
     }
 
     /// "$1.2345", "12000 tokens", "40 requests".
-    static func amount(_ v: Double, _ setting: String) -> String {
+    public static func amount(_ v: Double, _ setting: String) -> String {
         if setting.hasSuffix("USD") || setting.hasSuffix("usd") { return UsageTotals.dollars(v) }
         let unit = setting.hasSuffix("TOKENS") || setting.hasSuffix("tokens") ? "tokens" : "requests"
         return "\(Int(v)) \(unit)"
