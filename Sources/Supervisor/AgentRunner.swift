@@ -91,7 +91,7 @@ struct Run: AsyncParsableCommand {
         if let address = config.metricsAddress {
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-            RunnerMetrics.registerAll(slots: config.concurrency)
+            RunnerMetrics.registerAll(slots: config.concurrency, provider: config.child.clineProvider?.kind.rawValue)
             do {
                 let server = try HealthServer(
                     address: address, health: supervisor.health,

@@ -13,7 +13,9 @@ public enum RunnerMetrics {
     /// Creates every counter, gauge and timer at 0, so a fresh runner's first
     /// scrape already has each series (dashboards and `absent()` alerts work
     /// before the first job). Call once, right after bootstrapping the backend.
-    public static func registerAll(slots: Int) {
+    /// `provider`: CLINE_PROVIDER's kind, the `provider` label of the provider route's model calls.
+    public static func registerAll(slots: Int, provider: String? = nil) {
+        if let provider { providerKind.withLock { $0 = provider } }
         Counter(label: "agent_runner_jobs_claimed_total").increment(by: 0)
         for status in finishedStatuses {
             Counter(label: "agent_runner_jobs_finished_total", dimensions: [("status", status), ("code", "")]).increment(by: 0)
@@ -67,7 +69,9 @@ public enum RunnerMetrics {
             seen.insert(name)
             return name
         }
-        let dims = [("route", call.route), ("model", model)]
+        // The provider: CLINE_PROVIDER's kind on the provider route, `gemini` on the Gemini route.
+        let provider = call.route == "gemini" ? "gemini" : providerKind.withLock { $0 }
+        let dims = [("route", call.route), ("provider", provider), ("model", model)]
         Counter(label: "agent_runner_model_calls_total", dimensions: dims + [("status", String(call.status))]).increment()
         for (kind, n) in [("input", call.inputTokens), ("output", call.outputTokens), ("cache_read", call.cacheReadTokens),
                           ("cache_write", call.cacheWriteTokens)] where n > 0 {
@@ -79,6 +83,7 @@ public enum RunnerMetrics {
     }
 
     static let maxModelLabels = 32
+    private static let providerKind = Locked("provider")
     private static let modelLabels = Locked<Set<String>>([])
 
     /// A provider's fault the egress proxy tried again.

@@ -76,3 +76,38 @@ import Testing
         #expect(try await queue.waitExit(p) == 0)
     }
 }
+
+/// The spend on `/metrics`: model calls, tokens and cost by route, provider
+/// and model, budget stops and provider retries, from a real job whose
+/// provider answers 429 once and whose budget stops it.
+@Suite(.serialized) struct SpendMetricsTests {
+    let queue = QueueFixture()
+
+    @Test func modelCallsTokensCostBudgetStopsAndRetriesAreCounted() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let provider = try await FixtureServer("fake_provider.py", ["retry429", h.root + "/provider.jsonl"])
+        defer { provider.stop() }
+        let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3-stubborn\"")
+        let port = freePort()
+        let p = try h.startSupervisor([
+            "METRICS_ADDR": "127.0.0.1:\(port)", "CLINE_CMD": cline, "CLINE_ENABLED": "true", "GENERATORS": "cline",
+            "CLINE_PROVIDER": "http://127.0.0.1:\(provider.port)/v1", "CLINE_MODEL": "gpt-4.1",
+            "CLINE_API_KEY": ContainmentTests.realKey, "JOB_BUDGET_REQUESTS": "2", "CHECKPOINT_ON": "none"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let id = try await h.seed(tinySpec)
+        try await queue.waitFor("the job to end", timeout: 120) { try await h.job(id)["status"]?.stringValue == "failed" }
+        try await Task.sleep(for: .milliseconds(300))
+        let body = try await httpRequest("http://127.0.0.1:\(port)/metrics").body
+        let dims = #"route="provider",provider="openai-compatible",model="gpt-4.1""#
+        func has(_ line: String) -> Bool { body.split(separator: "\n").contains { $0 == line } }
+        #expect(has(#"agent_runner_model_calls_total{\#(dims),status="200"} 2"#), "\(body)")
+        #expect(has(#"agent_runner_model_tokens_total{\#(dims),kind="input"} 776"#), "\(body)")
+        #expect(body.contains(#"agent_runner_model_cost_usd_total{\#(dims)} 0.005424"#), "\(body)")
+        #expect(has("agent_runner_budget_stops_total 1"), "\(body)")
+        #expect(has("agent_runner_provider_retries_total 1"), "\(body)")
+        p.terminate()
+        _ = try await queue.waitExit(p)
+    }
+}
