@@ -96,6 +96,11 @@ public struct BudgetNotice: Sendable, Codable, Equatable {
         self.exceeded = exceeded
     }
 
+    /// `spent` in whole percent of `limit` (at most 1,000,000).
+    public static func percent(_ spent: Double, _ limit: BudgetLimit) -> Int {
+        Int(min(spent / limit.value * 100, 1e6).rounded(.down))
+    }
+
     /// "$1.2345", "12000 tokens", "40 requests".
     public static func amount(_ v: Double, _ setting: String) -> String {
         if setting.hasSuffix("USD") || setting.hasSuffix("usd") { return UsageTotals.dollars(v) }
@@ -113,7 +118,8 @@ public struct BudgetNotice: Sendable, Codable, Equatable {
         }
         let over = spent - limit.value
         return "budget exceeded: \(name) spent (\(spentText)"
-            + (over > 0 ? ", over by \(Self.amount(over, limit.setting)) from calls already under way" : "")
+            + (over > 0 ? ", over by \(Self.amount(over, limit.setting)) from calls already under way, each bounded by its "
+                + "own max_tokens" : "")
             + "); the next model call was refused and the agent stopped"
     }
 }

@@ -8,6 +8,9 @@ final class ProxyReport: Sendable {
     private struct State {
         var usage = UsageTotals()
         var budgetFailure: JobFailure?
+        /// The proxy's refusal for the job's own budget: its message is
+        /// recomputed at the end, with the calls that were streaming then.
+        var refusal: BudgetNotice?
     }
     private let state = Locked(State())
 
@@ -29,6 +32,7 @@ final class ProxyReport: Sendable {
             if notice.exceeded {
                 // A daily budget's refusal was already decided by the supervisor (`stop`): that failure stays.
                 guard stop(JobFailure(.budgetExceeded, notice.message), control: control) else { return nil }
+                state.withLock { $0.refusal = notice }
             }
         case .retry: RunnerMetrics.providerRetry()
         case .log: break
@@ -54,6 +58,20 @@ final class ProxyReport: Sendable {
     /// The calls' totals; nil when there was none.
     var usage: UsageTotals? { state.withLock { $0.usage.requests > 0 ? $0.usage : nil } }
 
-    /// The failure of a job stopped for its budget.
-    var budgetFailure: JobFailure? { state.withLock { $0.budgetFailure } }
+    /// The failure of a job stopped for its budget. For the job's own
+    /// budget, the spend is the one known now: the calls already under way
+    /// when the next one was refused (a stream may finish) count in the
+    /// overrun the message names.
+    var budgetFailure: JobFailure? {
+        state.withLock { s in
+            guard var failure = s.budgetFailure, let refusal = s.refusal else { return s.budgetFailure }
+            let setting = refusal.limit.setting.lowercased()
+            let now = setting.hasSuffix("usd") ? s.usage.pricedCost
+                : setting.hasSuffix("tokens") ? Double(s.usage.tokens) : Double(s.usage.requests)
+            let spent = max(refusal.spent, now)
+            failure.message = BudgetNotice(limit: refusal.limit, spent: spent, percent: BudgetNotice.percent(spent, refusal.limit),
+                                           exceeded: true).message
+            return failure
+        }
+    }
 }

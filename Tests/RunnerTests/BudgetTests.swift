@@ -187,3 +187,30 @@ import Testing
         #expect(try FixtureServer.jsonLines(requests).count == 1, "only the capped job's one call")
     }
 }
+
+/// A call still streaming when the budget refuses the next one may finish:
+/// the job's message names the overrun at its end, that stream's cost included.
+@Suite struct BudgetOverrunTests {
+    @Test func aStreamThatFinishesAfterTheRefusalCountsInTheOverrun() {
+        let report = ProxyReport()
+        let control = ChildControl()
+        let limit = BudgetLimit(0.004, setting: "JOB_BUDGET_USD")
+        func call(_ cost: Double, streamed: Bool) -> EgressEvent {
+            EgressEvent(.usage, usage: CallUsage(atMs: 0, route: "provider", model: "gpt-4.1", status: 200, cost: cost,
+                                                  durationMs: 5, metered: true, streamed: streamed))
+        }
+        // Two calls end ($0.0054: the limit reached); the next is refused while a stream is still under way.
+        _ = report.take(call(0.0027, streamed: false), control: control)
+        _ = report.take(call(0.0027, streamed: false), control: control)
+        _ = report.take(EgressEvent(.budget, budget: BudgetNotice(limit: limit, spent: 0.0054, percent: 135, exceeded: true)),
+                        control: control)
+        #expect(control.reason == .budgetExceeded)
+        #expect(report.budgetFailure?.message.hasPrefix("budget exceeded: JOB_BUDGET_USD=$0.0040 spent ($0.0054, over by $0.0014") == true)
+        // The stream ends after the refusal: its cost is in the overrun.
+        _ = report.take(call(0.0027, streamed: true), control: control)
+        #expect(report.budgetFailure?.code == .budgetExceeded)
+        #expect(report.budgetFailure?.message == "budget exceeded: JOB_BUDGET_USD=$0.0040 spent ($0.0081, over by $0.0041 from "
+            + "calls already under way, each bounded by its own max_tokens); the next model call was refused and the agent stopped",
+                "\(report.budgetFailure?.message ?? "-")")
+    }
+}
