@@ -91,7 +91,7 @@ extension JobEvent {
                                "bytes": int(bytes)])
     }
 
-    /// `step`: `fetch`, `commit`, `push`, `pull_request`, `skipped` or `failed`.
+    /// `step`: `commit`, `push`, `skipped`, `unchanged`, `already_pushed`, `pull_request`, `failed` or `checkpoint`.
     public static func publish(step: String, detail: String? = nil, commit: String? = nil, branch: String? = nil) -> JobEvent {
         JobEvent(.publish, ["step": .string(step), "detail": str(detail), "commit": str(commit), "branch": str(branch)])
     }

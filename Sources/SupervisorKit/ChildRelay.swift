@@ -106,6 +106,8 @@ struct ChildRelay: Sendable {
                             seen.metered = report.usage?.agentUsage
                             if case .checkpoint(let info) = event {
                                 checkpoint.withLock { $0 = $0 ?? info }
+                                await logs.event(.publish(step: "checkpoint", detail: info.reason.rawValue, commit: info.commitSha,
+                                                          branch: info.branch), redactor: redactor.withLock { $0 })
                                 continue
                             }
                             await relay(event, logs: logs, result: result, tokenFailure: tokenFailure, egress: seen,

@@ -14,6 +14,8 @@ struct JobEventQueue {
         /// The last `seq` given.
         var last: Int
         var pending: [JobEvent] = []
+        /// When the oldest pending event was queued.
+        var since: ContinuousClock.Instant?
         var bytes = 0
         /// Events dropped because the database did not take them in time.
         var dropped = 0
@@ -56,7 +58,7 @@ struct JobEventQueue {
         }
         if s.last + 1 == max { e = .truncated(max: max) }
         append(&s, e)
-        return s.pending.count >= Self.eventsBeforeFlush || s.bytes >= Self.maxPendingBytes / 2
+        return s.isUrgent
     }
 
     private func append(_ s: inout Stream, _ event: JobEvent) {
@@ -66,17 +68,24 @@ struct JobEventQueue {
         e.attempt = s.job.attempt
         s.bytes += e.encodedSize
         s.pending.append(e)
+        if s.since == nil { s.since = .now }
     }
 
-    var hasPending: Bool { streams.values.contains { !$0.pending.isEmpty } }
+    /// Whether some job has events due for a flush: queued at least `age`
+    /// ago, or enough of them to flush at once.
+    func hasDue(olderThan age: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        streams.values.contains { $0.isDue(age, now) }
+    }
 
-    /// Every job's pending events, for one flush (the jobs' streams stay).
-    mutating func takePending() -> [(job: ClaimedJob, events: [JobEvent])] {
+    /// Every job's events due (`hasDue`), for one flush (the jobs' streams stay).
+    /// A job that ends sooner than `age` has its events written once, with its outcome.
+    mutating func takePending(olderThan age: Duration, now: ContinuousClock.Instant = .now) -> [(job: ClaimedJob, events: [JobEvent])] {
         var out: [(job: ClaimedJob, events: [JobEvent])] = []
-        for (token, var s) in streams where !s.pending.isEmpty {
+        for (token, var s) in streams where s.isDue(age, now) {
             out.append((s.job, s.pending))
             s.pending = []
             s.bytes = 0
+            s.since = nil
             streams[token] = s
         }
         return out
@@ -88,6 +97,7 @@ struct JobEventQueue {
             guard var s = streams[job.token] else { continue }
             s.pending = events + s.pending
             s.bytes = s.pending.reduce(0) { $0 + $1.encodedSize }
+            s.since = .now - .seconds(3600)
             streams[job.token] = s
         }
     }
@@ -96,5 +106,14 @@ struct JobEventQueue {
     mutating func finish(_ job: ClaimedJob) -> (events: [JobEvent], last: Int) {
         guard let s = streams.removeValue(forKey: job.token) else { return ([], job.job.eventSeq) }
         return (s.pending, s.last)
+    }
+}
+
+extension JobEventQueue.Stream {
+    var isUrgent: Bool { pending.count >= JobEventQueue.eventsBeforeFlush || bytes >= JobEventQueue.maxPendingBytes / 2 }
+
+    func isDue(_ age: Duration, _ now: ContinuousClock.Instant) -> Bool {
+        guard let since, !pending.isEmpty else { return false }
+        return isUrgent || now - since >= age
     }
 }

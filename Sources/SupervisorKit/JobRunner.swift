@@ -104,6 +104,9 @@ struct JobRunner: Sendable {
             outcome = OutcomePolicy.outcome(policy(job).decide(RunFacts(failure: failure)), attempt: job.attempt)
             if let outcome { await writer.write(job, outcome, logger) }
         }
+        // A lost lease: the job is another runner's, and so is the rest of its
+        // event stream (this attempt's unwritten events would collide with its numbering).
+        if outcome == nil { _ = await writes.takeEvents(job) }
         return (outcome, workspaceMade)
     }
 

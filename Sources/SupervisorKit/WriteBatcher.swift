@@ -66,6 +66,8 @@ actor WriteBatcher {
     private var flushing = false
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     private var failing = false
+    /// The supervisor's last flushes: every pending event goes, however young.
+    private var draining = false
     /// Each running job's event stream (`JobEventQueue`): flushed with the logs, in one request for all jobs.
     private var events: JobEventQueue
 
@@ -171,7 +173,12 @@ actor WriteBatcher {
 
     private var hasWork: Bool { hasProjectWork || hasProgress }
     private var hasProjectWork: Bool { !releases.isEmpty || !successes.isEmpty }
-    private var hasProgress: Bool { progress.values.contains { !$0.isEmpty } || events.hasPending }
+    private var hasProgress: Bool { progress.values.contains { !$0.isEmpty } || events.hasDue(olderThan: draining ? .zero : eventsInterval) }
+    /// How long a running job's events may wait: longer than its progress,
+    /// so that a short job's whole stream is one insert, with its outcome.
+    private var eventsInterval: Duration { max(Self.eventsInterval, progressInterval) }
+    /// `eventsInterval`'s least.
+    static let eventsInterval = Duration.seconds(1)
 
     /// Flushes every `interval` while something waits (at once when a job has
     /// `linesBeforeFlush` lines; at most once a second while the database
@@ -194,6 +201,7 @@ actor WriteBatcher {
     /// `drainBudget`: the supervisor's last act. Call it from a task that is
     /// not cancelled (its pauses between retries are sleeps).
     func drain() async {
+        draining = true
         let start = ContinuousClock.now
         while hasWork, ContinuousClock.now - start < Self.drainBudget {
             await flush()
@@ -224,7 +232,7 @@ actor WriteBatcher {
             if DatabaseRetry.isOutage(error) { outage = outage ?? error } else { rejection = rejection ?? error }
         }
         // Events first: a job's change (its progress) then finds them stored.
-        let eventBatch = events.takePending()
+        let eventBatch = events.takePending(olderThan: draining ? .zero : eventsInterval)
         do {
             try await store.insertEvents(eventBatch.map { ($0.job.id, $0.events) })
         } catch {

@@ -53,6 +53,11 @@ import Testing
         #expect(try await Git.run(["-C", h.remote, "rev-parse", "main"]) == projectTip, "the project's branch is untouched",
                 sourceLocation: sourceLocation)
         #expect(try await files(h, "main") == ["ORIGINAL.md"], sourceLocation: sourceLocation)
+        // The job's event stream has it as a publish step.
+        let events = try await h.store.events(jobId: id, after: 0, kinds: ["publish"], limit: 100)
+        #expect(events.contains { $0["data"]?["step"] == "checkpoint" && $0["data"]?["commit"]?.stringValue == sha
+            && $0["data"]?["branch"]?.stringValue == branch && $0["data"]?["detail"]?.stringValue == reason },
+                "\(events)", sourceLocation: sourceLocation)
     }
 
     func env(_ h: Harness, provider: FixtureServer, cline: String, _ extra: [String: String]) -> [String: String] {
