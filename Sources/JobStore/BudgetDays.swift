@@ -13,34 +13,39 @@ extension JobStore {
     /// Adds `usd` (one call's cost) to `key`'s counter and returns its total
     /// after the increment. Throws `ServerContradiction` when the server's
     /// answer is not that counter (another `_id`, no number, or a total below
-    /// the increment itself).
+    /// the increment itself). The counter is made first when it is missing
+    /// (`$setOnInsert` at 0, a concurrent maker's duplicate key ignored), and
+    /// the increment is never an upsert: a server that answers an upsert
+    /// without its document (seen with two supervisors' first calls of a day
+    /// at once) cannot make it count twice.
     public func addSpend(_ usd: Double, to key: SpendKey) async throws -> Double {
         let query: JSONValue = ["_id": .string(key.documentId)]
-        let update: JSONValue = [
-            "$inc": ["usd": .double(usd), "calls": 1],
-            "$setOnInsert": ["scope": .string(key.scope.rawValue), "id": .string(key.id), "day": .string(key.day)],
-            "$set": ["updatedAt": .date(Date())],
-        ]
-        let answer: JSONValue?
-        do {
-            answer = try await pool.run(budgetDaysName) { coll in
-                try CollectionOps.findAndModify(coll, query: query, sortJSON: nil, update: update, upsert: true)
-            }
-        } catch let e as MongoError where e.isDuplicateKey {
-            // Two first increments of the day raced on the upsert: the counter exists now.
-            answer = try await pool.run(budgetDaysName) { coll in
-                try CollectionOps.findAndModify(coll, query: query, sortJSON: nil, update: update, upsert: true)
+        let update: JSONValue = ["$inc": ["usd": .double(usd), "calls": 1], "$set": ["updatedAt": .date(Date())]]
+        let increment = { [budgetDaysName, pool] () async throws -> JSONValue? in
+            try await pool.run(budgetDaysName) { coll in
+                try CollectionOps.findAndModify(coll, query: query, sortJSON: nil, update: update)
             }
         }
-        return try Self.checkedTotal(answer, key: key, added: usd)
+        if let answer = try await increment() { return try Self.checkedTotal(answer, key: key, added: usd) }
+        // The day's first call: make the counter, then count.
+        let make: JSONValue = ["$setOnInsert": ["scope": .string(key.scope.rawValue), "id": .string(key.id),
+                                                "day": .string(key.day), "usd": .double(0), "calls": 0]]
+        do {
+            _ = try await pool.run(budgetDaysName) { coll in
+                try CollectionOps.update(coll, filter: query, update: make, upsert: true)
+            }
+        } catch let e as MongoError where e.isDuplicateKey {
+            // Another supervisor made it at the same moment.
+        }
+        return try Self.checkedTotal(try await increment(), key: key, added: usd)
     }
 
     /// The counter after an increment of `added`, from the server's answer
     /// (the document after the update), or a `ServerContradiction`.
     static func checkedTotal(_ answer: JSONValue?, key: SpendKey, added: Double) throws -> Double {
-        let shape = "findAndModify on budget_days with $inc, upsert and the document after"
+        let shape = "findAndModify on budget_days with $inc and the document after"
         guard let answer else {
-            throw ServerContradiction(operation: "daily spend", shape: shape, first: "an upsert of \(key.documentId)",
+            throw ServerContradiction(operation: "daily spend", shape: shape, first: "an increment of \(key.documentId), which exists",
                                       second: "no document came back")
         }
         guard answer["_id"]?.stringValue == key.documentId else {
