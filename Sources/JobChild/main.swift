@@ -9,6 +9,7 @@
 // Gemini and libgit2: see ToolProbe; `--egress-proxy` is one job's egress
 // proxy, run by the supervisor outside the job's namespaces: see ProxyMain;
 // `--github-app-token` mints a push token for the supervisor: see GitHubAppTokenMode.
+// `--version` prints the same line as `agent-runner --version` (RunnerVersion.line).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,6 +20,7 @@ import ChildGeneration
 import RunnerCore
 import Sandbox
 
+if CommandLine.arguments.dropFirst().first == "--version" { print(RunnerVersion.line); exit(0) }
 if CommandLine.arguments.dropFirst().first == "--self-test" { exit(SandboxSelfTest.run()) }
 if CommandLine.arguments.dropFirst().first == "--probe" { exit(ToolProbe.run()) }
 if CommandLine.arguments.dropFirst().first == "--github-app-token" { exit(GitHubAppTokenMode.run()) }

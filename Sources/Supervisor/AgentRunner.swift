@@ -14,8 +14,9 @@ struct AgentRunner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent-runner",
         abstract: "Claims Architex jobs from MongoDB and turns their architectures into Git repositories.",
-        version: RunnerVersion.string,
+        version: RunnerVersion.line,
         subcommands: [Run.self, Seed.self, Jobs.self, Show.self, Logs.self, Events.self, Retry.self, Cancel.self, Doctor.self,
+                      Health.self,
                       BenchClaim.self, BenchBSON.self, DashboardLauncher.self],
         defaultSubcommand: Run.self)
 }

@@ -83,6 +83,7 @@ struct Doctor: AsyncParsableCommand {
         }
         let childPath = ChildLocator.path(config)
         report(childPath == nil ? "fail" : "ok", "job child: \(childPath ?? "not found (set AGENT_RUNNER_JOB_PATH)")")
+        await BuildCheck.report(childPath: childPath, report: report)
         if let range = config.jobUIDRange, let childPath {
             let uid = UInt32(range.lowerBound)
             if let why = ExecuteAccess.problem(path: childPath, uid: uid, gid: uid) {

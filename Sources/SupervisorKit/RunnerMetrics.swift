@@ -16,6 +16,9 @@ public enum RunnerMetrics {
     /// `provider`: CLINE_PROVIDER's kind, the `provider` label of the provider route's model calls.
     public static func registerAll(slots: Int, provider: String? = nil) {
         if let provider { providerKind.withLock { $0 = provider } }
+        // An info metric: always 1, its labels say which build this process is.
+        Gauge(label: "agent_runner_build_info",
+              dimensions: [("version", RunnerVersion.string), ("commit", RunnerVersion.commit)]).record(1)
         Counter(label: "agent_runner_jobs_claimed_total").increment(by: 0)
         for status in finishedStatuses {
             Counter(label: "agent_runner_jobs_finished_total", dimensions: [("status", status), ("code", "")]).increment(by: 0)

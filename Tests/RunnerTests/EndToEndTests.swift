@@ -162,7 +162,14 @@ import Testing
         defer { h.cleanup() }
         let r = try await h.agentRunner(["--version"], env: ["RUNNER_CONCURRENCY": "lots"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == RunnerVersion.string)
+        let line = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(line == RunnerVersion.line)
+        // The release and the commit this build was made from (scripts/build-commit.sh), or "unknown".
+        #expect(line.wholeMatch(of: /\d+\.\d+\.\d+ \(commit ([0-9a-f]{40}(-dirty)?|unknown)\)/) != nil, "\(line)")
+        // The job child beside it says the same: one build.
+        let child = try await runProcess(TestEnv.binDir + "/agent-runner-job", ["--version"])
+        #expect(child.status == 0, "\(child.stderr)")
+        #expect(child.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == line)
     }
 
     @Test func cancelPendingThenRetryThroughTheCommandLine() async throws {

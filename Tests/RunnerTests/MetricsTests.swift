@@ -72,6 +72,9 @@ import Testing
                     "missing finished status \(status) in:\n\(metrics.body)")
         }
         #expect(lines.contains(#"agent_runner_child_exits_total{reason="exit_0"} 0"#), "\(metrics.body)")
+        // Which build this is: the release and commit `--version` prints, as an info metric.
+        let build = #"agent_runner_build_info{version="\#(RunnerVersion.string)",commit="\#(RunnerVersion.commit)"}"#
+        #expect(lines.contains { $0 == build + " 1" || $0 == build + " 1.0" }, "missing \(build) in:\n\(metrics.body)")
         p.terminate()
         #expect(try await queue.waitExit(p) == 0)
     }

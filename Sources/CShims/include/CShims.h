@@ -172,4 +172,12 @@ int cshims_epoll_del(int epfd, int fd);
 /// Returns how many, or -errno (-EINTR included).
 int cshims_epoll_wait(int epfd, uint64_t *data, int max);
 
+// MARK: build facts
+
+/// The git commit this binary was built from, or "unknown". A build step
+/// (scripts/build-commit.sh, run by `make`) writes a git-ignored header beside
+/// build_info.c; C can include it only when it exists (__has_include), which
+/// Swift cannot express, so a plain `swift build` without git still builds.
+const char *cshims_build_commit(void);
+
 #endif
