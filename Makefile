@@ -10,11 +10,17 @@ RELEASE = -c release --static-swift-stdlib
 # (docs/architecture.md, Module rule).
 CHECKED = --explicit-target-dependency-import-check error
 
-.PHONY: all build bootstrap test demo bench clean
+.PHONY: all build commit bootstrap test test-deploy image demo bench clean
 
 all: build
 
-build:
+# The git commit both binaries print (--version, doctor, /metrics): a
+# git-ignored header (scripts/build-commit.sh). A plain `swift build` without
+# it builds too, and says "unknown".
+commit:
+	@scripts/build-commit.sh
+
+build: commit
 	$(SWIFT) build $(CHECKED) $(RELEASE)
 
 bootstrap:
@@ -22,17 +28,33 @@ bootstrap:
 
 # Swift Testing runs tests in parallel by itself; no --parallel needed.
 # Then the dashboard's browser and HTTP tests (Tests/Browser: pytest, Selenium, Chromium).
-test: bootstrap
+# Then the deployment files (Tests/Deploy): the compose file's and the
+# Kubernetes manifest's schemas; where podman is installed (scripts/bootstrap.sh
+# installs it), `make image` and a job run inside that image.
+test: bootstrap commit
 	$(SWIFT) build $(CHECKED) --build-tests
 	scripts/with-db.sh $(SWIFT) test --skip-build
 	PYTHONDONTWRITEBYTECODE=1 scripts/with-db.sh .venv/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
+	$(MAKE) test-deploy
 
-demo: bootstrap
+test-deploy:
+	if command -v podman >/dev/null; then $(MAKE) image; fi
+	PYTHONDONTWRITEBYTECODE=1 scripts/with-db.sh .venv/bin/python -m pytest -q -p no:cacheprovider Tests/Deploy
+
+# localhost/agent-runner:<version> and :latest, offline: a cached debootstrap
+# base and the release binaries (scripts/image.sh; README, Containers). Only
+# the image's two products are built: not the dashboard (SwiftNIO, Hummingbird).
+image: commit
+	$(SWIFT) build $(CHECKED) $(RELEASE) --product agent-runner
+	$(SWIFT) build $(CHECKED) $(RELEASE) --product agent-runner-job
+	scripts/image.sh "$$($(SWIFT) build $(RELEASE) --show-bin-path)"
+
+demo: bootstrap commit
 	$(SWIFT) build $(CHECKED) $(RELEASE)
 	scripts/with-db.sh scripts/demo.sh
 
 # Release build, then one JSON line of figures (scripts/bench.py) against a private database.
-bench: bootstrap
+bench: bootstrap commit
 	$(SWIFT) build $(CHECKED) $(RELEASE)
 	scripts/with-db.sh .venv/bin/python scripts/bench.py
 

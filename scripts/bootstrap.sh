@@ -4,7 +4,11 @@
 # SecantusDB (a MongoDB-wire server) for the test database; Chromium, its
 # WebDriver, Selenium and pytest for the dashboard's browser tests; systemd
 # for `systemd-analyze security` on the shipped unit (DeployTests; installing
-# the package in a container starts nothing, and the tests skip without it).
+# the package in a container starts nothing, and the tests skip without it);
+# debootstrap, buildah, podman, runc and catatonit for `make image` and its
+# test (Tests/Deploy), and the schema validators for the compose file and the
+# Kubernetes manifest (their schemas come inside the packages: nothing is
+# fetched when they run).
 # Idempotent and quick when everything is already present.
 set -euo pipefail
 
@@ -12,7 +16,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(libmongoc-dev libbson-dev libgit2-dev libcurl4-openssl-dev
           libseccomp-dev pkg-config git python3-venv ca-certificates openssl
           chromium chromium-driver fonts-dejavu-core libssl-dev python3-cryptography
-          python3-yaml nodejs systemd curl)
+          python3-yaml nodejs systemd curl
+          debootstrap buildah podman runc catatonit)
 SECANTUS_VERSION="0.7.0b3"
 # The real agents the end-to-end agent tests run (AgentEndToEndTests), each in
 # its own virtualenv under .venv-agents/ (their pinned dependencies differ),
@@ -22,6 +27,11 @@ AIDER_VERSION="0.86.2"
 MINI_SWE_AGENT_VERSION="2.4.6"
 # 4.52 needs a newer certifi than the package mirror has.
 SELENIUM_VERSION="4.51.0"
+# Schema checks of Deploy/docker-compose.yml (check-jsonschema's vendored
+# Compose Specification) and Deploy/kubernetes.yaml (kubernetes-validate's
+# bundled Kubernetes schemas).
+CHECK_JSONSCHEMA_VERSION="0.39.0"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
 
 # Root runs apt-get directly; others go through sudo when it exists.
 SUDO=()
@@ -55,6 +65,12 @@ if ! "$VENV/bin/python" -c "import pytest, selenium, sys; sys.exit(selenium.__ve
   echo "bootstrap: installing Selenium $SELENIUM_VERSION and pytest into .venv"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "selenium==$SELENIUM_VERSION" pytest
+fi
+# 3b. Deployment schema checks (Tests/Deploy) in the same .venv.
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('check-jsonschema') != '$CHECK_JSONSCHEMA_VERSION' or m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+  echo "bootstrap: installing check-jsonschema $CHECK_JSONSCHEMA_VERSION and kubernetes-validate $KUBERNETES_VALIDATE_VERSION into .venv"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 # 4. The agents, pinned, one virtualenv each (a few minutes the first time).
 agent_venv() { # NAME PACKAGE VERSION EXECUTABLE
