@@ -116,7 +116,7 @@ struct ChildRelay: Sendable {
                     }
                 }.value
             }
-            let status = await waitForExit(lease: lease, control: control, deadline: deadline, report: report)
+            let status = await waitForExit(lease: lease, control: control, deadline: deadline, report: report, result: result)
             let exitedAt = ContinuousClock.now
             RunnerMetrics.childExit(status.metricLabel)
             RunnerMetrics.jobDuration(exitedAt - started)
@@ -141,14 +141,15 @@ struct ChildRelay: Sendable {
     /// (`Enforcer`; the lease and the cancel flag are the LeaseKeeper's, the
     /// writes the WriteBatcher's). The Enforcer is cancelled the moment the
     /// child exits, so that no sleep of its delays the outcome.
-    private func waitForExit(lease: LeaseClock, control: ChildControl,
-                             deadline: ContinuousClock.Instant, report: ProxyReport) async -> ExitStatus {
+    private func waitForExit(lease: LeaseClock, control: ChildControl, deadline: ContinuousClock.Instant,
+                             report: ProxyReport, result: ResultBox) async -> ExitStatus {
         let child = launched.child
         var enforcer = Enforcer(child: child, control: control, deadline: deadline, lease: lease,
                                 fenceMargin: LeaseClock.fenceMargin(leaseSeconds: leaseSeconds),
                                 shutdown: shutdown, logger: logger)
         enforcer.checkpointOn = checkpoints.on
         enforcer.checkpointGrace = .seconds(checkpoints.graceSeconds)
+        enforcer.mayCheckpoint = { result.value == nil }
         enforcer.requestCheckpoint = { [timeoutSeconds] reason in
             guard let why = reason.checkpointReason else { return false }
             let message = switch reason {

@@ -56,6 +56,10 @@ struct Enforcer {
     /// Asks the child to stop and checkpoint (a `ChildStop` line on its
     /// stdin); false when the line could not be written.
     var requestCheckpoint: @Sendable (StopReason) async -> Bool = { _ in false }
+    /// Whether the child may still have partial work to keep: false once it
+    /// reported its result (its stop is then a plain one, without the
+    /// checkpoint's grace).
+    var mayCheckpoint: @Sendable () -> Bool = { true }
 
     func run() async {
         var stopSent: ContinuousClock.Instant?
@@ -75,7 +79,7 @@ struct Enforcer {
             }
             let reason = control.reason
             if checkpointing == nil, let reason {
-                checkpointing = reason.checkpointReason.map(checkpointOn.contains) ?? false
+                checkpointing = mayCheckpoint() && (reason.checkpointReason.map(checkpointOn.contains) ?? false)
             }
             guard let action = Self.action(now: now, reason: reason, stopSentAt: stopSent, grace: grace,
                                            checkpointGrace: checkpointing == true ? checkpointGrace : nil,

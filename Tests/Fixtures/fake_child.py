@@ -5,11 +5,15 @@ doing real work, and records when each job ran.
 Usage: fake_child.py SECONDS RUN_LOG
 Reads the ticket (one line) on stdin, appends "start <jobId> <project> <time>" to
 RUN_LOG, sleeps SECONDS (SIGTERM ends it), appends "end …", then prints a
-successful result event.
+successful result event. Like the real child, a stop line on stdin (the
+supervisor's stop for a reason in CHECKPOINT_ON) ends it at once: it has no
+partial work to keep.
 """
 import json
+import os
 import signal
 import sys
+import threading
 import time
 
 # Like the real child, which is init of its PID namespace and so must handle
@@ -25,7 +29,18 @@ def record(what):
         f.write(f"{what} {ticket['jobId']} {ticket['projectName'].replace(' ', '_')} {time.time():.3f}\n")
 
 
+def watch_stdin():
+    for line in sys.stdin:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and "stop" in message:
+            os._exit(0)
+
+
 record("start")
+threading.Thread(target=watch_stdin, daemon=True).start()
 print(json.dumps({"type": "stage", "stage": "generating"}), flush=True)
 time.sleep(seconds)
 record("end")
