@@ -39,6 +39,7 @@ struct Checkpoint: Sendable {
     /// Takes over, checkpoints if it may, and ends the child.
     func run(_ stop: ChildStop) -> Never {
         let reason = stop.stop.reason
+        out.emit(.stopping)
         guard StopGate.claimForStop() else {
             // Past generation the tree is the pipeline's: the stop is a plain one.
             out.log("stopped (\(reason.rawValue)) while publishing: no checkpoint")

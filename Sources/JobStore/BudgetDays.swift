@@ -14,7 +14,7 @@ extension JobStore {
     /// after the increment. Throws `ServerContradiction` when the server's
     /// answer is not that counter (another `_id`, no number, or a total below
     /// the increment itself). The counter is made first when it is missing
-    /// (`$setOnInsert` at 0, a concurrent maker's duplicate key ignored), and
+    /// (an upsert with `$inc` by 0, a concurrent maker's duplicate key ignored), and
     /// the increment is never an upsert: a server that answers an upsert
     /// without its document (seen with two supervisors' first calls of a day
     /// at once) cannot make it count twice.
@@ -28,8 +28,9 @@ extension JobStore {
         }
         if let answer = try await increment() { return try Self.checkedTotal(answer, key: key, added: usd) }
         // The day's first call: make the counter, then count.
-        let make: JSONValue = ["$setOnInsert": ["scope": .string(key.scope.rawValue), "id": .string(key.id),
-                                                "day": .string(key.day), "usd": .double(0), "calls": 0]]
+        // `$inc` by 0 makes the fields at 0 and changes nothing on a counter made meanwhile (portable operators only).
+        let make: JSONValue = ["$set": ["scope": .string(key.scope.rawValue), "id": .string(key.id), "day": .string(key.day)],
+                               "$inc": ["usd": .double(0), "calls": 0]]
         do {
             _ = try await pool.run(budgetDaysName) { coll in
                 try CollectionOps.update(coll, filter: query, update: make, upsert: true)

@@ -217,6 +217,9 @@ public enum ChildEvent: Sendable, Codable, Equatable {
     /// A stopped run's partial work is on its work-in-progress branch (the
     /// child exits next, without a `result`: the supervisor's stop decides).
     case checkpoint(CheckpointInfo)
+    /// The child took a stop line: it checkpoints, then exits (without it,
+    /// the supervisor falls back to SIGTERM after a few seconds).
+    case stopping
     /// One entry of the job's event stream (`JobEvent`: redacted and bounded by the child).
     case event(JobEvent)
 
@@ -229,6 +232,7 @@ public enum ChildEvent: Sendable, Codable, Equatable {
         case "stage": self = .stage(try c.decode(JobStage.self, forKey: .stage))
         case "push_token_request": self = .pushTokenRequest
         case "checkpoint": self = .checkpoint(try c.decode(CheckpointInfo.self, forKey: .checkpoint))
+        case "stopping": self = .stopping
         case "event": self = .event(try c.decode(JobEvent.self, forKey: .event))
         case "result":
             if try c.decode(Bool.self, forKey: .ok) {
@@ -248,6 +252,7 @@ public enum ChildEvent: Sendable, Codable, Equatable {
         case .stage(let s): try c.encode("stage", forKey: .type); try c.encode(s, forKey: .stage)
         case .pushTokenRequest: try c.encode("push_token_request", forKey: .type)
         case .checkpoint(let info): try c.encode("checkpoint", forKey: .type); try c.encode(info, forKey: .checkpoint)
+        case .stopping: try c.encode("stopping", forKey: .type)
         case .event(let e): try c.encode("event", forKey: .type); try c.encode(e, forKey: .event)
         case .succeeded(let m):
             try c.encode("result", forKey: .type); try c.encode(true, forKey: .ok); try c.encode(m, forKey: .metadata)

@@ -40,7 +40,7 @@ public enum LineFraming {
                 line = encoded(.failed(JobFailure(f.code, cut(f.message) { m in
                     encoded(.failed(JobFailure(f.code, m, retryable: f.retryable)))
                 }, retryable: f.retryable)))
-            case .succeeded, .stage, .pushTokenRequest, .checkpoint, .event: break
+            case .succeeded, .stage, .pushTokenRequest, .checkpoint, .stopping, .event: break
             }
         }
         return line + [0x0A]

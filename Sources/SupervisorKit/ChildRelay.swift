@@ -104,6 +104,10 @@ struct ChildRelay: Sendable {
                             // With the push token goes what the proxy saw so far, its metering included.
                             var seen = egress.withLock { $0 }
                             seen.metered = report.usage?.agentUsage
+                            if case .stopping = event {
+                                control.acknowledgeStop()
+                                continue
+                            }
                             if case .checkpoint(let info) = event {
                                 checkpoint.withLock { $0 = $0 ?? info }
                                 await logs.event(.publish(step: "checkpoint", detail: info.reason.rawValue, commit: info.commitSha,
@@ -195,7 +199,7 @@ struct ChildRelay: Sendable {
             f.message = redactor.withLock { $0 }.redact(f.message)
             result.set(.failed(f))
         case .succeeded: result.set(event)
-        case .checkpoint: break
+        case .checkpoint, .stopping: break
         case .pushTokenRequest:
             // The same hand-over for a stopped run's checkpoint (no agent process may be left), whose
             // failure only costs the checkpoint: the stop decides the outcome.

@@ -60,6 +60,9 @@ struct Enforcer {
     /// reported its result (its stop is then a plain one, without the
     /// checkpoint's grace).
     var mayCheckpoint: @Sendable () -> Bool = { true }
+    /// How long a child has to take the stop line (its `stopping` event)
+    /// before the plain stop, SIGTERM then SIGKILL, follows.
+    var acknowledgeWithin = Duration.seconds(5)
 
     func run() async {
         var stopSent: ContinuousClock.Instant?
@@ -78,6 +81,14 @@ struct Enforcer {
                 control.stop(found)
             }
             let reason = control.reason
+            // A child that does not take the stop line (not reading its stdin) gets the plain stop.
+            if checkpointing == true, let sent = stopSent, !control.stopAcknowledged, now - sent >= acknowledgeWithin {
+                logger.notice("the child did not take the stop line; stopping it with SIGTERM")
+                checkpointing = false
+                stopSent = now
+                child.signalGroup(SIGTERM)
+                continue
+            }
             if checkpointing == nil, let reason {
                 checkpointing = mayCheckpoint() && (reason.checkpointReason.map(checkpointOn.contains) ?? false)
             }

@@ -8,6 +8,10 @@ final class ChildControl: Sendable {
     func stop(_ r: StopReason) { state.withLock { if $0.reason == nil { $0.reason = r } } }
     var reason: StopReason? { state.withLock { $0.reason } }
     func markExited() { state.withLock { $0.exited = true } }
+    /// The child took a stop line (its `stopping` event).
+    func acknowledgeStop() { acknowledged.withLock { $0 = true } }
+    var stopAcknowledged: Bool { acknowledged.withLock { $0 } }
+    private let acknowledged = Locked(false)
     var exited: Bool { state.withLock { $0.exited } }
 }
 
