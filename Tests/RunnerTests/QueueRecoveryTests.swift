@@ -51,7 +51,16 @@ import Testing
         #expect(!held.isEmpty, "the killed supervisor held no job")
         #expect(FileManager.default.createFile(atPath: bin + "/release", contents: Data()))
         _ = try await queue.waitExit(other, timeout: 60)
-        try await Task.sleep(for: .seconds(4)) // the dead runner's leases lapse
+        // The dead runner's leases lapse (on a loaded machine a renewal can land just before the kill).
+        try await queue.waitFor("the dead runner's leases to lapse", timeout: 60) {
+            for (id, _) in jobs {
+                let job = try await h.job(id)
+                if job["status"]?.stringValue == "running", (job["lease"]?["expiresAt"]?.dateValue ?? .distantFuture) > Date() {
+                    return false
+                }
+            }
+            return true
+        }
         let restarted = try h.startSupervisor(env, args: ["--exit-when-idle"])
         defer { if restarted.isRunning { kill(restarted.processIdentifier, SIGKILL) } }
         #expect(try await queue.waitExit(restarted, timeout: 90) == 0)
