@@ -19,6 +19,9 @@ import urllib.parse
 import pymongo
 import pytest
 from bson import ObjectId
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / ".build" / "debug"))
@@ -28,6 +31,16 @@ TOKEN = "dash-" + secrets.token_hex(16)
 
 def now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def wait(driver, seconds=20):
+    """A WebDriverWait polling every 0.2 s."""
+    return WebDriverWait(driver, seconds, poll_frequency=0.2)
+
+
+def event_doc(job, seq, kind, data, at=None):
+    """A `job_events` document of attempt 1, schema version 1 (docs/contract.md, Job events)."""
+    return {"jobId": job, "seq": seq, "attempt": 1, "v": 1, "kind": kind, "data": data, "at": at or now()}
 
 
 class Dashboard:
@@ -154,6 +167,17 @@ def browser():
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser, dashboard):
+    """The browser, signed in (the sign-in page sends a signed-in browser home)."""
+    browser.get(dashboard.url + "/signin")
+    if browser.find_elements(By.ID, "token"):
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.ID, "signin").click()
+    wait(browser).until(EC.presence_of_element_located((By.ID, "count-running")))
+    return browser
 
 
 @pytest.fixture(scope="session")

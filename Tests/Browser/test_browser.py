@@ -1,19 +1,15 @@
 """The dashboard in a real browser (headless Chromium via Selenium)."""
 
 import pytest
-from conftest import TOKEN, quote
+from conftest import TOKEN, quote, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
-
-
-def wait(driver, seconds=20):
-    return WebDriverWait(driver, seconds, poll_frequency=0.2)
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser, dashboard, seeded):
-    """Signs in through the form (after one wrong token)."""
+    """Signs in through the form (after one wrong token); this module's own,
+    instead of conftest's, to see the form refuse a wrong token first."""
     browser.get(dashboard.url + "/")
     wait(browser).until(EC.url_contains("/signin"))
     browser.find_element(By.ID, "token").send_keys("not-the-token-at-all")

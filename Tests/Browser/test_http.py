@@ -10,7 +10,7 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import BUILD, TOKEN, now, quote, start_dashboard
+from conftest import BUILD, TOKEN, event_doc, now, quote, start_dashboard
 
 PAGES = ["/", "/jobs", "/jobs/x", "/projects/x", "/runners"]
 APIS = ["/api/queue", "/api/jobs", "/api/jobs/x", "/api/jobs/x/logs", "/api/jobs/x/live", "/api/jobs/x/events",
@@ -325,15 +325,14 @@ def test_sigterm_ends_open_event_streams_and_stops(database):
         log.unlink()
 
 
-def event_doc(job, seq, kind, data, at=None):
-    return {"jobId": job, "seq": seq, "attempt": 1, "v": 1, "kind": kind, "data": data, "at": at or now()}
-
-
 def read_sse(stream):
     """The next (name, data) of an SSE response."""
     name, data = None, None
     while True:
-        line = stream.readline().decode().rstrip("\n")
+        raw = stream.readline()
+        if raw == b"":
+            raise AssertionError("stream ended")
+        line = raw.decode().rstrip("\n")
         if line.startswith("event: "):
             name = line[7:]
         elif line.startswith("data: "):

@@ -7,24 +7,9 @@ import json
 import secrets
 
 import pytest
-from conftest import TOKEN, now, quote
+from conftest import now, quote, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
-
-
-def wait(driver, seconds=20):
-    return WebDriverWait(driver, seconds, poll_frequency=0.2)
-
-
-@pytest.fixture(scope="module")
-def signed_in(browser, dashboard):
-    browser.get(dashboard.url + "/signin")
-    if browser.find_elements(By.ID, "token"):
-        browser.find_element(By.ID, "token").send_keys(TOKEN)
-        browser.find_element(By.ID, "signin").click()
-    wait(browser).until(EC.presence_of_element_located((By.ID, "count-running")))
-    return browser
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +19,7 @@ def spent(database):
     project = "spend-" + secrets.token_hex(4)
     database.projects.insert_one({"_id": project, "name": "Spender", "jobIds": []})
     job = "job-spent-" + secrets.token_hex(3)
+    finished = t - datetime.timedelta(minutes=1)
     usage = {"requests": 4, "inputTokens": 2400, "outputTokens": 680, "cacheReadTokens": 1600, "cacheWriteTokens": 128,
              "tokens": 4808, "cost": 0.034, "unpricedRequests": 0, "retries": 1,
              "byModel": {"claude-sonnet-4-5": {"requests": 4, "inputTokens": 2400, "outputTokens": 680, "tokens": 4808,
@@ -41,13 +27,13 @@ def spent(database):
     database.jobs.insert_one({
         "_id": job, "projectId": project, "status": "failed", "stage": "finished", "attempts": 1,
         "createdAt": t - datetime.timedelta(minutes=5), "startedAt": t - datetime.timedelta(minutes=5),
-        "finishedAt": t - datetime.timedelta(minutes=1), "logs": ["budget: 50% of budget.usd=$0.0500 spent ($0.0260)"],
+        "finishedAt": finished, "logs": ["budget: 50% of budget.usd=$0.0500 spent ($0.0260)"],
         "budget": {"usd": 0.05, "requests": 4},
         "error": {"code": "budget_exceeded", "message": "budget exceeded: budget.requests=4 requests spent", "retryable": False},
         "metadata": {"usage": usage, "checkpoint": {"branch": "agent-runner/wip/" + job, "commitSha": "a" * 40,
                                                     "reason": "budget"}},
     })
-    return {"project": project, "job": job}
+    return {"project": project, "job": job, "finishedAt": finished}
 
 
 def test_the_job_page_shows_its_spend_and_budget_bars(signed_in, dashboard, spent):
@@ -88,8 +74,9 @@ def test_spend_by_day_and_project(signed_in, dashboard, spent):
     projects = wait(b).until(EC.presence_of_element_located((By.ID, "spend-projects")))
     row = [r for r in projects.find_elements(By.CSS_SELECTOR, "tbody tr") if spent["project"] in r.text]
     assert row and "$0.0340" in row[0].text and "4808" in row[0].text
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    assert today in b.find_element(By.ID, "spend-days").text
+    # The job's day is its finishedAt's UTC day (not the wall clock's, which may be the next one by now).
+    day = spent["finishedAt"].strftime("%Y-%m-%d")
+    assert day in b.find_element(By.ID, "spend-days").text
     b.get(dashboard.url + "/api/spend?days=2")
     data = json.loads(b.find_element(By.TAG_NAME, "body").text)
     mine = [p for p in data["byProject"] if p["project"] == spent["project"]]

@@ -9,27 +9,11 @@ import os
 import secrets
 
 import pytest
-from conftest import ROOT, TOKEN, now, quote
+from conftest import ROOT, event_doc, now, quote, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 EVIL_PATH = "src/<img src=x onerror=\"window.__pwned = 3\">.js"
-
-
-def wait(driver, seconds=20):
-    return WebDriverWait(driver, seconds, poll_frequency=0.2)
-
-
-@pytest.fixture(scope="module")
-def signed_in(browser, dashboard):
-    """The browser, signed in (the sign-in page sends a signed-in browser home)."""
-    browser.get(dashboard.url + "/signin")
-    if browser.find_elements(By.ID, "token"):
-        browser.find_element(By.ID, "token").send_keys(TOKEN)
-        browser.find_element(By.ID, "signin").click()
-    wait(browser).until(EC.presence_of_element_located((By.ID, "count-running")))
-    return browser
 
 
 def events_of_a_run(job, t):
@@ -73,8 +57,7 @@ def events_of_a_run(job, t):
         ("diff", {"path": EVIL_PATH, "bytes": 70, "text": "@@ -0,0 +1 @@\n+document.write('<script>window.__pwned = 4</script>')\n"}),
         ("stage", {"stage": "finished", "status": "done"}),
     ]
-    return [{"jobId": job, "seq": i + 1, "attempt": 1, "v": 1, "kind": k, "data": d, "at": at(i)}
-            for i, (k, d) in enumerate(rows)]
+    return [event_doc(job, i + 1, k, d, at(i)) for i, (k, d) in enumerate(rows)]
 
 
 def test_finished_jobs_timeline_filters_costs_and_changes(signed_in, dashboard, database, seeded, screenshots):
@@ -140,10 +123,9 @@ def test_running_jobs_timeline_receives_new_events_live(signed_in, dashboard, da
     b.execute_script("window.__notReloaded = true")
     # The supervisor stores events, then writes the job's progress: the change wakes the stream.
     database.job_events.insert_many([
-        {"jobId": job, "seq": 6, "attempt": 1, "v": 1, "kind": "command", "at": now(),
-         "data": {"agent": "cline", "command": "ls <b>", "exitCode": 0}},
-        {"jobId": job, "seq": 7, "attempt": 1, "v": 1, "kind": "provider_call", "at": now(),
-         "data": {"route": "provider", "model": "m", "status": 200, "inputTokens": 10, "outputTokens": 5, "costUsd": 0.25}},
+        event_doc(job, 6, "command", {"agent": "cline", "command": "ls <b>", "exitCode": 0}),
+        event_doc(job, 7, "provider_call", {"route": "provider", "model": "m", "status": 200, "inputTokens": 10,
+                                            "outputTokens": 5, "costUsd": 0.25}),
     ])
     database.jobs.update_one({"_id": job}, {"$push": {"logs": "cline command: ls"}})
     wait(b).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#timeline li.ev")) == 7)
