@@ -169,8 +169,34 @@ enum Assets {
             li.className = "stage " + (st === s.stage ? "current" : passed && s.stage ? "passed" : "ahead");
             if (st === s.stage) { passed = false; }
           });
+          if (s.checkpoint) { showCheckpoint(s.checkpoint); }
           if (terminal.indexOf(s.status) >= 0 && s.status !== shown) { setLive("The job has ended."); setTimeout(function () { location.reload(); }, 1500); }
           shown = s.status;
+        };
+        // metadata.checkpoint, as JobPages.checkpoint renders it: the row is made when the first one arrives.
+        var showCheckpoint = function (c) {
+          var dd = document.getElementById("job-checkpoint");
+          if (!dd) {
+            var dt = document.createElement("dt");
+            dt.id = "job-checkpoint-label"; dt.textContent = "Checkpoint";
+            dd = document.createElement("dd");
+            dd.id = "job-checkpoint";
+            [["span", "checkpoint-reason", ""], ["code", "checkpoint-branch", " · branch "], ["code", "checkpoint-commit", " · commit "]]
+              .forEach(function (f) {
+                if (f[2]) { dd.appendChild(document.createTextNode(f[2])); }
+                var el = document.createElement(f[0]); el.className = f[1]; dd.appendChild(el);
+              });
+            var remote = document.getElementById("job-remote").previousElementSibling;
+            remote.parentNode.insertBefore(dt, remote);
+            remote.parentNode.insertBefore(dd, remote);
+          }
+          function text(v) { return v == null ? "-" : typeof v === "string" ? v : JSON.stringify(v); }
+          var sha = text(c.commitSha);
+          dd.querySelector(".checkpoint-reason").textContent = text(c.reason);
+          dd.querySelector(".checkpoint-branch").textContent = text(c.branch);
+          var commit = dd.querySelector(".checkpoint-commit");
+          commit.textContent = /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 7) : sha;
+          commit.title = sha;
         };
         var base = "/api/jobs/" + encodeURIComponent(id);
         var poll = function () {

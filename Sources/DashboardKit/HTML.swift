@@ -69,6 +69,12 @@ enum Show {
         return f.string(from: d)
     }
 
+    /// A commit id's first 7 digits when it is one (40 hex digits), else the text as it is.
+    static func shortSHA(_ text: String) -> String {
+        let hex = text.utf8.count == 40 && text.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
+        return hex ? String(text.prefix(7)) : text
+    }
+
     static func iso(_ d: Date) -> String { d.formatted(.iso8601) }
 
     /// "42s", "3m 05s", "2h 07m", "3d 04h".

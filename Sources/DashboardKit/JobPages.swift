@@ -49,6 +49,7 @@ enum JobPages {
         <dt>Project</dt><dd><a href="/projects/\(path: project)">\(project)</a></dd>
         <dt>Generator</dt><dd>\(meta?["generator"])</dd>
         <dt>Commit</dt><dd><code id="job-commit">\(meta?["commitSha"])</code>\(meta?["branch"].map { " on \(Show.text($0))" } ?? "")</dd>
+        \(checkpoint(meta?["checkpoint"]))
         <dt>Remote</dt><dd id="job-remote">\(Show.link(repo))</dd>
         \(pushNote(meta))
         \(extraMetadata(meta))
@@ -67,6 +68,19 @@ enum JobPages {
         <p class="live" id="live-state">\(JobStatus.isTerminal(status) ? "The job has ended." : "Live updates: connecting…")</p>
         </section>
         """)
+    }
+
+    /// metadata.checkpoint (docs/contract.md): why the run stopped, the
+    /// work-in-progress branch and the commit (short; whole in `title`).
+    /// Any shape renders, as text; the script fills the same fields live.
+    static func checkpoint(_ value: JSONValue?) -> HTML {
+        guard let value, !value.isNull else { return "" }
+        let sha = Show.text(value["commitSha"])
+        return """
+        <dt id="job-checkpoint-label">Checkpoint</dt><dd id="job-checkpoint"><span class="checkpoint-reason">\(value["reason"])</span> · \
+        branch <code class="checkpoint-branch">\(value["branch"])</code> · \
+        commit <code class="checkpoint-commit" title="\(sha)">\(Show.shortSHA(sha))</code></dd>
+        """
     }
 
     static func pushNote(_ meta: JSONValue?) -> HTML {

@@ -97,8 +97,12 @@ public enum APIJSON {
         return plain(.object(o))
     }
 
-    /// A job's live state (the `stage` events and the logs endpoint).
+    /// A job's live state (the `stage` events and the logs endpoint), with
+    /// its `metadata.checkpoint` when it has one.
     static func state(_ job: JSONValue) -> [String: JSONValue] {
-        ["status": job["status"] ?? nil, "stage": job["stage"] ?? nil, "attempts": plain(job["attempts"] ?? nil)]
+        var o: [String: JSONValue] = ["status": job["status"] ?? nil, "stage": job["stage"] ?? nil,
+                                      "attempts": plain(job["attempts"] ?? nil)]
+        if let checkpoint = job["metadata"]?["checkpoint"], !checkpoint.isNull { o["checkpoint"] = plain(checkpoint) }
+        return o
     }
 }
