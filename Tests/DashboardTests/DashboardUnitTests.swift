@@ -68,6 +68,27 @@ import Testing
         #expect(page.contains("#7 updated · architex/&lt;shop&gt; → main</dd>"), "\(page)")
     }
 
+    @Test func aCheckpointOfAnyShapeShowsAsText() {
+        let session = SessionStore().create()
+        let sha = String(repeating: "c0ffee12", count: 5)
+        let good: JSONValue = ["_id": "j2", "status": "failed", "metadata": ["checkpoint": [
+            "branch": "agent-runner/wip/<j2>", "commitSha": .string(sha), "reason": "budget"]]]
+        let page = JobPages.job(good, session: session).html
+        #expect(page.contains("<span class=\"checkpoint-reason\">budget</span> · branch <code class=\"checkpoint-branch\">"
+            + "agent-runner/wip/&lt;j2&gt;</code> · commit <code class=\"checkpoint-commit\" title=\"\(sha)\">c0ffee1</code>"), "\(page)")
+        #expect(APIJSON.state(good)["checkpoint"] == good["metadata"]?["checkpoint"])
+        // Not a commit id: shown whole; missing fields as "-"; a non-object as its JSON.
+        let odd: JSONValue = ["_id": "j3", "metadata": ["checkpoint": ["commitSha": "\"><img src=x>", "reason": 3]]]
+        let oddPage = JobPages.job(odd, session: session).html
+        #expect(oddPage.contains("title=\"&quot;&gt;&lt;img src=x&gt;\">&quot;&gt;&lt;img src=x&gt;</code>"), "\(oddPage)")
+        #expect(oddPage.contains("<span class=\"checkpoint-reason\">3</span> · branch <code class=\"checkpoint-branch\">-</code>"))
+        #expect(JobPages.job(["_id": "j4", "metadata": ["checkpoint": "x"]], session: session).html.contains("id=\"job-checkpoint\""))
+        for none: JSONValue in [["_id": "j5"], ["_id": "j6", "metadata": ["checkpoint": nil]]] {
+            #expect(!JobPages.job(none, session: session).html.contains("checkpoint"))
+            #expect(APIJSON.state(none)["checkpoint"] == nil)
+        }
+    }
+
     @Test func onlyHTTPSRemotesAreLinked() {
         #expect(Show.link("https://example.com/r.git").html.hasPrefix("<a href=\"https://example.com/r.git\""))
         #expect(Show.link("file:///srv/r.git").html == "<code>file:///srv/r.git</code>")
