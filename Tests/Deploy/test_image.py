@@ -22,8 +22,8 @@ import urllib.request
 
 import pymongo
 import pytest
+from conftest import IMAGE, ROOT, version
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 PODMAN = shutil.which("podman")
 SERVICE_UID = 10001
 
@@ -33,12 +33,6 @@ pytestmark = [
 ]
 
 
-def version():
-    text = (ROOT / "Sources" / "RunnerCore" / "Version.swift").read_text()
-    return re.search(r'static let string = "([^"]+)"', text).group(1)
-
-
-IMAGE = f"localhost/agent-runner:{version()}"
 # The flags Deploy/docker-compose.yml gives the runner, on the host's network,
 # under podman's default seccomp profile. Podman masks paths under /proc with
 # mounts of its own, and the kernel lets no user namespace mount a procfs over
@@ -110,6 +104,20 @@ def remote_head(top):
     r = subprocess.run(["git", "-c", "safe.directory=*", "--git-dir", str(top / "demo.git"), "rev-parse", "main"],
                        capture_output=True, text=True, check=True)
     return r.stdout.strip()
+
+
+def process_users(top, command):
+    """The USER column of each process in `podman top NAME user args` whose
+    command line starts with `command` (podman's init, `/run/podman-init --
+    ...`, does not)."""
+    lines = top.splitlines()
+    assert lines and lines[0].split() == ["USER", "COMMAND"], top
+    users = []
+    for line in lines[1:]:
+        fields = line.split(None, 1)
+        if len(fields) == 2 and fields[1].startswith(command):
+            users.append(fields[0])
+    return users
 
 
 def expected_commit():
@@ -204,8 +212,10 @@ def test_a_job_runs_end_to_end_inside_the_container(image, database, remotes, wo
         assert (remotes / "demo.git" / "refs" / "heads" / "main").stat().st_uid == SERVICE_UID
         # The process is the service user's; it serves its build and health.
         top = podman("top", name_, "user", "args").stdout
-        assert re.search(r"^\S+\s+/usr/local/bin/agent-runner run", top, re.M) or "agent-runner run" in top, top
-        assert not re.search(r"^root\s+/usr/local/bin/agent-runner", top, re.M), top
+        service_user = ("agent-runner", str(SERVICE_UID))
+        supervisors = process_users(top, "/usr/local/bin/agent-runner run")
+        assert supervisors and all(u in service_user for u in supervisors), top
+        assert all(u in service_user for u in process_users(top, "/usr/local/bin/agent-runner")), top
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         build = f'agent_runner_build_info{{version="{version()}",commit="{expected_commit()}"}} 1'
         assert any(l.startswith(build) for l in metrics.splitlines()), metrics

@@ -7,26 +7,16 @@ name the image `make image` builds.
 """
 
 import pathlib
-import re
 import subprocess
 import sys
 
 import pytest
 import yaml
+from conftest import IMAGE, ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 COMPOSE = ROOT / "Deploy" / "docker-compose.yml"
 KUBERNETES = ROOT / "Deploy" / "kubernetes.yaml"
-
-
-def version():
-    text = (ROOT / "Sources" / "RunnerCore" / "Version.swift").read_text()
-    return re.search(r'static let string = "([^"]+)"', text).group(1)
-
-
-def image():
-    return f"localhost/agent-runner:{version()}"
 
 
 def check_compose(path):
@@ -62,25 +52,39 @@ def test_kubernetes_manifest_matches_its_schemas():
         assert f"passed for resource {kind}" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_kubernetes_check_refuses_a_broken_manifest(tmp_path):
+def break_security_context(container):
+    container["securityContext"]["runAsNonRoott"] = True  # unknown field
+
+
+def break_container_port(container):
+    container["ports"][0]["containerPort"] = "9464"  # a string, not an integer
+
+
+# kubernetes-validate names one error per resource: one break at a time, each named with its path.
+@pytest.mark.parametrize("breaks, named", [
+    (break_security_context,
+     "spec.template.spec.containers.0.securityContext: Additional properties are not allowed ('runAsNonRoott' was unexpected)"),
+    (break_container_port, "spec.template.spec.containers.0.ports.0.containerPort: '9464' is not of type 'integer'"),
+])
+def test_kubernetes_check_refuses_a_broken_manifest(tmp_path, breaks, named):
     docs = list(yaml.safe_load_all(KUBERNETES.read_text()))
     deployment = next(d for d in docs if d and d["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    container["securityContext"]["runAsNonRoott"] = True  # unknown field
-    container["ports"][0]["containerPort"] = "9464"  # a string, not an integer
+    breaks(deployment["spec"]["template"]["spec"]["containers"][0])
     broken = tmp_path / "kubernetes.yaml"
     broken.write_text(yaml.safe_dump_all(docs))
     r = check_kubernetes(broken)
     assert r.returncode != 0, r.stdout + r.stderr
+    assert "did not validate for resource deployment/agent-runner" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert named in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_both_use_the_image_make_image_builds():
     compose = yaml.safe_load(COMPOSE.read_text())
-    assert compose["services"]["runner"]["image"] == image()
+    assert compose["services"]["runner"]["image"] == IMAGE
     docs = [d for d in yaml.safe_load_all(KUBERNETES.read_text()) if d]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert [c["image"] for c in containers] == [image()]
+    assert [c["image"] for c in containers] == [IMAGE]
     # Never pulled: the image exists only in the node's local storage.
     assert containers[0]["imagePullPolicy"] == "Never"
     # The user the image creates, and Kubernetes' view of it, agree.
