@@ -79,7 +79,5 @@ final class Meter: Sendable {
         return out
     }
 
-    static func percent(_ spent: Double, _ limit: BudgetLimit) -> Int {
-        Int(min(spent / limit.value * 100, 1e6).rounded(.down))
-    }
+    static func percent(_ spent: Double, _ limit: BudgetLimit) -> Int { BudgetNotice.percent(spent, limit) }
 }

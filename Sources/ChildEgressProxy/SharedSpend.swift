@@ -51,8 +51,8 @@ final class SharedSpend: Sendable {
             if let exhausted = s.exhausted { return exhausted }
             if s.accounted >= s.reported { return nil }
             if !changed.wait(until: deadline) {
-                let setting = "USER_DAILY_BUDGET_USD/PROJECT_DAILY_BUDGET_USD (no count of the spend in \(Int(answerTimeout)) s)"
-                return BudgetNotice(limit: BudgetLimit(0, setting: setting), spent: 0, percent: 100, exceeded: true)
+                let limit = BudgetLimit(0, setting: "USER_DAILY_BUDGET_USD/PROJECT_DAILY_BUDGET_USD", unit: .usd)
+                return BudgetNotice(limit: limit, spent: 0, percent: 100, exceeded: true, kind: .dailyUncounted)
             }
         }
     }

@@ -69,7 +69,7 @@ enum SpendViews {
     static func bar(_ limit: BudgetLimit, spent: Double, id: String) -> HTML {
         let percent = limit.value > 0 ? Int(min(spent / limit.value * 100, 999).rounded(.down)) : 0
         let level = percent >= 100 ? "spent" : percent >= 80 ? "high" : percent >= 50 ? "half" : "low"
-        let amount = { (v: Double) in BudgetNotice.amount(v, limit.setting) }
+        let amount = { (v: Double) in limit.unit.amount(v) }
         return """
         <div class="budget budget-\(level)"><label for="\(id)">\(limit.setting)</label>
         <meter id="\(id)" min="0" max="\(String(limit.value))" low="\(String(limit.value * 0.5))" \

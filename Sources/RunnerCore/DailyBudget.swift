@@ -28,9 +28,9 @@ public struct DailyBudgetSettings: Sendable, Equatable {
     /// The limits that apply to a job of `userId` in project `projectId`, on `day`.
     public func limits(userId: String?, projectId: String?, day: String) -> [(key: SpendKey, limit: BudgetLimit)] {
         var out: [(SpendKey, BudgetLimit)] = []
-        if let userUSD, let userId { out.append((SpendKey(scope: .user, id: userId, day: day), BudgetLimit(userUSD, setting: "USER_DAILY_BUDGET_USD"))) }
+        if let userUSD, let userId { out.append((SpendKey(scope: .user, id: userId, day: day), BudgetLimit(userUSD, setting: "USER_DAILY_BUDGET_USD", unit: .usd))) }
         if let projectUSD, let projectId {
-            out.append((SpendKey(scope: .project, id: projectId, day: day), BudgetLimit(projectUSD, setting: "PROJECT_DAILY_BUDGET_USD")))
+            out.append((SpendKey(scope: .project, id: projectId, day: day), BudgetLimit(projectUSD, setting: "PROJECT_DAILY_BUDGET_USD", unit: .usd)))
         }
         return out
     }

@@ -22,23 +22,24 @@ public struct SpendSettings: Sendable, Equatable {
     }
 
     init(_ r: ConfigReader) throws {
-        func limit(_ name: String, whole: Bool) throws -> BudgetLimit? {
+        func limit(_ name: String, _ unit: BudgetUnit) throws -> BudgetLimit? {
+            let whole = unit != .usd
             guard let text = r.optional(name) else { return nil }
             guard let v = Double(text), v.isFinite, v > 0, !whole || (v == v.rounded() && v <= 1e15) else {
                 throw ConfigurationError(name, "'\(text)' is not \(whole ? "a whole number" : "a number") greater than 0 (unset: no limit)")
             }
-            return BudgetLimit(v, setting: name)
+            return BudgetLimit(v, setting: name, unit: unit)
         }
-        budget = JobBudget(usd: try limit("JOB_BUDGET_USD", whole: false), tokens: try limit("JOB_BUDGET_TOKENS", whole: true),
-                           requests: try limit("JOB_BUDGET_REQUESTS", whole: true))
+        budget = JobBudget(usd: try limit("JOB_BUDGET_USD", .usd), tokens: try limit("JOB_BUDGET_TOKENS", .tokens),
+                           requests: try limit("JOB_BUDGET_REQUESTS", .requests))
         prices = try r.optional("MODEL_PRICES_FILE").map(PriceTable.loading(file:)) ?? .shipped
         retry = ProviderRetry(retries: try r.int("PROVIDER_RETRIES", 0...10),
                               maxWaitSeconds: try r.int("PROVIDER_RETRY_WAIT_SECONDS", 0...600))
         guard let action = DailyBudgetAction(rawValue: r.string("DAILY_BUDGET_ACTION")) else {
             throw ConfigurationError("DAILY_BUDGET_ACTION", "'\(r.string("DAILY_BUDGET_ACTION"))' is not wait or fail")
         }
-        daily = DailyBudgetSettings(userUSD: try limit("USER_DAILY_BUDGET_USD", whole: false)?.value,
-                                    projectUSD: try limit("PROJECT_DAILY_BUDGET_USD", whole: false)?.value, action: action)
+        daily = DailyBudgetSettings(userUSD: try limit("USER_DAILY_BUDGET_USD", .usd)?.value,
+                                    projectUSD: try limit("PROJECT_DAILY_BUDGET_USD", .usd)?.value, action: action)
     }
 
     /// The budget of `job`: the operator's, lowered by the document's own

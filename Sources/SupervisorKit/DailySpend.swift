@@ -59,14 +59,14 @@ final class DailySpend: Sendable {
                     }
                     if total >= limit.value {
                         let failure = Self.failure(key, limit, total, running: true)
-                        exhaust(BudgetNotice(limit: limit, spent: total, percent: 100, exceeded: true), failure,
+                        exhaust(BudgetNotice(limit: limit, spent: total, percent: 100, exceeded: true, kind: .daily), failure,
                                 report: report, control: control, lines: &lines)
                     }
                 } catch {
                     logger.error("cannot count the daily spend; stopping the job", metadata: ["error": "\(error)"])
                     let failure = JobFailure(.dailyBudgetExceeded, "the daily spend of \(key.name) could not be counted "
                         + "(\(error)); the job was stopped, since its spend could not be shared")
-                    exhaust(BudgetNotice(limit: limit, spent: 0, percent: 100, exceeded: true), failure,
+                    exhaust(BudgetNotice(limit: limit, spent: 0, percent: 100, exceeded: true, kind: .daily), failure,
                             report: report, control: control, lines: &lines)
                 }
             }

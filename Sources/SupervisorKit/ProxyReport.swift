@@ -3,7 +3,8 @@ import RunnerCore
 
 /// What one job's egress proxy reported, gathered as its events arrive: the
 /// model calls' usage (`metadata.usage`), the budget's warnings, and the
-/// budget's refusal, which stops the job (`budget_exceeded`).
+/// budget's refusal, which stops the job (`budget_exceeded`, or
+/// `daily_budget_exceeded` for a daily budget's: `BudgetNotice.Kind`).
 final class ProxyReport: Sendable {
     private struct State {
         var usage = UsageTotals()
@@ -31,8 +32,8 @@ final class ProxyReport: Sendable {
             guard let notice = event.budget else { return nil }
             if notice.exceeded {
                 // A daily budget's refusal was already decided by the supervisor (`stop`): that failure stays.
-                guard stop(JobFailure(.budgetExceeded, notice.message), control: control) else { return nil }
-                state.withLock { $0.refusal = notice }
+                guard stop(notice.failure, control: control) else { return nil }
+                if notice.kind == .job { state.withLock { $0.refusal = notice } }
             }
         case .retry: RunnerMetrics.providerRetry()
         case .log: break
@@ -65,12 +66,14 @@ final class ProxyReport: Sendable {
     var budgetFailure: JobFailure? {
         state.withLock { s in
             guard var failure = s.budgetFailure, let refusal = s.refusal else { return s.budgetFailure }
-            let setting = refusal.limit.setting.lowercased()
-            let now = setting.hasSuffix("usd") ? s.usage.pricedCost
-                : setting.hasSuffix("tokens") ? Double(s.usage.tokens) : Double(s.usage.requests)
+            let now = switch refusal.limit.unit {
+            case .usd: s.usage.pricedCost
+            case .tokens: Double(s.usage.tokens)
+            case .requests: Double(s.usage.requests)
+            }
             let spent = max(refusal.spent, now)
             failure.message = BudgetNotice(limit: refusal.limit, spent: spent, percent: BudgetNotice.percent(spent, refusal.limit),
-                                           exceeded: true).message
+                                           exceeded: true, kind: refusal.kind).message
             return failure
         }
     }

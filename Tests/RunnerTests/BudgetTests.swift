@@ -16,7 +16,7 @@ import Testing
     /// JOB_BUDGET_REQUESTS=2: two calls go through, the third gets a 402 in
     /// Anthropic's error form and never reaches the provider.
     @Test func aRequestBudgetRefusesTheNextCallInTheProvidersForm() async throws {
-        let rig = try await ProxyProcessRig(.anthropic, budget: JobBudget(requests: BudgetLimit(2, setting: "JOB_BUDGET_REQUESTS")))
+        let rig = try await ProxyProcessRig(.anthropic, budget: JobBudget(requests: BudgetLimit(2, setting: "JOB_BUDGET_REQUESTS", unit: .requests)))
         defer { rig.stop() }
         let body = #"{"model":"claude-haiku-4-5","max_tokens":100}"#
         for _ in 0..<2 {
@@ -44,7 +44,7 @@ import Testing
     /// OpenAI's error form.
     @Test func aDollarBudgetNamesTheSpendAndTheOverrun() async throws {
         let rig = try await ProxyProcessRig(.openaiCompatible, basePath: "/v1",
-                                            budget: JobBudget(usd: BudgetLimit(0.004, setting: "JOB_BUDGET_USD")))
+                                            budget: JobBudget(usd: BudgetLimit(0.004, setting: "JOB_BUDGET_USD", unit: .usd)))
         defer { rig.stop() }
         for _ in 0..<2 {
             let answer = try await rig.post("/provider/chat/completions", #"{"model":"gpt-4.1"}"#)
@@ -66,7 +66,7 @@ import Testing
     /// counted, so asking for it would escape the budget); a listed one goes.
     @Test func aDollarBudgetRefusesAnUnpricedModel() async throws {
         let rig = try await ProxyProcessRig(.openaiCompatible, basePath: "/v1",
-                                            budget: JobBudget(usd: BudgetLimit(5, setting: "JOB_BUDGET_USD")))
+                                            budget: JobBudget(usd: BudgetLimit(5, setting: "JOB_BUDGET_USD", unit: .usd)))
         defer { rig.stop() }
         for body in [#"{"model":"acme-free-lunch-9"}"#, #"{"messages":[]}"#] {
             let refused = try await rig.post("/provider/chat/completions", body)
@@ -85,7 +85,7 @@ import Testing
 
     /// JOB_BUDGET_TOKENS on the Gemini route: refused in Google's error form.
     @Test func aTokenBudgetOnTheGeminiRoute() async throws {
-        let rig = try await ProxyProcessRig(.anthropic, budget: JobBudget(tokens: BudgetLimit(1000, setting: "JOB_BUDGET_TOKENS")))
+        let rig = try await ProxyProcessRig(.anthropic, budget: JobBudget(tokens: BudgetLimit(1000, setting: "JOB_BUDGET_TOKENS", unit: .tokens)))
         defer { rig.stop() }
         let token = "\(GeminiRoute.tokenHeader): \(rig.routeToken)\r\n"
         let path = "/gemini/v1beta/models/gemini-2.5-flash:generateContent"
@@ -99,13 +99,13 @@ import Testing
     /// The job document's own `budget` is untrusted: lower limits apply, the
     /// operator's stay the ceiling, anything malformed is `invalid_spec`.
     @Test func theJobsOwnBudgetIsCheckedAndCapped() throws {
-        let operatorSettings = SpendSettings(budget: JobBudget(usd: BudgetLimit(5, setting: "JOB_BUDGET_USD"),
-                                                       requests: BudgetLimit(100, setting: "JOB_BUDGET_REQUESTS")))
+        let operatorSettings = SpendSettings(budget: JobBudget(usd: BudgetLimit(5, setting: "JOB_BUDGET_USD", unit: .usd),
+                                                       requests: BudgetLimit(100, setting: "JOB_BUDGET_REQUESTS", unit: .requests)))
         func budget(_ doc: JSONValue) throws -> JobBudget { try operatorSettings.budget(for: Job(["_id": "j", "budget": doc])) }
         let lower = try budget(["usd": .double(1.5), "requests": 500, "tokens": 20000])
-        #expect(lower.usd == BudgetLimit(1.5, setting: "budget.usd"))
-        #expect(lower.requests == BudgetLimit(100, setting: "JOB_BUDGET_REQUESTS"), "the operator's value is the ceiling")
-        #expect(lower.tokens == BudgetLimit(20000, setting: "budget.tokens"))
+        #expect(lower.usd == BudgetLimit(1.5, setting: "budget.usd", unit: .usd))
+        #expect(lower.requests == BudgetLimit(100, setting: "JOB_BUDGET_REQUESTS", unit: .requests), "the operator's value is the ceiling")
+        #expect(lower.tokens == BudgetLimit(20000, setting: "budget.tokens", unit: .tokens))
         #expect(try budget(nil) == operatorSettings.budget)
         for bad: JSONValue in [5, "2 dollars", ["usd": -1], ["usd": 0], ["tokens": .double(1.5)], ["usd": "1"],
                                ["dollars": 1], ["requests": .double(1e300)], [1, 2]] {
@@ -194,7 +194,7 @@ import Testing
     @Test func aStreamThatFinishesAfterTheRefusalCountsInTheOverrun() {
         let report = ProxyReport()
         let control = ChildControl()
-        let limit = BudgetLimit(0.004, setting: "JOB_BUDGET_USD")
+        let limit = BudgetLimit(0.004, setting: "JOB_BUDGET_USD", unit: .usd)
         func call(_ cost: Double, streamed: Bool) -> EgressEvent {
             EgressEvent(.usage, usage: CallUsage(atMs: 0, route: "provider", model: "gpt-4.1", status: 200, cost: cost,
                                                   durationMs: 5, metered: true, streamed: streamed))

@@ -98,4 +98,34 @@ import Testing
             }
         }
     }
+
+    /// The proxy's refusal when the supervisor did not answer a daily
+    /// budget's reservation in time: a limit of 0 whose percent is total
+    /// (100, never 0/0, whose Int conversion traps), and a kind of its own that
+    /// ends the job `daily_budget_exceeded`, not `budget_exceeded`.
+    @Test func anUncountedDailySpendEndsTheJobDailyBudgetExceeded() {
+        let limit = BudgetLimit(0, setting: "USER_DAILY_BUDGET_USD/PROJECT_DAILY_BUDGET_USD", unit: .usd)
+        #expect(BudgetNotice.percent(0, limit) == 100)
+        #expect(BudgetNotice.percent(.nan, BudgetLimit(1, setting: "JOB_BUDGET_USD", unit: .usd)) == 100)
+        #expect(BudgetNotice.percent(.infinity, BudgetLimit(.infinity, setting: "JOB_BUDGET_USD", unit: .usd)) == 100)
+        let report = ProxyReport()
+        let control = ChildControl()
+        let notice = BudgetNotice(limit: limit, spent: 0, percent: 100, exceeded: true, kind: .dailyUncounted)
+        _ = report.take(EgressEvent(.budget, budget: notice), control: control)
+        #expect(control.reason == .budgetExceeded, "the job is stopped")
+        let failure = report.budgetFailure
+        #expect(failure?.code == .dailyBudgetExceeded, "\(String(describing: failure))")
+        #expect(failure?.message.hasPrefix("daily budget exceeded: the spend of USER_DAILY_BUDGET_USD/PROJECT_DAILY_BUDGET_USD "
+            + "could not be counted") == true, "\(failure?.message ?? "-")")
+    }
+
+    /// A limit's unit is its own typed field, never read from the setting's
+    /// name: a limit in dollars named anything is shown in dollars.
+    @Test func aLimitsUnitIsTyped() {
+        let odd = BudgetLimit(2, setting: "USER_DAILY_BUDGET_USD (no count)", unit: .usd)
+        #expect(BudgetNotice(limit: odd, spent: 1, percent: 50, exceeded: false).message
+            == "budget: 50% of USER_DAILY_BUDGET_USD (no count)=$2.0000 spent ($1.0000)")
+        #expect(BudgetUnit.tokens.amount(1200) == "1200 tokens")
+        #expect(BudgetUnit.requests.amount(3) == "3 requests")
+    }
 }
