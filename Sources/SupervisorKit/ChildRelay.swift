@@ -115,7 +115,7 @@ struct ChildRelay: Sendable {
                                 continue
                             }
                             await relay(event, logs: logs, result: result, tokenFailure: tokenFailure, egress: seen,
-                                        stopping: control.reason != nil)
+                                        control: control, lease: lease)
                         }
                     }
                 }.value
@@ -133,7 +133,8 @@ struct ChildRelay: Sendable {
             timings["afterExitMs"] = (ContinuousClock.now - exitedAt).milliseconds
             if let first = firstEvent.withLock({ $0 }) { timings["spawnMs"] = (first - started).milliseconds }
             timings["databaseMs"] = waited.milliseconds
-            let facts = RunFacts(result: result.value, exit: status, stop: control.reason,
+            // A fenced child's job is another runner's, whatever stop came first.
+            let facts = RunFacts(result: result.value, exit: status, stop: control.fenced ? .leaseLost : control.reason,
                                  failure: tokenFailure.withLock { $0 } ?? report.budgetFailure,
                                  protocolFailure: protocolFailure.withLock { $0 }, checkpoint: checkpoint.withLock { $0 })
             return Ended(facts: facts, lines: lines, timings: timings, usage: report.usage)
@@ -183,7 +184,8 @@ struct ChildRelay: Sendable {
 
     /// One protocol event of the child.
     private func relay(_ event: ChildEvent, logs: LogBatcher, result: ResultBox, tokenFailure: Locked<JobFailure?>,
-                       egress: EgressReport, stopping: Bool) async {
+                       egress: EgressReport, control: ChildControl, lease: LeaseClock) async {
+        let stopping = control.reason != nil
         switch event {
         case .log(let l): await logs.add(redactor.withLock { $0 }.redact(l))
         // `finished` is written by the outcome's write, which sets it.
@@ -203,8 +205,17 @@ struct ChildRelay: Sendable {
         case .pushTokenRequest:
             // The same hand-over for a stopped run's checkpoint (no agent process may be left), whose
             // failure only costs the checkpoint: the stop decides the outcome.
+            // Never to a child whose lease is lost or may have lapsed (another runner may hold the job):
+            // it is fenced, and the Enforcer kills it.
+            let margin = LeaseClock.fenceMargin(leaseSeconds: leaseSeconds)
+            let fenced: @Sendable () -> Bool = {
+                if control.fenced { return true }
+                guard lease.mayLapse(within: margin) else { return false }
+                control.fence()
+                return true
+            }
             if let failure = await tokens.handOver(job, repoURL: repoURL, launched.child, cgroup: launched.cgroup,
-                                                   logs: logs, redactor: redactor, egress: egress) {
+                                                   logs: logs, redactor: redactor, egress: egress, fenced: fenced) {
                 if stopping { await logs.note("checkpoint: no push token: \(failure.message)") }
                 else { tokenFailure.withLock { $0 = failure } }
             }

@@ -25,6 +25,10 @@ final class LeaseClock: Sendable {
 
     var expiry: ContinuousClock.Instant { validUntil.withLock { $0 } }
 
+    /// Whether the lease may have lapsed by now, or will within `margin`
+    /// (`fenceMargin`): the child must then not push.
+    func mayLapse(within margin: Duration) -> Bool { ContinuousClock.now >= expiry - margin }
+
     /// How long before the lease lapses the runner stops the child itself:
     /// a tenth of the lease, at least 0.5 s (SIGKILL acts at once), so the
     /// child is dead before another runner could claim the job, while a
@@ -37,7 +41,9 @@ final class LeaseClock: Sendable {
 /// Stops a job's child on its own clock: the deadline (JOB_TIMEOUT_SECONDS),
 /// a forced shutdown, a lease about to lapse (self-fencing) and any stop
 /// reason another task set (cancel, lease lost), with SIGTERM then SIGKILL
-/// after the grace. It never waits on the database, so a hung or partitioned
+/// after the grace; a fenced child (lease lost or about to lapse) gets
+/// SIGKILL at once, even during a checkpoint another stop began. It never
+/// waits on the database, so a hung or partitioned
 /// database cannot suspend a timeout or let a fenced-out child push.
 struct Enforcer {
     let child: ChildProcess
@@ -68,17 +74,31 @@ struct Enforcer {
         var stopSent: ContinuousClock.Instant?
         // Nil until the first stop; then whether the child was asked to checkpoint.
         var checkpointing: Bool?
+        var killed = false
         while !control.exited {
             try? await Task.sleep(for: tick)
             // Woken early (cancelled) because the child exited: nothing left to enforce.
             if control.exited { break }
             let now = ContinuousClock.now
-            if let found = Self.stopReason(now: now, deadline: deadline, leaseExpiry: lease.expiry,
-                                           fenceMargin: fenceMargin, forcedShutdown: shutdown.isForced) {
-                if found == .leaseLost, control.reason == nil {
-                    logger.error("the lease could not be renewed before it lapses; stopping the child (self-fencing)")
-                }
+            let expiry = lease.expiry
+            if let found = Self.stopReason(now: now, deadline: deadline, leaseExpiry: expiry,
+                                           fenceMargin: fenceMargin, forcedShutdown: shutdown.isForced), found != .leaseLost {
                 control.stop(found)
+            }
+            // Checked whatever stop came first (the deadline's included).
+            if now >= expiry - fenceMargin, !control.fenced {
+                logger.error("the lease could not be renewed before it lapses; stopping the child (self-fencing)")
+                control.fence()
+            }
+            // A lease lost or about to lapse: SIGKILL at once, whatever stop came
+            // first, a checkpoint under way included (the child must not push).
+            if control.fenced {
+                if !killed {
+                    logger.notice("stopping child", metadata: ["reason": "leaseLost", "checkpoint": "false"])
+                    killed = true
+                }
+                child.signalGroup(SIGKILL)
+                continue
             }
             let reason = control.reason
             // A child that does not take the stop line (not reading its stdin) gets the plain stop.
@@ -134,7 +154,8 @@ struct Enforcer {
     /// Why the child must stop at `now` by the supervisor's own clock, in
     /// order: the deadline, a forced shutdown, the lease within `fenceMargin`
     /// of its expiry (self-fencing). Nil: nothing yet. (`ChildControl` keeps
-    /// the first reason set, by this or by another task.)
+    /// the first reason set, by this or by another task; a lost lease also
+    /// fences it, whatever the first reason was.)
     static func stopReason(now: ContinuousClock.Instant, deadline: ContinuousClock.Instant,
                            leaseExpiry: ContinuousClock.Instant, fenceMargin: Duration,
                            forcedShutdown: Bool) -> StopReason? {

@@ -147,7 +147,7 @@ final class LeaseKeeper: Sendable {
         let v = Self.verdict(held: Set(current.keys), answer: answer, renewal: renewedAt != nil)
         for (token, h) in current {
             // Released meanwhile (the job ended) is not lost.
-            if v.lost.contains(token), held.withLock({ $0[token] != nil }) { h.control.stop(.leaseLost) }
+            if v.lost.contains(token), held.withLock({ $0[token] != nil }) { h.control.fence() }
             if let renewedAt, v.renewed.contains(token) { h.lease.renewed(sentAt: renewedAt) }
             if v.cancelled.contains(token) { h.control.stop(.cancelled) }
         }

@@ -187,8 +187,17 @@ struct PushTokenHandOver: Sendable {
     /// there to read it. The token comes from GIT_TOKEN_SOURCE now, not
     /// earlier: it never exists while the agent runs. A token that cannot be
     /// had ends the child (its stdin closes) and is returned as the job's failure.
+    /// Nothing goes to a child that is `fenced` (its lease lost or about to
+    /// lapse), asked before and again right before the line is sent.
     func handOver(_ job: ClaimedJob, repoURL: String?, _ child: ChildProcess, cgroup: JobCgroup?,
-                  logs: LogBatcher, redactor: Locked<Redactor>, egress: EgressReport? = nil) async -> JobFailure? {
+                  logs: LogBatcher, redactor: Locked<Redactor>, egress: EgressReport? = nil,
+                  fenced: @Sendable () -> Bool = { false }) async -> JobFailure? {
+        func refuseFenced() async -> JobFailure {
+            await logs.note("push token withheld: the job's lease is lost or about to lapse")
+            child.closeInput()
+            return JobFailure(.leaseLost, "the job's lease was lost before the push token was due")
+        }
+        if fenced() { return await refuseFenced() }
         let pid = child.pid
         // The token helper's path is looked up on the same thread (a file system call).
         guard let (listed, helper) = try? await onDedicatedThread({
@@ -221,6 +230,7 @@ struct PushTokenHandOver: Sendable {
         if let token { redactor.withLock { $0 = $0.adding(token) } }
         let secrets = ChildSecrets(githubToken: token, egress: egress)
         guard let line = try? JSONEncoder().encode(secrets) else { return nil }
+        if fenced() { return await refuseFenced() }
         do {
             try await child.send(Array(line) + [0x0A])
         } catch {

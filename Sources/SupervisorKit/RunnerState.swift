@@ -2,11 +2,18 @@ import Foundation
 import JobStore
 import RunnerCore
 
-/// The first reason to stop a child, and whether it has exited.
+/// The first reason to stop a child, whether its lease is gone (fenced),
+/// and whether it has exited.
 final class ChildControl: Sendable {
-    private let state = Locked<(reason: StopReason?, exited: Bool)>((nil, false))
+    private let state = Locked<(reason: StopReason?, exited: Bool, fenced: Bool)>((nil, false, false))
     func stop(_ r: StopReason) { state.withLock { if $0.reason == nil { $0.reason = r } } }
     var reason: StopReason? { state.withLock { $0.reason } }
+    /// The lease is lost, or about to lapse: whatever stop came first (a
+    /// checkpoint under way included), the child is killed at once and gets
+    /// no push token. Also the stop reason when none was set.
+    func fence() { state.withLock { $0.fenced = true; if $0.reason == nil { $0.reason = .leaseLost } } }
+    /// Whether `fence` was called: the child must not push any more.
+    var fenced: Bool { state.withLock { $0.fenced } }
     func markExited() { state.withLock { $0.exited = true } }
     /// The child took a stop line (its `stopping` event).
     func acknowledgeStop() { acknowledged.withLock { $0 = true } }
