@@ -9,7 +9,8 @@ import RunnerCore
 /// Relays one running job child until it exits: its events and stderr to the
 /// job's log (batched, fenced on the lease), its result, the push token when
 /// it asks (`PushTokenHandOver`), the egress proxy's events; meanwhile its
-/// lease is held with the supervisor's others (`LeaseKeeper`) and its
+/// lease is held with the supervisor's others (`LeaseKeeper`, from the
+/// claim: `JobRunner`) and its
 /// deadline, shutdown and lease clock enforced (`Enforcer`). Returns what
 /// happened, for `OutcomePolicy`; decides nothing itself.
 struct ChildRelay: Sendable {
@@ -24,6 +25,10 @@ struct ChildRelay: Sendable {
     let writes: WriteBatcher
     let shutdown: ShutdownSignal
     let tokens: PushTokenHandOver
+    /// The job's lease clock and its child's stop flags: made at the claim,
+    /// where the lease is held from (`JobRunner.attempt`) until the relay ends.
+    let lease: LeaseClock
+    let control: ChildControl
     /// CHECKPOINT_ON and CHECKPOINT_GRACE_SECONDS (the child checkpoints only when its ticket has a plan).
     var checkpoints = CheckpointSettings(on: [])
     /// The job's share of the daily budgets (nil: none apply).
@@ -50,7 +55,6 @@ struct ChildRelay: Sendable {
         let protocolFailure = Locked<JobFailure?>(nil)
         let logs = LogBatcher(job: job, writes: writes)
         let firstEvent = Locked<ContinuousClock.Instant?>(nil)
-        let control = ChildControl()
         // The proxy's metering and budget: a refused call stops the child (`budget_exceeded`).
         let report = ProxyReport()
         let result = ResultBox()
@@ -58,8 +62,7 @@ struct ChildRelay: Sendable {
         let checkpoint = Locked<CheckpointInfo?>(nil)
         let started = ContinuousClock.now
         let deadline = started + .seconds(timeoutSeconds)
-        let lease = LeaseClock(start: job.leaseStart, leaseSeconds: leaseSeconds)
-        leases.hold(job, lease: lease, control: control)
+        // The lease is let go of with the relay, before the outcome is written.
         defer { leases.release(job) }
         for note in launched.notes { await logs.note(note) }
         // The job's event stream: numbered on from its earlier attempts.

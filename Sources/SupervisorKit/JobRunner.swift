@@ -43,6 +43,9 @@ struct JobRunner: Sendable {
         var clock = PhaseClock()
         var workspaceMade = false
         var outcome: JobOutcome?
+        let lease = LeaseClock(start: job.leaseStart, leaseSeconds: config.leaseSeconds)
+        let control = ChildControl()
+        defer { leases.release(job) }
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
             if job.cancelRequested {
@@ -50,12 +53,16 @@ struct JobRunner: Sendable {
                 await writer.write(job, .cancelled("cancelled before it ran"), logger)
                 return (outcome, false)
             }
+            // The lease is held from here (renewed with the supervisor's others) until the relay ends, and let go
+            // of before any write that ends or defers the attempt (one the renewal must not see mid-way).
+            leases.hold(job, lease: lease, control: control)
             // The job's own `budget` is untrusted input: checked before anything of the job is made.
             let budget = try config.spend.budget(for: job.job)
             // The daily budgets of the job's user and project, shared by every supervisor.
             let daily = DailySpend(config.spend.daily, job: job, store: store)
             if let daily, let over = try await daily.overToday() {
                 if config.spend.daily.action == .fail { throw over }
+                leases.release(job)
                 let until = DailyBudgetSettings.nextDay()
                 logger.info("a daily budget is spent; the job waits", metadata: ["until": "\(until)"])
                 _ = try await store.deferUntil(job, notBefore: until, line: over.message + "; waiting until \(until) (DAILY_BUDGET_ACTION=wait)")
@@ -63,6 +70,7 @@ struct JobRunner: Sendable {
             }
             if let projectId = job.projectId, !projectId.isNull,
                try await !store.acquireProjectLock(job, projectId: projectId, leaseSeconds: config.leaseSeconds) {
+                leases.release(job)
                 logger.info("another job of this project is running; deferred until it ends")
                 _ = try await store.deferForProject(job, leaseSeconds: config.leaseSeconds)
                 return (nil, false)
@@ -72,13 +80,21 @@ struct JobRunner: Sendable {
             let (ticket, projectDocumentId) = try await makeTicket(job, workspace: workspace)
             clock.lap("ticketMs")
             workspaceMade = true
+            if let delay = Supervisor.launchDelay { try await Task.sleep(for: delay) }
+            // A lease lost (or about to lapse) before the spawn: no child.
+            let margin = LeaseClock.fenceMargin(leaseSeconds: config.leaseSeconds)
+            let mayStart: @Sendable () -> Bool = {
+                if !control.fenced, lease.mayLapse(within: margin) { control.fence() }
+                return !control.fenced
+            }
             let ended = try await JobLaunch(config: config, childPath: childPath)
                 .withLaunched(job, ticket: ticket, budget: budget, sharedSpend: daily != nil, redactor: redactor, logger: logger,
-                              clock: clock) { launched in
+                              clock: clock, mayStart: mayStart) { launched in
                     var relay = ChildRelay(job: job, launched: launched, repoURL: ticket.repoURL, redactor: redactor,
                                            logger: logger, leaseSeconds: config.leaseSeconds,
                                            timeoutSeconds: config.jobTimeoutSeconds, leases: leases, writes: writes,
-                                           shutdown: shutdown, tokens: PushTokenHandOver(config: config, store: store))
+                                           shutdown: shutdown, tokens: PushTokenHandOver(config: config, store: store),
+                                           lease: lease, control: control)
                     if ticket.checkpoint != nil { relay.checkpoints = config.checkpoint }
                     relay.daily = daily
                     var ended = await relay.run()
@@ -100,8 +116,12 @@ struct JobRunner: Sendable {
                                    checkpoint: ended.facts.checkpoint)
             }
         } catch {
+            leases.release(job)
             let failure = error as? JobFailure ?? JobFailure(.internal, redactor.withLock { $0 }.redact("\(error)"))
-            outcome = OutcomePolicy.outcome(policy(job).decide(RunFacts(failure: failure)), attempt: job.attempt)
+            // A lease lost before the child ran, or while the launch failed: the job is another runner's.
+            let stop: StopReason? = control.fenced || error is LeaseLostBeforeSpawn ? .leaseLost : nil
+            if stop != nil { logger.warning("the lease was lost before the child started; the job is left to its next claim") }
+            outcome = OutcomePolicy.outcome(policy(job).decide(RunFacts(stop: stop, failure: failure)), attempt: job.attempt)
             if let outcome { await writer.write(job, outcome, logger) }
         }
         // A lost lease: the job is another runner's, and so is the rest of its

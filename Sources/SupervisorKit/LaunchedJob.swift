@@ -3,6 +3,10 @@ import JobStore
 import Logging
 import RunnerCore
 
+/// The job's lease was lost (or is about to lapse) before its child was
+/// spawned: no child, and no outcome (the job is another runner's).
+struct LeaseLostBeforeSpawn: Error {}
+
 /// What a launched job holds while its child runs: the child, its egress
 /// proxy and its pids cgroup, with the notes for its log and the launch's
 /// phase timings. Owned by `JobLaunch.withLaunched`, which releases all of
@@ -23,10 +27,13 @@ extension JobLaunch {
     /// releases whatever was made (the proxy stopped, the child's identity
     /// given back, the cgroup removed), however `body` or the launch ends.
     /// The workspace itself is not removed here: `JobRunner` keeps or removes
-    /// it by KEEP_WORKSPACES once the outcome is known.
+    /// it by KEEP_WORKSPACES once the outcome is known. The child is spawned
+    /// only if `mayStart` still holds then (the job's lease): else
+    /// `LeaseLostBeforeSpawn`.
     func withLaunched<T: Sendable>(_ job: ClaimedJob, ticket: JobTicket, budget: JobBudget? = nil, sharedSpend: Bool = false,
-                                   redactor: Locked<Redactor>, logger: Logger,
-                                   clock: PhaseClock, _ body: (LaunchedJob) async throws -> T) async throws -> T {
+                                   redactor: Locked<Redactor>, logger: Logger, clock: PhaseClock,
+                                   mayStart: @escaping @Sendable () -> Bool = { true },
+                                   _ body: (LaunchedJob) async throws -> T) async throws -> T {
         var ticket = ticket
         var clock = clock
         let workspace = ticket.workspace
@@ -64,7 +71,8 @@ extension JobLaunch {
         let ticketLine = Array(try JSONEncoder().encode(ticket)) + [0x0A]
         let warnings = Locked<[String]>([])
         let child = try await onDedicatedThread {
-            try spawnChild(ticket: ticketLine, workspace: workspace, identity: identity, cgroup: cgroup,
+            guard mayStart() else { throw LeaseLostBeforeSpawn() }
+            return try spawnChild(ticket: ticketLine, workspace: workspace, identity: identity, cgroup: cgroup,
                            warn: { w in warnings.withLock { $0.append(w) } })
         }
         let spawnWarnings = warnings.withLock { $0 }

@@ -25,6 +25,18 @@ extension Supervisor {
         return nil
     }
 
+    /// How long a job's launch waits before it starts (after its ticket):
+    /// nil, not at all. Tests only: a slow pre-launch phase, for the lease
+    /// held from the claim (debug builds only).
+    static var launchDelay: Duration? {
+        #if DEBUG
+        if let ms = ProcessInfo.processInfo.environment["AGENT_RUNNER_TEST_LAUNCH_DELAY_MS"].flatMap(Int.init) {
+            return .milliseconds(ms)
+        }
+        #endif
+        return nil
+    }
+
     /// How long the set of projects locked by other supervisors is reused between claims.
     static let busyRefresh = Duration.seconds(2)
 

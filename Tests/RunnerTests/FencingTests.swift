@@ -59,4 +59,48 @@ import Testing
                 "the other runner's job is left alone: \(job.jsonString)")
         #expect(job["metadata"]?["checkpoint"] == nil)
     }
+
+    /// The lease is held from the claim, not only once the child runs: a
+    /// launch slower than LEASE_SECONDS (the ticket, the workspace, the
+    /// proxy; stretched here by the debug builds' launch delay) keeps it, and
+    /// the job ends `done` on its first attempt instead of lapsing.
+    @Test func aSlowLaunchKeepsTheLeaseFromTheClaim() async throws {
+        guard TestEnv.debugBuild else { return }
+        let h = try Harness()
+        defer { h.cleanup() }
+        let child = try queue.fakeChild(h, seconds: 0.5)
+        let id = try await h.seed(tinySpec)
+        let r = try await h.agentRunner(["run", "--exit-when-idle"],
+                                        env: ["AGENT_RUNNER_JOB_PATH": child, "LEASE_SECONDS": "3", "JOB_MAX_ATTEMPTS": "1",
+                                              "AGENT_RUNNER_TEST_LAUNCH_DELAY_MS": "8000"], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr.suffix(2000))")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(job.jsonString)")
+        #expect(job["attempts"]?.intValue == 1 && (job["errors"]?.arrayValue ?? []).isEmpty, "\(job.jsonString)")
+        #expect(queue.runs(h).map(\.kind) == ["start", "end"])
+    }
+
+    /// A lease lost before the child is spawned (another runner took the job
+    /// during a slow launch): no child runs and nothing is written.
+    @Test func aLeaseLostBeforeTheSpawnStartsNoChild() async throws {
+        guard TestEnv.debugBuild else { return }
+        let h = try Harness()
+        defer { h.cleanup() }
+        let child = try queue.fakeChild(h, seconds: 0.5)
+        let id = try await h.seed(tinySpec)
+        let p = try h.startSupervisor(["AGENT_RUNNER_JOB_PATH": child, "LEASE_SECONDS": "6",
+                                       "AGENT_RUNNER_TEST_LAUNCH_DELAY_MS": "8000"], args: ["--exit-when-idle"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await queue.waitFor("the claim", timeout: 60) { try await h.job(id)["status"]?.stringValue == "running" }
+        _ = try await h.store.pool.run("jobs") { coll in
+            try CollectionOps.update(coll, filter: ["_id": .string(id)],
+                                     update: ["$set": ["lease.token": "someone-else", "lease.owner": "other",
+                                                       "lease.expiresAt": .date(Date().addingTimeInterval(600))]])
+        }
+        #expect(try await queue.waitExit(p, timeout: 90) == 0)
+        #expect(queue.runs(h).isEmpty, "no child ran: \(queue.runs(h))")
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "running" && job["lease"]?["token"]?.stringValue == "someone-else",
+                "\(job.jsonString)")
+    }
 }
