@@ -59,7 +59,8 @@ public struct ClineEvents {
             provider = v["providerId"]?.stringValue ?? provider
         case "run_result":
             add(.message(agent: Self.agent, role: "result", text: v["text"]?.stringValue ?? "",
-                         extra: ["finishReason": v["finishReason"] ?? .null, "iterations": v["iterations"] ?? .null]))
+                         extra: ["finishReason": v["finishReason"]?.stringValue.map(JSONValue.string) ?? .null,
+                                 "iterations": v["iterations"]?.intValue.map(JSONValue.int) ?? .null]))
         case "run_aborted":
             add(.error(source: Self.agent, message: "run aborted: " + (v["message"]?.stringValue ?? v["reason"]?.stringValue ?? "?")))
         case "agent_event": event3(v["event"] ?? .null)

@@ -149,6 +149,18 @@ public struct JobEvent: Sendable, Equatable, Codable {
             e.data = e.data.mapValues { Self.clipStrings($0, limit) }
             e.clipped["*"] = max(e.clipped["*"] ?? 0, limit)
         }
+        // Still too large (many short strings, each escaped: `/` is `\/`): the fields are dropped.
+        let size = e.encodedSize
+        return size > Self.maxEncodedBytes ? e.stubbed(size) : e
+    }
+
+    /// This event without its fields: `data` is `{"dropped": size}` and
+    /// `clipped` `{"data": size}`, `size` the bytes its JSON had. Always
+    /// far within `maxEncodedBytes`.
+    public func stubbed(_ size: Int) -> JobEvent {
+        var e = self
+        e.data = ["dropped": .int(Int64(size))]
+        e.clipped = ["data": size]
         return e
     }
 

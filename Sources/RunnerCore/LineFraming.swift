@@ -30,8 +30,11 @@ public enum LineFraming {
             }
             return line + [0x0A]
         }
-        // An event is bounded to far less than a line (`JobEvent.bounded`).
-        if case .event(let e) = event { return encoded(.event(e.bounded)) + [0x0A] }
+        // An event is bounded to far less than a line (`JobEvent.bounded`); checked all the same.
+        if case .event(let e) = event {
+            let line = encoded(.event(e.bounded))
+            return (line.count > maxLineBytes ? encoded(.event(e.stubbed(line.count))) : line) + [0x0A]
+        }
         var line = encoded(event)
         if line.count > maxLineBytes {
             switch event {

@@ -23,6 +23,36 @@ import Testing
         #expect(line.count <= LineFraming.maxLineBytes + 1)
     }
 
+    /// An agent's line of short `////` strings: none is long enough to clip,
+    /// and each `/` is `\/` in the JSON (64 KiB of it would be about 110 KiB):
+    /// the fields are dropped, their size recorded, and the line still decodes.
+    @Test func manyShortEscapedStringsCannotInflateAnEventPastItsBound() throws {
+        let row = JSONValue.array(Array(repeating: "////", count: 500))
+        let e = JobEvent(.message, ["role": "result", "finishReason": .array(Array(repeating: row, count: 17))])
+        #expect(e.encodedSize > LineFraming.maxLineBytes, "the test's event is over a line as it is")
+        let b = e.bounded
+        #expect(b.encodedSize <= JobEvent.maxEncodedBytes, "\(b.encodedSize)")
+        #expect((b.data["dropped"]?.intValue ?? 0) > Int64(JobEvent.maxEncodedBytes), "\(b.data.keys)")
+        #expect(b.clipped["data"] == Int(b.data["dropped"]?.intValue ?? 0))
+        let line = LineFraming.encode(.event(e))
+        #expect(line.count <= LineFraming.maxLineBytes + 1)
+        let decoded = try JSONDecoder().decode(ChildEvent.self, from: Data(line.dropLast()))
+        guard case .event(let back) = decoded else { Issue.record("not an event: \(decoded)"); return }
+        #expect(back.kind == .message && back.data["dropped"] != nil)
+    }
+
+    /// Keys of control characters (six bytes each as JSON), each with a long
+    /// value: the keys and `clipped`'s paths alone are over the bound.
+    @Test func keysOfControlCharactersCannotInflateAnEventPastItsBound() {
+        var data: [String: JSONValue] = [:]
+        for i in 0..<64 {
+            data[String(repeating: "\u{1}", count: 60) + String(1000 + i)] = .string(String(repeating: "\u{2}", count: 5000))
+        }
+        let b = JobEvent(.toolCall, data).bounded
+        #expect(b.encodedSize <= JobEvent.maxEncodedBytes, "\(b.encodedSize)")
+        #expect(LineFraming.encode(.event(JobEvent(.toolCall, data))).count <= LineFraming.maxLineBytes + 1)
+    }
+
     @Test func arraysAndNestingAreBounded() {
         let files = (0..<2000).map { JobEvent.ChangedFile(path: "f\($0)", status: "added", bytes: $0, binary: false) }
         let e = JobEvent.changes(commit: "c", parent: nil, files: files).bounded
