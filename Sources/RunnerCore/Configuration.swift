@@ -174,7 +174,8 @@ public struct RunnerConfiguration: Sendable {
             throw ConfigurationError("JOB_LOG_CAP", "JOB_LOG_CAP × JOB_LOG_LINE_BYTES = \(logCap) × \(child.logLineBytes) "
                 + "must be at most \(LogBounds.maxStoredBytes) bytes (the job document stays under MongoDB's 16 MiB)")
         }
-        eventsTTLDays = try r.int("JOB_EVENTS_TTL_DAYS", 1...36_500)
+        // The TTL index's expireAfterSeconds (days × 86400) must fit a 32-bit integer: 24,855 days at most.
+        eventsTTLDays = try r.int("JOB_EVENTS_TTL_DAYS", 1...24_855)
         jobUIDRange = try r.optional("JOB_UID_RANGE").map(Self.parseUIDRange)
         clineAPIKey = r.optional("CLINE_API_KEY")
         clineProviderHeaders = try ProviderHeader.parse(r.string("CLINE_PROVIDER_HEADERS"))

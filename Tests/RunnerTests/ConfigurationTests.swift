@@ -30,6 +30,8 @@ import Testing
         ("CLINE_ENABLED", "perhaps"), ("LOG_FORMAT", "xml"), ("WORKDIR_ROOT", "relative/path"),
         ("CLONE_DEFAULT_BRANCH", "bad..name"), ("GIT_AUTHOR_EMAIL", "nobody"), ("MONGODB_URI", "http://x"),
         ("RUNNER_POLL_SECONDS", "soon"), ("GEMINI_API_BASE", "ftp://x"),
+        // expireAfterSeconds (days × 86400) must fit an Int32: 24,856 days do not.
+        ("JOB_EVENTS_TTL_DAYS", "24856"), ("JOB_EVENTS_TTL_DAYS", "36500"),
     ])
     func badValuesNameTheVariable(name: String, value: String) {
         var env = base
@@ -37,6 +39,14 @@ import Testing
         let e = #expect(throws: ConfigurationError.self) { try RunnerConfiguration(environment: env) }
         #expect(e?.variable == name)
         #expect(e?.description.contains(name) == true)
+    }
+
+    /// The longest JOB_EVENTS_TTL_DAYS whose seconds fit the TTL index's 32-bit expireAfterSeconds.
+    @Test func theLongestEventsTTLFitsTheIndex() throws {
+        var env = base
+        env["JOB_EVENTS_TTL_DAYS"] = "24855"
+        let days = try RunnerConfiguration(environment: env).eventsTTLDays
+        #expect(days == 24_855 && days * 86_400 <= Int(Int32.max))
     }
 
     @Test func envFileIsOverlaidByTheEnvironment() throws {
