@@ -65,8 +65,7 @@ struct ChildRelay: Sendable {
         // The lease is let go of with the relay, before the outcome is written.
         defer { leases.release(job) }
         for note in launched.notes { await logs.note(note) }
-        // The job's event stream: numbered on from its earlier attempts.
-        await writes.startEvents(job)
+        // The job's event stream was started at the claim (`JobRunner.attempt`).
         await logs.event(.stage(.claimed, at: Date()), redactor: redactor.withLock { $0 })
         return await withTaskGroup(of: Void.self) { group in
             // Refusals, model calls and the budget from the job's egress proxy.

@@ -19,6 +19,9 @@ struct JobEventQueue {
         var bytes = 0
         /// Events dropped because the database did not take them in time.
         var dropped = 0
+        /// Where the numbering continues is not known (the last stored `seq`
+        /// could not be read): nothing is numbered, queued or written.
+        var skipped = false
     }
     private var streams: [String: Stream] = [:]
     /// JOB_EVENTS_MAX.
@@ -31,16 +34,20 @@ struct JobEventQueue {
 
     init(max: Int) { self.max = max }
 
-    /// Where `job`'s numbering continues: after `last` (its earlier attempts' last `seq`).
-    mutating func start(_ job: ClaimedJob, after last: Int) {
-        if var s = streams[job.token] { s.last = Swift.max(s.last, last); streams[job.token] = s }
-        else { streams[job.token] = Stream(job: job, last: last) }
+    /// Where `job`'s numbering continues: after `last` (its earlier
+    /// attempts' last `seq`); nil: not known, so the stream is skipped (its
+    /// events would reuse stored numbers).
+    mutating func start(_ job: ClaimedJob, after last: Int?) {
+        var s = streams[job.token] ?? Stream(job: job, last: last ?? 0)
+        if let last { s.last = Swift.max(s.last, last) } else { s.skipped = true }
+        streams[job.token] = s
     }
 
-    /// Numbers and queues `event` of `job` (nothing past the cap); true when
-    /// the job's pending events make a flush due.
+    /// Numbers and queues `event` of `job` (nothing past the cap, nothing
+    /// for a stream not started or skipped); true when the job's pending
+    /// events make a flush due.
     mutating func add(_ job: ClaimedJob, _ event: JobEvent) -> Bool {
-        var s = streams[job.token] ?? Stream(job: job, last: job.job.eventSeq)
+        guard var s = streams[job.token], !s.skipped else { return false }
         defer { streams[job.token] = s }
         guard s.last < max else { return false }
         var e = event
@@ -102,9 +109,10 @@ struct JobEventQueue {
         }
     }
 
-    /// The job's pending events and its last `seq`, for its outcome's write; its stream ends.
-    mutating func finish(_ job: ClaimedJob) -> (events: [JobEvent], last: Int) {
-        guard let s = streams.removeValue(forKey: job.token) else { return ([], job.job.eventSeq) }
+    /// The job's pending events and its last `seq`, for its outcome's write
+    /// (nil: none to record: the stream was not started, or skipped); its stream ends.
+    mutating func finish(_ job: ClaimedJob) -> (events: [JobEvent], last: Int?) {
+        guard let s = streams.removeValue(forKey: job.token), !s.skipped else { return ([], nil) }
         return (s.pending, s.last)
     }
 }

@@ -48,6 +48,8 @@ struct JobRunner: Sendable {
         defer { leases.release(job) }
         do {
             logger.info("claimed", metadata: ["attempt": "\(job.attempt)"])
+            // The job's event stream, numbered on from its earlier attempts: before any path that writes an outcome.
+            await writes.startEvents(job)
             if job.cancelRequested {
                 outcome = .cancelled("cancelled before it ran")
                 await writer.write(job, .cancelled("cancelled before it ran"), logger)

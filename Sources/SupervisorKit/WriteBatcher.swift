@@ -118,18 +118,35 @@ actor WriteBatcher {
         if events.add(job, event) { urgent = true }
     }
 
-    /// Starts `job`'s event stream: after its last outcome's `eventSeq`, or,
-    /// for a later attempt (whose predecessor may have ended without an
-    /// outcome), after the last event stored (one read).
+    /// Starts `job`'s event stream (before any of its events): after its
+    /// last outcome's `eventSeq`, or, for a later attempt (whose predecessor
+    /// may have ended without an outcome), after the last event stored (one
+    /// read, retried through an outage for up to 30 s). When that read fails,
+    /// the attempt's events are not stored at all: numbered from a stale
+    /// `eventSeq` they would reuse stored numbers.
     func startEvents(_ job: ClaimedJob) async {
-        var last = job.job.eventSeq
-        if job.attempt > 1, let stored = try? await store.lastEventSeq(job.id) { last = max(last, stored) }
+        var last: Int? = job.job.eventSeq
+        if job.attempt > 1 {
+            do {
+                let store = store
+                let read: @Sendable () async throws -> Int = { try await store.lastEventSeq(job.id) }
+                let stored = try await DatabaseRetry.run("reading the job's last event", giveUpAfter: .seconds(30),
+                                                         logger: logger, read)
+                last = max(job.job.eventSeq, stored)
+            } catch {
+                var metadata = DatabaseRetry.metadata(error)
+                metadata["job"] = "\(job.idText)"
+                logger.warning("the job's last stored event could not be read; this attempt's events are not stored",
+                               metadata: metadata)
+                last = nil
+            }
+        }
         events.start(job, after: last)
     }
 
-    /// The events of `job` not yet written and its stream's last `seq`, for
-    /// its outcome's write (after `takeLines`); its stream ends.
-    func takeEvents(_ job: ClaimedJob) async -> (events: [JobEvent], last: Int) {
+    /// The events of `job` not yet written and its stream's last `seq` (nil:
+    /// none to record), for its outcome's write (after `takeLines`); its stream ends.
+    func takeEvents(_ job: ClaimedJob) async -> (events: [JobEvent], last: Int?) {
         // A flush under way may hold some of them: they are stored before the outcome's.
         while flushing { await waitForFlush() }
         return events.finish(job)
