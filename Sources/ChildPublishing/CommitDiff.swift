@@ -21,6 +21,10 @@ public struct CommitDiff: Sendable, Equatable {
     public static let maxTotalBytes = 256 * 1024
     /// The most files whose diff is carried.
     public static let maxDiffs = 100
+    /// The largest file (either side) whose diff is made: its patch is built
+    /// whole in memory before it is cut to `JobEvent.maxTextBytes`, so a
+    /// larger one (the agent's, of any size) gets none.
+    public static let maxSourceBytes = 4 * JobEvent.maxTextBytes
 
     public static func == (a: CommitDiff, b: CommitDiff) -> Bool {
         a.commit == b.commit && a.parent == b.parent && a.files == b.files && a.total == b.total
@@ -58,7 +62,7 @@ extension GitRepository {
             default: status = "modified"
             }
             var text: String?
-            if budget > 0, out.diffs.count < CommitDiff.maxDiffs {
+            if budget > 0, out.diffs.count < CommitDiff.maxDiffs, !isLarge(delta) {
                 var patch: OpaquePointer?
                 if git_patch_from_diff(&patch, diff, i) == 0, let patch {
                     defer { git_patch_free(patch) }
@@ -87,6 +91,20 @@ extension GitRepository {
             }
         }
         return out
+    }
+
+    /// Whether either side of `delta` is over `CommitDiff.maxSourceBytes`
+    /// (a tree-to-tree delta has no sizes: its blobs' are read; one that
+    /// cannot be read counts as large).
+    private func isLarge(_ delta: git_diff_delta) -> Bool {
+        for file in [delta.old_file, delta.new_file] {
+            var id = file.id
+            // The side a file was added or deleted on has no blob.
+            if git_oid_is_zero(&id) != 0 { continue }
+            guard let (size, _) = blobInfo(file.id) else { return true }
+            if size > CommitDiff.maxSourceBytes { return true }
+        }
+        return false
     }
 
     /// A blob's size and whether libgit2 deems it binary (a file whose patch was not made).

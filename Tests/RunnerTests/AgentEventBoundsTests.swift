@@ -40,4 +40,28 @@ import Testing
         let messages = try await h.store.events(jobId: id, after: 0, kinds: ["message"], limit: 100)
         #expect(messages.contains { $0["data"]?["role"] == "result" && $0["data"]?["text"] == "ok" }, "\(messages)")
     }
+
+    /// A file over `CommitDiff.maxSourceBytes` gets no `diff` (its patch
+    /// would be built whole in memory before the cut), but is listed in the
+    /// commit's `changes` with its size; a small file's diff is there.
+    @Test func aLargeFileIsListedButGetsNoDiff() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        try await h.makeRemote()
+        let cline = try fakeCline(h, """
+        printf '# Built\\n' > README.md
+        /usr/bin/python3 -c 'open("big.txt", "w").write("a line of the big file\\n" * 20000)'
+        """)
+        let id = try await h.seed(tinySpec)
+        #expect(try await h.agentRunner(["run", "--exit-when-idle"], env: env(cline)).status == 0)
+        let job = try await h.job(id)
+        #expect(job["status"]?.stringValue == "done", "\(logs(job))")
+        let changes = try await h.store.events(jobId: id, after: 0, kinds: ["changes"], limit: 10)
+        let files = changes.first?["data"]?["files"]?.arrayValue ?? []
+        let big = files.first { $0["path"] == "big.txt" }
+        #expect(big?["bytes"]?.intValue == Int64(23 * 20000) && big?["binary"] == false, "\(files)")
+        let diffs = try await h.store.events(jobId: id, after: 0, kinds: ["diff"], limit: 100)
+        #expect(diffs.contains { $0["data"]?["path"] == "README.md" }, "\(diffs)")
+        #expect(!diffs.contains { $0["data"]?["path"] == "big.txt" }, "\(diffs)")
+    }
 }
