@@ -1,6 +1,13 @@
 import Foundation
 import RunnerCore
 
+/// Whether a model call may start: with its reservation against the daily
+/// budgets when they apply, or the notice of the limit that refuses it.
+enum Admission {
+    case admitted(SpendReservation?)
+    case refused(BudgetNotice)
+}
+
 /// The job's spend, shared by the proxy's connections: every model call is
 /// admitted here first and recorded here when it ends. Once a limit of the
 /// job's budget is reached, the next call is refused (`admit`); a call
@@ -31,18 +38,35 @@ final class Meter: Sendable {
         self.shared = shared
     }
 
-    /// Admits one model call (nil), or the limit that is spent (the call is
-    /// refused; `exceeded` is set, and the job ends `budget_exceeded`). With
-    /// daily budgets, first waits until the calls reported are counted.
-    func admit() -> BudgetNotice? {
-        if let refused = shared?.admit() { return refused }
-        return state.withLock { s in
+    /// Admits one model call: first against the job's own budget, then,
+    /// with daily budgets, by reserving `bound` (the call's worst-case cost)
+    /// with the supervisor, which may refuse it. A refused call is not
+    /// started; the notice says which limit refused it (`exceeded` set; its
+    /// kind decides how the job ends).
+    func admit(bound: Double?) -> Admission {
+        let refused = state.withLock { s -> BudgetNotice? in
             for (limit, spent) in Self.spends(budget, s.totals, started: s.started) where spent >= limit.value {
                 s.refusals += 1
                 return BudgetNotice(limit: limit, spent: spent, percent: Self.percent(spent, limit), exceeded: true)
             }
             s.started += 1
             return nil
+        }
+        if let refused { return .refused(refused) }
+        guard let shared else { return .admitted(nil) }
+        // The unpriced are refused before (`MeteredCall.unpricedRefusal`); a bound unknown counts as the whole day's.
+        let admission = shared.reserve(bound ?? shared.budgetUSD)
+        if case .refused = admission { state.withLock { $0.started -= 1 } }
+        return admission
+    }
+
+    /// What is left of the job's own budget in dollars and tokens (nil: no such limit), and of
+    /// the daily one in dollars as far as the proxy knows (the lowest daily budget: its counters are the supervisor's).
+    var remaining: (usd: Double?, tokens: Double?) {
+        state.withLock { s in
+            let job = budget.usd.map { max(0, $0.value - s.totals.pricedCost) }
+            let usd = [job, shared?.budgetUSD].compactMap { $0 }.min()
+            return (usd, budget.tokens.map { max(0, $0.value - Double(s.totals.tokens)) })
         }
     }
 

@@ -113,16 +113,30 @@ struct ProviderRoute {
             try? writeAll(client, answer)
             return
         }
-        if shape != nil, let spent = meter.admit() {
-            // The supervisor hears of it first: it stops the job whatever the agent does with the answer.
-            out.emit(EgressEvent(.budget, detail: "\(upstream.name): \(request.method) \(shown) refused", budget: spent))
-            try? writeAll(client, MeteredCall.refusal(upstream.dialect, spent))
-            return
-        }
         var stripUsageChunk = false
         if shape == .chat, let asking = StreamUsage.requestingUsage(body) {
             body = asking
             stripUsageChunk = true
+        }
+        // Under a budget, the call's bound (an output limit added when the request has none).
+        var bound: Double?
+        if let shape, !meter.budget.isEmpty || meter.shared != nil {
+            let price = (MeteredCall.requestModel(body) ?? MeteredCall.geminiPathModel(path)).flatMap(meter.prices.price)
+            let remaining = meter.remaining
+            let openAI = upstream.name == "provider" && ticket.provider?.kind == .openai
+            (body, bound, _) = CallBound.prepare(body, shape: shape, path: path, openAI: openAI, price: price,
+                                                 remainingUSD: remaining.usd, remainingTokens: remaining.tokens)
+        }
+        var reservation: SpendReservation?
+        if shape != nil {
+            switch meter.admit(bound: bound) {
+            case .admitted(let r): reservation = r
+            case .refused(let spent):
+                // The supervisor hears of it first: it stops the job whatever the agent does with the answer.
+                out.emit(EgressEvent(.budget, detail: "\(upstream.name): \(request.method) \(shown) refused", budget: spent))
+                try? writeAll(client, MeteredCall.refusal(upstream.dialect, spent))
+                return
+            }
         }
         var base = upstream.baseURL
         while base.hasSuffix("/") { base.removeLast() }
@@ -180,8 +194,8 @@ struct ProviderRoute {
             return
         }
         let usage = call.usage(reader, status: failure == nil ? exchange.status : 0, body: body, meter: meter, retries: retries)
-        meter.shared?.reporting()
-        out.emit(EgressEvent(.usage, detail: "\(upstream.name): \(request.method) \(plainPath)", usage: usage))
+        out.emit(EgressEvent(.usage, detail: "\(upstream.name): \(request.method) \(plainPath)", usage: usage,
+                             reservation: reservation))
         for notice in meter.record(usage) { out.emit(EgressEvent(.budget, budget: notice)) }
     }
 

@@ -36,7 +36,8 @@ public final class ProxyServer: Sendable {
         policy = EgressPolicy(rules: ticket.rules)
         self.out = out
         slots = RouteSlots(limit: keyedLimit)
-        meter = Meter(budget: ticket.budget, prices: ticket.prices, shared: ticket.sharedSpend == true ? SharedSpend() : nil)
+        meter = Meter(budget: ticket.budget, prices: ticket.prices,
+                      shared: ticket.dailyBudgetUSD.map { SharedSpend(budgetUSD: $0, out: out) })
         self.idleSeconds = idleSeconds
     }
 

@@ -71,21 +71,36 @@ public struct SpendKey: Sendable, Hashable, Codable {
     public var name: String { "\(scope.rawValue) \(LogBounds.clip(id, bytes: 64))" }
 }
 
-/// The supervisor's answer to the egress proxy's `usage` events when daily
+/// One model call's reservation against the daily budgets: the proxy asks
+/// for its bound (`reserve` event) before the call starts, and names it again
+/// on the call's `usage` event, with which the supervisor settles it.
+public struct SpendReservation: Sendable, Codable, Equatable {
+    /// The proxy's number for the call, from 1.
+    public var id: Int
+    /// The call's bound in dollars (its worst case, docs/budgets.md).
+    public var usd: Double
+
+    public init(id: Int, usd: Double) {
+        self.id = id
+        self.usd = usd
+    }
+}
+
+/// The supervisor's answer to the egress proxy's `reserve` events when daily
 /// budgets apply (a line on the proxy's stdin, docs/contract.md):
-/// `{"spend": {"accounted": n, "exhausted": notice}}`. The proxy admits no
-/// model call until the spend of every call it reported is counted, and
-/// none once `exhausted` is set.
+/// `{"spend": {"reservation": id, "refusal": notice}}`. Without `refusal`,
+/// the call's bound is reserved in every counter and the call may start;
+/// with it, the call is refused and the job is stopped.
 public struct SharedSpendAnswer: Sendable, Codable, Equatable {
     public struct Body: Sendable, Codable, Equatable {
-        /// How many `usage` events the supervisor has counted.
-        public var accounted: Int
-        /// A daily budget of the job's user or project is spent.
-        public var exhausted: BudgetNotice?
+        /// The reservation answered (`SpendReservation.id`).
+        public var reservation: Int
+        /// The daily budget that refuses the call (nil: reserved).
+        public var refusal: BudgetNotice?
     }
     public var spend: Body
 
-    public init(accounted: Int, exhausted: BudgetNotice?) {
-        spend = Body(accounted: accounted, exhausted: exhausted)
+    public init(reservation: Int, refusal: BudgetNotice?) {
+        spend = Body(reservation: reservation, refusal: refusal)
     }
 }

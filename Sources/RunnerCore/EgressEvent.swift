@@ -19,6 +19,10 @@ public struct EgressEvent: Sendable, Codable, Equatable {
         case budget
         /// A provider's answer was retried (`detail`).
         case retry
+        /// A model call asks the supervisor to reserve its bound against the
+        /// daily budgets before it starts (`reservation`); answered on the
+        /// proxy's stdin (`SharedSpendAnswer`).
+        case reserve
     }
 
     public var kind: Kind
@@ -32,19 +36,23 @@ public struct EgressEvent: Sendable, Codable, Equatable {
     public var usage: CallUsage?
     /// The budget's state, for `budget`.
     public var budget: BudgetNotice?
+    /// The call's reservation against the daily budgets, for `reserve`, and
+    /// for the `usage` of a call that had one (which settles it).
+    public var reservation: SpendReservation?
 
     private enum CodingKeys: String, CodingKey {
-        case kind = "type", target, reason, detail, usage, budget
+        case kind = "type", target, reason, detail, usage, budget, reservation
     }
 
     public init(_ kind: Kind, target: String? = nil, reason: String? = nil, detail: String? = nil,
-                usage: CallUsage? = nil, budget: BudgetNotice? = nil) {
+                usage: CallUsage? = nil, budget: BudgetNotice? = nil, reservation: SpendReservation? = nil) {
         self.kind = kind
         self.target = target
         self.reason = reason
         self.detail = detail
         self.usage = usage
         self.budget = budget
+        self.reservation = reservation
     }
 
     /// The event on one stdout line of the proxy; nil for a line that is not one.
@@ -58,7 +66,7 @@ public struct EgressEvent: Sendable, Codable, Equatable {
         case .denied: return "egress denied: \(target ?? "?") (\(detail ?? reason ?? "refused"))"
         case .usage: return "model call: \(detail ?? usage?.route ?? "?"): " + (usage?.summary ?? "no usage")
         case .budget: return budget?.message ?? "budget"
-        case .ready, .log, .retry, .allowed: return "egress: \(detail ?? kind.rawValue)"
+        case .ready, .log, .retry, .allowed, .reserve: return "egress: \(detail ?? kind.rawValue)"
         }
     }
 
@@ -70,7 +78,7 @@ public struct EgressEvent: Sendable, Codable, Equatable {
         case .usage: return usage.map { .providerCall($0, at: at) }
         case .budget: return budget.map { .budget(message: $0.message, exceeded: $0.exceeded, at: at) }
         case .retry: return .error(source: "egress-proxy", message: detail ?? "provider call retried", recoverable: true)
-        case .ready, .log: return nil
+        case .ready, .log, .reserve: return nil
         }
     }
 }

@@ -25,10 +25,12 @@ public struct EgressProxyTicket: Sendable, Codable, CustomStringConvertible {
     public var prices: PriceTable?
     /// How provider faults are retried (nil: `ProviderRetry()`'s defaults).
     public var retry: ProviderRetry?
-    /// Daily budgets apply to the job: each `usage` event is answered on the
-    /// proxy's stdin (`SharedSpendAnswer`), and no model call is admitted
-    /// before the calls reported are counted, nor once a budget is spent.
-    public var sharedSpend: Bool?
+    /// The lowest daily budget in dollars that applies to the job (nil:
+    /// none): each model call first reserves its bound with the supervisor
+    /// (a `reserve` event, answered on the proxy's stdin: `SharedSpendAnswer`)
+    /// and starts only once it is reserved; a request without an output
+    /// limit gets one, at most what this buys.
+    public var dailyBudgetUSD: Double?
 
     /// The path prefix of the provider route.
     public static let providerPrefix = "/provider"

@@ -76,11 +76,11 @@ struct ChildRelay: Sendable {
                         let r = redactor.withLock { $0 }
                         if let e = event.jobEvent() { await logs.event(e, redactor: r) }
                         if let line = report.take(event, control: control) { await logs.add(r.redact(line)) }
-                        // Each call counted in the shared daily spend before the proxy admits the next.
-                        if event.kind == .usage, let daily {
-                            let (lines, answer) = await daily.account(event.usage, report: report, control: control, logger: logger)
+                        // Each call's bound reserved in the shared daily spend before it starts, settled when it ends.
+                        if let daily {
+                            let (lines, answer) = await daily.take(event, report: report, control: control, logger: logger)
                             for line in lines { await logs.note(line) }
-                            await proxy.answer(answer)
+                            if let answer { await proxy.answer(answer) }
                         }
                     }
                 }

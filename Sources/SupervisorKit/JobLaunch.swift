@@ -78,7 +78,7 @@ public struct JobLaunch: Sendable {
                                        providerHeaders: config.clineProviderHeaders, gemini: route,
                                        budget: budget ?? config.spend.budget, prices: config.spend.prices,
                                        retry: config.spend.retry)
-        if sharedSpend { ticket.sharedSpend = true }
+        if sharedSpend { ticket.dailyBudgetUSD = [config.spend.daily.userUSD, config.spend.daily.projectUSD].compactMap { $0 }.min() }
         return ticket
     }
 

@@ -19,7 +19,8 @@ final class ProxyReport: Sendable {
     /// stops the child through `control` when a model call was refused for the budget.
     func take(_ event: EgressEvent, control: ChildControl) -> String? {
         switch event.kind {
-        case .ready: return nil
+        // The daily budgets' reservations are `DailySpend`'s.
+        case .ready, .reserve: return nil
         // In the job's event stream only: the log keeps the refusals.
         case .allowed: return nil
         case .denied:

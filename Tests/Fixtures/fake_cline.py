@@ -10,6 +10,9 @@ The tests copy this file into a temporary bin/cline with a first line
   v3-timeout    3.x, the CLI's own timeout: run_result aborted, error JSON on stderr, exit 1
   v3-loop       3.x, an agent that calls the model again and again (up to 20 times) until a call fails
   v3-stubborn   as v3-loop, but then it waits 300 s instead of exiting
+  v3-parallel   waits until the provider's model listing says "gate": "open", then calls the model
+                from 6 threads at once, each again and again (up to 20 times) until a call fails; each
+                request carries a prompt of 1000 bytes and max_tokens 300
   v3-hang       writes its tree at once, then waits 300 s (only a stop ends it)
   v3-resume     with a README.md already in its folder (a checkpoint's), writes
                 resumed.txt (that README's text) and runs as v3; else as v3-hang
@@ -185,6 +188,59 @@ def call(url, headers, dialect, model):
     return (text, usage), None
 
 
+PARALLEL = 6
+
+
+def gate(url, headers):
+    """Polls the provider's model listing (through the proxy) until the test opens the gate."""
+    import time
+    listing = url[:-len("/chat/completions")] + "/models"
+    deadline = time.time() + 150
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(listing, headers=headers), timeout=20) as r:
+                if json.loads(r.read().decode()).get("gate") == "open":
+                    return
+        except (urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.2)
+    fail("fake cline: the gate never opened")
+
+
+def call_parallel(url, headers, model):
+    """One chat completion with a prompt of 1000 bytes and max_tokens 300; the error text, or None."""
+    body = {"model": model, "max_tokens": 300, "messages": [{"role": "user", "content": "build it " + "x" * 991}]}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+        return None
+    except urllib.error.HTTPError as e:
+        err = json.loads(e.read().decode() or "{}").get("error", {})
+        return "%d %s" % (e.code, err.get("message", "error"))
+
+
+def run_parallel(url, headers, model):
+    """PARALLEL threads, each calling until a call fails; the first error, or None."""
+    import threading
+    errors = []
+
+    def worker():
+        for _ in range(20):
+            error = call_parallel(url, headers, model)
+            if error:
+                errors.append(error)
+                return
+    gate(url, headers)
+    threads = [threading.Thread(target=worker) for _ in range(PARALLEL)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors[0] if errors else None
+
+
 def write_tree():
     with open("README.md", "w") as f:
         f.write("# Built by the fake Cline\n")
@@ -233,7 +289,12 @@ def run_v3(opts, prompt):
         emit({"type": "run_start", "providerId": pid, "modelId": model, "catalog": "bundled", "thinking": "off",
               "mode": "act"})
     emit({"type": "agent_event", "event": {"type": "iteration_start", "iteration": 1}})
-    answer, error = call(url, headers, dialect, model)
+    if MODE == "v3-parallel":
+        write_tree()
+        error = run_parallel(url, headers, model)
+        answer = None if error else ("done", (0, 0, 0, 0))
+    else:
+        answer, error = call(url, headers, dialect, model)
     if MODE in ("v3-loop", "v3-stubborn"):
         # An agent that keeps calling the model (writing its tree after the first answer) until a call fails.
         for turn in range(2, 21):

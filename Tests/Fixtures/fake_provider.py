@@ -30,9 +30,13 @@ write OUTSIDE, the optional third argument, then submit) |
 retry429 (the first POST gets 429 with
 Retry-After: 1, later ones ok) | reset (the first POST's connection is reset
 before any byte, later ones ok) | midstream (a streamed answer is reset after
-its first event). Each log entry has `t`, when the request arrived (time.time()).
+its first event). Each log entry has `t`, when the request arrived (time.time()),
+and a POST's `bytes` (its body's size) and output limits (`max_tokens`,
+`max_completion_tokens`, `max_output_tokens`, `generation_config`). The model
+listing holds `"gate": "open"` once a file REQUEST_LOG.gate exists.
 """
 import json
+import os
 import socket
 import struct
 import sys
@@ -189,6 +193,9 @@ class Handler(BaseHTTPRequestHandler):
             with open(LOG, "a") as f:
                 f.write(json.dumps(entry) + "\n")
         status, answer = (401, {"error": {"message": "invalid key"}}) if SCENARIO == "badkey" else (200, {"data": []})
+        # A test's gate: the listing says "open" once the file REQUEST_LOG.gate exists (fake_cline.py's v3-parallel waits for it).
+        if os.path.exists(LOG + ".gate"):
+            answer["gate"] = "open"
         if not path.endswith("/models"):
             status, answer = 404, {"error": {"message": "no such route: " + path}}
         data = json.dumps(answer).encode()
@@ -247,7 +254,10 @@ class Handler(BaseHTTPRequestHandler):
             status, answer = 429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
         entry = {"method": self.command, "path": path, "query": parts.query, "model": model, "t": time.time(),
                  "stream_options": body.get("stream_options"), "body_keys": sorted(body.keys()),
-                 "temperature": body.get("temperature"),
+                 "temperature": body.get("temperature"), "bytes": len(raw),
+                 "max_tokens": body.get("max_tokens"), "max_completion_tokens": body.get("max_completion_tokens"),
+                 "max_output_tokens": body.get("max_output_tokens"),
+                 "generation_config": body.get("generationConfig"),
                  "headers": {k.lower(): v for k, v in self.headers.items()},
                  "header_list": [[k.lower(), v] for k, v in self.headers.items()]}
         with lock:

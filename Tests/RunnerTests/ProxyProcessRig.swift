@@ -17,21 +17,31 @@ final class ProxyProcessRig: @unchecked Sendable {
     private let reader: Task<Void, Never>
 
     /// The provider route speaks `kind` to fake_provider.py under `basePath`;
-    /// the Gemini route goes to it too.
+    /// the Gemini route goes to it too. With `dailyBudgetUSD`, each `reserve`
+    /// event is answered as the supervisor would, with `refuse`'s notice (nil: reserved).
     init(_ kind: ClineProvider.Kind, basePath: String = "", scenario: String = "ok",
-         budget: JobBudget? = nil, prices: PriceTable? = nil, retry: ProviderRetry? = nil) async throws {
+         budget: JobBudget? = nil, prices: PriceTable? = nil, retry: ProviderRetry? = nil, dailyBudgetUSD: Double? = nil,
+         refuse: @escaping @Sendable (SpendReservation) -> BudgetNotice? = { _ in nil }) async throws {
         dir = TestEnv.tempDir("proxy-rig")
         log = dir + "/provider.jsonl"
         provider = try await FixtureServer("fake_provider.py", [scenario, log])
         let base = "http://127.0.0.1:\(provider.port)"
-        let ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [],
+        var ticket = EgressProxyTicket(socketPath: dir + "/egress.sock", rules: [],
                                        provider: ClineProvider(kind: kind, upstreamBaseURL: base + basePath),
                                        providerKey: "sk-rig-real-key-0123456789",
                                        gemini: GeminiUpstream(apiBase: base, apiKey: "AIza-rig-key", routeToken: routeToken),
                                        budget: budget, prices: prices, retry: retry)
+        ticket.dailyBudgetUSD = dailyBudgetUSD
         proxy = try await EgressProxyProcess.start(ticket: ticket, logger: CapturedLog().logger, redactor: Locked(Redactor()))
         let proxy = self.proxy, events = self.events
-        reader = Task { await proxy.relay { event in events.withLock { $0.append(event) } } }
+        reader = Task {
+            await proxy.relay { event in
+                events.withLock { $0.append(event) }
+                if event.kind == .reserve, let r = event.reservation {
+                    await proxy.answer(SharedSpendAnswer(reservation: r.id, refusal: refuse(r)))
+                }
+            }
+        }
     }
 
     func stop() {
