@@ -58,13 +58,16 @@ struct MeteredCall {
                 message: "agent-runner: " + notice.message + ". Stop and report what was done.")
     }
 
-    /// The price table's model for a call under a dollar budget: nil when it
-    /// may go, else the refusal (400, the dialect's form) of a model the
-    /// table does not price, whose cost the budget could not count.
+    /// The price table's model for a call under a dollar budget (the job's,
+    /// or a daily one): nil when it may go, else the refusal (400, the
+    /// dialect's form) of a model the table does not price, whose cost the
+    /// budget could not count.
     static func unpricedRefusal(_ dialect: RouteAllowlist.Dialect, model: String?, meter: Meter) -> (String, [UInt8])? {
-        guard let usd = meter.budget.usd, model.flatMap(meter.prices.price) == nil else { return nil }
+        let budgets = [meter.budget.usd?.setting, meter.shared.map { _ in "USER_DAILY_BUDGET_USD/PROJECT_DAILY_BUDGET_USD" }]
+            .compactMap { $0 }
+        guard !budgets.isEmpty, model.flatMap(meter.prices.price) == nil else { return nil }
         let name = model.map { LogBounds.clip($0, bytes: 128) } ?? "(none named)"
-        let why = "model \(name) has no price in the price table, so \(usd.setting) cannot count its cost "
+        let why = "model \(name) has no price in the price table, so \(budgets.joined(separator: " and ")) cannot count its cost "
             + "(the operator adds it with MODEL_PRICES_FILE)"
         return (why, refusal(dialect, status: 400, type: "unpriced_model", message: "agent-runner: " + why + ". Use the configured model."))
     }

@@ -10,8 +10,8 @@ import Testing
 /// The egress proxy's side of the daily budgets (the real proxy process in
 /// front of fake_provider.py, its `reserve` events answered as the supervisor
 /// answers them): each model call reserves its bound before it starts, a
-/// request without an output limit gets one, and a refused reservation refuses
-/// the call in the provider's own form.
+/// request without an output limit gets one, a refused reservation refuses
+/// the call in the provider's own form, and an unpriced model is refused.
 @Suite struct DailyBudgetProxyTests {
     static let gpt41 = PriceTable.shipped.price("gpt-4.1")!
 
@@ -79,5 +79,22 @@ import Testing
         #expect(try rig.requests().isEmpty, "nothing reached the provider")
         let sent = try #require(await rig.events(.budget, atLeast: 1).first?.budget)
         #expect(sent.kind == .daily && sent.exceeded && sent.failure.code == .dailyBudgetExceeded, "\(sent)")
+    }
+
+    /// With only a daily budget (no job budget), a model the price table does
+    /// not list is refused before it reaches the provider: its cost could not
+    /// be counted, so it would escape the daily budget.
+    @Test func anUnpricedModelIsRefusedUnderADailyBudget() async throws {
+        let rig = try await ProxyProcessRig(.openaiCompatible, basePath: "/v1", dailyBudgetUSD: 5)
+        defer { rig.stop() }
+        let refused = try await rig.post("/provider/chat/completions", #"{"model":"acme-free-lunch-9","messages":[]}"#)
+        #expect(refused.hasPrefix("HTTP/1.1 400"), "\(refused)")
+        let error = try Self.body(refused)["error"]
+        #expect(error?["type"] == "unpriced_model", "\(String(describing: error))")
+        #expect(error?["message"]?.stringValue?.contains("USER_DAILY_BUDGET_USD/PROJECT_DAILY_BUDGET_USD") == true,
+                "\(String(describing: error))")
+        #expect(try rig.requests().isEmpty, "nothing reached the provider")
+        #expect(await rig.events(.denied, atLeast: 1).first?.reason == "unpriced_model")
+        #expect(!rig.allEvents.contains { $0.kind == .reserve }, "refused before any reservation")
     }
 }
