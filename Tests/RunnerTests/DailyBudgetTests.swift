@@ -124,6 +124,38 @@ import Testing
         }
     }
 
+    /// Each call charges its own UTC day: a job that runs past midnight
+    /// reserves and settles its later calls on the new day's counter (the day
+    /// was fixed when the job was claimed, so it charged yesterday).
+    @Test func eachCallChargesItsOwnDay() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let job = ClaimedJob(document: ["_id": "j-midnight", "userId": "u-midnight"], token: "t")
+        let daily = try #require(DailySpend(DailyBudgetSettings(userUSD: 1), job: job, store: h.store))
+        let report = ProxyReport(), control = ChildControl(), logger = CapturedLog().logger
+        // 2026-12-07T23:59:59Z, then two seconds later.
+        let lastSecond = Date(timeIntervalSince1970: 1_796_687_999)
+        for (id, now) in [(1, lastSecond), (2, lastSecond.addingTimeInterval(2))] {
+            let reservation = SpendReservation(id: id, usd: 0.1)
+            let (_, answer) = await daily.take(EgressEvent(.reserve, reservation: reservation), report: report, control: control,
+                                               logger: logger, now: now)
+            #expect(answer == SharedSpendAnswer(reservation: id, refusal: nil))
+            let call = CallUsage(atMs: 0, route: "provider", model: "gpt-4.1", status: 200, cost: 0.05, durationMs: 5,
+                                 metered: true, streamed: false)
+            _ = await daily.take(EgressEvent(.usage, usage: call, reservation: reservation), report: report, control: control,
+                                 logger: logger, now: now)
+        }
+        for day in ["2026-12-07", "2026-12-08"] {
+            let counter = try await h.store.pool.run("budget_days") { coll in
+                try CollectionOps.find(coll, filter: ["_id": .string("user/\(day)/u-midnight")])
+            }.first
+            #expect(counter?["calls"]?.intValue == 1, "\(day): \(counter?.jsonString ?? "no counter")")
+            #expect(counter?["usd"]?.numberValue == 0.05 && counter?["committed"]?.numberValue.map { abs($0 - 0.05) < 1e-12 } == true,
+                    "\(day): \(counter?.jsonString ?? "no counter")")
+        }
+        #expect(control.reason == nil, "no budget spent")
+    }
+
     /// The proxy's refusal when the supervisor did not answer a daily
     /// budget's reservation in time: a limit of 0 whose percent is total
     /// (100, never 0/0, whose Int conversion traps), and a kind of its own that
