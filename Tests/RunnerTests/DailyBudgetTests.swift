@@ -156,6 +156,41 @@ import Testing
         #expect(control.reason == nil, "no budget spent")
     }
 
+    /// A call reserved in its user's counter but refused by its project's
+    /// (at its limit) gives the user's reservation back, is refused with the
+    /// project's budget named, stops the job `daily_budget_exceeded`, and
+    /// every later reservation of the job is refused without a database request.
+    @Test func aReservationOneCounterRefusesIsGivenBackInTheOther() async throws {
+        let h = try Harness()
+        defer { h.cleanup() }
+        let day = DailyBudgetSettings.day()
+        _ = try await h.store.pool.run("budget_days") { coll in
+            try CollectionOps.update(coll, filter: ["_id": .string("project/\(day)/p-full")],
+                                     update: ["$set": ["usd": .double(0.75), "committed": .double(1.25), "calls": 3]], upsert: true)
+        }
+        let job = ClaimedJob(document: ["_id": "j-both", "userId": "u-both", "projectId": "p-full"], token: "t")
+        let daily = try #require(DailySpend(DailyBudgetSettings(userUSD: 5, projectUSD: 1), job: job, store: h.store))
+        let report = ProxyReport(), control = ChildControl(), logger = CapturedLog().logger
+        let (lines, answer) = await daily.take(EgressEvent(.reserve, reservation: SpendReservation(id: 1, usd: 0.1)),
+                                               report: report, control: control, logger: logger)
+        let refusal = try #require(answer?.spend.refusal, "refused")
+        #expect(refusal.kind == .daily && refusal.limit.setting == "PROJECT_DAILY_BUDGET_USD", "\(refusal)")
+        #expect(control.reason == .budgetExceeded)
+        let failure = try #require(report.budgetFailure)
+        #expect(failure.code == .dailyBudgetExceeded)
+        #expect(failure.message == "daily budget exceeded: PROJECT_DAILY_BUDGET_USD=$1.0000 for project p-full spent ($0.7500 on "
+            + "UTC \(day), $0.5000 more reserved by calls under way); the next model call is refused and the agent stopped",
+                "\(failure.message)")
+        #expect(lines == [failure.message])
+        let user = try await h.store.pool.run("budget_days") { coll in
+            try CollectionOps.find(coll, filter: ["_id": .string("user/\(day)/u-both")])
+        }.first
+        #expect(user?["committed"]?.numberValue.map { abs($0) < 1e-12 } == true, "given back: \(user?.jsonString ?? "none")")
+        let (_, again) = await daily.take(EgressEvent(.reserve, reservation: SpendReservation(id: 2, usd: 0.1)),
+                                          report: report, control: control, logger: logger)
+        #expect(again?.spend.refusal == refusal)
+    }
+
     /// The proxy's refusal when the supervisor did not answer a daily
     /// budget's reservation in time: a limit of 0 whose percent is total
     /// (100, never 0/0, whose Int conversion traps), and a kind of its own that
