@@ -57,9 +57,21 @@ extension JobStore {
                     }
                     update["$push"] = lapse.history(now: nowJSON, logCap: logCap)
                 }
-                let written = try CollectionOps.updateCounts(coll, filter: .object(filter), update: .object(update))
+                let written: (matched: Int, modified: Int?)
+                do {
+                    written = try CollectionOps.updateCounts(coll, filter: .object(filter), update: .object(update))
+                } catch {
+                    // The write may have been applied with its answer lost:
+                    // the fresh token says whether it was.
+                    guard try Self.holdsLease(coll, id: id, token: token) else { throw error }
+                    written = (1, 1)
+                }
                 if let c = Self.checkClaimWrite(matched: written.matched, modified: written.modified) { throw c }
-                guard written.matched == 1 else { return nil }
+                // Matched none: another runner's claim won, or this one was
+                // applied and its answer lost (the driver's retry of a write
+                // whose reply timed out then matches none, on a server that
+                // does not recognise retried writes).
+                guard try written.matched == 1 || Self.holdsLease(coll, id: id, token: token) else { return nil }
                 var claimed = candidate.objectValue ?? [:]
                 claimed.merge(set) { $1 }
                 claimed["attempts"] = .int(Int64(Job(candidate).attempts + 1))
@@ -124,6 +136,12 @@ extension JobStore {
         let notBefore = candidate["notBefore"]
         return ["status": JobStatus.pending.json, "cancelRequested": ["$in": [false, nil]],
                 "notBefore": notBefore == nil || notBefore?.isNull == true ? .null : ["$lte": now]]
+    }
+
+    /// Whether job `id` holds the lease `token` (one read of its `_id`).
+    static func holdsLease(_ coll: OpaquePointer, id: JSONValue, token: String) throws -> Bool {
+        !(try CollectionOps.find(coll, filter: ["_id": id, "lease.token": .string(token)], limit: 1,
+                                 projection: ["_id": 1])).isEmpty
     }
 
     /// A running job whose lease has expired (its runner is gone).

@@ -6,12 +6,19 @@ that contains any of the given byte patterns itself, with a command error
 
 Usage: mongo_proxy.py UPSTREAM_PORT [--code N] [--errmsg TEXT] [--count FILE]
                       [--drop-events PATTERN[=TYPE,...]] [--flatten-dotted]
-                      [--flatten-nested] [--dates-as-strings] PATTERN...
+                      [--flatten-nested] [--dates-as-strings]
+                      [--lose-reply PATTERN] PATTERN...
 Prints its own port first. PATTERN is matched against the raw request bytes
 (e.g. '$not' matches any document key "$not"). With --count, every command
 forwarded (OP_MSG, and the legacy OP_QUERY a driver may open a connection
 with) is appended to FILE as one line: its name and, when the name's value is
-a string, that (the collection).
+a string, that (the collection); the sweep of cancelled pending jobs is an
+"update jobs sweep". With --lose-reply, the first update containing its
+pattern reaches the server, and its answer is lost: the connection closes;
+the next such update (the driver's retry) is answered as by a server that does
+not recognise retried writes: it matched nothing.
+FILE.tokens has the same lines, each with the number of
+distinct lease tokens (upper-case uuids) an update or findAndModify names.
 
 It also rewrites answers the way some MongoDB-wire servers get them wrong:
   --drop-events PATTERN[=TYPE,...]  a change stream whose request contains
@@ -24,6 +31,7 @@ It also rewrites answers the way some MongoDB-wire servers get them wrong:
   --dates-as-strings  every date in a find's answer comes back as an ISO
       string.
 """
+import re
 import socket
 import struct
 import sys
@@ -32,6 +40,7 @@ import threading
 import bson_lite
 
 OP_MSG = 2013
+LEASE_TOKEN = re.compile(rb"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}")
 OP_QUERY = 2004
 
 
@@ -195,6 +204,9 @@ def main():
     args = sys.argv[1:]
     upstream_port = int(args.pop(0))
     code, errmsg, count = 238, None, None
+    # The first update containing this pattern is applied, and its answer
+    # lost: the connection is closed instead (once, then the pattern is spent).
+    lose_reply = [None, None]
     patterns = []
     rewrite = Rewrites()
     while args:
@@ -214,6 +226,8 @@ def main():
             rewrite.flatten = "nested"
         elif a == "--dates-as-strings":
             rewrite.dates = True
+        elif a == "--lose-reply":
+            lose_reply[0] = args.pop(0).encode()
         else:
             patterns.append(a.encode())
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -242,8 +256,15 @@ def main():
             if etype == 2:
                 n = struct.unpack("<i", doc[end + 1:end + 5])[0]
                 value = doc[end + 5:end + 4 + n].decode(errors="replace")
-            with count_lock, open(count, "a") as f:
-                f.write("%s %s\n" % (name, value))
+            # The sweep of cancelled pending jobs follows the supervisor's
+            # wake-ups, not its jobs: told apart by its log line.
+            tag = " sweep" if name == "update" and b"cancelled before it ran" in msg else ""
+            # Lease tokens (uuids) a write names, apart: a renewal names every
+            # running job's, a per-job heartbeat one.
+            tokens = len(set(LEASE_TOKEN.findall(msg))) if name in ("update", "findAndModify") else 0
+            with count_lock, open(count, "a") as f, open(count + ".tokens", "a") as t:
+                f.write("%s %s%s\n" % (name, value, tag))
+                t.write("%s %s%s %d\n" % (name, value, tag, tokens))
         except (IndexError, ValueError, struct.error):
             pass
 
@@ -251,12 +272,15 @@ def main():
         upstream = socket.create_connection(("127.0.0.1", upstream_port))
         lock = threading.Lock()
         plans = Plans()
+        lost = set()
 
         def pump_back():
             try:
                 while True:
                     msg = read_message(upstream)
                     if msg is None:
+                        break
+                    if struct.unpack("<i", msg[8:12])[0] in lost:
                         break
                     if rewrite.active:
                         msg = rewrite.answer(msg, plans)
@@ -289,6 +313,25 @@ def main():
                     continue
                 if count and opcode in (OP_MSG, OP_QUERY):
                     record(msg, opcode)
+                is_update = opcode == OP_MSG and msg[25:33] == b"\x02update\x00"
+                with count_lock:
+                    retried = lose_reply[1] and is_update and lose_reply[1] in msg
+                    if retried:
+                        lose_reply[1] = None
+                    if lose_reply[0] and is_update and lose_reply[0] in msg:
+                        lose_reply[1], lose_reply[0] = lose_reply[0], None
+                        lost.add(request_id)
+                if retried:
+                    # The driver's retry of the write whose answer was lost,
+                    # answered as a server that does not recognise retried
+                    # writes: the filter matches nothing any more.
+                    doc = bson([("n", 0), ("nModified", 0), ("ok", 1.0)])
+                    next_id[0] += 1
+                    body = struct.pack("<I", 0) + b"\x00" + doc
+                    reply = struct.pack("<iiii", 16 + len(body), next_id[0], request_id, OP_MSG) + body
+                    with lock:
+                        client.sendall(reply)
+                    continue
                 if rewrite.active and opcode == OP_MSG:
                     rewrite.request(msg, plans)
                 upstream.sendall(msg)

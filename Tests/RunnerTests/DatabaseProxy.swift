@@ -19,6 +19,10 @@ struct DatabaseProxy {
         case flattenNested
         /// Every date in a find's answer comes back as an ISO string.
         case datesAsStrings
+        /// The first update containing `pattern` reaches the server, and its
+        /// answer is lost (the connection closes); the driver's retry of it is
+        /// answered as by a server that does not recognise retried writes: it matched nothing.
+        case loseReply(pattern: String)
 
         var arguments: [String] {
             switch self {
@@ -26,6 +30,7 @@ struct DatabaseProxy {
             case .flattenDotted: ["--flatten-dotted"]
             case .flattenNested: ["--flatten-nested"]
             case .datesAsStrings: ["--dates-as-strings"]
+            case .loseReply(let pattern): ["--lose-reply", pattern]
             }
         }
     }
@@ -53,9 +58,23 @@ struct DatabaseProxy {
         return monitoring ? all : all.filter { !["hello ", "isMaster "].contains($0) }
     }
 
+    /// The commands counted so far, as `commands()`, each with the number of
+    /// distinct lease tokens it names (updates and findAndModify; 0 for the rest).
+    func commandsWithTokens() -> [(command: String, tokens: Int)] {
+        guard let countFile else { return [] }
+        let text = (try? String(contentsOfFile: countFile + ".tokens", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            let cut = line.lastIndex(of: " ") ?? line.endIndex
+            return (String(line[..<cut]), Int(line[cut...].dropFirst()) ?? 0)
+        }
+    }
+
     /// Forgets the commands counted so far.
     func resetCount() {
-        if let countFile { try? FileManager.default.removeItem(atPath: countFile) }
+        if let countFile {
+            try? FileManager.default.removeItem(atPath: countFile)
+            try? FileManager.default.removeItem(atPath: countFile + ".tokens")
+        }
     }
 
     func stop() { server.stop() }
