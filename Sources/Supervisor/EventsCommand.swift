@@ -35,6 +35,8 @@ struct Events: AsyncParsableCommand {
                 if page.count < 1000 { break }
             }
             if !follow || ended { return }
+            // Followed lines reach a pipe (`| grep`) as they come, not at the exit.
+            fflush(nil)
             try await Task.sleep(for: .milliseconds(500))
         }
     }

@@ -8,6 +8,10 @@ import RunnerCore
 /// socket timeouts. A listener on 0.0.0.0 is asked on 127.0.0.1. Blocks:
 /// call it on a dedicated thread.
 public enum HealthProbe {
+    /// The host that answers for a listener on `host`: one on every interface
+    /// (0.0.0.0) is asked on loopback.
+    public static func probeHost(_ host: String) -> String { host == "0.0.0.0" ? "127.0.0.1" : host }
+
     /// The status code and body of `GET path` on `address` (`host:port`,
     /// IPv4); throws `ConfigurationError` for a malformed address and `Errno`
     /// when nothing answers in `timeoutSeconds`.
@@ -17,7 +21,7 @@ public enum HealthProbe {
         guard parts.count == 2, let port = UInt16(parts[1]) else {
             throw ConfigurationError("METRICS_ADDR", "'\(address)' is not host:port")
         }
-        let host = parts[0] == "0.0.0.0" ? "127.0.0.1" : String(parts[0])
+        let host = probeHost(String(parts[0]))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian

@@ -182,7 +182,17 @@ struct AgentCLITests {
         #expect(MiniTrajectory.read(dir + "/bad.json").problem == "its trajectory is not JSON")
         // A FIFO is not waited on, a link to an endless file not followed.
         #expect(mkfifo(dir + "/fifo.json", 0o600) == 0)
-        #expect(MiniTrajectory.read(dir + "/fifo.json").problem == "it wrote no trajectory")
+        // Were the read to wait on the FIFO, a writer would end its wait after
+        // 10 s (an open for writing that succeeds only while a reader waits):
+        // the test then fails on what it read, rather than hang.
+        let fifo = dir + "/fifo.json"
+        let unblock = DispatchWorkItem {
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { _ = write(fd, "x", 1); close(fd) }
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 10, execute: unblock)
+        #expect(MiniTrajectory.read(fifo).problem == "it wrote no trajectory")
+        unblock.cancel()
         try FileManager.default.createSymbolicLink(atPath: dir + "/zero.json", withDestinationPath: "/dev/zero")
         #expect(MiniTrajectory.read(dir + "/zero.json").problem == "it wrote no trajectory")
         #expect(truncate(dir + "/bad.json", off_t(MiniTrajectory.maxBytes + 1)) == 0)

@@ -213,7 +213,7 @@ import Testing
         defer { h.cleanup() }
         let projectId = try await h.store.insertProject(name: "Hot", repoURL: nil)
         let id = try await h.store.insertJob(projectId: projectId, spec: tinySpec)
-        let job = try #require(try await h.store.claim(owner: "bson-test", leaseSeconds: 60))
+        let job = try #require(try await h.store.claim(owner: "bson-test", leaseSeconds: 3600))
         #expect(job.idText == id && job.document["architecture_spec"] == tinySpec)
         #expect(job.document["createdAt"]?.dateValue != nil)
         let lines = ["plain", "unicode ✓ 日本語 🚀", "quote \" and \\ and \t", "", String(repeating: "x", count: 10_000)]
@@ -240,7 +240,7 @@ import Testing
             _ = try await h.store.pool.run("jobs") {
                 try CollectionOps.update($0, filter: ["_id": .string(id)], update: ["$set": ["metadata": metadata]])
             }
-            let job = try #require(try await h.store.claim(owner: "meta-test", leaseSeconds: 60))
+            let job = try #require(try await h.store.claim(owner: "meta-test", leaseSeconds: 3600))
             #expect(job.idText == id)
             let usage: JSONValue = ["requests": .int(Int64(n + 1))]
             #expect(try await h.store.finish(job, .failed(JobFailure(.timeout, "too slow")), usage: usage))

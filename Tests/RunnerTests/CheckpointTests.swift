@@ -100,7 +100,7 @@ import Testing
         let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3-hang\"")
         let id = try await h.seed(tinySpec)
         async let run = h.agentRunner(["run", "--exit-when-idle"],
-                                      env: env(h, provider: provider, cline: cline, ["LEASE_SECONDS": "6"]), timeout: 200)
+                                      env: env(h, provider: provider, cline: cline, [:]), timeout: 200)
         let written = h.workspace(id) + "/repo/partial.txt"
         let appeared = try await eventually(120) { FileManager.default.fileExists(atPath: written) }
         #expect(appeared, "the agent wrote its partial tree")
@@ -123,7 +123,7 @@ import Testing
         defer { provider.stop() }
         let cline = try Containment.install("fake_cline.py", in: h.root, prefix: "MODE = \"v3-resume\"")
         let id = try await h.seed(tinySpec)
-        let settings = env(h, provider: provider, cline: cline, ["JOB_TIMEOUT_SECONDS": "20", "RESUME_FROM_CHECKPOINT": "true"])
+        let settings = env(h, provider: provider, cline: cline, ["JOB_TIMEOUT_SECONDS": "45", "RESUME_FROM_CHECKPOINT": "true"])
         let first = try await h.agentRunner(["run", "--exit-when-idle"], env: settings, timeout: 200)
         #expect(first.status == 0)
         let stopped = try await h.job(id)

@@ -125,14 +125,14 @@ import Testing
         try await insert("snake-busy", ["created_at": .date(t0), "project_id": "busy"])
         try await insert("camel-4", ["createdAt": .date(t0.addingTimeInterval(4)), "projectId": "c"])
         try await insert("snake-p1", ["created_at": .date(t0.addingTimeInterval(9)), "project_id": "d", "priority": 1])
-        let first = try await store.claim(owner: "t", leaseSeconds: 60, busyProjects: ["busy"])
+        let first = try await store.claim(owner: "t", leaseSeconds: 3600, busyProjects: ["busy"])
         #expect(first?.idText == "snake-p1")
         #expect(first?.projectId == "d", "the typed job resolves project_id")
         #expect(abs((first?.job.createdAt ?? .distantPast).timeIntervalSince(t0.addingTimeInterval(9))) < 0.002)
         // Arrivals after the first claim are found by the windows, in order.
         try await insert("snake-3", ["created_at": .date(t0.addingTimeInterval(3)), "project_id": "e"])
         var order: [String] = []
-        while let job = try await store.claim(owner: "t", leaseSeconds: 60, busyProjects: ["busy"]) {
+        while let job = try await store.claim(owner: "t", leaseSeconds: 3600, busyProjects: ["busy"]) {
             order.append(job.idText)
         }
         #expect(order == ["camel-1", "snake-2", "snake-3", "camel-4"])
@@ -140,6 +140,6 @@ import Testing
         #expect(store.claimSearch.fallbackCount == 1, "only the final empty search falls back")
         #endif
         // Once its project is free, the busy one runs.
-        #expect(try await store.claim(owner: "t", leaseSeconds: 60)?.idText == "snake-busy")
+        #expect(try await store.claim(owner: "t", leaseSeconds: 3600)?.idText == "snake-busy")
     }
 }

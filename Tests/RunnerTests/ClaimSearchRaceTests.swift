@@ -30,7 +30,7 @@ import Testing
         #expect(first == nil)
         #expect(inserted.withLock { $0 } != nil)
         // The next claim must search again and find it (not trust "the queue is empty").
-        let next = try await store.claim(owner: "test", leaseSeconds: 60)
+        let next = try await store.claim(owner: "test", leaseSeconds: 3600)
         #expect(next?.idText == inserted.withLock { $0 }, "the search took the queue for empty after the change was reported")
     }
 }

@@ -41,6 +41,12 @@ import Testing
         #expect(bad.status == 78, "\(bad.stderr)")
     }
 
+    /// A listener on every interface is asked on loopback; any other address as it is.
+    @Test func aListenerOnEveryInterfaceIsAskedOnLoopback() {
+        #expect(HealthProbe.probeHost("0.0.0.0") == "127.0.0.1")
+        #expect(HealthProbe.probeHost("127.0.0.2") == "127.0.0.2")
+    }
+
     @Test func withoutMetricsAddrPingsTheDatabase() async throws {
         let h = try Harness()
         defer { try? FileManager.default.removeItem(atPath: h.root) }
@@ -48,9 +54,10 @@ import Testing
         #expect(up.status == 0, "\(up.stderr)")
         #expect(up.stdout.contains("healthy: database reachable"), "\(up.stdout)")
 
-        let closed = freePort()
+        // Port 1 on loopback: nothing listens there (a free port just closed
+        // could be taken by a parallel test).
         let down = try await h.agentRunner(["health"], env: [
-            "MONGODB_URI": "mongodb://127.0.0.1:\(closed)/?directConnection=true&serverSelectionTimeoutMS=500"])
+            "MONGODB_URI": "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=500"])
         #expect(down.status == 1, "\(down.stdout)\(down.stderr)")
         #expect(down.stderr.contains("unhealthy: database"), "\(down.stderr)")
     }

@@ -14,7 +14,8 @@ import Testing
     /// returns the commands sent during `window` seconds of steady state, and
     /// how many jobs were claimed again meanwhile (a lease that lapsed on a
     /// loaded machine).
-    func steadyState(jobs: Int, leaseSeconds: Int, window: Double) async throws -> (during: [String], reclaims: Int) {
+    func steadyState(jobs: Int, leaseSeconds: Int, window: Double) async throws
+        -> (during: [String], tokens: [(command: String, tokens: Int)], reclaims: Int) {
         let h = try Harness()
         defer { h.cleanup() }
         let proxy = try await DatabaseProxy(countingIn: h.root)
@@ -28,11 +29,12 @@ import Testing
                                               "RUNNER_CONCURRENCY": "\(jobs)", "LEASE_SECONDS": "\(leaseSeconds)",
                                               "SHUTDOWN_GRACE_SECONDS": "1"])
         defer { if s.isRunning { kill(s.processIdentifier, SIGKILL) } }
-        try await queue.waitFor("every job to start", timeout: 60) { queue.runs(h).filter { $0.kind == "start" }.count == jobs }
+        try await queue.waitFor("every job to start", timeout: 120) { queue.runs(h).filter { $0.kind == "start" }.count == jobs }
         try await Task.sleep(for: .seconds(1))
-        let before = proxy.commands().count
+        let before = proxy.commands().count, tokensBefore = proxy.commandsWithTokens().count
         try await Task.sleep(for: .seconds(window))
         let during = Array(proxy.commands().dropFirst(before))
+        let tokens = Array(proxy.commandsWithTokens().dropFirst(tokensBefore))
         let reclaims = queue.runs(h).filter { $0.kind == "start" }.count - jobs
         let perJobSecond = Double(during.count) / Double(jobs) / window
         print("steady state: \(jobs) running jobs, LEASE_SECONDS=\(leaseSeconds), \(window) s: \(during.count) requests, "
@@ -41,14 +43,14 @@ import Testing
                 .map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         s.terminate()
         _ = try await queue.waitExit(s)
-        return (during, reclaims)
+        return (during, tokens, reclaims)
     }
 
     @Test func runningJobsAreRenewedTogetherAndNeverPolledOneByOne() async throws {
         // LEASE_SECONDS=9: renewals every 3 s, with room for a loaded machine (at 3 s a slow
         // renewal under a parallel suite fenced jobs, and their reclaims crowded the window).
         let jobs = 6, window = 12.0
-        let (during, reclaims) = try await steadyState(jobs: jobs, leaseSeconds: 9, window: window)
+        let (during, tokens, reclaims) = try await steadyState(jobs: jobs, leaseSeconds: 9, window: window)
         // Per job, the old supervisor sent a heartbeat findAndModify and a
         // project-lock update every second and a cancel read every second.
         // A heartbeat is a write to `jobs`, whatever its command: one per
@@ -69,6 +71,12 @@ import Testing
         // read a second at most, plus a reclaim's claim search, stays well below.
         #expect(jobReads < jobs * Int(window) / 2, "\(jobReads) reads of jobs in \(window) s for \(jobs) running jobs")
         #expect(during.filter { $0 == "update jobs" }.count >= 1, "the leases were renewed")
+        // What each write names, whatever the machine's load: a renewal names
+        // every running job's lease token, a per-job heartbeat one. (A job
+        // claimed again names two: the lapsed token and its new one.)
+        let writesToJobs = tokens.filter { $0.command == "update jobs" || $0.command == "findAndModify jobs" }
+        #expect(writesToJobs.contains { $0.tokens == jobs }, "a renewal of all \(jobs) leases at once: \(writesToJobs)")
+        #expect(writesToJobs.filter { $0.tokens == 1 }.count <= reclaims, "writes naming one lease: \(writesToJobs)")
     }
 
     /// The figure for the report: 30 long jobs at the default lease.
@@ -123,7 +131,7 @@ import Testing
                                               "RUNNER_CONCURRENCY": "3", "RUNNER_POLL_SECONDS": "1", "LEASE_SECONDS": "60",
                                               "SHUTDOWN_GRACE_SECONDS": "1"])
         defer { if s.isRunning { kill(s.processIdentifier, SIGKILL) } }
-        try await queue.waitFor("every job to start", timeout: 60) { queue.runs(h).filter { $0.kind == "start" }.count == 3 }
+        try await queue.waitFor("every job to start", timeout: 120) { queue.runs(h).filter { $0.kind == "start" }.count == 3 }
         #expect(try await h.store.requestCancel(ids[1]))
         try await queue.waitFor("the cancel", timeout: 10) { try await h.job(ids[1])["status"]?.stringValue == "cancelled" }
         #expect(try await h.job(ids[0])["status"]?.stringValue == "running")

@@ -33,7 +33,7 @@ import Testing
         let record: @Sendable (LeaseLapse) -> Void = { lapse in failed.withLock { $0.append(lapse) } }
         // Attempt 1 lapsed, of 2: claimed again, the lapse recorded.
         try await lapse(h, id, attempts: 1)
-        let again = try #require(try await h.store.claim(owner: "r2", leaseSeconds: 60, maxAttempts: 2, failedLapsed: record))
+        let again = try #require(try await h.store.claim(owner: "r2", leaseSeconds: 3600, maxAttempts: 2, failedLapsed: record))
         #expect(again.idText == id && again.attempt == 2)
         var job = try await h.job(id)
         #expect(job["status"]?.stringValue == "running" && job["attempts"]?.intValue == 2)
@@ -46,7 +46,7 @@ import Testing
             try CollectionOps.update(coll, filter: ["_id": .string(id)],
                                      update: ["$set": ["lease.expiresAt": .date(Date().addingTimeInterval(-1))]])
         }
-        #expect(try await h.store.claim(owner: "r3", leaseSeconds: 60, maxAttempts: 2, failedLapsed: record) == nil)
+        #expect(try await h.store.claim(owner: "r3", leaseSeconds: 3600, maxAttempts: 2, failedLapsed: record) == nil)
         job = try await h.job(id)
         #expect(job["status"]?.stringValue == "failed" && job["stage"]?.stringValue == "finished", "\(job)")
         #expect(job["attempts"]?.intValue == 2)
@@ -57,7 +57,7 @@ import Testing
         #expect(job["logs"]?.arrayValue?.filter { $0.stringValue?.hasPrefix("[lease_lost]") == true }.count == 2)
         #expect(failed.withLock { $0.map(\.idText) } == [id])
         // Nothing claims it any more.
-        #expect(try await h.store.claim(owner: "r4", leaseSeconds: 60, maxAttempts: 2) == nil)
+        #expect(try await h.store.claim(owner: "r4", leaseSeconds: 3600, maxAttempts: 2) == nil)
     }
 
     /// The job's own `maxAttempts` wins over JOB_MAX_ATTEMPTS, and a lapsed
@@ -70,7 +70,7 @@ import Testing
         let lapsed = try await h.store.insertJob(projectId: p1, spec: tinySpec)
         let next = try await h.store.insertJob(projectId: p2, spec: tinySpec)
         try await lapse(h, lapsed, attempts: 1, maxAttempts: 1)
-        let claimed = try #require(try await h.store.claim(owner: "r", leaseSeconds: 60, maxAttempts: 5))
+        let claimed = try #require(try await h.store.claim(owner: "r", leaseSeconds: 3600, maxAttempts: 5))
         #expect(claimed.idText == next)
         let job = try await h.job(lapsed)
         #expect(job["status"]?.stringValue == "failed" && job["error"]?["code"]?.stringValue == "lease_lost")
@@ -87,7 +87,7 @@ import Testing
         _ = try await h.store.pool.run("jobs") { coll in
             try CollectionTestOps.setField(coll, id: id, field: "cancelRequested", value: true)
         }
-        #expect(try await h.store.claim(owner: "r", leaseSeconds: 60, maxAttempts: 2) == nil)
+        #expect(try await h.store.claim(owner: "r", leaseSeconds: 3600, maxAttempts: 2) == nil)
         let job = try await h.job(id)
         #expect(job["status"]?.stringValue == "cancelled" && job["error"] == nil && job["attempts"]?.intValue == 2, "\(job)")
         #expect(errors(job).map { $0["code"]?.stringValue } == ["lease_lost"])

@@ -48,7 +48,7 @@ import Testing
         defer { h.cleanup() }
         let p = try await h.store.insertProject(name: "B", repoURL: nil)
         _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
-        let job = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        let job = try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600))
         let logger = Logger(label: "test")
         let leases = LeaseKeeper(store: h.store, leaseSeconds: 60, pollSeconds: 1, logger: logger)
         let bounds = LogBounds(lineBytes: 4096, jobBytes: 262_144)

@@ -24,8 +24,12 @@ import Testing
         let project = try await store.insertProject(name: "M", repoURL: nil)
         let id = try await store.insertJob(projectId: project, spec: tinySpec)
         try await queue.waitFor("the job to finish") { try await store.job(id)?["status"]?.stringValue == "done" }
-        try await Task.sleep(for: .milliseconds(300))
-        let metrics = try await httpRequest(base + "/metrics")
+        // Read until the job's end is counted (written after its outcome).
+        var metrics = try await httpRequest(base + "/metrics")
+        _ = try await eventually(60) {
+            metrics = try await httpRequest(base + "/metrics")
+            return metrics.body.contains("agent_runner_jobs_running 0")
+        }
         #expect(metrics.status == 200)
         #expect(metrics.body.contains("agent_runner_jobs_claimed_total 1"))
         #expect(metrics.body.contains(#"agent_runner_jobs_finished_total{status="done",code=""} 1"#)
@@ -101,8 +105,13 @@ import Testing
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let id = try await h.seed(tinySpec)
         try await queue.waitFor("the job to end", timeout: 120) { try await h.job(id)["status"]?.stringValue == "failed" }
-        try await Task.sleep(for: .milliseconds(300))
-        let body = try await httpRequest("http://127.0.0.1:\(port)/metrics").body
+        // The job's outcome and its metrics are written apart: the metrics are
+        // read until the budget's stop is counted (the last of them).
+        var body = ""
+        _ = try await eventually(60) {
+            body = try await httpRequest("http://127.0.0.1:\(port)/metrics").body
+            return body.split(separator: "\n").contains { $0 == "agent_runner_budget_stops_total 1" }
+        }
         let dims = #"route="provider",provider="openai-compatible",model="gpt-4.1""#
         func has(_ line: String) -> Bool { body.split(separator: "\n").contains { $0 == line } }
         #expect(has(#"agent_runner_model_calls_total{\#(dims),status="200"} 2"#), "\(body)")

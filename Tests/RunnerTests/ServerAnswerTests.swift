@@ -20,15 +20,23 @@ import Testing
     func silentStream(dropping types: [String]) async throws -> String {
         let h = try Harness()
         defer { h.cleanup() }
-        let proxy = try await DatabaseProxy(misbehaving: [.dropEvents(pattern: "updateDescription.updatedFields", types: types)])
+        let proxy = try await DatabaseProxy(countingIn: h.root,
+                                            misbehaving: [.dropEvents(pattern: "updateDescription.updatedFields", types: types)])
         defer { proxy.stop() }
         let path = h.root + "/supervisor.log"
         let s = try h.startSupervisor(["MONGODB_URI": proxy.uri, "AGENT_RUNNER_JOB_PATH": try queue.fakeChild(h, seconds: 300),
                                        "RUNNER_POLL_SECONDS": "1", "LEASE_SECONDS": "300", "SHUTDOWN_GRACE_SECONDS": "1"], log: path)
         defer { if s.isRunning { kill(s.processIdentifier, SIGKILL) } }
         try await queue.waitFor("the silent stream's warning", timeout: 30) { log(path).contains("change stream unavailable or silent") }
-        // Picked up by the poll (RUNNER_POLL_SECONDS=1). (The wait is long for a loaded
-        // machine, so it does not tell that poll from the 30 s safety poll of a trusted stream.)
+        // Then the supervisor polls every RUNNER_POLL_SECONDS (1 s), counted on
+        // the wire by the sweep each poll makes while the stream is down: a
+        // trusted stream's safety poll (every 30 s) would sweep once at most
+        // in these 8 s, a loaded machine's 1 s poll 4 times at least.
+        proxy.resetCount()
+        try await Task.sleep(for: .seconds(8))
+        let polls = proxy.commands(monitoring: false).filter { $0 == "update jobs sweep" }.count
+        #expect(polls >= 4, "polls in 8 s while polling every second: \(proxy.commands(monitoring: false))")
+        // Picked up by that poll (the wait is long for a loaded machine).
         let id = try await h.seed(tinySpec)
         try await queue.waitFor("the job's pickup by polling", timeout: 60) { queue.runs(h).contains { $0.kind == "start" && $0.job == id } }
         // Read with the lease reads of the poll, not at the next renewal (100 s after the claim).

@@ -140,6 +140,30 @@ enum Git {
     struct GitCLIError: Error { let message: String }
 }
 
+/// Harness clean-ups under way, each on a thread of its own. The process
+/// waits for them when it exits, before the exit handlers of libmongoc and
+/// libcrypto (registered earlier, so run later) tear those down: a drop
+/// still running then was seen as a SIGSEGV after the last test.
+enum PendingCleanups {
+    private static let running = Locked(0)
+    private static let waitsAtExit: Void = { atexit { PendingCleanups.waitForAll() } }()
+
+    static func run(_ body: @escaping @Sendable () -> Void) {
+        _ = waitsAtExit
+        running.withLock { $0 += 1 }
+        Thread.detachNewThread {
+            body()
+            running.withLock { $0 -= 1 }
+        }
+    }
+
+    /// Blocks until every clean-up ended, for at most a minute.
+    static func waitForAll() {
+        let end = Date().addingTimeInterval(60)
+        while running.withLock({ $0 }) > 0, Date() < end { usleep(10_000) }
+    }
+}
+
 /// One test's world: a private database, a workspace root and a bare remote.
 struct Harness {
     let dbName = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
@@ -190,13 +214,16 @@ struct Harness {
         return j
     }
 
-    /// Removes the harness's directory and drops its database, before it
-    /// returns: a drop still running when the test process exits would use
-    /// libmongoc (and libcrypto) while their exit handlers tear them down
-    /// (seen as a SIGSEGV after the last test).
+    /// Removes the harness's directory and drops its database, on a thread
+    /// of its own: both block (a drop took up to 2 s on a loaded machine, on
+    /// one of the cooperative pool's two threads, from every test's `defer`).
+    /// The process waits for them at exit (`PendingCleanups`).
     func cleanup() {
-        try? FileManager.default.removeItem(atPath: root)
-        _ = try? store.pool.commandBlocking(.object(["dropDatabase": .int(1)]))
+        let root = root, pool = store.pool
+        PendingCleanups.run {
+            try? FileManager.default.removeItem(atPath: root)
+            _ = try? pool.commandBlocking(.object(["dropDatabase": .int(1)]))
+        }
     }
 }
 

@@ -21,7 +21,7 @@ import Testing
         for i in 0..<3 {
             let p = try await h.store.insertProject(name: "W\(i)", repoURL: nil)
             _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
-            jobs.append(try #require(try await h.store.claim(owner: "test", leaseSeconds: 60)))
+            jobs.append(try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600)))
         }
         let proxy = try await DatabaseProxy(countingIn: h.root)
         defer { proxy.stop() }
@@ -61,7 +61,7 @@ import Testing
         for i in 0..<2 {
             let p = try await h.store.insertProject(name: "L\(i)", repoURL: nil)
             _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
-            jobs.append(try #require(try await h.store.claim(owner: "test", leaseSeconds: 60)))
+            jobs.append(try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600)))
         }
         // Another runner took the second job over.
         let taken = jobs[1].idText
@@ -100,12 +100,12 @@ import Testing
         let waiting = try await h.store.insertJob(projectId: projects[2], spec: tinySpec)
         var holders: [(job: ClaimedJob, projectId: JSONValue)] = []
         for _ in 0..<3 {
-            let job = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+            let job = try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600))
             let projectId = try #require(job.projectId)
-            #expect(try await h.store.acquireProjectLock(job, projectId: projectId, leaseSeconds: 60))
+            #expect(try await h.store.acquireProjectLock(job, projectId: projectId, leaseSeconds: 3600))
             holders.append((job, projectId))
         }
-        let fourth = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        let fourth = try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600))
         #expect(fourth.idText == waiting)
         #expect(try await !h.store.acquireProjectLock(fourth, projectId: .string(projects[2]), leaseSeconds: 60))
         #expect(try await h.store.deferForProject(fourth, leaseSeconds: 60))
@@ -133,7 +133,7 @@ import Testing
         #expect(locks.isEmpty, "\(locks)")
         let woken = try await h.job(waiting)
         #expect(woken["status"] == "pending" && woken["waitingForProject"] == nil && woken["notBefore"] == nil, "\(woken)")
-        #expect(try await h.store.claim(owner: "test", leaseSeconds: 60)?.idText == waiting)
+        #expect(try await h.store.claim(owner: "test", leaseSeconds: 3600)?.idText == waiting)
     }
 
     /// A waited lock's release is safe to repeat: after an attempt that
@@ -145,9 +145,9 @@ import Testing
         let p = try await h.store.insertProject(name: "R", repoURL: nil)
         _ = try await h.store.insertJob(projectId: p, spec: tinySpec)
         let waiting = try await h.store.insertJob(projectId: p, spec: tinySpec)
-        let holder = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        let holder = try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600))
         #expect(try await h.store.acquireProjectLock(holder, projectId: .string(p), leaseSeconds: 60))
-        let second = try #require(try await h.store.claim(owner: "test", leaseSeconds: 60))
+        let second = try #require(try await h.store.claim(owner: "test", leaseSeconds: 3600))
         #expect(try await h.store.deferForProject(second, leaseSeconds: 60))
         // The first attempt's delete went through; its wake-up did not.
         _ = try await h.store.pool.run("project_locks") { try CollectionOps.delete($0, filter: ["_id": .string(p)]) }
