@@ -294,6 +294,13 @@ def main():
                 except OSError:
                     pass
 
+        def answer(request_id, fields):
+            """Answers the request itself, with a document of `fields`."""
+            next_id[0] += 1
+            body = struct.pack("<I", 0) + b"\x00" + bson(fields)
+            with lock:
+                client.sendall(struct.pack("<iiii", 16 + len(body), next_id[0], request_id, OP_MSG) + body)
+
         threading.Thread(target=pump_back, daemon=True).start()
         try:
             while True:
@@ -304,12 +311,7 @@ def main():
                 hit = next((p for p in patterns if p in msg), None)
                 if opcode == OP_MSG and hit is not None:
                     text = errmsg or "Operator '%s' is not currently implemented" % hit.decode()
-                    doc = bson([("ok", 0.0), ("errmsg", text), ("code", code), ("codeName", "NotImplemented")])
-                    next_id[0] += 1
-                    body = struct.pack("<I", 0) + b"\x00" + doc
-                    reply = struct.pack("<iiii", 16 + len(body), next_id[0], request_id, OP_MSG) + body
-                    with lock:
-                        client.sendall(reply)
+                    answer(request_id, [("ok", 0.0), ("errmsg", text), ("code", code), ("codeName", "NotImplemented")])
                     continue
                 if count and opcode in (OP_MSG, OP_QUERY):
                     record(msg, opcode)
@@ -325,12 +327,7 @@ def main():
                     # The driver's retry of the write whose answer was lost,
                     # answered as a server that does not recognise retried
                     # writes: the filter matches nothing any more.
-                    doc = bson([("n", 0), ("nModified", 0), ("ok", 1.0)])
-                    next_id[0] += 1
-                    body = struct.pack("<I", 0) + b"\x00" + doc
-                    reply = struct.pack("<iiii", 16 + len(body), next_id[0], request_id, OP_MSG) + body
-                    with lock:
-                        client.sendall(reply)
+                    answer(request_id, [("n", 0), ("nModified", 0), ("ok", 1.0)])
                     continue
                 if rewrite.active and opcode == OP_MSG:
                     rewrite.request(msg, plans)
